@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    name = "yobikake.accounts"
+    verbose_name = "アカウント"

@@ -1,0 +1,40 @@
+from dataclasses import dataclass
+from typing import Any
+
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+
+from yobikake.accounts.permissions import Permission
+from yobikake.accounts.selectors import active_roles, has_permission
+
+
+@dataclass(frozen=True)
+class NavItem:
+    label: str | Promise
+    url: str
+
+
+# Menu entries and the permission each needs, in menu order.
+_MENU: tuple[tuple[Permission, str | Promise, str], ...] = (
+    (Permission.INSURER_ANY_VIEW, _("Insurers"), "tenancy:insurer_list"),
+    (Permission.PARTICIPATION_MATRIX_VIEW, _("Participation"), "tenancy:participation"),
+    (Permission.ACCOUNT_USER_MANAGE, _("Accounts"), "accounts:user_list"),
+    (Permission.ACCOUNT_ROLE_APPROVE, _("Role approvals"), "accounts:role_requests"),
+    (Permission.API_TOKEN_CREATE, _("API tokens"), "accounts:api_tokens"),
+)
+
+
+def navigation(request: HttpRequest) -> dict[str, Any]:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or not user.is_verified():
+        return {"nav": [], "my_roles": []}
+    items = [NavItem(_("Home"), reverse("home"))]
+    insurer_id = user.organization.insurer_id
+    if has_permission(user, Permission.INSURER_OWN_VIEW) and insurer_id:
+        items.append(
+            NavItem(_("My insurer"), reverse("tenancy:insurer_detail", args=[insurer_id]))
+        )
+    items += [NavItem(label, reverse(name)) for perm, label, name in _MENU if has_permission(user, perm)]
+    return {"nav": items, "my_roles": sorted(r.label for r in active_roles(user))}

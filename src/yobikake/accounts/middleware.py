@@ -1,0 +1,30 @@
+from collections.abc import Callable
+
+from django.conf import settings
+from django.contrib.auth import logout
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+
+# Paths that answer without a verified (password + TOTP) session. The API checks its own
+# credentials (token or verified session) in `yobikake.api`.
+OPEN_PREFIXES = ("/login/", "/i18n/", "/api/", "/healthz")
+
+
+class RequireVerifiedLoginMiddleware:
+    """Every page needs a session that passed both password and TOTP, of an account that
+    is still active and unexpired (an account that expires mid-session is logged out)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        if user.is_authenticated and (not user.is_active or user.is_expired()):
+            logout(request)
+        path = request.path_info
+        if path.startswith(OPEN_PREFIXES) or path.startswith(settings.STATIC_URL):
+            return self.get_response(request)
+        if not (request.user.is_authenticated and request.user.is_verified()):
+            return redirect(f"{reverse(settings.LOGIN_URL)}?next={path}")
+        return self.get_response(request)

@@ -1,0 +1,60 @@
+"""Reads about users and what they may do."""
+
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from yobikake.accounts.models import RoleAssignment, User
+from yobikake.accounts.permissions import (
+    ROLE_ORGANIZATION_KIND,
+    ROLE_PERMISSIONS,
+    Permission,
+    Role,
+)
+
+_CACHE_ATTR = "_yobikake_permissions"
+
+
+def active_roles(user: User) -> frozenset[Role]:
+    """The roles a user holds now; a role held in the wrong kind of organisation counts
+    for nothing, whatever the row says."""
+    if not user.is_authenticated or not user.is_active or user.is_expired():
+        return frozenset()
+    held = RoleAssignment.objects.filter(
+        user=user, status=RoleAssignment.Status.ACTIVE
+    ).values_list("role", flat=True)
+    return frozenset(
+        Role(r) for r in held if ROLE_ORGANIZATION_KIND[Role(r)] == user.organization.kind
+    )
+
+
+def user_permissions(user: User) -> frozenset[Permission]:
+    cached: frozenset[Permission] | None = getattr(user, _CACHE_ATTR, None)
+    if cached is not None:
+        return cached
+    roles = active_roles(user)
+    if user.is_authenticated and user.is_superuser and roles:
+        # The superuser flag is the sysadmin's, never more: any other role is ignored.
+        roles = frozenset({Role.SYSADMIN})
+    permissions = frozenset(p for role in roles for p in ROLE_PERMISSIONS[role])
+    setattr(user, _CACHE_ATTR, permissions)
+    return permissions
+
+
+def forget_permissions(user: User) -> None:
+    """Drop the per-request cache after the user's roles changed."""
+    if hasattr(user, _CACHE_ATTR):
+        delattr(user, _CACHE_ATTR)
+
+
+def has_permission(user: User, permission: Permission) -> bool:
+    return permission in user_permissions(user)
+
+
+def pending_role_requests() -> QuerySet[RoleAssignment]:
+    return RoleAssignment.objects.filter(status=RoleAssignment.Status.PENDING).select_related(
+        "user", "user__organization", "requested_by"
+    )
+
+
+def live_api_tokens(user: User) -> QuerySet:
+    return user.api_tokens.filter(revoked_at__isnull=True, expires_at__gt=timezone.now())

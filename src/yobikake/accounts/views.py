@@ -1,0 +1,197 @@
+import base64
+import time
+
+import qrcode
+import qrcode.image.svg
+from axes.handlers.proxy import AxesProxyHandler
+from django.contrib import messages
+from django.contrib.auth import login as auth_login
+from django.contrib.auth import logout as auth_logout
+from django.contrib.auth.signals import user_login_failed
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+from django_otp import login as otp_login
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from yobikake.accounts import selectors, services
+from yobikake.accounts.decorators import permission_required
+from yobikake.accounts.forms import ApiTokenForm, LoginForm, RoleRequestForm, TotpForm
+from yobikake.accounts.models import RoleAssignment, User
+from yobikake.accounts.permissions import PERMISSION_DESCRIPTIONS, Permission, Role
+
+# Between the password and the TOTP step the session holds only the user's id, for a
+# few minutes; the user is logged in (session key cycled) after the TOTP step.
+PENDING_USER = "yobikake_pending_user"
+PENDING_SINCE = "yobikake_pending_since"
+PENDING_SECONDS = 300
+PASSWORD_BACKEND = "yobikake.accounts.backends.ExpiringAccountBackend"
+
+
+def _next_url(request: HttpRequest) -> str:
+    candidate = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(candidate, {request.get_host()}, request.is_secure()):
+        return candidate
+    return reverse("home")
+
+
+def _locked_out(request: HttpRequest) -> HttpResponse:
+    return render(request, "accounts/locked_out.html", status=429)
+
+
+@require_http_methods(["GET", "POST"])
+def login_view(request: HttpRequest) -> HttpResponse:
+    if request.user.is_authenticated and request.user.is_verified():
+        return redirect(_next_url(request))
+    form = LoginForm(request, data=request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        request.session.cycle_key()
+        request.session[PENDING_USER] = form.get_user().pk
+        request.session[PENDING_SINCE] = time.time()
+        return redirect(f"{reverse('accounts:mfa')}?next={_next_url(request)}")
+    return render(request, "accounts/login.html", {"form": form, "next": _next_url(request)})
+
+
+def _pending_user(request: HttpRequest) -> User | None:
+    user_id = request.session.get(PENDING_USER)
+    since = request.session.get(PENDING_SINCE, 0)
+    if user_id is None or time.time() - since > PENDING_SECONDS:
+        return None
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    return None if user is None or user.is_expired() else user
+
+
+def _qr_svg(device: TOTPDevice) -> str:
+    image = qrcode.make(device.config_url, image_factory=qrcode.image.svg.SvgPathImage)
+    return str(image.to_string(encoding="unicode"))
+
+
+@require_http_methods(["GET", "POST"])
+def mfa_view(request: HttpRequest) -> HttpResponse:
+    user = _pending_user(request)
+    if user is None:
+        messages.error(request, _("Please log in again."))
+        return redirect("accounts:login")
+    credentials = {"username": user.username}
+    if AxesProxyHandler.is_locked(request, credentials):
+        return _locked_out(request)
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    enrolling = device is None
+    if device is None:
+        device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
+        device = device or TOTPDevice.objects.create(user=user, name="TOTP", confirmed=False)
+    form = TotpForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        if device.verify_token(form.cleaned_data["token"]):
+            if enrolling:
+                device.confirmed = True
+                device.save(update_fields=["confirmed"])
+            for key in (PENDING_USER, PENDING_SINCE):
+                request.session.pop(key, None)
+            auth_login(request, user, backend=PASSWORD_BACKEND)
+            otp_login(request, device)
+            return redirect(_next_url(request))
+        user_login_failed.send(sender=__name__, credentials=credentials, request=request)
+        if AxesProxyHandler.is_locked(request, credentials):
+            return _locked_out(request)
+        form.add_error("token", _("The code is wrong or has expired."))
+    context = {"form": form, "enrolling": enrolling, "next": _next_url(request)}
+    if enrolling:
+        context["secret"] = base64.b32encode(device.bin_key).decode()
+        context["qr_svg"] = _qr_svg(device)
+    return render(request, "accounts/mfa.html", context)
+
+
+@require_POST
+def logout_view(request: HttpRequest) -> HttpResponse:
+    auth_logout(request)
+    messages.info(request, _("You have logged out."))
+    return redirect("accounts:login")
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    permissions = selectors.user_permissions(request.user)
+    can_do = [PERMISSION_DESCRIPTIONS[p] for p in Permission if p in permissions]
+    return render(request, "home.html", {"can_do": can_do})
+
+
+@permission_required(Permission.ACCOUNT_USER_MANAGE)
+@require_http_methods(["GET", "POST"])
+def user_list(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = RoleRequestForm(request.POST)
+        if form.is_valid():
+            user = get_object_or_404(User, pk=form.cleaned_data["user"])
+            try:
+                assignment = services.request_role(
+                    actor=request.user, user=user, role=Role(form.cleaned_data["role"])
+                )
+            except services.AccountError as exc:
+                messages.error(request, str(exc))
+            else:
+                if assignment.status == RoleAssignment.Status.PENDING:
+                    messages.info(request, _("Requested; it waits for a second person."))
+                else:
+                    messages.success(request, _("The role is granted."))
+        return redirect("accounts:user_list")
+    users = User.objects.select_related("organization").prefetch_related("role_assignments")
+    return render(
+        request,
+        "accounts/user_list.html",
+        {"users": users.order_by("organization__kind", "username"), "roles": Role.choices},
+    )
+
+
+@permission_required(Permission.ACCOUNT_ROLE_APPROVE)
+def role_requests(request: HttpRequest) -> HttpResponse:
+    return render(
+        request, "accounts/role_requests.html", {"pending": selectors.pending_role_requests()}
+    )
+
+
+@permission_required(Permission.ACCOUNT_ROLE_APPROVE)
+@require_POST
+def decide_role_request(request: HttpRequest, assignment_id: int) -> HttpResponse:
+    assignment = get_object_or_404(selectors.pending_role_requests(), pk=assignment_id)
+    decide = services.approve_role if request.POST.get("decision") == "approve" else services.refuse_role
+    try:
+        decide(actor=request.user, assignment=assignment)
+    except services.AccountError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _("Decided."))
+    return redirect("accounts:role_requests")
+
+
+@permission_required(Permission.API_TOKEN_CREATE)
+@require_http_methods(["GET", "POST"])
+def api_tokens(request: HttpRequest) -> HttpResponse:
+    form = ApiTokenForm(request.POST if request.method == "POST" else None)
+    new_token = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            _row, new_token = services.create_api_token(
+                actor=request.user, name=form.cleaned_data["name"], days=form.cleaned_data["days"]
+            )
+        except services.AccountError as exc:
+            form.add_error(None, str(exc))
+        else:
+            form = ApiTokenForm()
+    tokens = selectors.live_api_tokens(request.user)
+    return render(
+        request, "accounts/api_tokens.html", {"form": form, "tokens": tokens, "new_token": new_token}
+    )
+
+
+@permission_required(Permission.API_TOKEN_CREATE)
+@require_POST
+def revoke_api_token(request: HttpRequest, token_id: int) -> HttpResponse:
+    token = get_object_or_404(selectors.live_api_tokens(request.user), pk=token_id)
+    services.revoke_api_token(actor=request.user, token=token)
+    messages.success(request, _("The token is revoked."))
+    return redirect("accounts:api_tokens")
+
+

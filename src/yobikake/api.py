@@ -1,0 +1,14 @@
+"""The REST API at /api/v1, documented by OpenAPI at /api/v1/docs."""
+
+from ninja import NinjaAPI
+
+from yobikake.accounts.api_auth import ApiTokenAuth, VerifiedSessionAuth
+from yobikake.tenancy.api import router as tenancy_router
+
+api = NinjaAPI(
+    title="Yobikake API",
+    version="1",
+    urls_namespace="api-v1",
+    auth=[ApiTokenAuth(), VerifiedSessionAuth()],
+)
+api.add_router("", tenancy_router)

@@ -1,0 +1,155 @@
+"""The demo installation: the seed's insurers and contracts, one organisation of each
+kind, and one user per role, created through the same services real users go through.
+Running it again changes nothing."""
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+from django_otp.oath import TOTP
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from yobikake.accounts import services as accounts
+from yobikake.accounts.models import Organization, RoleAssignment, User
+from yobikake.accounts.permissions import OrganizationKind, Role
+from yobikake.synth.gifu import seed_insurers
+from yobikake.tenancy import services as tenancy
+from yobikake.tenancy.models import Contract, Insurer
+
+DEMO_PASSWORD = "yobikake-demo-2026"
+FEDERATION = "岐阜県国民健康保険団体連合会（デモ）"
+CALL_CENTRE = "デモ・コールセンター株式会社"
+MAINTENANCE = "デモ・システム保守株式会社"
+CONTRACTOR_ACCOUNT_DAYS = 180
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    role: Role
+    organization: str  # an organisation name, or an insurer's name
+
+
+DEMO_USERS = (
+    DemoUser("fed-admin", Role.FEDERATION_ADMIN, FEDERATION),
+    DemoUser("security", Role.SECURITY_OFFICER, FEDERATION),
+    DemoUser("sysadmin", Role.SYSADMIN, MAINTENANCE),
+    DemoUser("staff-gifu", Role.INSURER_STAFF, "岐阜市"),
+    DemoUser("staff-ogaki", Role.INSURER_STAFF, "大垣市"),
+    DemoUser("supervisor", Role.SUPERVISOR, CALL_CENTRE),
+    DemoUser("operator", Role.OPERATOR, CALL_CENTRE),
+    DemoUser("researcher", Role.RESEARCHER, CALL_CENTRE),
+)
+_FIRST = ("fed-admin", "security", "sysadmin")
+
+
+def _organization(name: str, kind: OrganizationKind) -> Organization:
+    org, _ = Organization.objects.get_or_create(name=name, defaults={"kind": kind, "is_demo": True})
+    return org
+
+
+def _contractor_expiry(org: Organization) -> "timezone.datetime | None":
+    return timezone.now() + timedelta(days=CONTRACTOR_ACCOUNT_DAYS) if org.is_contractor else None
+
+
+def _organizations() -> dict[str, Organization]:
+    orgs = {
+        FEDERATION: _organization(FEDERATION, OrganizationKind.FEDERATION),
+        CALL_CENTRE: _organization(CALL_CENTRE, OrganizationKind.CALL_CENTRE),
+        MAINTENANCE: _organization(MAINTENANCE, OrganizationKind.MAINTENANCE),
+    }
+    return orgs
+
+
+def _first_accounts(orgs: dict[str, Organization]) -> None:
+    if User.objects.filter(username__in=_FIRST).exists():
+        return
+    accounts.bootstrap_installation(
+        accounts=[
+            accounts.FirstAccount(
+                username=u.username,
+                organization=orgs[u.organization],
+                password=DEMO_PASSWORD,
+                role=u.role,
+                expires_at=_contractor_expiry(orgs[u.organization]),
+            )
+            for u in DEMO_USERS
+            if u.username in _FIRST
+        ]
+    )
+
+
+def _insurers_and_contracts(fed_admin: User) -> None:
+    for seed in seed_insurers():
+        insurer = Insurer.objects.filter(number=seed.synthetic_number).first()
+        if insurer is None:
+            insurer = tenancy.register_insurer(
+                actor=fed_admin,
+                number=seed.synthetic_number,
+                name=seed.name,
+                kind=Insurer.Kind.NHI_ASSOCIATION
+                if seed.is_nhi_association
+                else Insurer.Kind.MUNICIPALITY,
+            )
+            Organization.objects.filter(insurer=insurer).update(is_demo=True)
+        for year in seed.fiscal_years:
+            if not Contract.objects.filter(insurer=insurer, fiscal_year=year).exists():
+                tenancy.create_contract(
+                    actor=fed_admin,
+                    insurer=insurer,
+                    fiscal_year=year,
+                    calling_starts=date(year, 9, 1),
+                    calling_ends=date(year, 12, 20),
+                    retention_until=date(year + 2, 3, 31),
+                )
+
+
+def _other_users(orgs: dict[str, Organization], sysadmin: User, fed_admin: User) -> None:
+    for demo in DEMO_USERS:
+        if demo.username in _FIRST:
+            continue
+        org = orgs.get(demo.organization) or Organization.objects.get(
+            insurer__name=demo.organization
+        )
+        user = User.objects.filter(username=demo.username).first() or accounts.create_user(
+            actor=sysadmin,
+            username=demo.username,
+            organization=org,
+            password=DEMO_PASSWORD,
+            expires_at=_contractor_expiry(org),
+        )
+        held = RoleAssignment.objects.filter(
+            user=user, role=demo.role, status__in=["pending", "active"]
+        ).first()
+        held = held or accounts.request_role(actor=sysadmin, user=user, role=demo.role)
+        if held.status == RoleAssignment.Status.PENDING:
+            accounts.approve_role(actor=fed_admin, assignment=held)
+
+
+def _totp_devices() -> None:
+    for user in User.objects.filter(username__in=[u.username for u in DEMO_USERS]):
+        if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+            TOTPDevice.objects.create(user=user, name="demo", confirmed=True)
+
+
+@transaction.atomic
+def load_demo() -> None:
+    orgs = _organizations()
+    _first_accounts(orgs)
+    fed_admin = User.objects.get(username="fed-admin")
+    sysadmin = User.objects.get(username="sysadmin")
+    _insurers_and_contracts(fed_admin)
+    _other_users(orgs, sysadmin, fed_admin)
+    _totp_devices()
+
+
+def current_totp(username: str) -> str:
+    """The current code of a demo user's authenticator; refused for any other user."""
+    device = TOTPDevice.objects.filter(
+        user__username=username, user__organization__is_demo=True, confirmed=True
+    ).first()
+    if device is None:
+        raise LookupError(username)
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    return f"{totp.token():0{device.digits}d}"

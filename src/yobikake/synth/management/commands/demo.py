@@ -1,0 +1,53 @@
+from typing import Any
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from rich.console import Console
+from rich.table import Table
+
+from yobikake.accounts.selectors import active_roles
+from yobikake.accounts.models import User
+from yobikake.synth.demo import DEMO_PASSWORD, DEMO_USERS, current_totp, load_demo
+
+
+class Command(BaseCommand):
+    help = (
+        "Prepare the embedded database with synthetic demo data (the seed's 27 insurers, "
+        "their contracts, one user per role), print the logins and serve on 127.0.0.1:8000."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--no-serve", action="store_true", help="Prepare, print, exit.")
+        parser.add_argument("--addr", default="127.0.0.1:8000", help="Where to serve.")
+        parser.add_argument(
+            "--totp", metavar="USER", help="Print a demo user's current TOTP code and exit."
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["totp"]:
+            try:
+                self.stdout.write(current_totp(options["totp"]))
+            except LookupError:
+                raise CommandError(f"{options['totp']!r} is not a demo user.") from None
+            return
+        call_command("migrate", interactive=False, verbosity=0)
+        load_demo()
+        self._print_logins()
+        if not options["no_serve"]:
+            call_command("runserver", options["addr"], use_reloader=False)
+
+    def _print_logins(self) -> None:
+        table = Table(title="Yobikake demo logins (password for all: " + DEMO_PASSWORD + ")")
+        for column in ("user", "role", "organisation", "TOTP now"):
+            table.add_column(column)
+        users = {u.username: u for u in User.objects.select_related("organization")}
+        for demo in DEMO_USERS:
+            user = users[demo.username]
+            roles = ", ".join(sorted(str(r.label) for r in active_roles(user)))
+            table.add_row(demo.username, roles, user.organization.name, current_totp(demo.username))
+        console = Console(file=self.stdout, width=120)
+        console.print(table)
+        console.print(
+            "TOTP codes change every 30 s: `.venv/bin/yobikake demo --totp USER` prints the "
+            "current one (demo users only)."
+        )

@@ -1,0 +1,89 @@
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+from yobikake.jp.insurer_numbers import InsurerNumber, InvalidInsurerNumber, parse_insurer_number
+from yobikake.tenancy.fiscal import FiscalYear
+
+
+INSURER_NUMBER_ERRORS = {
+    "not_digits": _("An insurer number has digits only."),
+    "length": _("An insurer number has 6 digits (NHI) or 8 digits."),
+    "prefecture": _("The insurer number's prefecture code does not exist."),
+    "check_digit": _("The insurer number's check digit (its last digit) does not match."),
+}
+
+
+def validate_insurer_number(value: str) -> None:
+    try:
+        parse_insurer_number(value)
+    except InvalidInsurerNumber as exc:
+        raise ValidationError(INSURER_NUMBER_ERRORS[exc.reason], code=exc.reason) from exc
+
+
+class Insurer(models.Model):
+    """A member insurer of the federation: a municipality's NHI or an NHI association."""
+
+    class Kind(models.TextChoices):
+        MUNICIPALITY = "municipality", _("Municipality")
+        NHI_ASSOCIATION = "nhi_association", _("NHI association")
+
+    number = models.CharField(
+        _("insurer number"), max_length=6, unique=True, validators=[validate_insurer_number]
+    )
+    name = models.CharField(_("name"), max_length=100)
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [
+            # Both kinds are NHI insurers, whose numbers have six digits.
+            models.CheckConstraint(
+                condition=Q(number__regex=r"^[0-9]{6}$"), name="insurer_number_six_digits"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def parsed_number(self) -> InsurerNumber:
+        return parse_insurer_number(self.number)
+
+    @property
+    def prefecture(self) -> str:
+        return self.parsed_number.prefecture_name
+
+
+class Contract(models.Model):
+    """The outreach work an insurer entrusted to the federation for one fiscal year."""
+
+    insurer = models.ForeignKey(Insurer, on_delete=models.PROTECT, related_name="contracts")
+    fiscal_year = models.PositiveSmallIntegerField(_("fiscal year"))
+    calling_starts = models.DateField(_("calling starts"))
+    calling_ends = models.DateField(_("calling ends"))
+    retention_until = models.DateField(_("retention deadline"))
+
+    class Meta:
+        ordering = ["insurer__number", "fiscal_year"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["insurer", "fiscal_year"], name="one_contract_per_insurer_and_year"
+            ),
+            models.CheckConstraint(
+                condition=Q(calling_starts__lte=F("calling_ends")),
+                name="contract_calling_period_ordered",
+            ),
+            models.CheckConstraint(
+                condition=Q(retention_until__gte=F("calling_ends")),
+                name="contract_retention_after_calling",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.insurer} {self.fy}"
+
+    @property
+    def fy(self) -> FiscalYear:
+        return FiscalYear(self.fiscal_year)

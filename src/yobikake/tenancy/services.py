@@ -1,0 +1,74 @@
+"""Every write to insurers and contracts."""
+
+from datetime import date
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from yobikake.accounts.models import Organization, User
+from yobikake.accounts.permissions import OrganizationKind, Permission
+from yobikake.accounts.services import AccountError, require
+from yobikake.jp.insurer_numbers import InvalidInsurerNumber, parse_insurer_number
+from yobikake.tenancy.models import INSURER_NUMBER_ERRORS, Contract, Insurer
+
+
+class TenancyError(AccountError):
+    """A refusal about insurers or contracts, shown to the user as it is."""
+
+
+def _full_clean(obj: Insurer | Contract) -> None:
+    try:
+        obj.full_clean()
+    except ValidationError as exc:
+        raise TenancyError(" ".join(exc.messages)) from exc
+
+
+@transaction.atomic
+def register_insurer(*, actor: User, number: str, name: str, kind: Insurer.Kind) -> Insurer:
+    """Add a member insurer and the organisation its staff belong to."""
+    require(actor, Permission.INSURER_ANY_MANAGE)
+    try:
+        number = parse_insurer_number(number).digits
+    except InvalidInsurerNumber as exc:
+        raise TenancyError(INSURER_NUMBER_ERRORS[exc.reason]) from exc
+    insurer = Insurer(number=number, name=name.strip(), kind=kind)
+    _full_clean(insurer)
+    insurer.save()
+    Organization.objects.create(name=insurer.name, kind=OrganizationKind.INSURER, insurer=insurer)
+    return insurer
+
+
+@transaction.atomic
+def create_contract(
+    *,
+    actor: User,
+    insurer: Insurer,
+    fiscal_year: int,
+    calling_starts: date,
+    calling_ends: date,
+    retention_until: date,
+) -> Contract:
+    """Record that an insurer entrusts a fiscal year's outreach to the federation."""
+    require(actor, Permission.CONTRACT_ANY_MANAGE)
+    contract = Contract(
+        insurer=insurer,
+        fiscal_year=fiscal_year,
+        calling_starts=calling_starts,
+        calling_ends=calling_ends,
+        retention_until=retention_until,
+    )
+    fy = contract.fy
+    if not (fy.starts <= calling_starts and calling_ends <= fy.ends):
+        raise TenancyError(
+            _("The calling period must lie within %(fy)s (%(start)s – %(end)s).")
+            % {"fy": fy, "start": fy.starts, "end": fy.ends}
+        )
+    if retention_until < calling_ends:
+        raise TenancyError(_("The retention deadline cannot come before calling ends."))
+    if Contract.objects.filter(insurer=insurer, fiscal_year=fiscal_year).exists():
+        raise TenancyError(_("%(insurer)s already has a contract for %(fy)s.") % {
+            "insurer": insurer, "fy": fy})
+    _full_clean(contract)
+    contract.save()
+    return contract

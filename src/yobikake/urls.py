@@ -1,0 +1,19 @@
+from django.http import HttpRequest, HttpResponse
+from django.urls import include, path
+
+from yobikake.accounts.views import home
+from yobikake.api import api
+
+
+def healthz(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("ok", content_type="text/plain")
+
+
+urlpatterns = [
+    path("", home, name="home"),
+    path("", include("yobikake.accounts.urls")),
+    path("", include("yobikake.tenancy.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("api/v1/", api.urls),
+    path("healthz", healthz, name="healthz"),
+]
