@@ -215,6 +215,7 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = YOBIKAKE_HOME / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 # The embedded profile serves static files straight from the package, no collectstatic.
 WHITENOISE_USE_FINDERS = True
 

@@ -33,8 +33,8 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     items = [NavItem(_("Home"), reverse("home"))]
     insurer_id = user.organization.insurer_id
     if has_permission(user, Permission.INSURER_OWN_VIEW) and insurer_id:
-        items.append(
-            NavItem(_("My insurer"), reverse("tenancy:insurer_detail", args=[insurer_id]))
-        )
-    items += [NavItem(label, reverse(name)) for perm, label, name in _MENU if has_permission(user, perm)]
+        items.append(NavItem(_("My insurer"), reverse("tenancy:insurer_detail", args=[insurer_id])))
+    items += [
+        NavItem(label, reverse(name)) for perm, label, name in _MENU if has_permission(user, perm)
+    ]
     return {"nav": items, "my_roles": sorted(r.label for r in active_roles(user))}

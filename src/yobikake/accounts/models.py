@@ -57,6 +57,14 @@ class User(AbstractUser):
     def is_expired(self, now: "timezone.datetime | None" = None) -> bool:
         return self.expires_at is not None and self.expires_at <= (now or timezone.now())
 
+    # Django's model permissions are not used: `accounts.permissions` is the only
+    # authority, and `is_superuser` must not unlock anything through Django's route.
+    def has_perm(self, perm: str, obj: object = None) -> bool:
+        return False
+
+    def has_module_perms(self, app_label: str) -> bool:
+        return False
+
 
 class RoleAssignment(models.Model):
     """A role held (or asked for) by a user. Roles that see personal data or approve
@@ -71,9 +79,7 @@ class RoleAssignment(models.Model):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="role_assignments")
     role = models.CharField(_("role"), max_length=30, choices=Role.choices)
     status = models.CharField(_("status"), max_length=10, choices=Status.choices)
-    requested_by = models.ForeignKey(
-        User, null=True, on_delete=models.PROTECT, related_name="+"
-    )
+    requested_by = models.ForeignKey(User, null=True, on_delete=models.PROTECT, related_name="+")
     requested_at = models.DateTimeField(default=timezone.now)
     decided_by = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"

@@ -56,7 +56,7 @@ class Permission(StrEnum):
     INCIDENT_ANY_MANAGE = "incident:any:manage"
     KEY_SERVICE_MANAGE = "key:service:manage"
     RETENTION_ANY_MANAGE = "retention:any:manage"
-    API_TOKEN_CREATE = "api:token:create"
+    API_TOKEN_CREATE = "api:token:create"  # noqa: S105 - a permission name
 
 
 P = Permission

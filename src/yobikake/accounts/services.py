@@ -24,7 +24,7 @@ from yobikake.accounts.permissions import (
 from yobikake.accounts.selectors import forget_permissions, has_permission
 from yobikake.tenancy.models import Insurer
 
-API_TOKEN_PREFIX = "ybk_"
+API_TOKEN_PREFIX = "ybk_"  # noqa: S105 - a public prefix
 LONGEST_CONTRACTOR_ACCOUNT = timedelta(days=366)
 
 
@@ -71,9 +71,7 @@ def _new_user(
     _check_expiry(organization, expires_at)
     if User.objects.filter(username=username).exists():
         raise AccountError(_("The user name “%(u)s” is taken.") % {"u": username})
-    user = User(
-        username=username, organization=organization, expires_at=expires_at, email=email
-    )
+    user = User(username=username, organization=organization, expires_at=expires_at, email=email)
     try:
         validate_password(password, user)
     except ValidationError as exc:
@@ -169,7 +167,9 @@ def request_role(*, actor: User, user: User, role: Role) -> RoleAssignment:
             _("A system administrator or superuser can never hold a role that sees personal data.")
         )
     if role == Role.SYSADMIN and _holds(user, _PERSONAL_DATA_ROLES):
-        raise AccountError(_("A user who sees personal data cannot also be a system administrator."))
+        raise AccountError(
+            _("A user who sees personal data cannot also be a system administrator.")
+        )
     if _holds(user, {role}):
         raise AccountError(_("This user already holds or awaits that role."))
     status = (

@@ -28,7 +28,7 @@ from yobikake.accounts.permissions import PERMISSION_DESCRIPTIONS, Permission, R
 PENDING_USER = "yobikake_pending_user"
 PENDING_SINCE = "yobikake_pending_since"
 PENDING_SECONDS = 300
-PASSWORD_BACKEND = "yobikake.accounts.backends.ExpiringAccountBackend"
+PASSWORD_BACKEND = "yobikake.accounts.backends.ExpiringAccountBackend"  # noqa: S105 - a dotted path
 
 
 def _next_url(request: HttpRequest) -> str:
@@ -156,7 +156,9 @@ def role_requests(request: HttpRequest) -> HttpResponse:
 @require_POST
 def decide_role_request(request: HttpRequest, assignment_id: int) -> HttpResponse:
     assignment = get_object_or_404(selectors.pending_role_requests(), pk=assignment_id)
-    decide = services.approve_role if request.POST.get("decision") == "approve" else services.refuse_role
+    decide = (
+        services.approve_role if request.POST.get("decision") == "approve" else services.refuse_role
+    )
     try:
         decide(actor=request.user, assignment=assignment)
     except services.AccountError as exc:
@@ -182,7 +184,9 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
             form = ApiTokenForm()
     tokens = selectors.live_api_tokens(request.user)
     return render(
-        request, "accounts/api_tokens.html", {"form": form, "tokens": tokens, "new_token": new_token}
+        request,
+        "accounts/api_tokens.html",
+        {"form": form, "tokens": tokens, "new_token": new_token},
     )
 
 
@@ -193,5 +197,3 @@ def revoke_api_token(request: HttpRequest, token_id: int) -> HttpResponse:
     services.revoke_api_token(actor=request.user, token=token)
     messages.success(request, _("The token is revoked."))
     return redirect("accounts:api_tokens")
-
-

@@ -17,7 +17,7 @@ from yobikake.synth.gifu import seed_insurers
 from yobikake.tenancy import services as tenancy
 from yobikake.tenancy.models import Contract, Insurer
 
-DEMO_PASSWORD = "yobikake-demo-2026"
+DEMO_PASSWORD = "yobikake-demo-2026"  # noqa: S105 - the documented demo login
 FEDERATION = "岐阜県国民健康保険団体連合会（デモ）"
 CALL_CENTRE = "デモ・コールセンター株式会社"
 MAINTENANCE = "デモ・システム保守株式会社"

@@ -6,12 +6,12 @@ from django.utils.translation import gettext_lazy as _
 from yobikake.jp.insurer_numbers import InsurerNumber, InvalidInsurerNumber, parse_insurer_number
 from yobikake.tenancy.fiscal import FiscalYear
 
-
 INSURER_NUMBER_ERRORS = {
     "not_digits": _("An insurer number has digits only."),
     "length": _("An insurer number has 6 digits (NHI) or 8 digits."),
     "prefecture": _("The insurer number's prefecture code does not exist."),
     "check_digit": _("The insurer number's check digit (its last digit) does not match."),
+    "not_nhi": _("Municipal NHI and NHI associations have 6-digit insurer numbers."),
 }
 
 

@@ -52,9 +52,7 @@ def participation_matrix(actor: User) -> ParticipationMatrix:
         Contract.objects.filter(insurer__in=insurers).values_list("insurer_id", "fiscal_year")
     )
     years = sorted({year for _, year in pairs})
-    rows = tuple(
-        ParticipationRow(i, tuple((i.pk, y) in pairs for y in years)) for i in insurers
-    )
+    rows = tuple(ParticipationRow(i, tuple((i.pk, y) in pairs for y in years)) for i in insurers)
     return ParticipationMatrix(tuple(FiscalYear(y) for y in years), rows)
 
 

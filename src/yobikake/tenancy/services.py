@@ -29,9 +29,12 @@ def register_insurer(*, actor: User, number: str, name: str, kind: Insurer.Kind)
     """Add a member insurer and the organisation its staff belong to."""
     require(actor, Permission.INSURER_ANY_MANAGE)
     try:
-        number = parse_insurer_number(number).digits
+        parsed = parse_insurer_number(number)
     except InvalidInsurerNumber as exc:
         raise TenancyError(INSURER_NUMBER_ERRORS[exc.reason]) from exc
+    if parsed.law_code is not None:
+        raise TenancyError(INSURER_NUMBER_ERRORS["not_nhi"])
+    number = parsed.digits
     insurer = Insurer(number=number, name=name.strip(), kind=kind)
     _full_clean(insurer)
     insurer.save()
@@ -67,8 +70,9 @@ def create_contract(
     if retention_until < calling_ends:
         raise TenancyError(_("The retention deadline cannot come before calling ends."))
     if Contract.objects.filter(insurer=insurer, fiscal_year=fiscal_year).exists():
-        raise TenancyError(_("%(insurer)s already has a contract for %(fy)s.") % {
-            "insurer": insurer, "fy": fy})
+        raise TenancyError(
+            _("%(insurer)s already has a contract for %(fy)s.") % {"insurer": insurer, "fy": fy}
+        )
     _full_clean(contract)
     contract.save()
     return contract

@@ -5,8 +5,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rich.console import Console
 from rich.table import Table
 
-from yobikake.accounts.selectors import active_roles
 from yobikake.accounts.models import User
+from yobikake.accounts.selectors import active_roles
 from yobikake.synth.demo import DEMO_PASSWORD, DEMO_USERS, current_totp, load_demo
 
 

@@ -1,0 +1,196 @@
+from datetime import timedelta
+
+import pytest
+from django.db import IntegrityError
+from django.utils import timezone
+
+from tests.conftest import make_user
+from yobikake.accounts import services
+from yobikake.accounts.models import RoleAssignment, User
+from yobikake.accounts.permissions import (
+    PERSONAL_DATA_PERMISSIONS,
+    ROLE_PERMISSIONS,
+    Permission,
+    Role,
+)
+from yobikake.accounts.selectors import has_permission, user_permissions
+
+
+def new_call_centre_user(world, username="newbie") -> User:
+    return make_user(username, world.call_centre, None)
+
+
+def test_personal_data_role_waits_for_a_second_person_and_grants_nothing_meanwhile(world):
+    user = new_call_centre_user(world)
+    assignment = services.request_role(actor=world.sysadmin, user=user, role=Role.OPERATOR)
+    assert assignment.status == RoleAssignment.Status.PENDING
+    assert not has_permission(User.objects.get(pk=user.pk), Permission.TARGET_REVEAL_CALL)
+
+    services.approve_role(actor=world.fed_admin, assignment=assignment)
+    assignment.refresh_from_db()
+    assert assignment.status == RoleAssignment.Status.ACTIVE
+    assert assignment.decided_by == world.fed_admin
+    assert has_permission(User.objects.get(pk=user.pk), Permission.TARGET_REVEAL_CALL)
+
+
+def test_a_role_without_personal_data_is_active_at_once(world):
+    user = new_call_centre_user(world)
+    assignment = services.request_role(actor=world.sysadmin, user=user, role=Role.SUPERVISOR)
+    assert assignment.status == RoleAssignment.Status.ACTIVE
+
+
+def test_roles_that_approve_others_also_need_a_second_person(world):
+    user = make_user("second-officer", world.federation, None)
+    assignment = services.request_role(actor=world.sysadmin, user=user, role=Role.SECURITY_OFFICER)
+    assert assignment.status == RoleAssignment.Status.PENDING
+
+
+def test_the_requester_cannot_approve_their_own_request(world):
+    # Give the sysadmin's request to someone who can also approve: the security officer
+    # asks nothing, so make a federation admin who can both request and approve.
+    user = new_call_centre_user(world)
+    assignment = services.request_role(actor=world.sysadmin, user=user, role=Role.OPERATOR)
+    with pytest.raises(services.NotPermitted):
+        services.approve_role(actor=world.sysadmin, assignment=assignment)
+    assert RoleAssignment.objects.get(pk=assignment.pk).status == "pending"
+
+
+def test_nobody_approves_a_role_for_themselves(world):
+    assignment = services.request_role(
+        actor=world.sysadmin, user=world.security, role=Role.FEDERATION_ADMIN
+    )
+    with pytest.raises(services.AccountError, match="第二者"):
+        services.approve_role(actor=world.security, assignment=assignment)
+    services.approve_role(actor=world.fed_admin, assignment=assignment)
+    assert Role.FEDERATION_ADMIN.value in world.security.role_assignments.filter(
+        status="active"
+    ).values_list("role", flat=True)
+
+
+def test_the_database_refuses_an_approval_by_the_requester(world):
+    user = new_call_centre_user(world)
+    with pytest.raises(IntegrityError):
+        RoleAssignment.objects.create(
+            user=user,
+            role=Role.OPERATOR,
+            status="active",
+            requested_by=world.fed_admin,
+            decided_by=world.fed_admin,
+        )
+
+
+@pytest.mark.parametrize("role", [Role.OPERATOR, Role.RESEARCHER, Role.INSURER_STAFF])
+def test_a_sysadmin_can_never_be_given_a_personal_data_role(world, role):
+    with pytest.raises(services.AccountError):
+        services.request_role(actor=world.sysadmin, user=world.sysadmin, role=role)
+    assert not RoleAssignment.objects.filter(user=world.sysadmin, role=role).exists()
+
+
+def test_a_superuser_can_never_be_given_a_personal_data_role(world):
+    user = make_user("root-in-cc", world.call_centre, None, is_superuser=True)
+    with pytest.raises(services.AccountError, match="スーパーユーザー"):
+        services.request_role(actor=world.sysadmin, user=user, role=Role.OPERATOR)
+    assert not RoleAssignment.objects.filter(user=user).exists()
+
+
+def test_superuser_flag_grants_nothing_beyond_sysadmin(world):
+    world.fed_admin.is_superuser = True
+    world.fed_admin.save(update_fields=["is_superuser"])
+    user = User.objects.get(pk=world.fed_admin.pk)
+    assert user_permissions(user) == ROLE_PERMISSIONS[Role.SYSADMIN]
+    assert not user_permissions(user) & PERSONAL_DATA_PERMISSIONS
+    assert not user.has_perm("accounts.view_user")
+
+
+def test_a_personal_data_holder_cannot_become_sysadmin(world):
+    # The organisation rule already forbids it; the explicit rule stays for defence in depth.
+    with pytest.raises(services.AccountError):
+        services.request_role(actor=world.sysadmin, user=world.operator, role=Role.SYSADMIN)
+
+
+def test_a_role_in_the_wrong_organisation_counts_for_nothing(world):
+    # A row written straight into the database, ignoring the service's rules.
+    RoleAssignment.objects.create(user=world.sysadmin, role=Role.OPERATOR, status="active")
+    user = User.objects.get(pk=world.sysadmin.pk)
+    assert not has_permission(user, Permission.TARGET_REVEAL_CALL)
+
+
+def test_only_approvers_decide_and_only_sysadmins_request(world):
+    user = new_call_centre_user(world)
+    for actor in (world.fed_admin, world.security, world.operator, world.staff_a):
+        with pytest.raises(services.NotPermitted):
+            services.request_role(actor=actor, user=user, role=Role.SUPERVISOR)
+    assignment = services.request_role(actor=world.sysadmin, user=user, role=Role.RESEARCHER)
+    for actor in (world.supervisor, world.staff_a, world.operator):
+        with pytest.raises(services.NotPermitted):
+            services.approve_role(actor=actor, assignment=assignment)
+
+
+def test_refused_and_revoked_roles_grant_nothing(world):
+    user = new_call_centre_user(world)
+    assignment = services.request_role(actor=world.sysadmin, user=user, role=Role.OPERATOR)
+    services.refuse_role(actor=world.security, assignment=assignment)
+    assert not has_permission(User.objects.get(pk=user.pk), Permission.TARGET_REVEAL_CALL)
+    with pytest.raises(services.AccountError, match="処理済み"):
+        services.approve_role(actor=world.fed_admin, assignment=assignment)
+
+    operator = world.operator
+    held = operator.role_assignments.get(role=Role.OPERATOR)
+    services.revoke_role(actor=world.sysadmin, assignment=held)
+    assert not has_permission(User.objects.get(pk=operator.pk), Permission.TARGET_REVEAL_CALL)
+
+
+def test_contractor_accounts_must_expire_within_a_year(world):
+    with pytest.raises(services.AccountError, match="有効期限が必要"):
+        services.create_user(
+            actor=world.sysadmin,
+            username="no-expiry",
+            organization=world.call_centre,
+            password="a long enough passphrase",
+        )
+    with pytest.raises(services.AccountError, match="最長1年"):
+        services.create_user(
+            actor=world.sysadmin,
+            username="too-long",
+            organization=world.call_centre,
+            password="a long enough passphrase",
+            expires_at=timezone.now() + timedelta(days=400),
+        )
+    user = services.create_user(
+        actor=world.sysadmin,
+        username="fine",
+        organization=world.call_centre,
+        password="a long enough passphrase",
+        expires_at=timezone.now() + timedelta(days=30),
+    )
+    assert user.check_password("a long enough passphrase")
+    assert not User.objects.filter(username__in=["no-expiry", "too-long"]).exists()
+
+
+def test_weak_passwords_are_refused(world):
+    with pytest.raises(services.AccountError):
+        services.create_user(
+            actor=world.sysadmin, username="weak", organization=world.federation, password="1234"
+        )
+
+
+def test_bootstrap_is_refused_once_an_installation_has_accounts(world):
+    with pytest.raises(services.AccountError):
+        services.bootstrap_installation(
+            accounts=[
+                services.FirstAccount(
+                    username="intruder",
+                    organization=world.federation,
+                    password="a long enough passphrase",
+                    role=Role.FEDERATION_ADMIN,
+                )
+            ]
+        )
+    assert not User.objects.filter(username="intruder").exists()
+
+
+def test_every_role_belongs_to_one_organisation_kind_and_has_permissions():
+    for role in Role:
+        assert ROLE_PERMISSIONS[role]
+    assert ROLE_PERMISSIONS[Role.SYSADMIN].isdisjoint(PERSONAL_DATA_PERMISSIONS)
+    assert ROLE_PERMISSIONS[Role.SUPERVISOR].isdisjoint(PERSONAL_DATA_PERMISSIONS)
