@@ -1,0 +1,102 @@
+import pytest
+from django.test import Client
+
+from tests.conftest import make_user
+from yobikake.accounts.models import ApiToken, RoleAssignment, digest_token
+from yobikake.accounts.permissions import Role
+
+# What each role's menu holds (beyond Home), in order.
+MENUS = {
+    Role.FEDERATION_ADMIN: ["保険者一覧", "参加状況", "権限申請の承認", "APIトークン"],
+    Role.SECURITY_OFFICER: ["権限申請の承認", "APIトークン"],
+    Role.SYSADMIN: ["アカウント管理", "APIトークン"],
+    Role.INSURER_STAFF: ["自保険者", "APIトークン"],
+    Role.SUPERVISOR: ["APIトークン"],
+    Role.OPERATOR: [],
+    Role.RESEARCHER: [],
+}
+
+
+@pytest.mark.parametrize("role", list(MENUS))
+def test_each_role_sees_its_own_menu(world, as_user, role):
+    response = as_user(world.users()[role]).get("/")
+    labels = [str(item.label) for item in response.context["nav"]]
+    assert labels == ["ホーム", *MENUS[role]]
+    assert str(role.label) in response.text
+
+
+def test_home_lists_what_an_operator_may_do(world, as_user):
+    text = as_user(world.operator).get("/").text
+    assert "架電キューを1人ずつ処理する" in text
+    assert "保険者を登録" not in text
+
+
+def test_sysadmin_requests_a_role_and_an_approver_grants_it(world, as_user):
+    newbie = make_user("newbie", world.call_centre, None)
+    response = as_user(world.sysadmin).post(
+        "/accounts/", {"user": newbie.pk, "role": Role.OPERATOR}, follow=True
+    )
+    assert "第二者の承認を待っています" in response.text
+    assignment = RoleAssignment.objects.get(user=newbie)
+    assert assignment.status == "pending"
+
+    approver = as_user(world.security)
+    assert "newbie" in approver.get("/accounts/role-requests/").text
+    approver.post(f"/accounts/role-requests/{assignment.pk}/decide/", {"decision": "approve"})
+    assignment.refresh_from_db()
+    assert (assignment.status, assignment.decided_by) == ("active", world.security)
+
+
+def test_a_refused_request_in_the_ui_says_why(world, as_user):
+    response = as_user(world.sysadmin).post(
+        "/accounts/", {"user": world.sysadmin.pk, "role": Role.OPERATOR}, follow=True
+    )
+    assert "ロール「オペレーター」を持てません" in response.text
+
+
+def test_only_sysadmins_see_accounts_and_only_approvers_see_requests(world, as_user):
+    assert as_user(world.operator).get("/accounts/").status_code == 403
+    assert as_user(world.fed_admin).get("/accounts/").status_code == 403
+    assert as_user(world.sysadmin).get("/accounts/role-requests/").status_code == 403
+
+
+def test_a_token_is_shown_once_and_stored_only_as_a_hash(world, as_user):
+    client = as_user(world.staff_a)
+    response = client.post("/accounts/api-tokens/", {"name": "集計", "days": 30})
+    token = response.context["new_token"]
+    assert token.startswith("ybk_")
+    row = ApiToken.objects.get(user=world.staff_a)
+    assert row.digest == digest_token(token)
+    assert token not in {row.prefix, row.digest, row.name}
+    assert token not in client.get("/accounts/api-tokens/").text
+    api = Client().get("/api/v1/insurers", headers={"authorization": f"Bearer {token}"})
+    assert [i["name"] for i in api.json()] == ["テスト市A"]
+
+
+def test_a_token_never_outlives_its_contractor_account(world, as_user):
+    as_user(world.supervisor).post("/accounts/api-tokens/", {"name": "t", "days": 90})
+    row = ApiToken.objects.get(user=world.supervisor)
+    assert row.expires_at <= world.supervisor.expires_at
+
+
+def test_a_user_cannot_revoke_someone_elses_token(world, as_user):
+    as_user(world.staff_a).post("/accounts/api-tokens/", {"name": "a", "days": 5})
+    token = ApiToken.objects.get(user=world.staff_a)
+    response = as_user(world.staff_b).post(f"/accounts/api-tokens/{token.pk}/revoke/")
+    assert response.status_code == 404
+    token.refresh_from_db()
+    assert token.revoked_at is None
+    as_user(world.staff_a).post(f"/accounts/api-tokens/{token.pk}/revoke/")
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+
+
+def test_operators_get_no_api_tokens(world, as_user):
+    assert as_user(world.operator).get("/accounts/api-tokens/").status_code == 403
+
+
+@pytest.mark.parametrize("days", [0, 91])
+def test_token_lifetime_is_bounded(world, as_user, days):
+    response = as_user(world.fed_admin).post("/accounts/api-tokens/", {"name": "x", "days": days})
+    assert response.context["new_token"] is None
+    assert not ApiToken.objects.exists()
