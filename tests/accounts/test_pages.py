@@ -1,8 +1,11 @@
+from datetime import timedelta
+
 import pytest
 from django.test import Client
+from django.utils import timezone
 
 from tests.conftest import make_user
-from yobikake.accounts.models import ApiToken, RoleAssignment, digest_token
+from yobikake.accounts.models import ApiToken, RoleAssignment, User, digest_token
 from yobikake.accounts.permissions import Role
 
 # What each role's menu holds (beyond Home), in order.
@@ -100,3 +103,48 @@ def test_token_lifetime_is_bounded(world, as_user, days):
     response = as_user(world.fed_admin).post("/accounts/api-tokens/", {"name": "x", "days": days})
     assert response.context["new_token"] is None
     assert not ApiToken.objects.exists()
+
+
+def test_sysadmin_creates_an_account_and_sees_its_first_password_once(world, as_user):
+    client = as_user(world.sysadmin)
+    response = client.post(
+        "/accounts/new/",
+        {"username": "cc-new", "organization": world.call_centre.pk, "expires_on": "2099-01-01"},
+    )
+    # A contractor account may last a year at most: refused, and nothing written.
+    assert response.status_code == 302
+    assert not User.objects.filter(username="cc-new").exists()
+
+    expires_on = (timezone.localdate() + timedelta(days=30)).isoformat()
+    response = client.post(
+        "/accounts/new/",
+        {"username": "cc-new", "organization": world.call_centre.pk, "expires_on": expires_on},
+    )
+    password = response.context["password"]
+    user = User.objects.get(username="cc-new")
+    assert user.check_password(password)
+    assert timezone.localtime(user.expires_at).date().isoformat() == expires_on
+    assert not user.role_assignments.exists()
+
+
+def test_approver_gets_the_handover_password_on_screen(world, as_user):
+    assignment = RoleAssignment.objects.create(
+        user=make_user("pending-op", world.call_centre, None),
+        role=Role.OPERATOR,
+        status="pending",
+        requested_by=world.sysadmin,
+    )
+    response = as_user(world.fed_admin).post(
+        f"/accounts/role-requests/{assignment.pk}/decide/", {"decision": "approve"}
+    )
+    shown = response.context["handover_password"]
+    assert User.objects.get(username="pending-op").check_password(shown)
+
+
+def test_only_sysadmins_create_accounts(world, as_user):
+    for user in (world.fed_admin, world.security, world.staff_a):
+        response = as_user(user).post(
+            "/accounts/new/", {"username": "x", "organization": world.federation.pk}
+        )
+        assert response.status_code == 403
+    assert not User.objects.filter(username="x").exists()

@@ -3,8 +3,9 @@ from datetime import timedelta
 import pytest
 from django.db import IntegrityError
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from tests.conftest import make_user
+from tests.conftest import PASSWORD, make_user
 from yobikake.accounts import services
 from yobikake.accounts.models import RoleAssignment, User
 from yobikake.accounts.permissions import (
@@ -97,9 +98,21 @@ def test_superuser_flag_grants_nothing_beyond_sysadmin(world):
     world.fed_admin.is_superuser = True
     world.fed_admin.save(update_fields=["is_superuser"])
     user = User.objects.get(pk=world.fed_admin.pk)
-    assert user_permissions(user) == ROLE_PERMISSIONS[Role.SYSADMIN]
-    assert not user_permissions(user) & PERSONAL_DATA_PERMISSIONS
+    assert user_permissions(user) <= ROLE_PERMISSIONS[Role.SYSADMIN]
+    assert not has_permission(user, Permission.INSURER_ANY_VIEW)
+    assert not has_permission(user, Permission.ACCOUNT_USER_MANAGE), "not more than its roles"
     assert not user.has_perm("accounts.view_user")
+
+    bare = make_user("bare-root", world.maintenance, None, is_superuser=True)
+    assert user_permissions(bare) == frozenset()
+
+
+def test_a_superuser_operator_reveals_nothing(world):
+    # Rows written past the service: the superuser flag caps what the role gives.
+    world.operator.is_superuser = True
+    world.operator.save(update_fields=["is_superuser"])
+    user = User.objects.get(pk=world.operator.pk)
+    assert not user_permissions(user) & PERSONAL_DATA_PERMISSIONS
 
 
 def test_a_personal_data_holder_cannot_become_sysadmin(world):
@@ -194,3 +207,33 @@ def test_every_role_belongs_to_one_organisation_kind_and_has_permissions():
         assert ROLE_PERMISSIONS[role]
     assert ROLE_PERMISSIONS[Role.SYSADMIN].isdisjoint(PERSONAL_DATA_PERMISSIONS)
     assert ROLE_PERMISSIONS[Role.SUPERVISOR].isdisjoint(PERSONAL_DATA_PERMISSIONS)
+
+
+def test_approving_a_personal_data_role_takes_the_account_away_from_its_creator(world):
+    user = services.create_user(
+        actor=world.sysadmin,
+        username="new-operator",
+        organization=world.call_centre,
+        password="known to the sysadmin",
+        expires_at=timezone.now() + timedelta(days=30),
+    )
+    # The sysadmin logs in first and enrols an authenticator of their own…
+    sysadmins_device = TOTPDevice.objects.create(user=user, name="sysadmin's", confirmed=True)
+    assignment = services.request_role(actor=world.sysadmin, user=user, role=Role.OPERATOR)
+
+    approval = services.approve_role(actor=world.security, assignment=assignment)
+
+    user.refresh_from_db()
+    assert approval.handover_password
+    assert user.check_password(approval.handover_password)
+    assert not user.check_password("known to the sysadmin")
+    assert not TOTPDevice.objects.filter(pk=sysadmins_device.pk).exists()
+
+
+def test_approving_a_role_without_personal_data_keeps_the_password(world):
+    user = make_user("future-officer", world.federation, None)
+    assignment = services.request_role(actor=world.sysadmin, user=user, role=Role.SECURITY_OFFICER)
+    approval = services.approve_role(actor=world.fed_admin, assignment=assignment)
+    assert approval.handover_password is None
+    user.refresh_from_db()
+    assert user.check_password(PASSWORD)

@@ -3,6 +3,7 @@ from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.utils.translation import gettext_lazy as _
 
+from yobikake.accounts.models import Organization
 from yobikake.accounts.permissions import Role
 
 
@@ -40,3 +41,20 @@ class ApiTokenForm(forms.Form):
 class RoleRequestForm(forms.Form):
     user = forms.IntegerField(widget=forms.HiddenInput)
     role = forms.ChoiceField(label=_("Role"), choices=Role.choices)
+
+
+class NewAccountForm(forms.Form):
+    username = forms.RegexField(
+        label=_("User name"),
+        max_length=150,
+        regex=r"^[A-Za-z0-9._-]+$",
+        error_messages={"invalid": _("Use letters, digits, dots, hyphens and underscores.")},
+    )
+    organization = forms.ModelChoiceField(
+        label=_("Organization"), queryset=Organization.objects.order_by("kind", "name")
+    )
+    expires_on = forms.DateField(
+        label=_("Account expires (required for contractors)"),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )

@@ -31,11 +31,11 @@ def user_permissions(user: User) -> frozenset[Permission]:
     cached: frozenset[Permission] | None = getattr(user, _CACHE_ATTR, None)
     if cached is not None:
         return cached
-    roles = active_roles(user)
-    if user.is_authenticated and user.is_superuser and roles:
-        # The superuser flag is the sysadmin's, never more: any other role is ignored.
-        roles = frozenset({Role.SYSADMIN})
-    permissions = frozenset(p for role in roles for p in ROLE_PERMISSIONS[role])
+    permissions = frozenset(p for role in active_roles(user) for p in ROLE_PERMISSIONS[role])
+    if user.is_authenticated and user.is_superuser:
+        # The superuser flag never reaches beyond what a sysadmin may do, whatever roles
+        # the account holds; on its own it grants nothing.
+        permissions &= ROLE_PERMISSIONS[Role.SYSADMIN]
     setattr(user, _CACHE_ATTR, permissions)
     return permissions
 

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from yobikake.accounts.models import ApiToken, Organization, RoleAssignment, User, digest_token
 from yobikake.accounts.permissions import (
@@ -197,11 +198,36 @@ def _decide(actor: User, assignment: RoleAssignment, status: RoleAssignment.Stat
     forget_permissions(assignment.user)
 
 
+@dataclass(frozen=True)
+class Approval:
+    assignment: RoleAssignment
+    # Set when the role sees personal data: the account's new password, for the approver
+    # to hand to the person (see `approve_role`).
+    handover_password: str | None
+
+
+def generate_initial_password() -> str:
+    return secrets.token_urlsafe(12)
+
+
 @transaction.atomic
-def approve_role(*, actor: User, assignment: RoleAssignment) -> RoleAssignment:
-    """Second-person approval of a pending role request."""
+def approve_role(*, actor: User, assignment: RoleAssignment) -> Approval:
+    """Second-person approval of a pending role request.
+
+    For a role that sees personal data, the account's password is replaced and its
+    authenticators removed, and the new password goes to the approver. Otherwise the
+    sysadmin who created the account, knowing its first password, could have enrolled an
+    authenticator of their own and would now hold the role.
+    """
     _decide(actor, assignment, RoleAssignment.Status.ACTIVE)
-    return assignment
+    if not sees_personal_data(Role(assignment.role)):
+        return Approval(assignment, None)
+    user = assignment.user
+    password = generate_initial_password()
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    TOTPDevice.objects.filter(user=user).delete()
+    return Approval(assignment, password)
 
 
 @transaction.atomic

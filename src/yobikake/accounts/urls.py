@@ -8,6 +8,7 @@ urlpatterns = [
     path("login/mfa/", views.mfa_view, name="mfa"),
     path("logout/", views.logout_view, name="logout"),
     path("accounts/", views.user_list, name="user_list"),
+    path("accounts/new/", views.create_account, name="create_account"),
     path("accounts/role-requests/", views.role_requests, name="role_requests"),
     path(
         "accounts/role-requests/<int:assignment_id>/decide/",

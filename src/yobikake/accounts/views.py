@@ -1,5 +1,6 @@
 import base64
 import time
+from datetime import datetime
 
 import qrcode
 import qrcode.image.svg
@@ -11,6 +12,7 @@ from django.contrib.auth.signals import user_login_failed
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
@@ -19,7 +21,13 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from yobikake.accounts import selectors, services
 from yobikake.accounts.decorators import permission_required
-from yobikake.accounts.forms import ApiTokenForm, LoginForm, RoleRequestForm, TotpForm
+from yobikake.accounts.forms import (
+    ApiTokenForm,
+    LoginForm,
+    NewAccountForm,
+    RoleRequestForm,
+    TotpForm,
+)
 from yobikake.accounts.models import RoleAssignment, User
 from yobikake.accounts.permissions import PERMISSION_DESCRIPTIONS, Permission, Role
 
@@ -141,8 +149,44 @@ def user_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "accounts/user_list.html",
-        {"users": users.order_by("organization__kind", "username"), "roles": Role.choices},
+        {
+            "users": users.order_by("organization__kind", "username"),
+            "roles": Role.choices,
+            "new_account": NewAccountForm(),
+        },
     )
+
+
+@permission_required(Permission.ACCOUNT_USER_MANAGE)
+@require_POST
+def create_account(request: HttpRequest) -> HttpResponse:
+    form = NewAccountForm(request.POST)
+    if form.is_valid():
+        expires_on = form.cleaned_data["expires_on"]
+        # An account dated to expire on a day stays usable to the end of that day (JST).
+        expires_at = (
+            timezone.make_aware(datetime.combine(expires_on, datetime.max.time()))
+            if expires_on
+            else None
+        )
+        password = services.generate_initial_password()
+        try:
+            user = services.create_user(
+                actor=request.user,
+                username=form.cleaned_data["username"],
+                organization=form.cleaned_data["organization"],
+                password=password,
+                expires_at=expires_at,
+            )
+        except services.AccountError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return render(
+                request, "accounts/account_created.html", {"new_user": user, "password": password}
+            )
+    for error in form.errors.values():
+        messages.error(request, " ".join(error))
+    return redirect("accounts:user_list")
 
 
 @permission_required(Permission.ACCOUNT_ROLE_APPROVE)
@@ -156,16 +200,20 @@ def role_requests(request: HttpRequest) -> HttpResponse:
 @require_POST
 def decide_role_request(request: HttpRequest, assignment_id: int) -> HttpResponse:
     assignment = get_object_or_404(selectors.pending_role_requests(), pk=assignment_id)
-    decide = (
-        services.approve_role if request.POST.get("decision") == "approve" else services.refuse_role
-    )
     try:
-        decide(actor=request.user, assignment=assignment)
+        if request.POST.get("decision") != "approve":
+            services.refuse_role(actor=request.user, assignment=assignment)
+            messages.success(request, _("Refused."))
+            return redirect("accounts:role_requests")
+        approval = services.approve_role(actor=request.user, assignment=assignment)
     except services.AccountError as exc:
         messages.error(request, str(exc))
-    else:
-        messages.success(request, _("Decided."))
-    return redirect("accounts:role_requests")
+        return redirect("accounts:role_requests")
+    return render(
+        request,
+        "accounts/role_approved.html",
+        {"assignment": assignment, "handover_password": approval.handover_password},
+    )
 
 
 @permission_required(Permission.API_TOKEN_CREATE)

@@ -125,6 +125,9 @@ def _other_users(orgs: dict[str, Organization], sysadmin: User, fed_admin: User)
         held = held or accounts.request_role(actor=sysadmin, user=user, role=demo.role)
         if held.status == RoleAssignment.Status.PENDING:
             accounts.approve_role(actor=fed_admin, assignment=held)
+            # The approval hands out a fresh password; the demo keeps its shared one.
+            user.set_password(DEMO_PASSWORD)
+            user.save(update_fields=["password"])
 
 
 def _totp_devices() -> None:
