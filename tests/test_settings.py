@@ -69,3 +69,14 @@ def test_two_homes_side_by_side_keep_their_own_secrets(tmp_path):
         keys.append(out.stdout.strip())
         assert (tmp_path / name / "secret_key").exists()
     assert keys[0] != keys[1]
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/static/yobikake/site.css", "/static/yobikake/favicon.svg", "/static/ninja/swagger-ui.css"],
+)
+def test_static_files_are_served_without_collectstatic(client, path):
+    # Through the real middleware stack (the browser suite's live server has its own).
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response["Content-Type"].split(";")[0] in {"text/css", "image/svg+xml"}

@@ -214,6 +214,7 @@ TIME_ZONE = "Asia/Tokyo"
 USE_TZ = True
 
 STATIC_URL = "/static/"
+STATICFILES_DIRS = [PACKAGE_DIR / "static"]
 STATIC_ROOT = YOBIKAKE_HOME / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 # The embedded profile serves static files straight from the package, no collectstatic.

@@ -32,13 +32,21 @@ def browser():
 
 @pytest.fixture
 def page(browser):
+    """A fresh page; `page.console_errors` collects every console error, failed request
+    and CSP violation, and the test fails if any remain unexpected."""
     context = browser.new_context(locale="ja-JP", timezone_id="Asia/Tokyo")
     page = context.new_page()
-    page.csp_violations = []
+    page.console_errors = []
     page.on(
         "console",
-        lambda m: (
-            page.csp_violations.append(m.text) if "Content Security Policy" in m.text else None
+        lambda m: page.console_errors.append(m.text) if m.type in ("error", "warning") else None,
+    )
+    page.on(
+        "response",
+        lambda r: (
+            page.console_errors.append(f"{r.status} {r.url}")
+            if r.status >= 400 and "/static/" in r.url
+            else None
         ),
     )
     yield page

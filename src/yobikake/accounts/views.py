@@ -50,7 +50,7 @@ def _locked_out(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/locked_out.html", status=429)
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def login_view(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated and request.user.is_verified():
         return redirect(_next_url(request))
@@ -77,7 +77,7 @@ def _qr_svg(device: TOTPDevice) -> str:
     return str(image.to_string(encoding="unicode"))
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def mfa_view(request: HttpRequest) -> HttpResponse:
     user = _pending_user(request)
     if user is None:
@@ -127,7 +127,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 @permission_required(Permission.ACCOUNT_USER_MANAGE)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def user_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = RoleRequestForm(request.POST)
@@ -217,7 +217,7 @@ def decide_role_request(request: HttpRequest, assignment_id: int) -> HttpRespons
 
 
 @permission_required(Permission.API_TOKEN_CREATE)
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 def api_tokens(request: HttpRequest) -> HttpResponse:
     form = ApiTokenForm(request.POST if request.method == "POST" else None)
     new_token = None
