@@ -69,8 +69,9 @@ def test_repeated_wrong_totps_lock_the_account(world, settings):
     ]
     assert statuses[-1] == 429
     assert client.post("/login/mfa/", {"token": current_code(device)}).status_code == 429
-    # Starting again with the right password does not help either.
-    again = Client()
+    # Starting again with the right password, from another address, does not help either:
+    # the lock is on the account.
+    again = Client(REMOTE_ADDR="192.0.2.77")
     locked = password_step(again, "staff-a")
     assert locked.status_code in (403, 429)
     assert "ロック" in locked.text
@@ -81,7 +82,7 @@ def test_repeated_wrong_passwords_lock_the_account(world, settings):
     client = Client()
     for _ in range(settings.AXES_FAILURE_LIMIT):
         password_step(client, "staff-a", password="wrong password")
-    response = password_step(client, "staff-a")
+    response = password_step(Client(REMOTE_ADDR="192.0.2.78"), "staff-a")
     assert response.status_code in (403, 429)
     assert "ロック" in response.text
 
@@ -177,3 +178,20 @@ def test_logout_ends_the_session(world, as_user):
     client = as_user(world.fed_admin)
     assert client.post("/logout/").status_code == 302
     assert client.get("/").status_code == 302
+
+
+def test_a_half_finished_login_dies_when_the_password_is_reset(world):
+    # The sysadmin starts a login with the first password it chose; an approver then
+    # resets the account's credentials. The half-finished login must not go on to enrol.
+    client = Client()
+    password_step(client, "researcher")
+    world.researcher.set_password("reset by an approval")
+    world.researcher.save(update_fields=["password"])
+    response = client.get("/login/mfa/")
+    assert response.status_code == 302 and response["Location"] == "/login/"
+    assert not TOTPDevice.objects.filter(user=world.researcher).exists()
+
+
+def test_the_login_redirect_keeps_the_whole_path(world):
+    response = Client().get("/insurers/?sort=name&x=1")
+    assert response["Location"] == "/login/?next=%2Finsurers%2F%3Fsort%3Dname%26x%3D1"

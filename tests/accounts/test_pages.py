@@ -121,6 +121,7 @@ def test_sysadmin_creates_an_account_and_sees_its_first_password_once(world, as_
         {"username": "cc-new", "organization": world.call_centre.pk, "expires_on": expires_on},
     )
     password = response.context["password"]
+    assert password not in client.get("/accounts/").text
     user = User.objects.get(username="cc-new")
     assert user.check_password(password)
     assert timezone.localtime(user.expires_at).date().isoformat() == expires_on

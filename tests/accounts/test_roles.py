@@ -149,8 +149,10 @@ def test_refused_and_revoked_roles_grant_nothing(world):
 
     operator = world.operator
     held = operator.role_assignments.get(role=Role.OPERATOR)
-    services.revoke_role(actor=world.sysadmin, assignment=held)
+    services.revoke_role(actor=world.security, assignment=held)
     assert not has_permission(User.objects.get(pk=operator.pk), Permission.TARGET_REVEAL_CALL)
+    held.refresh_from_db()
+    assert (held.status, held.revoked_by) == ("revoked", world.security)
 
 
 def test_contractor_accounts_must_expire_within_a_year(world):
@@ -230,10 +232,79 @@ def test_approving_a_personal_data_role_takes_the_account_away_from_its_creator(
     assert not TOTPDevice.objects.filter(pk=sysadmins_device.pk).exists()
 
 
-def test_approving_a_role_without_personal_data_keeps_the_password(world):
+def test_approving_an_approver_role_also_takes_the_account_from_its_creator(world):
+    # An approver the sysadmin controls could approve the sysadmin's next request.
     user = make_user("future-officer", world.federation, None)
+    TOTPDevice.objects.create(user=user, name="sysadmin's", confirmed=True)
     assignment = services.request_role(actor=world.sysadmin, user=user, role=Role.SECURITY_OFFICER)
     approval = services.approve_role(actor=world.fed_admin, assignment=assignment)
-    assert approval.handover_password is None
     user.refresh_from_db()
-    assert user.check_password(PASSWORD)
+    assert not user.check_password(PASSWORD)
+    assert user.check_password(approval.handover_password)
+    assert not TOTPDevice.objects.filter(user=user).exists()
+
+
+def test_approval_revokes_api_tokens_made_before_it(world):
+    user = new_call_centre_user(world)
+    services.request_role(actor=world.sysadmin, user=user, role=Role.SUPERVISOR)
+    token, _ = services.create_api_token(actor=User.objects.get(pk=user.pk), name="t", days=30)
+    assignment = services.request_role(actor=world.sysadmin, user=user, role=Role.OPERATOR)
+    services.approve_role(actor=world.security, assignment=assignment)
+    token.refresh_from_db()
+    assert not token.is_usable()
+
+
+def test_the_requester_is_refused_even_with_the_approve_permission(world):
+    # No role has both permissions today; the rule must hold if one ever does.
+    user = new_call_centre_user(world)
+    assignment = RoleAssignment.objects.create(
+        user=user, role=Role.OPERATOR, status="pending", requested_by=world.fed_admin
+    )
+    with pytest.raises(services.AccountError, match="第二者"):
+        services.approve_role(actor=world.fed_admin, assignment=assignment)
+    assert RoleAssignment.objects.get(pk=assignment.pk).status == "pending"
+
+
+def test_a_sysadmin_role_row_blocks_personal_data_roles_in_any_organisation(world):
+    user = new_call_centre_user(world)
+    RoleAssignment.objects.create(user=user, role=Role.SYSADMIN, status="active")
+    with pytest.raises(services.AccountError, match="システム管理者"):
+        services.request_role(actor=world.sysadmin, user=user, role=Role.OPERATOR)
+
+
+def test_a_request_decided_twice_with_stale_copies_is_decided_once(world):
+    user = new_call_centre_user(world)
+    assignment = services.request_role(actor=world.sysadmin, user=user, role=Role.OPERATOR)
+    stale = RoleAssignment.objects.get(pk=assignment.pk)
+    approval = services.approve_role(actor=world.fed_admin, assignment=assignment)
+    with pytest.raises(services.AccountError, match="処理済み"):
+        services.refuse_role(actor=world.security, assignment=stale)
+    assert RoleAssignment.objects.get(pk=assignment.pk).status == "active"
+    assert User.objects.get(pk=user.pk).check_password(approval.handover_password)
+
+
+def test_only_an_approver_takes_an_approver_role_away(world):
+    held = world.security.role_assignments.get(role=Role.SECURITY_OFFICER)
+    with pytest.raises(services.NotPermitted):
+        services.revoke_role(actor=world.sysadmin, assignment=held)
+    with pytest.raises(services.AccountError, match="ほかの人"):
+        services.revoke_role(actor=world.security, assignment=held)
+    services.revoke_role(actor=world.fed_admin, assignment=held)
+    assert RoleAssignment.objects.get(pk=held.pk).status == "revoked"
+
+
+def test_sysadmin_takes_away_roles_granted_without_a_second_person(world):
+    held = world.supervisor.role_assignments.get(role=Role.SUPERVISOR)
+    services.revoke_role(actor=world.sysadmin, assignment=held)
+    assert RoleAssignment.objects.get(pk=held.pk).status == "revoked"
+
+
+def test_an_expiry_in_the_past_is_refused(world):
+    with pytest.raises(services.AccountError, match="未来"):
+        services.create_user(
+            actor=world.sysadmin,
+            username="already-expired",
+            organization=world.call_centre,
+            password="a long enough passphrase",
+            expires_at=timezone.now() - timedelta(days=1),
+        )

@@ -8,7 +8,7 @@ from tests.conftest import PASSWORD, current_code, totp_device
 def log_in(page, base_url, user):
     device = totp_device(user)
     page.goto(base_url + "/")
-    expect(page).to_have_url(base_url + "/login/?next=/")
+    expect(page).to_have_url(base_url + "/login/?next=%2F")
     page.get_by_label("ユーザー名").fill(user.username)
     page.get_by_label("パスワード").fill(PASSWORD)
     page.get_by_role("button", name="次へ").click()
@@ -39,7 +39,7 @@ def test_a_wrong_code_is_refused_in_the_browser(live_server, world, page):
     page.get_by_role("button", name="確認").click()
     expect(page.get_by_text("確認コードが違うか、期限切れです。")).to_be_visible()
     page.goto(live_server.url + "/")
-    expect(page).to_have_url(live_server.url + "/login/?next=/")
+    expect(page).to_have_url(live_server.url + "/login/?next=%2F")
 
 
 def test_other_insurers_page_is_404_like_a_missing_one(live_server, world, page):
@@ -71,4 +71,4 @@ def test_logout_returns_to_the_login_page(live_server, world, page):
     page.get_by_role("button", name="ログアウト").click()
     expect(page.get_by_text("ログアウトしました。")).to_be_visible()
     page.goto(live_server.url + "/")
-    expect(page).to_have_url(live_server.url + "/login/?next=/")
+    expect(page).to_have_url(live_server.url + "/login/?next=%2F")

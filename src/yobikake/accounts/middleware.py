@@ -1,4 +1,5 @@
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import logout
@@ -26,5 +27,6 @@ class RequireVerifiedLoginMiddleware:
         if path.startswith(OPEN_PREFIXES) or path.startswith(settings.STATIC_URL):
             return self.get_response(request)
         if not (request.user.is_authenticated and request.user.is_verified()):
-            return redirect(f"{reverse(settings.LOGIN_URL)}?next={path}")
+            query = urlencode({"next": request.get_full_path()})
+            return redirect(f"{reverse(settings.LOGIN_URL)}?{query}")
         return self.get_response(request)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -53,6 +53,8 @@ def create_organization(
 
 
 def _check_expiry(organization: Organization, expires_at: datetime | None) -> None:
+    if expires_at is not None and expires_at <= timezone.now():
+        raise AccountError(_("The expiry date must lie in the future."))
     if not organization.is_contractor:
         return
     if expires_at is None:
@@ -78,7 +80,11 @@ def _new_user(
     except ValidationError as exc:
         raise AccountError(" ".join(exc.messages)) from exc
     user.set_password(password)
-    user.save()
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError:  # created meanwhile by a concurrent request
+        raise AccountError(_("The user name “%(u)s” is taken.") % {"u": username}) from None
     return user
 
 
@@ -116,10 +122,11 @@ class FirstAccount:
 def bootstrap_installation(*, accounts: Sequence[FirstAccount]) -> list[User]:
     """Create an installation's first accounts with their roles active at once.
 
-    Refused once any role is active: after that, every account goes through
+    Refused once any account exists: after that, every account goes through
     `create_user` and `request_role`, with a second person where the role needs one.
+    (Refusing only while no role is active would reopen it to whoever revoked them all.)
     """
-    if RoleAssignment.objects.filter(status=RoleAssignment.Status.ACTIVE).exists():
+    if User.objects.exists():
         raise AccountError(_("The installation already has accounts; ask the sysadmin."))
     users = []
     for account in accounts:
@@ -176,15 +183,25 @@ def request_role(*, actor: User, user: User, role: Role) -> RoleAssignment:
     status = (
         RoleAssignment.Status.PENDING if needs_second_person(role) else RoleAssignment.Status.ACTIVE
     )
-    assignment = RoleAssignment.objects.create(
-        user=user, role=role, status=status, requested_by=actor
-    )
+    try:
+        with transaction.atomic():
+            assignment = RoleAssignment.objects.create(
+                user=user, role=role, status=status, requested_by=actor
+            )
+    except IntegrityError:  # the same request made concurrently
+        raise AccountError(_("This user already holds or awaits that role.")) from None
     forget_permissions(user)
     return assignment
 
 
 def _decide(actor: User, assignment: RoleAssignment, status: RoleAssignment.Status) -> None:
     require(actor, Permission.ACCOUNT_ROLE_APPROVE)
+    # Re-read under a row lock: two approvers deciding at once must not both succeed.
+    assignment.status = (
+        RoleAssignment.objects.select_for_update()
+        .values_list("status", flat=True)
+        .get(pk=assignment.pk)
+    )
     if assignment.status != RoleAssignment.Status.PENDING:
         raise AccountError(_("This request has already been decided."))
     if actor.pk in (assignment.requested_by_id, assignment.user_id):
@@ -201,8 +218,8 @@ def _decide(actor: User, assignment: RoleAssignment, status: RoleAssignment.Stat
 @dataclass(frozen=True)
 class Approval:
     assignment: RoleAssignment
-    # Set when the role sees personal data: the account's new password, for the approver
-    # to hand to the person (see `approve_role`).
+    # The account's new password, for the approver to hand to the person (see
+    # `approve_role`); None for roles that are granted without a second person.
     handover_password: str | None
 
 
@@ -210,24 +227,29 @@ def generate_initial_password() -> str:
     return secrets.token_urlsafe(12)
 
 
-@transaction.atomic
-def approve_role(*, actor: User, assignment: RoleAssignment) -> Approval:
-    """Second-person approval of a pending role request.
-
-    For a role that sees personal data, the account's password is replaced and its
-    authenticators removed, and the new password goes to the approver. Otherwise the
-    sysadmin who created the account, knowing its first password, could have enrolled an
-    authenticator of their own and would now hold the role.
-    """
-    _decide(actor, assignment, RoleAssignment.Status.ACTIVE)
-    if not sees_personal_data(Role(assignment.role)):
-        return Approval(assignment, None)
-    user = assignment.user
+def _reset_credentials(user: User) -> str:
+    """Take every way in away from whoever had one: a new password (which also ends the
+    account's sessions and half-finished logins, see `accounts.views`), no
+    authenticators, no API tokens. Returns the new password."""
     password = generate_initial_password()
     user.set_password(password)
     user.save(update_fields=["password"])
     TOTPDevice.objects.filter(user=user).delete()
-    return Approval(assignment, password)
+    ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    return password
+
+
+@transaction.atomic
+def approve_role(*, actor: User, assignment: RoleAssignment) -> Approval:
+    """Second-person approval of a pending role request.
+
+    The account's credentials are reset and the new password goes to the approver, who
+    hands it over. Otherwise the sysadmin who created the account — knowing its first
+    password, able to enrol an authenticator or make a token with it — would now hold a
+    role that sees personal data or approves others' work.
+    """
+    _decide(actor, assignment, RoleAssignment.Status.ACTIVE)
+    return Approval(assignment, _reset_credentials(assignment.user))
 
 
 @transaction.atomic
@@ -238,18 +260,25 @@ def refuse_role(*, actor: User, assignment: RoleAssignment) -> RoleAssignment:
 
 @transaction.atomic
 def revoke_role(*, actor: User, assignment: RoleAssignment) -> RoleAssignment:
-    """Take a role away; the requester's side or an approver may do it."""
+    """Take a role away. A role granted by a second person is taken away by one too
+    (an approver), so a sysadmin cannot strip the federation of its approvers."""
+    needed = (
+        Permission.ACCOUNT_ROLE_APPROVE
+        if needs_second_person(Role(assignment.role))
+        else Permission.ACCOUNT_ROLE_REQUEST
+    )
     if not (
-        has_permission(actor, Permission.ACCOUNT_ROLE_REQUEST)
-        or has_permission(actor, Permission.ACCOUNT_ROLE_APPROVE)
+        has_permission(actor, needed) or has_permission(actor, Permission.ACCOUNT_ROLE_APPROVE)
     ):
-        raise NotPermitted(_("You may not revoke roles."))
+        raise NotPermitted(_("You may not revoke this role."))
+    if actor.pk == assignment.user_id:
+        raise AccountError(_("Someone else must take your own role away."))
     if assignment.status not in (RoleAssignment.Status.PENDING, RoleAssignment.Status.ACTIVE):
         raise AccountError(_("This role is not held."))
     assignment.status = RoleAssignment.Status.REVOKED
-    assignment.decided_by = actor if actor.pk != assignment.requested_by_id else None
-    assignment.decided_at = timezone.now()
-    assignment.save(update_fields=["status", "decided_by", "decided_at"])
+    assignment.revoked_by = actor
+    assignment.revoked_at = timezone.now()
+    assignment.save(update_fields=["status", "revoked_by", "revoked_at"])
     forget_permissions(assignment.user)
     return assignment
 

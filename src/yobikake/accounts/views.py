@@ -9,10 +9,12 @@ from django.contrib import messages
 from django.contrib.auth import login as auth_login
 from django.contrib.auth import logout as auth_logout
 from django.contrib.auth.signals import user_login_failed
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
@@ -35,6 +37,9 @@ from yobikake.accounts.permissions import PERMISSION_DESCRIPTIONS, Permission, R
 # few minutes; the user is logged in (session key cycled) after the TOTP step.
 PENDING_USER = "yobikake_pending_user"
 PENDING_SINCE = "yobikake_pending_since"
+# Derived from the password hash: a half-finished login dies when the password changes
+# (as it does when a role approval resets the account's credentials).
+PENDING_HASH = "yobikake_pending_hash"
 PENDING_SECONDS = 300
 PASSWORD_BACKEND = "yobikake.accounts.backends.ExpiringAccountBackend"  # noqa: S105 - a dotted path
 
@@ -56,9 +61,11 @@ def login_view(request: HttpRequest) -> HttpResponse:
         return redirect(_next_url(request))
     form = LoginForm(request, data=request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
+        user = form.get_user()
         request.session.cycle_key()
-        request.session[PENDING_USER] = form.get_user().pk
+        request.session[PENDING_USER] = user.pk
         request.session[PENDING_SINCE] = time.time()
+        request.session[PENDING_HASH] = user.get_session_auth_hash()
         return redirect(f"{reverse('accounts:mfa')}?next={_next_url(request)}")
     return render(request, "accounts/login.html", {"form": form, "next": _next_url(request)})
 
@@ -69,7 +76,13 @@ def _pending_user(request: HttpRequest) -> User | None:
     if user_id is None or time.time() - since > PENDING_SECONDS:
         return None
     user = User.objects.filter(pk=user_id, is_active=True).first()
-    return None if user is None or user.is_expired() else user
+    if user is None or user.is_expired():
+        return None
+    if not constant_time_compare(
+        request.session.get(PENDING_HASH, ""), user.get_session_auth_hash()
+    ):
+        return None
+    return user
 
 
 def _qr_svg(device: TOTPDevice) -> str:
@@ -78,26 +91,31 @@ def _qr_svg(device: TOTPDevice) -> str:
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
+@transaction.atomic
 def mfa_view(request: HttpRequest) -> HttpResponse:
     user = _pending_user(request)
     if user is None:
+        for key in (PENDING_USER, PENDING_SINCE, PENDING_HASH):
+            request.session.pop(key, None)
         messages.error(request, _("Please log in again."))
         return redirect("accounts:login")
+    # One attempt at a time per account: the device row lock makes parallel guesses
+    # queue, so each sees the failures (and the lockout) of the ones before it.
+    devices = TOTPDevice.objects.select_for_update().filter(user=user).order_by("-confirmed", "pk")
+    device = devices.first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="TOTP", confirmed=False)
+    enrolling = not device.confirmed
     credentials = {"username": user.username}
     if AxesProxyHandler.is_locked(request, credentials):
         return _locked_out(request)
-    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
-    enrolling = device is None
-    if device is None:
-        device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
-        device = device or TOTPDevice.objects.create(user=user, name="TOTP", confirmed=False)
     form = TotpForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         if device.verify_token(form.cleaned_data["token"]):
             if enrolling:
                 device.confirmed = True
                 device.save(update_fields=["confirmed"])
-            for key in (PENDING_USER, PENDING_SINCE):
+            for key in (PENDING_USER, PENDING_SINCE, PENDING_HASH):
                 request.session.pop(key, None)
             auth_login(request, user, backend=PASSWORD_BACKEND)
             otp_login(request, device)
