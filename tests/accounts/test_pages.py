@@ -57,6 +57,12 @@ def test_a_refused_request_in_the_ui_says_why(world, as_user):
     assert "ロール「オペレーター」を持てません" in response.text
 
 
+def test_accounts_page_has_one_new_account_form_and_a_plain_title(world, as_user):
+    text = as_user(world.sysadmin).get("/accounts/").text
+    assert "<title>アカウント管理 | 呼びかけ</title>" in text
+    assert text.count('action="/accounts/new/"') == 1
+
+
 def test_only_sysadmins_see_accounts_and_only_approvers_see_requests(world, as_user):
     assert as_user(world.operator).get("/accounts/").status_code == 403
     assert as_user(world.fed_admin).get("/accounts/").status_code == 403
