@@ -140,6 +140,9 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
             },
+            # Tests use a file too, not shared-cache memory, whose table locks ignore
+            # the busy timeout: concurrency tests must see what production sees.
+            "TEST": {"NAME": YOBIKAKE_HOME / "test.sqlite3"},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
