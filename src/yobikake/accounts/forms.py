@@ -51,7 +51,9 @@ class NewAccountForm(forms.Form):
         error_messages={"invalid": _("Use letters, digits, dots, hyphens and underscores.")},
     )
     organization = forms.ModelChoiceField(
-        label=_("Organization"), queryset=Organization.objects.order_by("kind", "name")
+        label=_("Organization"),
+        queryset=Organization.objects.order_by("kind", "name"),
+        empty_label=_("Choose…"),
     )
     expires_on = forms.DateField(
         label=_("Account expires (required for contractors)"),
