@@ -195,3 +195,24 @@ def test_a_half_finished_login_dies_when_the_password_is_reset(world):
 def test_the_login_redirect_keeps_the_whole_path(world):
     response = Client().get("/insurers/?sort=name&x=1")
     assert response["Location"] == "/login/?next=%2Finsurers%2F%3Fsort%3Dname%26x%3D1"
+
+
+def test_a_secret_someone_else_saw_is_never_the_one_enrolled(world):
+    # Someone who knows only the password opens the enrolment page and notes the key…
+    snoop = Client()
+    password_step(snoop, "researcher")
+    seen = snoop.get("/login/mfa/").context["secret"]
+    # …the owner then logs in and is shown a different key, and enrols that one.
+    owner = Client()
+    password_step(owner, "researcher")
+    shown = owner.get("/login/mfa/").context["secret"]
+    assert shown != seen
+    code = TOTP(base64.b32decode(shown)).token()
+    assert owner.post("/login/mfa/", {"token": f"{code:06d}"}).status_code == 302
+    device = TOTPDevice.objects.get(user=world.researcher)
+    assert base64.b32encode(device.bin_key).decode() == shown
+
+
+def test_the_password_step_keeps_the_whole_next_url(world):
+    response = password_step(Client(), "staff-a", next_url="/insurers/?sort=name&x=1")
+    assert response["Location"] == "/login/mfa/?next=%2Finsurers%2F%3Fsort%3Dname%26x%3D1"

@@ -69,3 +69,11 @@ def test_yobikake_demo_twice_from_a_fresh_home(tmp_path):
         assert re.search(r"operator .* \d{6}", done.stdout)
     assert (tmp_path / "var" / "yobikake.sqlite3").exists()
     assert oct((tmp_path / "var").stat().st_mode & 0o777) == "0o700"
+
+
+@pytest.mark.django_db
+def test_demo_refuses_a_database_with_real_organisations():
+    Organization.objects.create(name="本物の連合会", kind="federation")
+    with pytest.raises(CommandError, match="real organisations"):
+        call_command("demo", "--no-serve", stdout=StringIO())
+    assert not User.objects.exists()

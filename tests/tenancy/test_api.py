@@ -73,3 +73,10 @@ def test_verified_session_works_and_unverified_does_not(world, as_user):
 def test_openapi_is_published(world, path):
     response = Client().get(path)
     assert response.status_code == 200
+
+
+def test_a_token_dies_with_the_password_it_was_made_under(world):
+    headers = bearer(world.staff_a)
+    world.staff_a.set_password("a brand new passphrase")
+    world.staff_a.save(update_fields=["password"])
+    assert Client().get("/api/v1/insurers", **headers).status_code == 401

@@ -4,6 +4,7 @@ from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext_lazy as _
 
 from yobikake.accounts.permissions import CONTRACTOR_KINDS, OrganizationKind, Role
@@ -126,6 +127,7 @@ class ApiToken(models.Model):
     expires_at = models.DateTimeField(_("expires"))
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    password_binding = models.CharField(max_length=128)
 
     class Meta:
         ordering = ["-created_at"]
@@ -134,4 +136,8 @@ class ApiToken(models.Model):
         return f"{self.prefix}… ({self.name})"
 
     def is_usable(self, now: "timezone.datetime | None" = None) -> bool:
-        return self.revoked_at is None and self.expires_at > (now or timezone.now())
+        return (
+            self.revoked_at is None
+            and self.expires_at > (now or timezone.now())
+            and constant_time_compare(self.password_binding, self.user.get_session_auth_hash())
+        )

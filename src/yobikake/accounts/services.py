@@ -231,6 +231,8 @@ def _reset_credentials(user: User) -> str:
     """Take every way in away from whoever had one: a new password (which also ends the
     account's sessions and half-finished logins, see `accounts.views`), no
     authenticators, no API tokens. Returns the new password."""
+    # The account row is locked first, as every login step locks it first.
+    user = User.objects.select_for_update().get(pk=user.pk)
     password = generate_initial_password()
     user.set_password(password)
     user.save(update_fields=["password"])
@@ -304,6 +306,9 @@ def create_api_token(*, actor: User, name: str, days: int) -> tuple[ApiToken, st
         prefix=plaintext[: len(API_TOKEN_PREFIX) + 6],
         digest=digest_token(plaintext),
         expires_at=expires_at,
+        # Bound to the password: a credential reset ends the token even if it was
+        # being created while the reset ran.
+        password_binding=actor.get_session_auth_hash(),
     )
     return token, plaintext
 

@@ -1,6 +1,7 @@
 import base64
 import time
 from datetime import datetime
+from urllib.parse import urlencode
 
 import qrcode
 import qrcode.image.svg
@@ -40,6 +41,7 @@ PENDING_SINCE = "yobikake_pending_since"
 # Derived from the password hash: a half-finished login dies when the password changes
 # (as it does when a role approval resets the account's credentials).
 PENDING_HASH = "yobikake_pending_hash"
+ENROLLING_DEVICE = "yobikake_enrolling_device"
 PENDING_SECONDS = 300
 PASSWORD_BACKEND = "yobikake.accounts.backends.ExpiringAccountBackend"  # noqa: S105 - a dotted path
 
@@ -55,27 +57,48 @@ def _locked_out(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/locked_out.html", status=429)
 
 
+def _lock_account(user_id: int | None = None, username: str | None = None) -> User | None:
+    """Lock the account's row for this transaction. Every login step and every
+    credential reset takes this lock first (and only then anything else), so attempts
+    queue behind each other and behind an approval: each sees the failures, lockouts
+    and resets of the ones before it, and no two can deadlock."""
+    accounts = User.objects.select_for_update().filter(is_active=True)
+    if user_id is not None:
+        return accounts.filter(pk=user_id).first()
+    return accounts.filter(username=username).first() if username else None
+
+
 @require_http_methods(["GET", "HEAD", "POST"])
+@transaction.atomic
 def login_view(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated and request.user.is_verified():
         return redirect(_next_url(request))
     form = LoginForm(request, data=request.POST if request.method == "POST" else None)
+    if request.method == "POST":
+        _lock_account(username=request.POST.get("username"))
     if request.method == "POST" and form.is_valid():
         user = form.get_user()
         request.session.cycle_key()
         request.session[PENDING_USER] = user.pk
         request.session[PENDING_SINCE] = time.time()
         request.session[PENDING_HASH] = user.get_session_auth_hash()
-        return redirect(f"{reverse('accounts:mfa')}?next={_next_url(request)}")
+        return redirect(f"{reverse('accounts:mfa')}?{urlencode({'next': _next_url(request)})}")
     return render(request, "accounts/login.html", {"form": form, "next": _next_url(request)})
 
 
+def _forget_pending(request: HttpRequest) -> None:
+    for key in (PENDING_USER, PENDING_SINCE, PENDING_HASH, ENROLLING_DEVICE):
+        request.session.pop(key, None)
+
+
 def _pending_user(request: HttpRequest) -> User | None:
+    """The account whose password step this session passed, locked; None if the step
+    is too old or the password has changed since (a reset ends half-finished logins)."""
     user_id = request.session.get(PENDING_USER)
     since = request.session.get(PENDING_SINCE, 0)
     if user_id is None or time.time() - since > PENDING_SECONDS:
         return None
-    user = User.objects.filter(pk=user_id, is_active=True).first()
+    user = _lock_account(user_id=user_id)
     if user is None or user.is_expired():
         return None
     if not constant_time_compare(
@@ -90,33 +113,44 @@ def _qr_svg(device: TOTPDevice) -> str:
     return str(image.to_string(encoding="unicode"))
 
 
+def _device_for(request: HttpRequest, user: User) -> TOTPDevice:
+    """The confirmed authenticator, or the one this session is enrolling. Each
+    enrolment page shows a fresh secret, kept for this session only: a secret someone
+    else saw (by opening the page with a known password) is never the one enrolled."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is not None:
+        return device
+    if request.method == "POST":
+        device_id = request.session.get(ENROLLING_DEVICE)
+        device = TOTPDevice.objects.filter(user=user, confirmed=False, pk=device_id).first()
+        if device is not None:
+            return device
+    device = TOTPDevice.objects.create(user=user, name="TOTP", confirmed=False)
+    request.session[ENROLLING_DEVICE] = device.pk
+    return device
+
+
 @require_http_methods(["GET", "HEAD", "POST"])
 @transaction.atomic
 def mfa_view(request: HttpRequest) -> HttpResponse:
     user = _pending_user(request)
     if user is None:
-        for key in (PENDING_USER, PENDING_SINCE, PENDING_HASH):
-            request.session.pop(key, None)
+        _forget_pending(request)
         messages.error(request, _("Please log in again."))
         return redirect("accounts:login")
-    # One attempt at a time per account: the device row lock makes parallel guesses
-    # queue, so each sees the failures (and the lockout) of the ones before it.
-    devices = TOTPDevice.objects.select_for_update().filter(user=user).order_by("-confirmed", "pk")
-    device = devices.first()
-    if device is None:
-        device = TOTPDevice.objects.create(user=user, name="TOTP", confirmed=False)
-    enrolling = not device.confirmed
     credentials = {"username": user.username}
     if AxesProxyHandler.is_locked(request, credentials):
         return _locked_out(request)
+    device = _device_for(request, user)
+    enrolling = not device.confirmed
     form = TotpForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         if device.verify_token(form.cleaned_data["token"]):
             if enrolling:
                 device.confirmed = True
                 device.save(update_fields=["confirmed"])
-            for key in (PENDING_USER, PENDING_SINCE, PENDING_HASH):
-                request.session.pop(key, None)
+                TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+            _forget_pending(request)
             auth_login(request, user, backend=PASSWORD_BACKEND)
             otp_login(request, device)
             return redirect(_next_url(request))

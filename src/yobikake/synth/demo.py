@@ -136,8 +136,16 @@ def _totp_devices() -> None:
             TOTPDevice.objects.create(user=user, name="demo", confirmed=True)
 
 
+class NotADemoInstallation(Exception):
+    pass
+
+
 @transaction.atomic
 def load_demo() -> None:
+    """Refused on an installation holding any real (non-demo) organisation: the demo
+    approves roles in the name of its own `fed-admin` and sets known passwords."""
+    if Organization.objects.filter(is_demo=False).exists():
+        raise NotADemoInstallation
     orgs = _organizations()
     _first_accounts(orgs)
     fed_admin = User.objects.get(username="fed-admin")

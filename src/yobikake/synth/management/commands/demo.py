@@ -7,7 +7,13 @@ from rich.table import Table
 
 from yobikake.accounts.models import User
 from yobikake.accounts.selectors import active_roles
-from yobikake.synth.demo import DEMO_PASSWORD, DEMO_USERS, current_totp, load_demo
+from yobikake.synth.demo import (
+    DEMO_PASSWORD,
+    DEMO_USERS,
+    NotADemoInstallation,
+    current_totp,
+    load_demo,
+)
 
 
 class Command(BaseCommand):
@@ -31,7 +37,13 @@ class Command(BaseCommand):
                 raise CommandError(f"{options['totp']!r} is not a demo user.") from None
             return
         call_command("migrate", interactive=False, verbosity=0)
-        load_demo()
+        try:
+            load_demo()
+        except NotADemoInstallation:
+            raise CommandError(
+                "This database holds real organisations; the demo loads only into an empty "
+                "or demo installation."
+            ) from None
         self._print_logins()
         if not options["no_serve"]:
             call_command("runserver", options["addr"], use_reloader=False)
