@@ -29,6 +29,40 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture(autouse=True)
+def _audit_guards(request):
+    """The append-only triggers are on for every test. Transactional tests end with a
+    flush of every table, which the triggers would refuse, so they come off just
+    before it (this fixture is torn down before the database fixture flushes)."""
+    if "db" not in request.fixturenames and not request.node.get_closest_marker("django_db"):
+        yield
+        return
+    from django.db import connection
+
+    from yobikake.audit import guards
+
+    marker = request.node.get_closest_marker("django_db")
+    transactional = "live_server" in request.fixturenames or (
+        marker is not None and marker.kwargs.get("transaction")
+    )
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    guards.install(connection)
+    yield
+    _assert_no_personal_data_in_events()
+    if transactional:
+        guards.remove(connection)
+
+
+def _assert_no_personal_data_in_events():
+    from tests.pii import SYNTHETIC_PERSONAL_DATA
+    from yobikake.audit.models import Event
+
+    for event in Event.objects.all().iterator():
+        text = " ".join(str(v) for v in event.__dict__.values())
+        leaked = [value for value in SYNTHETIC_PERSONAL_DATA if value in text]
+        assert not leaked, f"event {event.seq} ({event.tag}) holds personal data: {leaked}"
+
+
+@pytest.fixture(autouse=True)
 def _fast_hashing(settings):
     # Argon2 is the configured hasher (tests/test_settings.py checks it); tests hash with
     # MD5 only to stay fast.

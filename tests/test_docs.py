@@ -10,11 +10,15 @@ OPERATIONS = (ROOT / "docs" / "operations.md").read_text()
 
 
 def test_every_environment_setting_is_documented():
-    sources = [Path(yobikake.__file__).parent / "settings.py", ROOT / "scripts" / "run-tests"]
-    sources += [ROOT / "scripts" / "find-python"]
-    names = set()
-    for source in sources:
-        names |= set(re.findall(r"\b(YOBIKAKE_[A-Z_]+|DATABASE_URL)\b", source.read_text()))
+    settings = (Path(yobikake.__file__).parent / "settings.py").read_text()
+    # Names read from the environment: os.environ / envbool / envint / envsecret calls…
+    names = set(
+        re.findall(r'(?:environ(?:\.get)?[(\[]|env(?:bool|int|secret)\()"([A-Z_]+)"', settings)
+    )
+    # …and variables the scripts read.
+    for script in ("run-tests", "find-python"):
+        text = (ROOT / "scripts" / script).read_text()
+        names |= set(re.findall(r"\$\{?(YOBIKAKE_[A-Z_]+)", text))
     names -= {"YOBIKAKE_SECRET_KEY_FILE"}  # the _FILE form is documented with its setting
     assert len(names) > 10, names
     undocumented = sorted(n for n in names if f"`{n}`" not in OPERATIONS)

@@ -3,6 +3,7 @@
 from ninja import NinjaAPI
 
 from yobikake.accounts.api_auth import ApiTokenAuth, VerifiedSessionAuth
+from yobikake.audit.api import router as audit_router
 from yobikake.tenancy.api import router as tenancy_router
 
 api = NinjaAPI(
@@ -12,3 +13,4 @@ api = NinjaAPI(
     auth=[ApiTokenAuth(), VerifiedSessionAuth()],
 )
 api.add_router("", tenancy_router)
+api.add_router("", audit_router)

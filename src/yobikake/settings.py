@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "ninja",
     "yobikake.tenancy",
     "yobikake.accounts",
+    "yobikake.audit",
     "yobikake.synth",
 ]
 
@@ -91,6 +92,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    "yobikake.audit.context.AuditContextMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -222,6 +224,40 @@ STATIC_ROOT = YOBIKAKE_HOME / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 # The embedded profile serves static files straight from the package, no collectstatic.
 WHITENOISE_USE_FINDERS = True
+
+# Keys the database must never hold (audit MAC and checkpoint signing key, for now).
+YOBIKAKE_KEYS_DIR = Path(os.environ.get("YOBIKAKE_KEYS_DIR") or YOBIKAKE_HOME / "keys")
+
+# Audit log: sign a checkpoint every N events or T minutes, whichever comes first.
+YOBIKAKE_AUDIT_CHECKPOINT_EVERY = envint("YOBIKAKE_AUDIT_CHECKPOINT_EVERY", 1000)
+YOBIKAKE_AUDIT_CHECKPOINT_MINUTES = envint("YOBIKAKE_AUDIT_CHECKPOINT_MINUTES", 60)
+
+# Alert rules.
+YOBIKAKE_ALERT_DENIALS = envint("YOBIKAKE_ALERT_DENIALS", 5)
+YOBIKAKE_ALERT_DENIALS_MINUTES = envint("YOBIKAKE_ALERT_DENIALS_MINUTES", 10)
+YOBIKAKE_REVEAL_BUDGETS = {
+    "operator": envint("YOBIKAKE_REVEAL_BUDGET_OPERATOR", 60),
+    "researcher": envint("YOBIKAKE_REVEAL_BUDGET_RESEARCHER", 120),
+    "default": envint("YOBIKAKE_REVEAL_BUDGET_DEFAULT", 60),
+}
+_hours = os.environ.get("YOBIKAKE_CALLING_HOURS", "9-20").split("-")
+YOBIKAKE_CALLING_HOURS = (int(_hours[0]), int(_hours[1]))  # Asia/Tokyo, Monday–Saturday
+YOBIKAKE_ALERT_EMAILS = os.environ.get("YOBIKAKE_ALERT_EMAILS", "").split(",")
+YOBIKAKE_ALERT_WEBHOOK_URL = os.environ.get("YOBIKAKE_ALERT_WEBHOOK_URL", "")
+# Mail goes to the console unless an SMTP server is named.
+if os.environ.get("YOBIKAKE_SMTP_HOST"):
+    MAILERS = {
+        "default": {
+            "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+            "OPTIONS": {
+                "host": os.environ["YOBIKAKE_SMTP_HOST"],
+                "port": envint("YOBIKAKE_SMTP_PORT", 25),
+            },
+        }
+    }
+else:
+    MAILERS = {"default": {"BACKEND": "django.core.mail.backends.console.EmailBackend"}}
+DEFAULT_FROM_EMAIL = os.environ.get("YOBIKAKE_EMAIL_FROM", "yobikake@localhost")
 
 # API tokens: the longest life a personal token may be given.
 YOBIKAKE_API_TOKEN_MAX_DAYS = envint("YOBIKAKE_API_TOKEN_MAX_DAYS", 90)

@@ -13,6 +13,7 @@ urlpatterns = [
     path("", home, name="home"),
     path("", include("yobikake.accounts.urls")),
     path("", include("yobikake.tenancy.urls")),
+    path("", include("yobikake.audit.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", api.urls),
     path("healthz", healthz, name="healthz"),

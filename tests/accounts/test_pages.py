@@ -11,7 +11,13 @@ from yobikake.accounts.permissions import Role
 # What each role's menu holds (beyond Home), in order.
 MENUS = {
     Role.FEDERATION_ADMIN: ["保険者一覧", "参加状況", "権限申請の承認", "APIトークン"],
-    Role.SECURITY_OFFICER: ["権限申請の承認", "APIトークン"],
+    Role.SECURITY_OFFICER: [
+        "権限申請の承認",
+        "アラート",
+        "監査ログ",
+        "チェックポイント",
+        "APIトークン",
+    ],
     Role.SYSADMIN: ["アカウント管理", "APIトークン"],
     Role.INSURER_STAFF: ["自保険者", "APIトークン"],
     Role.SUPERVISOR: ["APIトークン"],

@@ -1,7 +1,7 @@
 from datetime import timedelta
 
 import pytest
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -70,7 +70,7 @@ def test_nobody_approves_a_role_for_themselves(world):
 
 def test_the_database_refuses_an_approval_by_the_requester(world):
     user = new_call_centre_user(world)
-    with pytest.raises(IntegrityError):
+    with pytest.raises(IntegrityError), transaction.atomic():
         RoleAssignment.objects.create(
             user=user,
             role=Role.OPERATOR,

@@ -22,6 +22,9 @@ _MENU: tuple[tuple[Permission, str | Promise, str], ...] = (
     (Permission.PARTICIPATION_MATRIX_VIEW, _("Participation"), "tenancy:participation"),
     (Permission.ACCOUNT_USER_MANAGE, _("Accounts"), "accounts:user_list"),
     (Permission.ACCOUNT_ROLE_APPROVE, _("Role approvals"), "accounts:role_requests"),
+    (Permission.ALERT_ANY_MANAGE, _("Alerts"), "audit:alert_list"),
+    (Permission.AUDIT_LOG_VIEW, _("Audit log"), "audit:event_list"),
+    (Permission.AUDIT_LOG_VIEW, _("Checkpoints"), "audit:checkpoint_list"),
     (Permission.API_TOKEN_CREATE, _("API tokens"), "accounts:api_tokens"),
 )
 

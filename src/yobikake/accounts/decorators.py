@@ -7,6 +7,8 @@ from django.http import HttpRequest, HttpResponse
 
 from yobikake.accounts.permissions import Permission
 from yobikake.accounts.selectors import has_permission
+from yobikake.audit.services import record_denial
+from yobikake.audit.tags import AuditTag
 
 View = Callable[..., HttpResponse]
 
@@ -19,6 +21,12 @@ def permission_required(permission: Permission) -> Callable[[View], View]:
         @wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if not has_permission(request.user, permission):
+                record_denial(
+                    tag=AuditTag.PERMISSION_DENY,
+                    actor=request.user,
+                    reason=f"missing:{permission}",
+                    details={"view": view.__name__},
+                )
                 raise PermissionDenied
             return view(request, *args, **kwargs)
 

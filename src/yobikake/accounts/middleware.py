@@ -2,10 +2,13 @@ from collections.abc import Callable
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.contrib.auth import logout
+from django.contrib.auth import SESSION_KEY
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+
+from yobikake.accounts.models import User
+from yobikake.accounts.services import end_expired_session
 
 # Paths that answer without a verified (password + TOTP) session. The API checks its own
 # credentials (token or verified session) in `yobikake.api`.
@@ -20,9 +23,11 @@ class RequireVerifiedLoginMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        user = request.user
-        if user.is_authenticated and (not user.is_active or user.is_expired()):
-            logout(request)
+        if not request.user.is_authenticated and SESSION_KEY in request.session:
+            # The session names an account the password backend now refuses to load
+            # (expired or disabled since it logged in): end it, on the record.
+            refused = User.objects.filter(pk=request.session[SESSION_KEY]).first()
+            end_expired_session(request=request, user=refused)
         path = request.path_info
         if path.startswith(OPEN_PREFIXES) or path.startswith(settings.STATIC_URL):
             return self.get_response(request)

@@ -2,7 +2,9 @@
 
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from yobikake.accounts.errors import NotPermitted
 from yobikake.accounts.models import RoleAssignment, User
 from yobikake.accounts.permissions import (
     ROLE_ORGANIZATION_KIND,
@@ -48,6 +50,14 @@ def forget_permissions(user: User) -> None:
 
 def has_permission(user: User, permission: Permission) -> bool:
     return permission in user_permissions(user)
+
+
+def require(actor: User, permission: Permission) -> None:
+    if not has_permission(actor, permission):
+        raise NotPermitted(
+            _("You do not have the permission “%(p)s”.") % {"p": permission},
+            code=f"missing:{permission}",
+        )
 
 
 def pending_role_requests() -> QuerySet[RoleAssignment]:

@@ -6,13 +6,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import login as auth_login
+from django.contrib.auth import logout as auth_logout
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from yobikake.accounts.errors import AccountError, NotPermitted
 from yobikake.accounts.models import ApiToken, Organization, RoleAssignment, User, digest_token
 from yobikake.accounts.permissions import (
     ROLE_ORGANIZATION_KIND,
@@ -22,34 +27,30 @@ from yobikake.accounts.permissions import (
     needs_second_person,
     sees_personal_data,
 )
-from yobikake.accounts.selectors import forget_permissions, has_permission
+from yobikake.accounts.selectors import forget_permissions, has_permission, require
+from yobikake.audit.services import Detail, append_event, audited
+from yobikake.audit.tags import AuditTag
 from yobikake.tenancy.models import Insurer
 
 API_TOKEN_PREFIX = "ybk_"  # noqa: S105 - a public prefix
 LONGEST_CONTRACTOR_ACCOUNT = timedelta(days=366)
 
 
-class AccountError(Exception):
-    """A refusal the user can understand and act on; the message is shown as it is."""
-
-
-class NotPermitted(AccountError):
-    pass
-
-
-def require(actor: User, permission: Permission) -> None:
-    if not has_permission(actor, permission):
-        raise NotPermitted(_("You do not have the permission “%(p)s”.") % {"p": permission})
-
-
-@transaction.atomic
+@audited(AuditTag.ORGANIZATION_CREATE)
 def create_organization(
     *, actor: User | None, name: str, kind: OrganizationKind, insurer: Insurer | None = None
 ) -> Organization:
     """Create an organisation. `actor=None` only at installation (see `bootstrap_user`)."""
     if actor is not None:
         require(actor, Permission.ACCOUNT_USER_MANAGE)
-    return Organization.objects.create(name=name, kind=kind, insurer=insurer)
+    org = Organization.objects.create(name=name, kind=kind, insurer=insurer)
+    append_event(
+        tag=AuditTag.ORGANIZATION_CREATE,
+        actor=actor,
+        insurer_id=insurer.pk if insurer else None,
+        details={"organization_id": org.pk, "kind": str(kind)},
+    )
+    return org
 
 
 def _check_expiry(organization: Organization, expires_at: datetime | None) -> None:
@@ -88,7 +89,7 @@ def _new_user(
     return user
 
 
-@transaction.atomic
+@audited(AuditTag.USER_CREATE)
 def create_user(
     *,
     actor: User,
@@ -100,13 +101,20 @@ def create_user(
 ) -> User:
     """Create an account with no roles; roles are asked for with `request_role`."""
     require(actor, Permission.ACCOUNT_USER_MANAGE)
-    return _new_user(
+    user = _new_user(
         username=username,
         organization=organization,
         password=password,
         expires_at=expires_at,
         email=email,
     )
+    append_event(
+        tag=AuditTag.USER_CREATE,
+        actor=actor,
+        subject=user,
+        details={"organization_id": organization.pk, "expires": expires_at is not None},
+    )
+    return user
 
 
 @dataclass(frozen=True)
@@ -118,7 +126,7 @@ class FirstAccount:
     expires_at: datetime | None = None
 
 
-@transaction.atomic
+@audited(AuditTag.INSTALL_BOOTSTRAP)
 def bootstrap_installation(*, accounts: Sequence[FirstAccount]) -> list[User]:
     """Create an installation's first accounts with their roles active at once.
 
@@ -142,6 +150,7 @@ def bootstrap_installation(*, accounts: Sequence[FirstAccount]) -> list[User]:
             user=user, role=account.role, status=RoleAssignment.Status.ACTIVE
         )
         users.append(user)
+    append_event(tag=AuditTag.INSTALL_BOOTSTRAP, actor=None, details={"accounts": len(users)})
     return users
 
 
@@ -149,7 +158,8 @@ def _check_role_fits(organization: Organization, role: Role) -> None:
     if ROLE_ORGANIZATION_KIND[role] != organization.kind:
         raise AccountError(
             _("The role “%(role)s” cannot be held by a member of “%(org)s”.")
-            % {"role": role.label, "org": organization.name}
+            % {"role": role.label, "org": organization.name},
+            code="role_outside_organization",
         )
 
 
@@ -164,7 +174,22 @@ def _holds(user: User, roles: set[Role]) -> bool:
 _PERSONAL_DATA_ROLES = {r for r in Role if sees_personal_data(r)}
 
 
-@transaction.atomic
+def _role_event(tag: AuditTag, actor: User, assignment: RoleAssignment, **details: Detail) -> None:
+    append_event(
+        tag=tag,
+        actor=actor,
+        subject=assignment.user,
+        details={
+            "assignment_id": assignment.pk,
+            "role": assignment.role,
+            "status": assignment.status,
+            "contractor": assignment.user.organization.is_contractor,
+            **details,
+        },
+    )
+
+
+@audited(AuditTag.ROLE_REQUEST)
 def request_role(*, actor: User, user: User, role: Role) -> RoleAssignment:
     """Ask for a role for a user. Roles that see personal data or approve others' work
     wait for a second person (`approve_role`); the others are active at once."""
@@ -172,7 +197,8 @@ def request_role(*, actor: User, user: User, role: Role) -> RoleAssignment:
     _check_role_fits(user.organization, role)
     if sees_personal_data(role) and (user.is_superuser or _holds(user, {Role.SYSADMIN})):
         raise AccountError(
-            _("A system administrator or superuser can never hold a role that sees personal data.")
+            _("A system administrator or superuser can never hold a role that sees personal data."),
+            code="personal_data_role_for_admin",
         )
     if role == Role.SYSADMIN and _holds(user, _PERSONAL_DATA_ROLES):
         raise AccountError(
@@ -191,6 +217,7 @@ def request_role(*, actor: User, user: User, role: Role) -> RoleAssignment:
     except IntegrityError:  # the same request made concurrently
         raise AccountError(_("This user already holds or awaits that role.")) from None
     forget_permissions(user)
+    _role_event(AuditTag.ROLE_REQUEST, actor, assignment)
     return assignment
 
 
@@ -206,7 +233,8 @@ def _decide(actor: User, assignment: RoleAssignment, status: RoleAssignment.Stat
         raise AccountError(_("This request has already been decided."))
     if actor.pk in (assignment.requested_by_id, assignment.user_id):
         raise AccountError(
-            _("A second person must decide: not the one who asked, nor the one who gets the role.")
+            _("A second person must decide: not the one who asked, nor the one who gets the role."),
+            code="needs_second_person",
         )
     assignment.status = status
     assignment.decided_by = actor
@@ -241,7 +269,7 @@ def _reset_credentials(user: User) -> str:
     return password
 
 
-@transaction.atomic
+@audited(AuditTag.ROLE_APPROVE)
 def approve_role(*, actor: User, assignment: RoleAssignment) -> Approval:
     """Second-person approval of a pending role request.
 
@@ -251,16 +279,19 @@ def approve_role(*, actor: User, assignment: RoleAssignment) -> Approval:
     role that sees personal data or approves others' work.
     """
     _decide(actor, assignment, RoleAssignment.Status.ACTIVE)
-    return Approval(assignment, _reset_credentials(assignment.user))
+    password = _reset_credentials(assignment.user)
+    _role_event(AuditTag.ROLE_APPROVE, actor, assignment, credentials_reset=True)
+    return Approval(assignment, password)
 
 
-@transaction.atomic
+@audited(AuditTag.ROLE_REFUSE)
 def refuse_role(*, actor: User, assignment: RoleAssignment) -> RoleAssignment:
     _decide(actor, assignment, RoleAssignment.Status.REFUSED)
+    _role_event(AuditTag.ROLE_REFUSE, actor, assignment)
     return assignment
 
 
-@transaction.atomic
+@audited(AuditTag.ROLE_REVOKE)
 def revoke_role(*, actor: User, assignment: RoleAssignment) -> RoleAssignment:
     """Take a role away. A role granted by a second person is taken away by one too
     (an approver), so a sysadmin cannot strip the federation of its approvers."""
@@ -274,7 +305,7 @@ def revoke_role(*, actor: User, assignment: RoleAssignment) -> RoleAssignment:
     ):
         raise NotPermitted(_("You may not revoke this role."))
     if actor.pk == assignment.user_id:
-        raise AccountError(_("Someone else must take your own role away."))
+        raise AccountError(_("Someone else must take your own role away."), code="own_role")
     if assignment.status not in (RoleAssignment.Status.PENDING, RoleAssignment.Status.ACTIVE):
         raise AccountError(_("This role is not held."))
     assignment.status = RoleAssignment.Status.REVOKED
@@ -282,10 +313,11 @@ def revoke_role(*, actor: User, assignment: RoleAssignment) -> RoleAssignment:
     assignment.revoked_at = timezone.now()
     assignment.save(update_fields=["status", "revoked_by", "revoked_at"])
     forget_permissions(assignment.user)
+    _role_event(AuditTag.ROLE_REVOKE, actor, assignment)
     return assignment
 
 
-@transaction.atomic
+@audited(AuditTag.API_TOKEN_CREATE)
 def create_api_token(*, actor: User, name: str, days: int) -> tuple[ApiToken, str]:
     """A personal token for the API, bound to `actor`. Returns the row and the plaintext,
     which is never stored and cannot be shown again."""
@@ -310,12 +342,68 @@ def create_api_token(*, actor: User, name: str, days: int) -> tuple[ApiToken, st
         # being created while the reset ran.
         password_binding=actor.get_session_auth_hash(),
     )
+    append_event(
+        tag=AuditTag.API_TOKEN_CREATE,
+        actor=actor,
+        details={"token_id": token.pk, "prefix": token.prefix, "days": days},
+    )
     return token, plaintext
 
 
-@transaction.atomic
+@audited(AuditTag.API_TOKEN_REVOKE)
 def revoke_api_token(*, actor: User, token: ApiToken) -> None:
     if token.user_id != actor.pk:
         raise ApiToken.DoesNotExist
     token.revoked_at = timezone.now()
     token.save(update_fields=["revoked_at"])
+    append_event(tag=AuditTag.API_TOKEN_REVOKE, actor=actor, details={"token_id": token.pk})
+
+
+# Logging in and out. These take the request because logging in is about the session.
+
+PASSWORD_BACKEND = "yobikake.accounts.backends.ExpiringAccountBackend"  # noqa: S105 - a path
+
+
+@audited(AuditTag.MFA_ENROLL)
+def enroll_authenticator(*, actor: User, device: TOTPDevice) -> None:
+    """Confirm the authenticator the person just proved they hold; drop any others
+    that were started and never finished."""
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    TOTPDevice.objects.filter(user=actor, confirmed=False).delete()
+    append_event(tag=AuditTag.MFA_ENROLL, actor=actor, details={"device_id": device.pk})
+
+
+@transaction.atomic
+def complete_login(*, request: HttpRequest, user: User, device: TOTPDevice) -> None:
+    """Log in after both the password and the TOTP step."""
+    auth_login(request, user, backend=PASSWORD_BACKEND)
+    otp_login(request, device)
+    append_event(tag=AuditTag.LOGIN_SUCCESS, actor=user, details={"device_id": device.pk})
+
+
+@transaction.atomic
+def record_login_failure(*, user: User | None, stage: str, locked: bool) -> None:
+    """A failed password or TOTP step (`stage`), or one refused because the account is
+    locked. The name typed is never recorded, only the account it names, if any."""
+    append_event(
+        tag=AuditTag.LOGIN_LOCKOUT if locked else AuditTag.LOGIN_FAILURE,
+        actor=None,
+        subject=user,
+        denied="locked" if locked else f"bad_{stage}",
+    )
+
+
+@transaction.atomic
+def log_out(*, request: HttpRequest) -> None:
+    append_event(tag=AuditTag.LOGOUT, actor=request.user)
+    auth_logout(request)
+
+
+@transaction.atomic
+def end_expired_session(*, request: HttpRequest, user: User | None) -> None:
+    """An account expired (or was disabled) while logged in: end its session, on the
+    record."""
+    reason = "account_disabled" if user is not None and not user.is_active else "account_expired"
+    append_event(tag=AuditTag.ACCOUNT_EXPIRED, actor=None, subject=user, denied=reason)
+    auth_logout(request)

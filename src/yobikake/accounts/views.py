@@ -7,8 +7,6 @@ import qrcode
 import qrcode.image.svg
 from axes.handlers.proxy import AxesProxyHandler
 from django.contrib import messages
-from django.contrib.auth import login as auth_login
-from django.contrib.auth import logout as auth_logout
 from django.contrib.auth.signals import user_login_failed
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
@@ -19,7 +17,6 @@ from django.utils.crypto import constant_time_compare
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
-from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from yobikake.accounts import selectors, services
@@ -74,8 +71,12 @@ def login_view(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated and request.user.is_verified():
         return redirect(_next_url(request))
     form = LoginForm(request, data=request.POST if request.method == "POST" else None)
-    if request.method == "POST":
-        _lock_account(username=request.POST.get("username"))
+    account = (
+        _lock_account(username=request.POST.get("username")) if request.method == "POST" else None
+    )
+    if request.method == "POST" and not form.is_valid():
+        locked = AxesProxyHandler.is_locked(request, {"username": request.POST.get("username")})
+        services.record_login_failure(user=account, stage="password", locked=locked)
     if request.method == "POST" and form.is_valid():
         user = form.get_user()
         request.session.cycle_key()
@@ -140,6 +141,8 @@ def mfa_view(request: HttpRequest) -> HttpResponse:
         return redirect("accounts:login")
     credentials = {"username": user.username}
     if AxesProxyHandler.is_locked(request, credentials):
+        if request.method == "POST":
+            services.record_login_failure(user=user, stage="totp", locked=True)
         return _locked_out(request)
     device = _device_for(request, user)
     enrolling = not device.confirmed
@@ -147,15 +150,14 @@ def mfa_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         if device.verify_token(form.cleaned_data["token"]):
             if enrolling:
-                device.confirmed = True
-                device.save(update_fields=["confirmed"])
-                TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+                services.enroll_authenticator(actor=user, device=device)
             _forget_pending(request)
-            auth_login(request, user, backend=PASSWORD_BACKEND)
-            otp_login(request, device)
+            services.complete_login(request=request, user=user, device=device)
             return redirect(_next_url(request))
         user_login_failed.send(sender=__name__, credentials=credentials, request=request)
-        if AxesProxyHandler.is_locked(request, credentials):
+        locked = AxesProxyHandler.is_locked(request, credentials)
+        services.record_login_failure(user=user, stage="totp", locked=locked)
+        if locked:
             return _locked_out(request)
         form.add_error("token", _("The code is wrong or has expired."))
     context = {"form": form, "enrolling": enrolling, "next": _next_url(request)}
@@ -167,7 +169,7 @@ def mfa_view(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def logout_view(request: HttpRequest) -> HttpResponse:
-    auth_logout(request)
+    services.log_out(request=request)
     messages.info(request, _("You have logged out."))
     return redirect("accounts:login")
 

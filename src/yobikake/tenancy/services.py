@@ -3,12 +3,14 @@
 from datetime import date
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.utils.translation import gettext as _
 
+from yobikake.accounts.errors import AccountError
 from yobikake.accounts.models import Organization, User
 from yobikake.accounts.permissions import OrganizationKind, Permission
-from yobikake.accounts.services import AccountError, require
+from yobikake.accounts.selectors import require
+from yobikake.audit.services import append_event, audited
+from yobikake.audit.tags import AuditTag
 from yobikake.jp.insurer_numbers import InvalidInsurerNumber, parse_insurer_number
 from yobikake.tenancy.models import INSURER_NUMBER_ERRORS, Contract, Insurer
 
@@ -24,7 +26,7 @@ def _full_clean(obj: Insurer | Contract) -> None:
         raise TenancyError(" ".join(exc.messages)) from exc
 
 
-@transaction.atomic
+@audited(AuditTag.INSURER_REGISTER)
 def register_insurer(*, actor: User, number: str, name: str, kind: Insurer.Kind) -> Insurer:
     """Add a member insurer and the organisation its staff belong to."""
     require(actor, Permission.INSURER_ANY_MANAGE)
@@ -39,10 +41,11 @@ def register_insurer(*, actor: User, number: str, name: str, kind: Insurer.Kind)
     _full_clean(insurer)
     insurer.save()
     Organization.objects.create(name=insurer.name, kind=OrganizationKind.INSURER, insurer=insurer)
+    append_event(tag=AuditTag.INSURER_REGISTER, actor=actor, insurer_id=insurer.pk)
     return insurer
 
 
-@transaction.atomic
+@audited(AuditTag.CONTRACT_CREATE)
 def create_contract(
     *,
     actor: User,
@@ -75,4 +78,10 @@ def create_contract(
         )
     _full_clean(contract)
     contract.save()
+    append_event(
+        tag=AuditTag.CONTRACT_CREATE,
+        actor=actor,
+        insurer_id=insurer.pk,
+        details={"contract_id": contract.pk, "fiscal_year": fiscal_year},
+    )
     return contract

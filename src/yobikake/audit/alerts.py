@@ -1,0 +1,212 @@
+"""Alert rules, evaluated as each event is appended (and by the periodic sweep), and
+the delivery of alerts to mail and an optional webhook."""
+
+import json
+import logging
+import urllib.request
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from yobikake.audit.models import Alert, Event
+from yobikake.audit.tags import REVEAL_TAGS, AuditTag
+
+log = logging.getLogger(__name__)
+TOKYO = ZoneInfo("Asia/Tokyo")
+
+RULE_LABELS = {
+    "repeated_denials": _("Repeated denied actions"),
+    "reveal_budget": _("Reveals over the hourly budget"),
+    "reveal_off_hours": _("Reveal outside calling hours"),
+    "contractor_role": _("Role granted to a contractor"),
+    "canary_touched": _("Canary resident touched"),
+    "audit_verify_failed": _("Audit log verification failed"),
+}
+
+# Events about the log itself never raise alerts (an alert writes such an event).
+_QUIET = frozenset(
+    {
+        AuditTag.ALERT_RAISE,
+        AuditTag.ALERT_ACKNOWLEDGE,
+        AuditTag.ALERT_CLOSE,
+        AuditTag.CHECKPOINT_SIGN,
+        AuditTag.VERIFY_FAILURE,
+    }
+)
+
+
+def evaluate(event: Event) -> None:
+    if event.tag in _QUIET:
+        return
+    for rule in (_repeated_denials, _reveal_budget, _reveal_off_hours, _contractor_role, _canary):
+        rule(event)
+
+
+def _recent(event: Event, minutes: int) -> "Event.objects":  # type: ignore[name-defined]
+    return Event.objects.filter(
+        actor_user_id=event.actor_user_id, at__gt=event.at - timedelta(minutes=minutes)
+    )
+
+
+def _already_open(rule: str, user_id: int | None, since: timedelta) -> bool:
+    return Alert.objects.filter(
+        rule=rule,
+        subject_user_id=user_id,
+        state__in=[Alert.State.OPEN, Alert.State.ACKNOWLEDGED],
+        raised_at__gt=timezone.now() - since,
+    ).exists()
+
+
+def _repeated_denials(event: Event) -> None:
+    if event.outcome != Event.Outcome.DENIED or event.actor_user_id is None:
+        return
+    minutes = settings.YOBIKAKE_ALERT_DENIALS_MINUTES
+    count = _recent(event, minutes).filter(outcome=Event.Outcome.DENIED).count()
+    if count >= settings.YOBIKAKE_ALERT_DENIALS and not _already_open(
+        "repeated_denials", event.actor_user_id, timedelta(minutes=minutes)
+    ):
+        raise_alert(
+            "repeated_denials",
+            Alert.Severity.WARNING,
+            event,
+            f"{count} denied in {minutes} min; last: {event.tag} ({event.reason})",
+        )
+
+
+def _reveal_budget(event: Event) -> None:
+    if event.tag not in REVEAL_TAGS or event.outcome != Event.Outcome.ALLOWED:
+        return
+    budget = settings.YOBIKAKE_REVEAL_BUDGETS.get(
+        event.actor_roles.split(",")[0], settings.YOBIKAKE_REVEAL_BUDGETS["default"]
+    )
+    count = _recent(event, 60).filter(tag__in=REVEAL_TAGS, outcome=Event.Outcome.ALLOWED).count()
+    if count > budget and not _already_open(
+        "reveal_budget", event.actor_user_id, timedelta(hours=1)
+    ):
+        raise_alert(
+            "reveal_budget", Alert.Severity.CRITICAL, event, f"{count} reveals in 60 min > {budget}"
+        )
+
+
+def calling_hours_contain(at: "timezone.datetime") -> bool:
+    local = at.astimezone(TOKYO)
+    start, end = settings.YOBIKAKE_CALLING_HOURS
+    return local.weekday() < 6 and start <= local.hour < end
+
+
+def _reveal_off_hours(event: Event) -> None:
+    if event.tag in REVEAL_TAGS and not calling_hours_contain(event.at):
+        raise_alert(
+            "reveal_off_hours",
+            Alert.Severity.WARNING,
+            event,
+            f"{event.tag} at {event.at.astimezone(TOKYO):%Y-%m-%d %H:%M} JST",
+        )
+
+
+def _contractor_role(event: Event) -> None:
+    if event.tag not in (AuditTag.ROLE_REQUEST, AuditTag.ROLE_APPROVE) or event.reason:
+        return
+    details = json.loads(event.details or "{}")
+    if details.get("contractor") and details.get("status") == "active":
+        raise_alert(
+            "contractor_role",
+            Alert.Severity.INFO,
+            event,
+            f"role {details.get('role')} to user #{event.subject_user_id}",
+            subject_user_id=event.subject_user_id,
+        )
+
+
+def _canary(event: Event) -> None:
+    details = json.loads(event.details or "{}")
+    if event.tag == AuditTag.CANARY_TOUCH or details.get("canary"):
+        raise_alert(
+            "canary_touched",
+            Alert.Severity.CRITICAL,
+            event,
+            f"{event.tag} of target #{event.target_id}",
+        )
+
+
+def raise_alert(
+    rule: str,
+    severity: Alert.Severity,
+    event: Event | None,
+    summary: str,
+    *,
+    subject_user_id: int | None = None,
+) -> Alert:
+    """Record an alert (and an event saying so) and deliver it once the transaction
+    commits: an alert about an action that was rolled back is never sent."""
+    from yobikake.audit.services import append_event
+
+    alert = Alert.objects.create(
+        rule=rule,
+        severity=severity,
+        subject_user_id=subject_user_id
+        if subject_user_id is not None
+        else (event.actor_user_id if event else None),
+        subject_username=event.actor_username if event and subject_user_id is None else "",
+        event_seq=event.seq if event else None,
+        summary=summary[:300],
+    )
+    append_event(
+        tag=AuditTag.ALERT_RAISE,
+        actor=None,
+        details={"alert_id": alert.pk, "rule": rule, "event_seq": alert.event_seq},
+    )
+    transaction.on_commit(lambda: deliver(alert.pk))
+    return alert
+
+
+def deliver(alert_id: int) -> None:
+    """Mail the security officers and call the webhook; record what happened. A failed
+    delivery never undoes the alert: it stays on the security officer's screen."""
+    alert = Alert.objects.get(pk=alert_id)
+    outcome = []
+    recipients = [a for a in settings.YOBIKAKE_ALERT_EMAILS if a]
+    label = str(RULE_LABELS.get(alert.rule, alert.rule))
+    if recipients:
+        try:
+            send_mail(
+                subject=f"[Yobikake {alert.severity}] {label}",
+                message=f"{label}\n{alert.summary}\nalert #{alert.pk}, event #{alert.event_seq}",
+                from_email=None,
+                recipient_list=recipients,
+            )
+            outcome.append("mail:sent")
+        except Exception as exc:
+            log.warning("alert %s mail failed: %s", alert.pk, exc)
+            outcome.append("mail:failed")
+    if settings.YOBIKAKE_ALERT_WEBHOOK_URL:
+        body = json.dumps(
+            {
+                "id": alert.pk,
+                "rule": alert.rule,
+                "severity": alert.severity,
+                "summary": alert.summary,
+                "event_seq": alert.event_seq,
+                "subject_user_id": alert.subject_user_id,
+                "raised_at": alert.raised_at.isoformat(),
+            }
+        ).encode()
+        request = urllib.request.Request(  # noqa: S310 - the URL is the operator's setting
+            settings.YOBIKAKE_ALERT_WEBHOOK_URL,
+            data=body,
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+                outcome.append(f"webhook:{response.status}")
+        except Exception as exc:
+            log.warning("alert %s webhook failed: %s", alert.pk, exc)
+            outcome.append("webhook:failed")
+    if outcome:
+        Alert.objects.filter(pk=alert.pk).update(delivery=" ".join(outcome))

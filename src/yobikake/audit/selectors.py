@@ -1,0 +1,76 @@
+"""Reads of the audit log for the security officer's screens and the API."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+
+from yobikake.audit import chain
+from yobikake.audit.keys import audit_keys
+from yobikake.audit.models import Alert, Checkpoint, Event
+
+
+def search_events(
+    *,
+    user: str = "",
+    tag: str = "",
+    insurer_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[Event]:
+    """Newest first. `user` matches a user name or id, as actor or as subject; `tag`
+    matches a tag or its prefix (`auth:` or `role:grant:`)."""
+    events = Event.objects.order_by("-seq")
+    if user:
+        who = Q(actor_username=user)
+        if user.isdigit():
+            who |= Q(actor_user_id=int(user)) | Q(subject_user_id=int(user))
+        events = events.filter(who)
+    if tag:
+        events = events.filter(tag__startswith=tag)
+    if insurer_id is not None:
+        events = events.filter(insurer_id=insurer_id)
+    if since is not None:
+        events = events.filter(at__gte=since)
+    if until is not None:
+        events = events.filter(at__lt=until)
+    return events
+
+
+def alert_queue(closed_shown: int = 50) -> list[Alert]:
+    """Open alerts first, then acknowledged ones, then the latest closed ones."""
+    live = Alert.objects.exclude(state=Alert.State.CLOSED).order_by("state", "-raised_at")
+    # "acknowledged" sorts before "open": put open first.
+    ordered = sorted(live, key=lambda a: a.state != Alert.State.OPEN)
+    closed = Alert.objects.filter(state=Alert.State.CLOSED).order_by("-closed_at")
+    return ordered + list(closed[:closed_shown])
+
+
+@dataclass(frozen=True)
+class CheckpointStatus:
+    checkpoint: Checkpoint
+    signature_valid: bool
+    matches_log: bool
+
+
+def checkpoint_history() -> list[CheckpointStatus]:
+    """Every checkpoint with whether its signature holds and whether the event it signed
+    still has the hash it signed (a quick check; `yobikake audit verify` does it all)."""
+    keys = audit_keys()
+    checkpoints = list(Checkpoint.objects.order_by("-head_seq"))
+    hashes = dict(
+        Event.objects.filter(seq__in=[c.head_seq for c in checkpoints]).values_list("seq", "hash")
+    )
+    result = []
+    for c in checkpoints:
+        try:
+            signature = bytes.fromhex(c.signature)
+        except ValueError:
+            signature = b""
+        message = chain.checkpoint_message(c.head_seq, c.head_hash, c.at)
+        result.append(
+            CheckpointStatus(
+                c, keys.signature_valid(message, signature), hashes.get(c.head_seq) == c.head_hash
+            )
+        )
+    return result

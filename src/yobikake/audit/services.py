@@ -1,0 +1,226 @@
+"""Writing the audit log: events, checkpoints, alert decisions.
+
+`append_event` is called by every other app's services inside their own transaction,
+so a state change and its event are committed together or not at all.
+"""
+
+import functools
+import json
+import re
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any, TypeVar, cast
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from yobikake.accounts.errors import AccountError
+from yobikake.accounts.models import User
+from yobikake.accounts.permissions import Permission
+from yobikake.accounts.selectors import active_roles, require
+from yobikake.audit import chain
+from yobikake.audit.context import client_ip
+from yobikake.audit.keys import audit_keys
+from yobikake.audit.models import Alert, ChainHead, Checkpoint, Event
+from yobikake.audit.tags import AuditTag
+
+Detail = int | bool | str | None
+# Details carry ids and short codes only; free text (and with it names and addresses)
+# cannot get in.
+_DETAIL_KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_DETAIL_TEXT = re.compile(r"^[A-Za-z0-9_.:@/+-]{0,64}$")
+
+
+class AuditError(AccountError):
+    """A refusal about the audit log or its alerts, shown to the user as it is."""
+
+
+def _details_json(details: Mapping[str, Detail] | None) -> str:
+    if not details:
+        return ""
+    for key, value in details.items():
+        if not _DETAIL_KEY.match(key):
+            raise AuditError(f"bad detail key {key!r}")
+        if isinstance(value, str) and not _DETAIL_TEXT.match(value):
+            raise AuditError(f"detail {key!r} must be an id or a short code")
+        if not isinstance(value, int | bool | str | type(None)):
+            raise AuditError(f"detail {key!r} must be an id or a short code")
+    return json.dumps(dict(details), sort_keys=True, separators=(",", ":"))
+
+
+def _actor_fields(actor: User | None) -> dict[str, object]:
+    if actor is None or not getattr(actor, "is_authenticated", False):
+        return {
+            "actor_user_id": None,
+            "actor_username": "",
+            "actor_organization_id": None,
+            "actor_roles": "",
+        }
+    return {
+        "actor_user_id": actor.pk,
+        "actor_username": actor.username,
+        "actor_organization_id": actor.organization_id,
+        "actor_roles": ",".join(sorted(active_roles(actor))),
+    }
+
+
+def append_event(
+    *,
+    tag: AuditTag,
+    actor: User | None,
+    denied: str = "",
+    subject: User | None = None,
+    insurer_id: int | None = None,
+    list_id: int | None = None,
+    target_id: int | None = None,
+    purpose: str = "",
+    details: Mapping[str, Detail] | None = None,
+) -> Event:
+    """Append one event to the chain, inside the caller's transaction.
+
+    `denied` is the reason when the action was refused (empty when allowed). Appenders
+    take turns on the chain head's row lock, so concurrent writers never fork the chain.
+    """
+    with transaction.atomic():
+        head = _locked_head()
+        fields: dict[str, object] = {
+            "seq": head.seq + 1,
+            "at": timezone.now(),
+            "tag": str(tag),
+            "outcome": Event.Outcome.DENIED if denied else Event.Outcome.ALLOWED,
+            "reason": denied,
+            **_actor_fields(actor),
+            "subject_user_id": subject.pk if subject is not None else None,
+            "insurer_id": insurer_id,
+            "list_id": list_id,
+            "target_id": target_id,
+            "purpose": purpose,
+            "client_ip": client_ip.get(),
+            "details": _details_json(details),
+            "prev_hash": head.hash,
+        }
+        values = [fields[name] for name in chain.FIELDS]
+        digest = chain.event_hash(values)
+        event = Event.objects.create(
+            **fields, hash=digest, mac=chain.event_mac(audit_keys().mac_key(), digest)
+        )
+        head.seq, head.hash = event.seq, digest
+        due = _checkpoint_due(head, event)
+        if due:
+            head.checkpoint_at = event.at
+            _sign_checkpoint(event)
+        head.save(update_fields=["seq", "hash", "checkpoint_at"] if due else ["seq", "hash"])
+        from yobikake.audit.alerts import evaluate
+
+        evaluate(event)
+    return event
+
+
+def record_denial(*, tag: AuditTag, actor: User | None, reason: str, **refs: Any) -> Event:
+    """Record a refused action in a transaction of its own (the refused action's own
+    transaction is rolled back, and its denial must survive that)."""
+    with transaction.atomic():
+        return append_event(tag=tag, actor=actor, denied=reason, **refs)
+
+
+Service = TypeVar("Service", bound=Callable[..., Any])
+
+
+def audited(tag: AuditTag) -> Callable[[Service], Service]:
+    """Run a service in a transaction; when it refuses (raises `AccountError`), record
+    the refusal under `tag` with the refusal's code, then let it propagate. The service
+    itself appends its success event with the details only it knows."""
+
+    def decorator(service: Service) -> Service:
+        @functools.wraps(service)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                with transaction.atomic():
+                    return service(*args, **kwargs)
+            except AccountError as exc:
+                record_denial(tag=tag, actor=kwargs.get("actor"), reason=exc.code)
+                raise
+
+        return cast(Service, wrapper)
+
+    return decorator
+
+
+def _locked_head() -> ChainHead:
+    head = ChainHead.objects.select_for_update().filter(pk=1).first()
+    if head is None:  # the migration makes it; only a flushed test database lacks it
+        ChainHead.objects.get_or_create(pk=1)
+        head = ChainHead.objects.select_for_update().get(pk=1)
+    return head
+
+
+def _checkpoint_due(head: ChainHead, event: Event) -> bool:
+    if event.seq % settings.YOBIKAKE_AUDIT_CHECKPOINT_EVERY == 0:
+        return True
+    every = timedelta(minutes=settings.YOBIKAKE_AUDIT_CHECKPOINT_MINUTES)
+    return head.checkpoint_at is None or event.at - head.checkpoint_at >= every
+
+
+def _sign_checkpoint(event: Event) -> Checkpoint:
+    keys = audit_keys()
+    at = timezone.now()
+    signature = keys.sign(chain.checkpoint_message(event.seq, event.hash, at))
+    return Checkpoint.objects.create(
+        head_seq=event.seq,
+        head_hash=event.hash,
+        at=at,
+        key_id=keys.key_id,
+        signature=signature.hex(),
+    )
+
+
+@transaction.atomic
+def sign_checkpoint_now() -> Checkpoint | None:
+    """Sign the current head (the periodic task and `yobikake audit checkpoint`)."""
+    head = _locked_head()
+    if head.seq == 0:
+        return None
+    event = Event.objects.get(seq=head.seq)
+    head.checkpoint_at = timezone.now()
+    head.save(update_fields=["checkpoint_at"])
+    return _sign_checkpoint(event)
+
+
+def _require_alert_handler(actor: User) -> None:
+    require(actor, Permission.ALERT_ANY_MANAGE)
+
+
+@audited(AuditTag.ALERT_ACKNOWLEDGE)
+def acknowledge_alert(*, actor: User, alert: Alert) -> Alert:
+    """The security officer has seen the alert and is looking into it."""
+    _require_alert_handler(actor)
+    alert = Alert.objects.select_for_update().get(pk=alert.pk)
+    if alert.state != Alert.State.OPEN:
+        raise AuditError(_("Only an open alert can be acknowledged."))
+    alert.state = Alert.State.ACKNOWLEDGED
+    alert.acknowledged_by_id = actor.pk
+    alert.acknowledged_at = timezone.now()
+    alert.save(update_fields=["state", "acknowledged_by_id", "acknowledged_at"])
+    append_event(tag=AuditTag.ALERT_ACKNOWLEDGE, actor=actor, details={"alert_id": alert.pk})
+    return alert
+
+
+@audited(AuditTag.ALERT_CLOSE)
+def close_alert(*, actor: User, alert: Alert, note: str) -> Alert:
+    """Close an alert with a note saying what was found (the note stays in the alert
+    table; the log records that it was closed)."""
+    _require_alert_handler(actor)
+    alert = Alert.objects.select_for_update().get(pk=alert.pk)
+    if alert.state == Alert.State.CLOSED:
+        raise AuditError(_("The alert is already closed."))
+    if not note.strip():
+        raise AuditError(_("Say what was found before closing the alert."))
+    alert.state = Alert.State.CLOSED
+    alert.closed_by_id = actor.pk
+    alert.closed_at = timezone.now()
+    alert.note = note.strip()
+    alert.save(update_fields=["state", "closed_by_id", "closed_at", "note"])
+    append_event(tag=AuditTag.ALERT_CLOSE, actor=actor, details={"alert_id": alert.pk})
+    return alert

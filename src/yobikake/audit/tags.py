@@ -1,0 +1,42 @@
+"""Every audit event tag in one enum, `scope:resource:action` like the permissions."""
+
+from enum import StrEnum
+
+
+class AuditTag(StrEnum):
+    # Logging in and out
+    LOGIN_SUCCESS = "auth:login:success"
+    LOGIN_FAILURE = "auth:login:failure"
+    LOGIN_LOCKOUT = "auth:login:lockout"
+    LOGOUT = "auth:session:logout"
+    ACCOUNT_EXPIRED = "auth:account:expired"
+    MFA_ENROLL = "auth:mfa:enroll"
+    PERMISSION_DENY = "auth:permission:deny"
+    # Accounts and roles
+    INSTALL_BOOTSTRAP = "account:install:bootstrap"
+    ORGANIZATION_CREATE = "account:organization:create"
+    USER_CREATE = "account:user:create"
+    ROLE_REQUEST = "role:grant:request"
+    ROLE_APPROVE = "role:grant:approve"
+    ROLE_REFUSE = "role:grant:refuse"
+    ROLE_REVOKE = "role:grant:revoke"
+    API_TOKEN_CREATE = "api:token:create"  # noqa: S105 - an event tag
+    API_TOKEN_REVOKE = "api:token:revoke"  # noqa: S105 - an event tag
+    # Tenancy
+    INSURER_REGISTER = "insurer:record:register"
+    INSURER_DENY = "insurer:record:deny"
+    CONTRACT_CREATE = "contract:record:create"
+    # Personal data (written by the reveal gate, the canaries and the exports)
+    REVEAL_CALL = "target:reveal:call"
+    REVEAL_RESEARCH = "target:reveal:research"
+    REVEAL_EXPORT = "target:reveal:export"
+    CANARY_TOUCH = "incident:canary:touch"
+    # The audit log itself
+    CHECKPOINT_SIGN = "audit:checkpoint:sign"
+    VERIFY_FAILURE = "audit:verify:failure"
+    ALERT_RAISE = "alert:record:raise"
+    ALERT_ACKNOWLEDGE = "alert:record:acknowledge"
+    ALERT_CLOSE = "alert:record:close"
+
+
+REVEAL_TAGS = frozenset({AuditTag.REVEAL_CALL, AuditTag.REVEAL_RESEARCH, AuditTag.REVEAL_EXPORT})

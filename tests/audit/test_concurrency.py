@@ -1,0 +1,42 @@
+import threading
+from collections import Counter
+
+import pytest
+from django.db import connection, transaction
+
+from yobikake.audit.models import Event
+from yobikake.audit.services import append_event
+from yobikake.audit.tags import AuditTag
+from yobikake.audit.verify import verify_log
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_writers_never_fork_the_chain(world):
+    writers, each = 6, 25
+    start = threading.Barrier(writers)
+    errors = []
+
+    def write(n):
+        start.wait()
+        try:
+            for i in range(each):
+                with transaction.atomic():
+                    append_event(tag=AuditTag.LOGOUT, actor=None, details={"w": n, "i": i})
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == []
+    events = list(Event.objects.order_by("seq").values_list("seq", "prev_hash", "hash"))
+    assert [seq for seq, _, _ in events] == list(range(1, writers * each + 1))
+    # A fork is two events claiming the same predecessor.
+    assert max(Counter(prev for _, prev, _ in events).values()) == 1
+    report = verify_log()
+    assert report.intact and report.checked == writers * each
