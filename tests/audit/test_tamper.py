@@ -139,3 +139,53 @@ def test_the_command_fails_names_the_event_and_raises_a_critical_alert(log):
         call_command("audit", "verify", stdout=StringIO(), stderr=StringIO())
     alert = Alert.objects.get(rule="audit_verify_failed")
     assert alert.severity == "critical" and "event 2" in alert.summary
+
+
+def test_the_database_builds_the_same_encoding_as_python(world, monkeypatch):
+    # Verification's fast path; a difference would only slow it down, so check it here.
+    from datetime import UTC, datetime
+
+    from yobikake.audit.services import append_event
+    from yobikake.audit.tags import AuditTag
+
+    whole_second = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
+    monkeypatch.setattr("yobikake.audit.services.timezone.now", lambda: whole_second)
+    append_event(tag=AuditTag.LOGOUT, actor=None)
+    monkeypatch.undo()
+    append_event(
+        tag=AuditTag.ROLE_APPROVE,
+        actor=world.fed_admin,
+        subject=world.operator,
+        insurer_id=world.insurer_a.pk,
+        list_id=5,
+        target_id=6,
+        purpose="call",
+        denied="needs_second_person",
+        details={"role": "operator", "n": 3, "ok": True},
+    )
+    encoding = chain.sql_canonical(connection.vendor)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT seq, {encoding} FROM audit_event ORDER BY seq")  # noqa: S608
+        from_sql = dict(cursor.fetchall())
+    for event in Event.objects.all():
+        values = list(event.chained_values())
+        assert from_sql[event.seq].encode() == chain.canonical(values, checked=False)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_verification_split_over_worker_processes_agrees(settings):
+    settings.YOBIKAKE_AUDIT_CHECKPOINT_EVERY = 5
+    fill_log(30)
+    report = verify_log(workers=3)
+    assert report.intact and report.checked == 30 and report.last_seq == 30
+    guards.remove(connection)
+    sql("UPDATE audit_event SET reason = 'x' WHERE seq = 24")
+    sql("DELETE FROM audit_event WHERE seq = 27")
+    guards.install(connection)
+    problem = verify_log(workers=3).first
+    assert (problem.seq, problem.kind) == (24, "edited")
+    guards.remove(connection)
+    sql("DELETE FROM audit_event WHERE seq = 11")
+    guards.install(connection)
+    problem = verify_log(workers=3).first
+    assert (problem.seq, problem.kind) == (11, "deleted")

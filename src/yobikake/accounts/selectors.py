@@ -16,17 +16,26 @@ from yobikake.accounts.permissions import (
 _CACHE_ATTR = "_yobikake_permissions"
 
 
+_ROLES_ATTR = "_yobikake_roles"
+
+
 def active_roles(user: User) -> frozenset[Role]:
     """The roles a user holds now; a role held in the wrong kind of organisation counts
-    for nothing, whatever the row says."""
+    for nothing, whatever the row says. Cached on the user object (one request's worth)
+    until `forget_permissions`."""
     if not user.is_authenticated or not user.is_active or user.is_expired():
         return frozenset()
+    cached: frozenset[Role] | None = getattr(user, _ROLES_ATTR, None)
+    if cached is not None:
+        return cached
     held = RoleAssignment.objects.filter(
         user=user, status=RoleAssignment.Status.ACTIVE
     ).values_list("role", flat=True)
-    return frozenset(
+    roles = frozenset(
         Role(r) for r in held if ROLE_ORGANIZATION_KIND[Role(r)] == user.organization.kind
     )
+    setattr(user, _ROLES_ATTR, roles)
+    return roles
 
 
 def user_permissions(user: User) -> frozenset[Permission]:
@@ -43,9 +52,10 @@ def user_permissions(user: User) -> frozenset[Permission]:
 
 
 def forget_permissions(user: User) -> None:
-    """Drop the per-request cache after the user's roles changed."""
-    if hasattr(user, _CACHE_ATTR):
-        delattr(user, _CACHE_ATTR)
+    """Drop the per-request caches after the user's roles changed."""
+    for attr in (_CACHE_ATTR, _ROLES_ATTR):
+        if hasattr(user, attr):
+            delattr(user, attr)
 
 
 def has_permission(user: User, permission: Permission) -> bool:

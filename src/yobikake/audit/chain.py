@@ -42,14 +42,18 @@ def encode_time(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def check_text(value: str) -> None:
+    if _CONTROL.search(value):
+        raise ValueError("audit fields may not hold control characters")
+
+
 def _text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
         return encode_time(value)
     text = str(value)
-    if _CONTROL.search(text):
-        raise ValueError("audit fields may not hold control characters")
+    check_text(text)
     return text
 
 
@@ -88,3 +92,35 @@ def checkpoint_message(head_seq: int, head_hash: str, at: datetime) -> bytes:
     """What a checkpoint signature covers."""
     lines = [f"yobikake-audit-checkpoint {FORMAT_VERSION}", str(head_seq), head_hash]
     return "\n".join([*lines, encode_time(at)]).encode()
+
+
+# The canonical encoding, built by the database itself (for fast verification). Must
+# equal `canonical(..., checked=False)` row for row; verification falls back to the
+# Python encoding before it reports anything, so a difference costs speed, never truth.
+_NULLABLE = {
+    "actor_user_id",
+    "actor_organization_id",
+    "subject_user_id",
+    "insurer_id",
+    "list_id",
+    "target_id",
+}
+
+
+def sql_canonical(vendor: str) -> str:
+    parts = []
+    for name in FIELDS:
+        if name == "at":
+            parts.append(
+                "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+                if vendor == "postgresql"
+                else "replace(CASE WHEN length(at) = 19 THEN at || '.000000' ELSE at END, ' ', 'T')"
+                " || 'Z'"
+            )
+        elif name == "seq" or name in _NULLABLE:
+            parts.append(f"coalesce(CAST({name} AS TEXT), '')")
+        else:
+            parts.append(f"coalesce({name}, '')")
+    if vendor == "postgresql":
+        return f"concat_ws(chr(31), '{FORMAT_VERSION}', {', '.join(parts)})"
+    return f"'{FORMAT_VERSION}' || char(31) || " + " || char(31) || ".join(parts)

@@ -1,0 +1,225 @@
+"""Audit log throughput: append (single writer, one event per transaction) and verify,
+on SQLite and on PostgreSQL, each beside a baseline measured in the same run.
+
+    .venv/bin/python bench/audit.py [--events 1000000] [--appends 5000] [--no-postgres]
+
+Prints one JSON line. Goals (issue 3): append >= 2,000 events/s; verify 1,000,000 events
+in <= 10 s. The verify log is bulk-loaded with events built by the same chain functions
+(appending a million through the service would only measure the append path again).
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+PG_BASE = os.environ.get("YOBIKAKE_TEST_PG", "postgres://postgres@127.0.0.1:5432")
+
+
+def child(events: int, appends: int) -> dict[str, float]:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from yobikake.accounts.models import Organization, RoleAssignment, User
+    from yobikake.audit import chain
+    from yobikake.audit.keys import audit_keys
+    from yobikake.audit.models import ChainHead, Checkpoint, Event
+    from yobikake.audit.services import append_event
+    from yobikake.audit.tags import AuditTag
+    from yobikake.audit.verify import _rows, verify_log
+
+    call_command("migrate", verbosity=0)
+    org = Organization.objects.create(name="bench", kind="federation")
+    actor = User.objects.create(username="bench", organization=org)
+    RoleAssignment.objects.create(user=actor, role="security_officer", status="active")
+
+    # Baseline: the same row written by a plain INSERT, no chain, no lock, no MAC.
+    table = Event._meta.db_table
+    columns = [*chain.FIELDS, "hash", "mac"]
+    insert = (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
+    )
+    from yobikake.audit import guards
+
+    def plain_row(n: int) -> list[object]:
+        at = connection.ops.adapt_datetimefield_value(timezone.now())
+        return [
+            10_000_000 + n,
+            at,
+            "auth:session:logout",
+            "allowed",
+            "",
+            actor.pk,
+            "bench",
+            org.pk,
+            "security_officer",
+            None,
+            None,
+            None,
+            None,
+            "",
+            "127.0.0.1",
+            "",
+            "0" * 64,
+            "0" * 64,
+            "0" * 64,
+        ]
+
+    def plain(n: int) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(insert, plain_row(n))
+
+    def chained(n: int) -> None:
+        append_event(tag=AuditTag.LOGOUT, actor=actor, details={"n": n})
+
+    def rate(write: Callable[[int], None], per_transaction: int) -> float:
+        guards.remove(connection)
+        Event.objects.all().delete()
+        Checkpoint.objects.all().delete()
+        ChainHead.objects.update(seq=0, hash=chain.GENESIS_HASH, checkpoint_at=None)
+        guards.install(connection)
+        start = time.perf_counter()
+        for first in range(0, appends, per_transaction):
+            with transaction.atomic():
+                for n in range(first, first + per_transaction):
+                    write(n)
+        return appends / (time.perf_counter() - start)
+
+    figures: dict[str, float] = {}
+    for label, per_transaction in (("commit_each", 1), ("batch_100", 100)):
+        base = rate(plain, per_transaction)
+        ours = rate(chained, per_transaction)
+        figures[f"append_{label}_events_per_s"] = round(ours)
+        figures[f"append_{label}_plain_insert_per_s"] = round(base)
+        figures[f"append_{label}_ratio_to_plain"] = round(ours / base, 3)
+    if not verify_log().intact:
+        raise SystemExit("the appended log does not verify")
+
+    # A million valid events, then verify them (a fresh log: no old checkpoints).
+    guards.remove(connection)
+    Event.objects.all().delete()
+    Checkpoint.objects.all().delete()
+    key = audit_keys().mac_key()
+    prev = chain.GENESIS_HASH
+    at = timezone.now()
+    stored_at = connection.ops.adapt_datetimefield_value(at)
+    rows = []
+    for seq in range(1, events + 1):
+        values = [
+            seq,
+            at,
+            "auth:session:logout",
+            "allowed",
+            "",
+            actor.pk,
+            "bench",
+            org.pk,
+            "security_officer",
+            None,
+            None,
+            None,
+            None,
+            "",
+            "127.0.0.1",
+            f'{{"n":{seq}}}',
+            prev,
+        ]
+        digest = chain.event_hash(values, checked=False)
+        rows.append((values[0], stored_at, *values[2:], digest, chain.event_mac(key, digest)))
+        prev = digest
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            cursor.executemany(insert, rows)
+    guards.install(connection)
+    del rows
+
+    start = time.perf_counter()
+    read = sum(1 for _ in _rows(1))  # the database's share: reading and encoding
+    floor = time.perf_counter() - start
+    start = time.perf_counter()
+    report = verify_log()
+    verify = time.perf_counter() - start
+    if not (report.intact and report.checked == events == read):
+        raise SystemExit(f"verify failed: {report.problems}")
+    return {
+        **figures,
+        "verify_events": events,
+        "verify_s": round(verify, 2),
+        "verify_events_per_s": round(events / verify),
+        "verify_read_only_s": round(floor, 2),
+        "verify_ratio_to_read_only": round(verify / floor, 2),
+    }
+
+
+def run(backend: str, events: int, appends: int) -> dict[str, float]:
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="yobikake.settings")
+    env.pop("DATABASE_URL", None)
+    with tempfile.TemporaryDirectory() as home:
+        env["YOBIKAKE_HOME"] = home
+        dbname = f"yobikake_bench_{os.getpid()}"
+        if backend == "postgresql":
+            subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", dbname], check=True)
+            env["DATABASE_URL"] = f"{PG_BASE}/{dbname}"
+        try:
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    "--events",
+                    str(events),
+                    "--appends",
+                    str(appends),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+        finally:
+            if backend == "postgresql":
+                subprocess.run(
+                    ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", dbname],
+                    check=False,
+                )
+        if out.returncode != 0:
+            raise SystemExit(f"{backend} run failed:\n{out.stderr}")
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--appends", type=int, default=5000)
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.events, args.appends)))
+        return
+    result: dict[str, object] = {
+        "bench": "audit",
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}",
+        "date": time.strftime("%Y-%m-%d"),
+        "goals": {"append_events_per_s": ">= 2000", "verify_1m_s": "<= 10"},
+    }
+    for backend in ("sqlite",) + (() if args.no_postgres else ("postgresql",)):
+        result[backend] = run(backend, args.events, args.appends)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
