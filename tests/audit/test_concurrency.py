@@ -40,3 +40,30 @@ def test_concurrent_writers_never_fork_the_chain(world):
     assert max(Counter(prev for _, prev, _ in events).values()) == 1
     report = verify_log()
     assert report.intact and report.checked == writers * each
+
+
+def test_a_single_writer_appends_in_one_round_trip_on_postgresql(db):
+    from django.test.utils import CaptureQueriesContext
+
+    append_event(tag=AuditTag.LOGOUT, actor=None)
+    with CaptureQueriesContext(connection) as queries:
+        append_event(tag=AuditTag.LOGOUT, actor=None)
+    expected = 1 if connection.vendor == "postgresql" else 3
+    assert len(queries) == expected, [q["sql"][:60] for q in queries]
+
+
+def test_a_wrong_guess_about_the_head_falls_back_to_the_lock(db):
+    from yobikake.audit.services import _HEAD_ATTR
+
+    append_event(tag=AuditTag.LOGOUT, actor=None)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        append_event(tag=AuditTag.LOGOUT, actor=None)  # rolled back: the guess goes stale
+        raise RuntimeError
+    append_event(tag=AuditTag.LOGOUT, actor=None)
+    # Someone else moved the head meanwhile (here: a guess far off).
+    from yobikake.audit.services import _Head
+
+    setattr(connection, _HEAD_ATTR, _Head(999, "f" * 64, None))
+    append_event(tag=AuditTag.LOGOUT, actor=None)
+    assert list(Event.objects.values_list("seq", flat=True)) == [1, 2, 3]
+    assert verify_log().intact

@@ -8,6 +8,7 @@ import functools
 import json
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
@@ -91,54 +92,93 @@ def append_event(
     actor_fields = _actor_fields(actor)
     for text in (denied, purpose):
         chain.check_text(text)
+    base: dict[str, object] = {
+        "at": timezone.now(),
+        "tag": str(tag),
+        "outcome": Event.Outcome.DENIED if denied else Event.Outcome.ALLOWED,
+        "reason": denied,
+        **actor_fields,
+        "subject_user_id": subject.pk if subject is not None else None,
+        "insurer_id": insurer_id,
+        "list_id": list_id,
+        "target_id": target_id,
+        "purpose": purpose,
+        "client_ip": client_ip.get(),
+        "details": details_json,
+    }
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
-        # Taking the next number and locking the head are one statement; it returns the
-        # new number and the previous event's hash (not yet replaced).
-        cursor.execute(_TAKE_NEXT)
-        row = cursor.fetchone()
-        if row is None:  # the migration makes it; only a flushed test database lacks it
-            ChainHead.objects.get_or_create(pk=1)
-            cursor.execute(_TAKE_NEXT)
-            row = cursor.fetchone()
-        seq, prev_hash, checkpoint_at = row
-        fields: dict[str, object] = {
-            "seq": seq,
-            "at": timezone.now(),
-            "tag": str(tag),
-            "outcome": Event.Outcome.DENIED if denied else Event.Outcome.ALLOWED,
-            "reason": denied,
-            **actor_fields,
-            "subject_user_id": subject.pk if subject is not None else None,
-            "insurer_id": insurer_id,
-            "list_id": list_id,
-            "target_id": target_id,
-            "purpose": purpose,
-            "client_ip": client_ip.get(),
-            "details": details_json,
-            "prev_hash": prev_hash,
-        }
-        values = [fields[name] for name in chain.FIELDS]
-        digest = chain.event_hash(values)
-        mac = chain.event_mac(audit_keys().mac_key(), digest)
-        at = connection.ops.adapt_datetimefield_value(fields["at"])
-        event = Event(**fields, hash=digest, mac=mac)
-        event._state.adding = False
-        checkpoint = _checkpoint_due(checkpoint_at, event)
-        if checkpoint:
-            _sign_checkpoint(event)
-        statement, params = (
-            (_MOVE_HEAD_AND_CHECKPOINT, [digest, at]) if checkpoint else (_MOVE_HEAD, [digest])
-        )
-        row_values = [seq, at, *values[2:], digest, mac]
-        if connection.vendor == "postgresql":
-            # One round trip for both: a data-modifying WITH.
-            cursor.execute(f"WITH e AS ({_INSERT_EVENT}) {statement}", [*row_values, *params])
-        else:
-            cursor.execute(_INSERT_EVENT, row_values)
-            cursor.execute(statement, params)
+        event = _append_if_head_unmoved(cursor, base) or _append_locked(cursor, base)
         from yobikake.audit.alerts import evaluate
 
         evaluate(event)
+    return event
+
+
+@dataclass(frozen=True)
+class _Head:
+    seq: int
+    hash: str
+    checkpoint_at: object
+
+
+# The head this connection last wrote, so a single writer can append in one round trip.
+_HEAD_ATTR = "_yobikake_audit_head"
+
+
+def _build(base: dict[str, object], seq: int, prev_hash: str) -> tuple[Event, list[object]]:
+    """The event that follows `prev_hash` as number `seq`, and its row for INSERT."""
+    fields = {**base, "seq": seq, "prev_hash": prev_hash}
+    values = [fields[name] for name in chain.FIELDS]
+    digest = chain.event_hash(values)
+    mac = chain.event_mac(audit_keys().mac_key(), digest)
+    event = Event(**fields, hash=digest, mac=mac)
+    event._state.adding = False
+    at = connection.ops.adapt_datetimefield_value(fields["at"])
+    return event, [seq, at, *values[2:], digest, mac]
+
+
+def _append_locked(cursor: Any, base: dict[str, object]) -> Event:
+    # Taking the next number and locking the head are one statement; it returns the new
+    # number and the previous event's hash (not yet replaced).
+    cursor.execute(_TAKE_NEXT)
+    row = cursor.fetchone()
+    if row is None:  # the migration makes it; only a flushed test database lacks it
+        ChainHead.objects.get_or_create(pk=1)
+        cursor.execute(_TAKE_NEXT)
+        row = cursor.fetchone()
+    seq, prev_hash, checkpoint_at = row
+    event, values = _build(base, seq, prev_hash)
+    if _checkpoint_due(checkpoint_at, event):
+        _sign_checkpoint(event)
+        checkpoint_at = values[1]
+        statement, params = _MOVE_HEAD_AND_CHECKPOINT, [event.hash, checkpoint_at]
+    else:
+        statement, params = _MOVE_HEAD, [event.hash]
+    if connection.vendor == "postgresql":
+        # One round trip for both: a data-modifying WITH.
+        cursor.execute(f"WITH e AS ({_INSERT_EVENT}) {statement}", [*values, *params])
+    else:
+        cursor.execute(_INSERT_EVENT, values)
+        cursor.execute(statement, params)
+    setattr(connection, _HEAD_ATTR, _Head(seq, event.hash, checkpoint_at))
+    return event
+
+
+def _append_if_head_unmoved(cursor: Any, base: dict[str, object]) -> Event | None:
+    """On PostgreSQL, guess that the head is still the one this connection last wrote,
+    and move it and insert the event in one statement that does nothing if the guess is
+    wrong (another writer, or a rolled-back transaction). Then None: take the lock."""
+    head: _Head | None = getattr(connection, _HEAD_ATTR, None)
+    if connection.vendor != "postgresql" or head is None:
+        return None
+    event, values = _build(base, head.seq + 1, head.hash)
+    if _checkpoint_due(head.checkpoint_at, event):
+        return None  # rare; the locked path signs it
+    cursor.execute(_INSERT_IF_HEAD_UNMOVED, [event.seq, event.hash, head.seq, head.hash, *values])
+    if cursor.rowcount != 1:
+        setattr(connection, _HEAD_ATTR, None)
+        return None
+    setattr(connection, _HEAD_ATTR, _Head(event.seq, event.hash, head.checkpoint_at))
     return event
 
 
@@ -150,6 +190,17 @@ _TAKE_NEXT = (
 _INSERT_EVENT = (
     f"INSERT INTO {Event._meta.db_table} ({', '.join([*chain.FIELDS, 'hash', 'mac'])}) "  # noqa: S608
     f"VALUES ({', '.join(['%s'] * (len(chain.FIELDS) + 2))})"
+)
+_CASTS = {"seq": "bigint", "at": "timestamptz"} | {
+    name: "bigint" for name in chain.FIELDS if name.endswith("_id")
+}
+_INSERT_IF_HEAD_UNMOVED = (
+    f"WITH h AS (UPDATE {_HEAD_TABLE} SET seq = %s, hash = %s "  # noqa: S608
+    "WHERE id = 1 AND seq = %s AND hash = %s RETURNING 1) "
+    f"INSERT INTO {Event._meta.db_table} ({', '.join([*chain.FIELDS, 'hash', 'mac'])}) "
+    "SELECT "
+    + ", ".join(f"%s::{_CASTS.get(name, 'text')}" for name in [*chain.FIELDS, "hash", "mac"])
+    + " FROM h"
 )
 _MOVE_HEAD = f"UPDATE {_HEAD_TABLE} SET hash = %s WHERE id = 1"  # noqa: S608
 _MOVE_HEAD_AND_CHECKPOINT = f"UPDATE {_HEAD_TABLE} SET hash = %s, checkpoint_at = %s WHERE id = 1"  # noqa: S608

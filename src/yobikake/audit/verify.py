@@ -66,22 +66,18 @@ def _stored_time(value: object) -> str:
 
 def _rows(first: int, last: int) -> Iterator[tuple[int, str, str, str, str]]:
     """(seq, canonical encoding built by the database, hash, mac, prev_hash) for events
-    first..last, in order, read in chunks so memory stays flat."""
+    first..last, in order: one query, streamed (a server-side cursor on PostgreSQL), so
+    memory stays flat."""
     table = Event._meta.db_table
     encoding = chain.sql_canonical(connection.vendor)
     query = (
         f"SELECT seq, {encoding}, hash, mac, prev_hash FROM {table} "  # noqa: S608
-        "WHERE seq > %s AND seq <= %s ORDER BY seq LIMIT %s"
+        "WHERE seq >= %s AND seq <= %s ORDER BY seq"
     )
-    with connection.cursor() as cursor:
-        after = first - 1
-        while True:
-            cursor.execute(query, [after, last, CHUNK])
-            rows = cursor.fetchall()
-            if not rows:
-                return
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(query, [first, last])
+        while rows := cursor.fetchmany(CHUNK):
             yield from rows
-            after = rows[-1][0]
 
 
 def _python_values(seq: int) -> list[object]:
