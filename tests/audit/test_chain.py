@@ -56,3 +56,11 @@ def test_mac_needs_the_key():
     mac = chain.event_mac(b"k" * 32, digest)
     assert chain.mac_matches(b"k" * 32, digest, mac)
     assert not chain.mac_matches(b"x" * 32, digest, mac)
+
+
+def test_the_event_model_lists_the_chained_fields_in_order():
+    # append_event builds events positionally, relying on this order.
+    from yobikake.audit.models import Event
+
+    names = [f.name for f in Event._meta.concrete_fields]
+    assert names == [*chain.FIELDS, "hash", "mac"]

@@ -90,7 +90,8 @@ def append_event(
     # savepoint, an error inside would spoil the caller's transaction.
     details_json = _details_json(details)
     actor_fields = _actor_fields(actor)
-    for text in (denied, purpose):
+    # The other text fields come from enums, ids, JSON built above or the server.
+    for text in (denied, purpose, str(actor_fields["actor_username"])):
         chain.check_text(text)
     base: dict[str, object] = {
         "at": timezone.now(),
@@ -129,9 +130,10 @@ def _build(base: dict[str, object], seq: int, prev_hash: str) -> tuple[Event, li
     """The event that follows `prev_hash` as number `seq`, and its row for INSERT."""
     fields = {**base, "seq": seq, "prev_hash": prev_hash}
     values = [fields[name] for name in chain.FIELDS]
-    digest = chain.event_hash(values)
+    digest = chain.event_hash(values, checked=False)  # text checked in append_event
     mac = chain.event_mac(audit_keys().mac_key(), digest)
-    event = Event(**fields, hash=digest, mac=mac)
+    # Positional: Django's fast path (the model's fields are chain.FIELDS, hash, mac).
+    event = Event(*values, digest, mac)
     event._state.adding = False
     at = connection.ops.adapt_datetimefield_value(fields["at"])
     return event, [seq, at, *values[2:], digest, mac]
