@@ -75,3 +75,14 @@ def test_an_insurer_pins_checkpoints_with_nothing_but_the_public_key(world, sett
 
 def test_checkpoints_need_credentials(db):
     assert Client().get("/api/v1/audit/checkpoints").status_code == 401
+
+
+def test_searching_by_name_finds_what_was_done_to_the_user_too(world, as_user):
+    from yobikake.accounts import services as accounts
+
+    newbie = __import__("tests.conftest").conftest.make_user("newbie", world.call_centre, None)
+    accounts.request_role(actor=world.sysadmin, user=newbie, role=Role.SUPERVISOR)
+    page = as_user(world.security).get("/audit/events/", {"user": "newbie"}).context["page"]
+    assert [e.tag for e in page] == [AuditTag.ROLE_REQUEST]
+    alert = Alert.objects.get(rule="contractor_role")
+    assert alert.subject_username == "newbie"

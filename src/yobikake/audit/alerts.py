@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from yobikake.accounts.models import User
 from yobikake.audit.models import Alert, Event
 from yobikake.audit.tags import REVEAL_TAGS, AuditTag
 
@@ -146,13 +147,18 @@ def raise_alert(
     commits: an alert about an action that was rolled back is never sent."""
     from yobikake.audit.services import append_event
 
+    if subject_user_id is None and event is not None:
+        subject_user_id = event.actor_user_id
+    username = (
+        User.objects.filter(pk=subject_user_id).values_list("username", flat=True).first()
+        if subject_user_id is not None
+        else None
+    )
     alert = Alert.objects.create(
         rule=rule,
         severity=severity,
-        subject_user_id=subject_user_id
-        if subject_user_id is not None
-        else (event.actor_user_id if event else None),
-        subject_username=event.actor_username if event and subject_user_id is None else "",
+        subject_user_id=subject_user_id,
+        subject_username=username or "",
         event_seq=event.seq if event else None,
         summary=summary[:300],
     )

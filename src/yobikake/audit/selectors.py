@@ -5,6 +5,7 @@ from datetime import datetime
 
 from django.db.models import Q, QuerySet
 
+from yobikake.accounts.models import User
 from yobikake.audit import chain
 from yobikake.audit.keys import audit_keys
 from yobikake.audit.models import Alert, Checkpoint, Event
@@ -22,9 +23,10 @@ def search_events(
     matches a tag or its prefix (`auth:` or `role:grant:`)."""
     events = Event.objects.order_by("-seq")
     if user:
-        who = Q(actor_username=user)
+        ids = set(User.objects.filter(username=user).values_list("pk", flat=True))
         if user.isdigit():
-            who |= Q(actor_user_id=int(user)) | Q(subject_user_id=int(user))
+            ids.add(int(user))
+        who = Q(actor_username=user) | Q(actor_user_id__in=ids) | Q(subject_user_id__in=ids)
         events = events.filter(who)
     if tag:
         events = events.filter(tag__startswith=tag)
