@@ -50,10 +50,10 @@ def child(events: int, appends: int) -> dict[str, float]:
     )
     from yobikake.audit import guards
 
-    def plain_row(n: int) -> list[object]:
-        at = connection.ops.adapt_datetimefield_value(timezone.now())
+    def row_values(seq: int, at: object, details: str, prev: str) -> list[object]:
+        """An event's chained values as the benchmark writes them (chain.FIELDS order)."""
         return [
-            10_000_000 + n,
+            seq,
             at,
             "auth:session:logout",
             "allowed",
@@ -68,11 +68,13 @@ def child(events: int, appends: int) -> dict[str, float]:
             None,
             "",
             "127.0.0.1",
-            "",
-            "0" * 64,
-            "0" * 64,
-            "0" * 64,
+            details,
+            prev,
         ]
+
+    def plain_row(n: int) -> list[object]:
+        at = connection.ops.adapt_datetimefield_value(timezone.now())
+        return [*row_values(10_000_000 + n, at, "", "0" * 64), "0" * 64, "0" * 64]
 
     def plain(n: int) -> None:
         with connection.cursor() as cursor:
@@ -114,25 +116,7 @@ def child(events: int, appends: int) -> dict[str, float]:
     stored_at = connection.ops.adapt_datetimefield_value(at)
     rows = []
     for seq in range(1, events + 1):
-        values = [
-            seq,
-            at,
-            "auth:session:logout",
-            "allowed",
-            "",
-            actor.pk,
-            "bench",
-            org.pk,
-            "security_officer",
-            None,
-            None,
-            None,
-            None,
-            "",
-            "127.0.0.1",
-            f'{{"n":{seq}}}',
-            prev,
-        ]
+        values = row_values(seq, at, f'{{"n":{seq}}}', prev)
         digest = chain.event_hash(values, checked=False)
         rows.append((values[0], stored_at, *values[2:], digest, chain.event_mac(key, digest)))
         prev = digest

@@ -43,27 +43,18 @@ def alert_list(request: HttpRequest) -> HttpResponse:
 
 @permission_required(Permission.ALERT_ANY_MANAGE)
 @require_POST
-def acknowledge_alert(request: HttpRequest, alert_id: int) -> HttpResponse:
+def decide_alert(request: HttpRequest, alert_id: int, decision: str) -> HttpResponse:
+    """Acknowledge an alert, or close it with the note the form sends."""
     alert = get_object_or_404(Alert, pk=alert_id)
     try:
-        services.acknowledge_alert(actor=request.user, alert=alert)
+        if decision == "close":
+            services.close_alert(actor=request.user, alert=alert, note=request.POST.get("note", ""))
+            messages.success(request, _("Closed."))
+        else:
+            services.acknowledge_alert(actor=request.user, alert=alert)
+            messages.success(request, _("Acknowledged."))
     except services.AuditError as exc:
         messages.error(request, str(exc))
-    else:
-        messages.success(request, _("Acknowledged."))
-    return redirect("audit:alert_list")
-
-
-@permission_required(Permission.ALERT_ANY_MANAGE)
-@require_POST
-def close_alert(request: HttpRequest, alert_id: int) -> HttpResponse:
-    alert = get_object_or_404(Alert, pk=alert_id)
-    try:
-        services.close_alert(actor=request.user, alert=alert, note=request.POST.get("note", ""))
-    except services.AuditError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, _("Closed."))
     return redirect("audit:alert_list")
 
 
