@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv lint test-sqlite test-postgres test-browser lock messages clean
+.PHONY: demo test venv lint test-sqlite test-postgres test-browser lock messages openbao clean
 
 demo: $(STAMP)
 	$(BIN)/yobikake demo
@@ -29,6 +29,10 @@ test: lint
 
 test-sqlite test-postgres test-browser: $(STAMP)
 	scripts/run-tests $(@:test-%=%)
+
+# A real OpenBao dev server on 127.0.0.1:8200 (in memory) for the production-like profile.
+openbao: $(STAMP)
+	$(BIN)/python -m yobikake.vault.devserver --port 8200
 
 # Re-pin after editing pyproject.toml's dependencies.
 lock: $(STAMP)
