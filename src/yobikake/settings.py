@@ -227,6 +227,10 @@ WHITENOISE_USE_FINDERS = True
 
 # Keys the database must never hold (audit MAC and checkpoint signing key, for now).
 YOBIKAKE_KEYS_DIR = Path(os.environ.get("YOBIKAKE_KEYS_DIR") or YOBIKAKE_HOME / "keys")
+# The last verified head of the audit log, outside the database (see audit/witness.py).
+YOBIKAKE_AUDIT_WITNESS = Path(
+    os.environ.get("YOBIKAKE_AUDIT_WITNESS") or YOBIKAKE_KEYS_DIR / "audit-witness.json"
+)
 
 # Audit log: sign a checkpoint every N events or T minutes, whichever comes first.
 YOBIKAKE_AUDIT_CHECKPOINT_EVERY = envint("YOBIKAKE_AUDIT_CHECKPOINT_EVERY", 1000)

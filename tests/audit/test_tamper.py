@@ -87,9 +87,9 @@ def test_a_deleted_tail_is_found_by_the_checkpoint(log):
 
 def test_reordered_events_are_found(log):
     guards.remove(connection)
-    sql("UPDATE audit_event SET seq = -1 WHERE seq = 7")
+    sql("UPDATE audit_event SET seq = 1000000 WHERE seq = 7")
     sql("UPDATE audit_event SET seq = 7 WHERE seq = 8")
-    sql("UPDATE audit_event SET seq = 8 WHERE seq = -1")
+    sql("UPDATE audit_event SET seq = 8 WHERE seq = 1000000")
     problem = first_problem()
     assert (problem.seq, problem.kind) == (7, "reordered")
     assert "event 8" in problem.detail

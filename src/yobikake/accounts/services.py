@@ -1,5 +1,6 @@
 """Every write to accounts: organisations, users, roles, API tokens."""
 
+import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from yobikake.audit.services import Detail, append_event, audited
 from yobikake.audit.tags import AuditTag
 from yobikake.tenancy.models import Insurer
 
+USERNAME = re.compile(r"^[A-Za-z0-9._-]{1,150}$")
 API_TOKEN_PREFIX = "ybk_"  # noqa: S105 - a public prefix
 LONGEST_CONTRACTOR_ACCOUNT = timedelta(days=366)
 
@@ -73,6 +75,9 @@ def _new_user(
     email: str,
 ) -> User:
     _check_expiry(organization, expires_at)
+    if not USERNAME.match(username):
+        # Ids, not names: the audit log records user names, and must hold no one's name.
+        raise AccountError(_("Use letters, digits, dots, hyphens and underscores."))
     if User.objects.filter(username=username).exists():
         raise AccountError(_("The user name “%(u)s” is taken.") % {"u": username})
     user = User(username=username, organization=organization, expires_at=expires_at, email=email)

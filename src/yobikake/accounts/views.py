@@ -9,7 +9,7 @@ from axes.handlers.proxy import AxesProxyHandler
 from django.contrib import messages
 from django.contrib.auth.signals import user_login_failed
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -30,6 +30,8 @@ from yobikake.accounts.forms import (
 )
 from yobikake.accounts.models import RoleAssignment, User
 from yobikake.accounts.permissions import PERMISSION_DESCRIPTIONS, Permission, Role
+from yobikake.audit.services import record_denial
+from yobikake.audit.tags import AuditTag
 
 # Between the password and the TOTP step the session holds only the user's id, for a
 # few minutes; the user is logged in (session key cycled) after the TOTP step.
@@ -295,7 +297,12 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
 @permission_required(Permission.API_TOKEN_CREATE)
 @require_POST
 def revoke_api_token(request: HttpRequest, token_id: int) -> HttpResponse:
-    token = get_object_or_404(selectors.live_api_tokens(request.user), pk=token_id)
+    token = selectors.live_api_tokens(request.user).filter(pk=token_id).first()
+    if token is None:
+        record_denial(
+            tag=AuditTag.API_TOKEN_REVOKE, actor=request.user, reason="missing_or_not_yours"
+        )
+        raise Http404
     services.revoke_api_token(actor=request.user, token=token)
     messages.success(request, _("The token is revoked."))
     return redirect("accounts:api_tokens")

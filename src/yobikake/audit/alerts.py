@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -48,9 +49,17 @@ def evaluate(event: Event) -> None:
         rule(event)
 
 
+def _who(event: Event) -> int | None:
+    """Whom an event is about: its actor, or for actor-less events such as failed
+    logins, the account they name."""
+    return event.actor_user_id if event.actor_user_id is not None else event.subject_user_id
+
+
 def _recent(event: Event, minutes: int) -> "Event.objects":  # type: ignore[name-defined]
+    who = _who(event)
     return Event.objects.filter(
-        actor_user_id=event.actor_user_id, at__gt=event.at - timedelta(minutes=minutes)
+        Q(actor_user_id=who) | Q(actor_user_id=None, subject_user_id=who),
+        at__gt=event.at - timedelta(minutes=minutes),
     )
 
 
@@ -64,18 +73,20 @@ def _already_open(rule: str, user_id: int | None, since: timedelta) -> bool:
 
 
 def _repeated_denials(event: Event) -> None:
-    if event.outcome != Event.Outcome.DENIED or event.actor_user_id is None:
+    who = _who(event)
+    if event.outcome != Event.Outcome.DENIED or who is None:
         return
     minutes = settings.YOBIKAKE_ALERT_DENIALS_MINUTES
     count = _recent(event, minutes).filter(outcome=Event.Outcome.DENIED).count()
     if count >= settings.YOBIKAKE_ALERT_DENIALS and not _already_open(
-        "repeated_denials", event.actor_user_id, timedelta(minutes=minutes)
+        "repeated_denials", who, timedelta(minutes=minutes)
     ):
         raise_alert(
             "repeated_denials",
             Alert.Severity.WARNING,
             event,
             f"{count} denied in {minutes} min; last: {event.tag} ({event.reason})",
+            subject_user_id=who,
         )
 
 
@@ -101,7 +112,12 @@ def calling_hours_contain(at: "timezone.datetime") -> bool:
 
 
 def _reveal_off_hours(event: Event) -> None:
-    if event.tag in REVEAL_TAGS and not calling_hours_contain(event.at):
+    if (
+        event.tag in REVEAL_TAGS
+        and event.outcome == Event.Outcome.ALLOWED
+        and not calling_hours_contain(event.at)
+        and not _already_open("reveal_off_hours", event.actor_user_id, timedelta(hours=1))
+    ):
         raise_alert(
             "reveal_off_hours",
             Alert.Severity.WARNING,

@@ -84,7 +84,13 @@ def event_mac(key: bytes, hash_hex: str) -> str:
     return hmac.digest(key, bytes.fromhex(hash_hex), "sha256").hex()
 
 
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
 def mac_matches(key: bytes, hash_hex: str, mac_hex: str) -> bool:
+    """False for anything that is not our MAC, malformed values included."""
+    if not (_HEX64.match(hash_hex) and _HEX64.match(mac_hex)):
+        return False
     return hmac.compare_digest(event_mac(key, hash_hex), mac_hex)
 
 
@@ -112,7 +118,7 @@ def sql_canonical(vendor: str) -> str:
     for name in FIELDS:
         if name == "at":
             parts.append(
-                "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+                "coalesce(to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), '')"
                 if vendor == "postgresql"
                 else "replace(CASE WHEN length(at) = 19 THEN at || '.000000' ELSE at END, ' ', 'T')"
                 " || 'Z'"
@@ -121,6 +127,7 @@ def sql_canonical(vendor: str) -> str:
             parts.append(f"coalesce(CAST({name} AS TEXT), '')")
         else:
             parts.append(f"coalesce({name}, '')")
-    if vendor == "postgresql":
-        return f"concat_ws(chr(31), '{FORMAT_VERSION}', {', '.join(parts)})"
-    return f"'{FORMAT_VERSION}' || char(31) || " + " || char(31) || ".join(parts)
+    # Every part is coalesced, so no field (and no separator) can drop out: a NULL
+    # encodes as the empty string and no longer matches the hash of the real value.
+    separator = "chr(31)" if vendor == "postgresql" else "char(31)"
+    return f"'{FORMAT_VERSION}' || {separator} || " + f" || {separator} || ".join(parts)

@@ -35,6 +35,9 @@ class Event(models.Model):
 
     class Meta:
         ordering = ["seq"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(seq__gte=1), name="audit_event_seq_positive")
+        ]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.tag}"

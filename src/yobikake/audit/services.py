@@ -31,7 +31,9 @@ Detail = int | bool | str | None
 # Details carry ids and short codes only; free text (and with it names and addresses)
 # cannot get in.
 _DETAIL_KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-_DETAIL_TEXT = re.compile(r"^[A-Za-z0-9_.:@/+-]{0,64}$")
+# Strings start with a letter and hold no "@" or spaces: codes and names of things, never
+# a phone number, an address or an e-mail address.
+_DETAIL_TEXT = re.compile(r"^([A-Za-z][A-Za-z0-9_.:/-]{0,63})?$")
 
 
 class AuditError(AccountError):

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
 
-from django.db import connection, connections
-from django.db.models import Max
+from django.db import DataError, connection, connections
+from django.db.models import Max, Min
 
 from yobikake.audit import chain
 from yobikake.audit.keys import AuditKeys, audit_keys
-from yobikake.audit.models import Checkpoint, Event
+from yobikake.audit.models import ChainHead, Checkpoint, Event
+from yobikake.audit.witness import Witness
 
 CHUNK = 20_000
 _AT = chain.FIELDS.index("at")
@@ -80,9 +81,14 @@ def _rows(first: int, last: int) -> Iterator[tuple[int, str, str, str, str]]:
             yield from rows
 
 
-def _python_values(seq: int) -> list[object]:
-    values = list(Event.objects.get(seq=seq).chained_values())
-    values[_AT] = _stored_time(values[_AT])
+def _python_values(seq: int) -> list[object] | None:
+    """The event's values as Python encodes them; None when they cannot even be read
+    back as an event (no time, a time out of range): edited, by definition."""
+    try:
+        values = list(Event.objects.get(seq=seq).chained_values())
+        values[_AT] = _stored_time(values[_AT])
+    except (TypeError, ValueError, OverflowError, DataError):
+        return None
     return values
 
 
@@ -129,6 +135,9 @@ def _verify_segment(first: int, last: int, checkpoint_seqs: frozenset[int]) -> _
             return _Segment(expected - first, Problem(expected, "deleted", detail), seen)
         if sha256(encoded.encode()).hexdigest() != stored_hash or prev_hash != prev:
             values = _python_values(seq)
+            if values is None:
+                detail = "its time is missing or unreadable"
+                return _Segment(expected - first, Problem(seq, "edited", detail), seen)
             if chain.event_hash(values, checked=False) != stored_hash or prev_hash != prev:
                 kind, detail = _diagnose(values, stored_hash, prev)
                 return _Segment(expected - first, Problem(seq, kind, detail), seen)
@@ -152,20 +161,34 @@ def _segment_in_worker(args: tuple[int, int, frozenset[int]]) -> _Segment:
 PARALLEL_FROM = 200_000
 
 
-def verify_log(from_seq: int = 1, keys: AuditKeys | None = None, workers: int = 0) -> Report:
-    """Verify events from `from_seq` to the head. Large logs are split over `workers`
-    processes (default: one per core, from PARALLEL_FROM events)."""
+def verify_log(
+    from_seq: int = 1,
+    keys: AuditKeys | None = None,
+    workers: int = 0,
+    witness: Witness | None = None,
+) -> Report:
+    """Verify events from `from_seq` to the head against their chain, MACs, checkpoints,
+    the chain head and the `witness` (the last verified head, kept outside the database).
+    Large logs are split over `workers` processes (default: one per core, from
+    PARALLEL_FROM events)."""
     keys = keys or audit_keys()
     report = Report()
-    # Checkpoints first, then the head: a checkpoint read now signs an event that
-    # existed, so one beyond the head means the tail was deleted.
-    checkpoints = {c.head_seq: c for c in Checkpoint.objects.all()}
-    last = Event.objects.aggregate(last=Max("seq"))["last"] or 0
-    last = max(last, from_seq - 1)
+    # Checkpoints and the head row first, then the events: what they name existed when
+    # they were read, so anything beyond the last event means the tail was deleted.
+    checkpoints = list(Checkpoint.objects.order_by("head_seq", "pk"))
+    head_seq = ChainHead.objects.filter(pk=1).values_list("seq", flat=True).first() or 0
+    bounds_now = Event.objects.aggregate(first=Min("seq"), last=Max("seq"))
+    if bounds_now["first"] is not None and bounds_now["first"] < 1:
+        report.problems.append(
+            Problem(bounds_now["first"], "forged", "an event numbered below 1 was inserted")
+        )
+        return report
+    last = max(bounds_now["last"] or 0, from_seq - 1)
     count = last - from_seq + 1
     workers = workers or (min(os.cpu_count() or 1, 8) if count >= PARALLEL_FROM else 1)
     bounds = [from_seq + count * i // workers for i in range(workers + 1)]
-    jobs = [(lo, hi - 1, frozenset(checkpoints)) for lo, hi in pairwise(bounds) if hi > lo]
+    signed = frozenset(c.head_seq for c in checkpoints)
+    jobs = [(lo, hi - 1, signed) for lo, hi in pairwise(bounds) if hi > lo]
     if len(jobs) > 1 and not connection.in_atomic_block:
         connections.close_all()  # each worker opens its own
         context = multiprocessing.get_context("fork")
@@ -181,18 +204,52 @@ def verify_log(from_seq: int = 1, keys: AuditKeys | None = None, workers: int = 
             report.problems.append(segment.problem)
             break
     report.last_seq = from_seq - 1 + report.checked
-    _check_checkpoints(report, keys, checkpoints, seen, from_seq)
+    chain_problem = report.first
+    _check_checkpoints(report, keys, checkpoints, seen, from_seq, chain_problem)
+    if chain_problem is None:
+        _check_beyond_the_last_event(report, head_seq, witness)
     return report
+
+
+def _check_beyond_the_last_event(report: Report, head_seq: int, witness: Witness | None) -> None:
+    if head_seq > report.last_seq:
+        report.problems.append(
+            Problem(
+                report.last_seq + 1,
+                "deleted",
+                f"the log ends at {report.last_seq} but the chain head says {head_seq}",
+            )
+        )
+    if witness is None:
+        return
+    if witness.seq > report.last_seq:
+        report.problems.append(
+            Problem(
+                report.last_seq + 1,
+                "deleted",
+                f"the log ends at {report.last_seq} but {witness.seq} was verified before",
+            )
+        )
+        return
+    stored = Event.objects.filter(seq=witness.seq).values_list("hash", flat=True).first()
+    if witness.seq > 0 and stored != witness.hash:
+        report.problems.append(
+            Problem(witness.seq, "edited", "differs from what was verified before")
+        )
 
 
 def _check_checkpoints(
     report: Report,
     keys: AuditKeys,
-    checkpoints: dict[int, Checkpoint],
+    checkpoints: list[Checkpoint],
     seen: dict[int, str],
     from_seq: int,
+    chain_problem: Problem | None,
 ) -> None:
-    for head_seq, checkpoint in sorted(checkpoints.items()):
+    """Every checkpoint must carry our signature and match the event it signed. A bad
+    signature is reported beside, never instead of, what the chain itself shows."""
+    for checkpoint in checkpoints:
+        head_seq = checkpoint.head_seq
         report.checkpoints += 1
         message = chain.checkpoint_message(head_seq, checkpoint.head_hash, checkpoint.at)
         try:
@@ -203,7 +260,7 @@ def _check_checkpoints(
             report.problems.append(
                 Problem(head_seq, "bad signature", f"checkpoint #{checkpoint.pk} is not ours")
             )
-        elif head_seq < from_seq or (report.problems and head_seq >= report.problems[0].seq):
+        elif head_seq < from_seq or (chain_problem is not None and head_seq >= chain_problem.seq):
             continue
         elif head_seq > report.last_seq:
             report.problems.append(

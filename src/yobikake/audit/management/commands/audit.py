@@ -12,6 +12,7 @@ from yobikake.audit.alerts import raise_alert
 from yobikake.audit.models import Alert, Event
 from yobikake.audit.services import sign_checkpoint_now
 from yobikake.audit.verify import verify_log
+from yobikake.audit.witness import Witness, read_witness, write_witness
 
 
 class Command(BaseCommand):
@@ -35,8 +36,22 @@ class Command(BaseCommand):
         getattr(self, f"_{options['action']}")(**options)
 
     def _verify(self, from_seq: int, **_: Any) -> None:
-        report = verify_log(from_seq)
+        try:
+            report = verify_log(from_seq, witness=read_witness())
+        except Exception as exc:
+            # A log that crashes the verifier is a log that does not verify.
+            with transaction.atomic():
+                raise_alert(
+                    "audit_verify_failed",
+                    Alert.Severity.CRITICAL,
+                    None,
+                    f"verification crashed: {type(exc).__name__}",
+                )
+            raise CommandError(f"the audit log could not be verified: {exc}") from exc
         if report.intact:
+            if from_seq == 1 and report.last_seq:
+                last = Event.objects.get(seq=report.last_seq)
+                write_witness(Witness(last.seq, last.hash))
             self.stdout.write(
                 f"intact: {report.checked} events ({from_seq}–{report.last_seq}), "
                 f"{report.checkpoints} checkpoints"
