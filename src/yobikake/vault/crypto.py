@@ -1,0 +1,84 @@
+"""Envelope encryption of fields: each list has its own AES-256-GCM data key, kept in the
+database only wrapped by the key service. Every value is sealed with associated data
+naming its table, column and row, so ciphertext cannot be copied to another row or
+column and still open."""
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from yobikake.vault.ports import KeyService, Wrapped
+
+NONCE_BYTES = 12
+FORMAT = b"\x01"  # the first byte of every sealed value, for a future change of scheme
+
+
+class CannotOpen(Exception):
+    """The value does not open with this key at this place: tampered, moved, or its list
+    shredded."""
+
+
+@dataclass(frozen=True)
+class FieldRef:
+    table: str
+    column: str
+    row_id: int
+
+    def aad(self) -> bytes:
+        return f"yobikake:{self.table}:{self.column}:{self.row_id}".encode()
+
+
+def new_data_key() -> bytes:
+    return AESGCM.generate_key(bit_length=256)
+
+
+def seal(key: bytes, ref: FieldRef, plaintext: str) -> bytes:
+    nonce = os.urandom(NONCE_BYTES)
+    return FORMAT + nonce + AESGCM(key).encrypt(nonce, plaintext.encode(), ref.aad())
+
+
+def open_sealed(key: bytes, ref: FieldRef, sealed: bytes) -> str:
+    if not sealed.startswith(FORMAT) or len(sealed) < 1 + NONCE_BYTES + 16:
+        raise CannotOpen(f"{ref.table}.{ref.column} #{ref.row_id}: not a sealed value")
+    nonce, body = sealed[1 : 1 + NONCE_BYTES], sealed[1 + NONCE_BYTES :]
+    try:
+        return AESGCM(key).decrypt(nonce, body, ref.aad()).decode()
+    except InvalidTag:
+        raise CannotOpen(f"{ref.table}.{ref.column} #{ref.row_id}") from None
+
+
+class DataKeyCache:
+    """Unwrapped data keys, in this process's memory only, each for `ttl` seconds.
+    Unwrapping asks the key service, which fails closed when it is down."""
+
+    def __init__(
+        self, keys: KeyService, ttl: float = 300, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._keys = keys
+        self._ttl = ttl
+        self._clock = clock
+        self._cache: dict[tuple[str, str, bytes], tuple[float, bytes]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, wrapped: Wrapped, *, aad: bytes) -> bytes:
+        slot = (wrapped.key_name, wrapped.token, aad)
+        now = self._clock()
+        with self._lock:
+            hit = self._cache.get(slot)
+            if hit is not None and hit[0] > now:
+                return hit[1]
+        key = self._keys.unwrap([wrapped], aad=aad)[0]
+        with self._lock:
+            self._cache[slot] = (now + self._ttl, key)
+        return key
+
+    def forget(self, key_name: str | None = None) -> None:
+        """Drop cached keys (all, or those wrapped by one key: after shredding it)."""
+        with self._lock:
+            for slot in [s for s in self._cache if key_name in (None, s[0])]:
+                del self._cache[slot]
