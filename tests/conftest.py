@@ -64,6 +64,20 @@ def _assert_no_personal_data_in_events():
         assert not leaked, f"event {row[0]} holds personal data: {leaked}"
 
 
+@pytest.fixture(scope="session")
+def openbao():
+    """A real OpenBao dev server on a free loopback port, for the whole session."""
+    from yobikake.vault import devserver
+
+    try:
+        devserver.bao_binary()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    server = devserver.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(autouse=True)
 def _own_audit_witness(settings, tmp_path):
     # Each test's database is new; so is what `audit verify` last saw.

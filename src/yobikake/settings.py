@@ -227,6 +227,14 @@ WHITENOISE_USE_FINDERS = True
 
 # Keys the database must never hold (audit MAC and checkpoint signing key, for now).
 YOBIKAKE_KEYS_DIR = Path(os.environ.get("YOBIKAKE_KEYS_DIR") or YOBIKAKE_HOME / "keys")
+# The key service: "local" (a keyring file in YOBIKAKE_KEYS_DIR, sealed by a master key)
+# or "openbao" (OpenBao transit, run by the security officer's side).
+YOBIKAKE_KEY_SERVICE = os.environ.get("YOBIKAKE_KEY_SERVICE", "local")
+YOBIKAKE_MASTER_KEY_FILE = os.environ.get("YOBIKAKE_MASTER_KEY_FILE", "")
+OPENBAO_ADDR = os.environ.get("OPENBAO_ADDR", "http://127.0.0.1:8200")
+OPENBAO_TOKEN = envsecret("OPENBAO_TOKEN")
+OPENBAO_TRANSIT_MOUNT = os.environ.get("OPENBAO_TRANSIT_MOUNT", "transit")
+
 # The last verified head of the audit log, outside the database (see audit/witness.py).
 YOBIKAKE_AUDIT_WITNESS = Path(
     os.environ.get("YOBIKAKE_AUDIT_WITNESS") or YOBIKAKE_KEYS_DIR / "audit-witness.json"

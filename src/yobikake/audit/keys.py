@@ -1,21 +1,30 @@
-"""The audit log's keys, behind a small interface.
+"""The audit log's keys, held by the key service (see vault/ports.py).
 
-For now they live in files under YOBIKAKE_KEYS_DIR (default YOBIKAKE_HOME/keys, 0700,
-each key 0600); the key-service issue moves them into the key service. What matters is
-that the database never holds them: with the MAC key a database administrator could
-append events that verify, with the signing key forge checkpoints.
+- The MAC key is a random data key, kept only wrapped by the key service's
+  `yobikake-audit` key (the wrapped form is a file in YOBIKAKE_KEYS_DIR), unwrapped into
+  this process's memory when first needed. With it a database administrator could
+  append events that verify, so the database never holds it.
+- Checkpoints are signed by the key service's `yobikake-audit-checkpoints` Ed25519 key;
+  with OpenBao the private half never leaves it.
 """
 
 import os
-from collections.abc import Callable
+import threading
 from functools import cache
 from pathlib import Path
 from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.conf import settings
+
+from yobikake.vault.ports import KeyKind, KeyService, Wrapped
+from yobikake.vault.service import key_service
+
+WRAPPING_KEY = "yobikake-audit"
+SIGNING_KEY = "yobikake-audit-checkpoints"
+_AAD = b"audit-mac"
 
 
 class AuditKeys(Protocol):
@@ -30,50 +39,48 @@ class AuditKeys(Protocol):
     def signature_valid(self, message: bytes, signature: bytes) -> bool: ...
 
 
-def _secret_file(path: Path, make: Callable[[], bytes]) -> bytes:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_bytes()
-    with os.fdopen(fd, "wb") as f:
-        f.write(make())
-    return path.read_bytes()
-
-
-class LocalAuditKeys:
-    """Keys in files, generated on first use."""
-
-    def __init__(self, directory: Path) -> None:
-        self._mac = _secret_file(directory / "audit-mac.key", lambda: os.urandom(32))
-        pem = _secret_file(
-            directory / "audit-signing.pem",
-            lambda: Ed25519PrivateKey.generate().private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            ),
-        )
-        private = serialization.load_pem_private_key(pem, password=None)
-        if not isinstance(private, Ed25519PrivateKey):
-            raise ValueError("the audit signing key must be Ed25519")
-        self._private = private
-        self._public: Ed25519PublicKey = private.public_key()
-        raw = self._public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        self.key_id = "local:" + raw.hex()[:16]
+class KeyServiceAuditKeys:
+    def __init__(self, keys: KeyService, wrapped_file: Path, service_name: str) -> None:
+        self._keys = keys
+        self._wrapped_file = wrapped_file
+        self._mac: bytes | None = None
+        self._public: Ed25519PublicKey | None = None
+        self._lock = threading.Lock()
+        self.key_id = f"{service_name}:{SIGNING_KEY}"
 
     def mac_key(self) -> bytes:
-        return self._mac
+        with self._lock:
+            if self._mac is None:
+                self._mac = self._unwrap_or_create()
+            return self._mac
+
+    def _unwrap_or_create(self) -> bytes:
+        self._keys.create_key(WRAPPING_KEY, KeyKind.WRAPPING)
+        if self._wrapped_file.exists():
+            token = self._wrapped_file.read_text().strip()
+            return self._keys.unwrap([Wrapped(WRAPPING_KEY, token)], aad=_AAD)[0]
+        mac = os.urandom(32)
+        wrapped = self._keys.wrap(WRAPPING_KEY, [mac], aad=_AAD)[0]
+        self._wrapped_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(self._wrapped_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(wrapped.token)
+        return mac
 
     def sign(self, message: bytes) -> bytes:
-        return self._private.sign(message)
+        self._keys.create_key(SIGNING_KEY, KeyKind.SIGNING)
+        return self._keys.sign(SIGNING_KEY, message)
 
     def public_key_pem(self) -> str:
-        return self._public.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ).decode()
+        self._keys.create_key(SIGNING_KEY, KeyKind.SIGNING)
+        return self._keys.public_key_pem(SIGNING_KEY)
 
     def signature_valid(self, message: bytes, signature: bytes) -> bool:
+        if self._public is None:
+            public = load_pem_public_key(self.public_key_pem().encode())
+            if not isinstance(public, Ed25519PublicKey):
+                return False
+            self._public = public
         try:
             self._public.verify(signature, message)
         except InvalidSignature:
@@ -82,9 +89,13 @@ class LocalAuditKeys:
 
 
 @cache
-def _keys_for(directory: str) -> LocalAuditKeys:
-    return LocalAuditKeys(Path(directory))
+def _audit_keys(service: KeyService, wrapped_file: str, name: str) -> KeyServiceAuditKeys:
+    return KeyServiceAuditKeys(service, Path(wrapped_file), name)
 
 
 def audit_keys() -> AuditKeys:
-    return _keys_for(str(settings.YOBIKAKE_KEYS_DIR))
+    return _audit_keys(
+        key_service(),
+        str(Path(settings.YOBIKAKE_KEYS_DIR) / "audit-mac.wrapped"),
+        settings.YOBIKAKE_KEY_SERVICE,
+    )
