@@ -10,6 +10,7 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from yobikake.accounts import authz
 from yobikake.accounts.models import Organization, RoleAssignment, User
 from yobikake.accounts.permissions import OrganizationKind, Role
 from yobikake.jp.insurer_numbers import with_check_digit
@@ -131,8 +132,19 @@ def make_user(username: str, org: Organization, role: Role | None, **extra) -> U
     user.set_password(PASSWORD)
     user.save()
     if role is not None:
-        RoleAssignment.objects.create(user=user, role=role, status=RoleAssignment.Status.ACTIVE)
+        authz.seal(
+            RoleAssignment.objects.create(user=user, role=role, status=RoleAssignment.Status.ACTIVE)
+        )
     return user
+
+
+def make_request(user: User, role: Role, requested_by: User) -> RoleAssignment:
+    """A pending role request as `request_role` would leave it (sealed)."""
+    assignment = RoleAssignment.objects.create(
+        user=user, role=role, status=RoleAssignment.Status.PENDING, requested_by=requested_by
+    )
+    authz.seal(assignment)
+    return assignment
 
 
 def make_insurer(number_body: str, name: str) -> Insurer:

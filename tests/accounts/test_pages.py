@@ -4,7 +4,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from tests.conftest import make_user
+from tests.conftest import make_request, make_user
 from yobikake.accounts.models import ApiToken, RoleAssignment, User, digest_token
 from yobikake.accounts.permissions import Role
 
@@ -141,11 +141,8 @@ def test_sysadmin_creates_an_account_and_sees_its_first_password_once(world, as_
 
 
 def test_approver_gets_the_handover_password_on_screen(world, as_user):
-    assignment = RoleAssignment.objects.create(
-        user=make_user("pending-op", world.call_centre, None),
-        role=Role.OPERATOR,
-        status="pending",
-        requested_by=world.sysadmin,
+    assignment = make_request(
+        make_user("pending-op", world.call_centre, None), Role.OPERATOR, world.sysadmin
     )
     response = as_user(world.fed_admin).post(
         f"/accounts/role-requests/{assignment.pk}/decide/", {"decision": "approve"}

@@ -5,7 +5,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from tests.conftest import PASSWORD, make_user
+from tests.conftest import PASSWORD, make_request, make_user
 from yobikake.accounts import services
 from yobikake.accounts.models import RoleAssignment, User
 from yobikake.accounts.permissions import (
@@ -255,9 +255,7 @@ def test_approval_revokes_api_tokens_made_before_it(world):
 def test_the_requester_is_refused_even_with_the_approve_permission(world):
     # No role has both permissions today; the rule must hold if one ever does.
     user = new_call_centre_user(world)
-    assignment = RoleAssignment.objects.create(
-        user=user, role=Role.OPERATOR, status="pending", requested_by=world.fed_admin
-    )
+    assignment = make_request(user, Role.OPERATOR, world.fed_admin)
     with pytest.raises(services.AccountError, match="第二者"):
         services.approve_role(actor=world.fed_admin, assignment=assignment)
     assert RoleAssignment.objects.get(pk=assignment.pk).status == "pending"
@@ -295,3 +293,32 @@ def test_sysadmin_takes_away_roles_granted_without_a_second_person(world):
     held = world.supervisor.role_assignments.get(role=Role.SUPERVISOR)
     services.revoke_role(actor=world.sysadmin, assignment=held)
     assert RoleAssignment.objects.get(pk=held.pk).status == "revoked"
+
+
+def test_a_role_written_straight_into_the_database_grants_nothing_and_alerts(world):
+    from yobikake.audit.models import Alert
+
+    crony = make_user("crony", world.call_centre, None)
+    RoleAssignment.objects.create(user=crony, role=Role.OPERATOR, status="active")
+    assert not has_permission(User.objects.get(pk=crony.pk), Permission.TARGET_REVEAL_CALL)
+    alert = Alert.objects.get(rule="forged_authorization")
+    assert (alert.severity, alert.subject_user_id) == ("critical", crony.pk)
+
+
+def test_an_edited_assignment_stops_counting(world):
+    held = world.operator.role_assignments.get()
+    RoleAssignment.objects.filter(pk=held.pk).update(user=world.supervisor)
+    supervisor = User.objects.get(pk=world.supervisor.pk)
+    assert not has_permission(supervisor, Permission.TARGET_REVEAL_CALL)
+
+
+def test_a_request_inserted_by_sql_cannot_be_approved(world, as_user):
+    crony = make_user("crony", world.call_centre, None)
+    forged = RoleAssignment.objects.create(
+        user=crony, role=Role.OPERATOR, status="pending", requested_by=world.sysadmin
+    )
+    assert "crony" not in as_user(world.security).get("/accounts/role-requests/").text
+    with pytest.raises(services.AccountError, match="呼びかけを通して"):
+        services.approve_role(actor=world.security, assignment=forged)
+    assert RoleAssignment.objects.get(pk=forged.pk).status == "pending"
+    assert not has_permission(User.objects.get(pk=crony.pk), Permission.TARGET_REVEAL_CALL)

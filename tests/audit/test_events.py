@@ -10,9 +10,8 @@ from django.utils import timezone
 
 from tests.accounts.test_login import password_step, wrong
 from tests.audit.helpers import events_after, head_seq
-from tests.conftest import PASSWORD, current_code, make_user, totp_device
+from tests.conftest import PASSWORD, current_code, make_request, make_user, totp_device
 from yobikake.accounts import services as accounts
-from yobikake.accounts.models import RoleAssignment
 from yobikake.accounts.permissions import OrganizationKind, Role
 from yobikake.audit.models import Event
 from yobikake.audit.tags import AuditTag
@@ -33,9 +32,7 @@ def new_user(world):
 
 
 def pending(world):
-    return RoleAssignment.objects.create(
-        user=new_user(world), role=Role.OPERATOR, status="pending", requested_by=world.sysadmin
-    )
+    return make_request(new_user(world), Role.OPERATOR, world.sysadmin)
 
 
 # (name, how to call the service, tag, what the event must say)

@@ -90,6 +90,7 @@ class RoleAssignment(models.Model):
         User, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     revoked_at = models.DateTimeField(null=True, blank=True)
+    mac = models.CharField(max_length=64, blank=True)  # see accounts/authz.py
 
     class Meta:
         ordering = ["-requested_at"]

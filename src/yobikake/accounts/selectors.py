@@ -28,14 +28,35 @@ def active_roles(user: User) -> frozenset[Role]:
     cached: frozenset[Role] | None = getattr(user, _ROLES_ATTR, None)
     if cached is not None:
         return cached
-    held = RoleAssignment.objects.filter(
-        user=user, status=RoleAssignment.Status.ACTIVE
-    ).values_list("role", flat=True)
+    held = [
+        a
+        for a in RoleAssignment.objects.filter(user=user, status=RoleAssignment.Status.ACTIVE)
+        if _genuine(a)
+    ]
     roles = frozenset(
-        Role(r) for r in held if ROLE_ORGANIZATION_KIND[Role(r)] == user.organization.kind
+        Role(a.role) for a in held if ROLE_ORGANIZATION_KIND[Role(a.role)] == user.organization.kind
     )
     setattr(user, _ROLES_ATTR, roles)
     return roles
+
+
+def _genuine(assignment: RoleAssignment) -> bool:
+    """An assignment written by the services (see accounts/authz.py). One written
+    straight into the database grants nothing, and is reported."""
+    from yobikake.accounts import authz  # the key service is consulted only here
+    from yobikake.audit.services import record_denial
+    from yobikake.audit.tags import AuditTag
+
+    if authz.is_sealed(assignment):
+        return True
+    record_denial(
+        tag=AuditTag.AUTHZ_FORGED,
+        actor=None,
+        subject=assignment.user,
+        reason="bad_mac",
+        details={"assignment_id": assignment.pk, "role": assignment.role},
+    )
+    return False
 
 
 def user_permissions(user: User) -> frozenset[Permission]:
@@ -74,6 +95,11 @@ def pending_role_requests() -> QuerySet[RoleAssignment]:
     return RoleAssignment.objects.filter(status=RoleAssignment.Status.PENDING).select_related(
         "user", "user__organization", "requested_by"
     )
+
+
+def genuine_pending_requests() -> list[RoleAssignment]:
+    """Pending requests made through the services; forged ones are left out and reported."""
+    return [a for a in pending_role_requests() if _genuine(a)]
 
 
 def live_api_tokens(user: User) -> QuerySet:

@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from yobikake.accounts import authz
 from yobikake.accounts.errors import AccountError, NotPermitted
 from yobikake.accounts.models import ApiToken, Organization, RoleAssignment, User, digest_token
 from yobikake.accounts.permissions import (
@@ -151,8 +152,10 @@ def bootstrap_installation(*, accounts: Sequence[FirstAccount]) -> list[User]:
             expires_at=account.expires_at,
             email="",
         )
-        RoleAssignment.objects.create(
-            user=user, role=account.role, status=RoleAssignment.Status.ACTIVE
+        authz.seal(
+            RoleAssignment.objects.create(
+                user=user, role=account.role, status=RoleAssignment.Status.ACTIVE
+            )
         )
         users.append(user)
     append_event(tag=AuditTag.INSTALL_BOOTSTRAP, actor=None, details={"accounts": len(users)})
@@ -219,6 +222,7 @@ def request_role(*, actor: User, user: User, role: Role) -> RoleAssignment:
             assignment = RoleAssignment.objects.create(
                 user=user, role=role, status=status, requested_by=actor
             )
+            authz.seal(assignment)
     except IntegrityError:  # the same request made concurrently
         raise AccountError(_("This user already holds or awaits that role.")) from None
     forget_permissions(user)
@@ -229,11 +233,13 @@ def request_role(*, actor: User, user: User, role: Role) -> RoleAssignment:
 def _decide(actor: User, assignment: RoleAssignment, status: RoleAssignment.Status) -> None:
     require(actor, Permission.ACCOUNT_ROLE_APPROVE)
     # Re-read under a row lock: two approvers deciding at once must not both succeed.
-    assignment.status = (
-        RoleAssignment.objects.select_for_update()
-        .values_list("status", flat=True)
-        .get(pk=assignment.pk)
-    )
+    locked = RoleAssignment.objects.select_for_update().get(pk=assignment.pk)
+    if not authz.is_sealed(locked):
+        raise AccountError(
+            _("This request was not made through Yobikake and cannot be decided."),
+            code="forged_authorization",
+        )
+    assignment.status = locked.status
     if assignment.status != RoleAssignment.Status.PENDING:
         raise AccountError(_("This request has already been decided."))
     if actor.pk in (assignment.requested_by_id, assignment.user_id):
@@ -245,6 +251,7 @@ def _decide(actor: User, assignment: RoleAssignment, status: RoleAssignment.Stat
     assignment.decided_by = actor
     assignment.decided_at = timezone.now()
     assignment.save(update_fields=["status", "decided_by", "decided_at"])
+    authz.seal(assignment)
     forget_permissions(assignment.user)
 
 
@@ -317,6 +324,7 @@ def revoke_role(*, actor: User, assignment: RoleAssignment) -> RoleAssignment:
     assignment.revoked_by = actor
     assignment.revoked_at = timezone.now()
     assignment.save(update_fields=["status", "revoked_by", "revoked_at"])
+    authz.seal(assignment)
     forget_permissions(assignment.user)
     _role_event(AuditTag.ROLE_REVOKE, actor, assignment)
     return assignment

@@ -248,7 +248,7 @@ def create_account(request: HttpRequest) -> HttpResponse:
 @permission_required(Permission.ACCOUNT_ROLE_APPROVE)
 def role_requests(request: HttpRequest) -> HttpResponse:
     return render(
-        request, "accounts/role_requests.html", {"pending": selectors.pending_role_requests()}
+        request, "accounts/role_requests.html", {"pending": selectors.genuine_pending_requests()}
     )
 
 

@@ -28,6 +28,7 @@ RULE_LABELS = {
     "contractor_role": _("Role granted to a contractor"),
     "canary_touched": _("Canary resident touched"),
     "audit_verify_failed": _("Audit log verification failed"),
+    "forged_authorization": _("Role assignment written outside Yobikake"),
 }
 
 # Events about the log itself never raise alerts (an alert writes such an event).
@@ -45,7 +46,14 @@ _QUIET = frozenset(
 def evaluate(event: Event) -> None:
     if event.tag in _QUIET:
         return
-    for rule in (_repeated_denials, _reveal_budget, _reveal_off_hours, _contractor_role, _canary):
+    for rule in (
+        _repeated_denials,
+        _reveal_budget,
+        _reveal_off_hours,
+        _contractor_role,
+        _canary,
+        _forged_authorization,
+    ):
         rule(event)
 
 
@@ -136,6 +144,19 @@ def _contractor_role(event: Event) -> None:
             Alert.Severity.INFO,
             event,
             f"role {details.get('role')} to user #{event.subject_user_id}",
+            subject_user_id=event.subject_user_id,
+        )
+
+
+def _forged_authorization(event: Event) -> None:
+    if (event.tag == AuditTag.AUTHZ_FORGED or event.reason == "forged_authorization") and not (
+        _already_open("forged_authorization", event.subject_user_id, timedelta(hours=1))
+    ):
+        raise_alert(
+            "forged_authorization",
+            Alert.Severity.CRITICAL,
+            event,
+            f"assignment {event.details} for user #{event.subject_user_id}",
             subject_user_id=event.subject_user_id,
         )
 

@@ -8,8 +8,6 @@
   with OpenBao the private half never leaves it.
 """
 
-import os
-import threading
 from functools import cache
 from pathlib import Path
 from typing import Protocol
@@ -19,12 +17,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.conf import settings
 
-from yobikake.vault.ports import KeyKind, KeyService, Wrapped
+from yobikake.vault.ports import KeyKind, KeyService
+from yobikake.vault.secrets import WrappedSecret
 from yobikake.vault.service import key_service
 
 WRAPPING_KEY = "yobikake-audit"
 SIGNING_KEY = "yobikake-audit-checkpoints"
-_AAD = b"audit-mac"
 
 
 class AuditKeys(Protocol):
@@ -42,30 +40,12 @@ class AuditKeys(Protocol):
 class KeyServiceAuditKeys:
     def __init__(self, keys: KeyService, wrapped_file: Path, service_name: str) -> None:
         self._keys = keys
-        self._wrapped_file = wrapped_file
-        self._mac: bytes | None = None
+        self._mac = WrappedSecret(keys, WRAPPING_KEY, wrapped_file, "audit-mac")
         self._public: Ed25519PublicKey | None = None
-        self._lock = threading.Lock()
         self.key_id = f"{service_name}:{SIGNING_KEY}"
 
     def mac_key(self) -> bytes:
-        with self._lock:
-            if self._mac is None:
-                self._mac = self._unwrap_or_create()
-            return self._mac
-
-    def _unwrap_or_create(self) -> bytes:
-        self._keys.create_key(WRAPPING_KEY, KeyKind.WRAPPING)
-        if self._wrapped_file.exists():
-            token = self._wrapped_file.read_text().strip()
-            return self._keys.unwrap([Wrapped(WRAPPING_KEY, token)], aad=_AAD)[0]
-        mac = os.urandom(32)
-        wrapped = self._keys.wrap(WRAPPING_KEY, [mac], aad=_AAD)[0]
-        self._wrapped_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(self._wrapped_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(wrapped.token)
-        return mac
+        return self._mac.get()
 
     def sign(self, message: bytes) -> bytes:
         self._keys.create_key(SIGNING_KEY, KeyKind.SIGNING)

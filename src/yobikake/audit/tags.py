@@ -22,6 +22,7 @@ class AuditTag(StrEnum):
     ROLE_REVOKE = "role:grant:revoke"
     API_TOKEN_CREATE = "api:token:create"  # noqa: S105 - an event tag
     API_TOKEN_REVOKE = "api:token:revoke"  # noqa: S105 - an event tag
+    AUTHZ_FORGED = "role:assignment:forged"
     # Tenancy
     INSURER_REGISTER = "insurer:record:register"
     INSURER_DENY = "insurer:record:deny"
