@@ -322,3 +322,18 @@ def test_a_request_inserted_by_sql_cannot_be_approved(world, as_user):
         services.approve_role(actor=world.security, assignment=forged)
     assert RoleAssignment.objects.get(pk=forged.pk).status == "pending"
     assert not has_permission(User.objects.get(pk=crony.pk), Permission.TARGET_REVEAL_CALL)
+
+
+def test_an_approval_cannot_be_swapped_onto_another_user_or_role(world):
+    # The approver's copy was read while a database administrator had the row say
+    # something else; the genuine row is what the lock sees. Nothing may be sealed.
+    mallory = make_user("mallory", world.federation, None)
+    genuine = services.request_role(
+        actor=world.sysadmin, user=new_call_centre_user(world), role=Role.OPERATOR
+    )
+    stale = RoleAssignment.objects.get(pk=genuine.pk)
+    stale.user_id, stale.role = mallory.pk, Role.FEDERATION_ADMIN
+    with pytest.raises(services.AccountError, match="呼びかけを通して"):
+        services.approve_role(actor=world.security, assignment=stale)
+    assert not RoleAssignment.objects.filter(user=mallory).exists()
+    assert RoleAssignment.objects.get(pk=genuine.pk).status == "pending"

@@ -128,3 +128,34 @@ def test_a_stopped_openbao_fails_closed(openbao):
     server.stop()
     with pytest.raises(KeyServiceError):
         service.unwrap(wrapped)
+
+
+def test_two_processes_sharing_a_keyring_lose_no_keys(tmp_path):
+    # Two services on one keys directory, as the web server and a command would be.
+    web = LocalKeyService(tmp_path / "keys")
+    command = LocalKeyService(tmp_path / "keys")
+    web.create_key("authz", KeyKind.WRAPPING)
+    wrapped = web.wrap("authz", [b"m" * 32])
+    command.create_key("checkpoints", KeyKind.SIGNING)  # must not overwrite "authz"
+    restarted = LocalKeyService(tmp_path / "keys")
+    assert restarted.unwrap(wrapped) == [b"m" * 32]
+    assert command.unwrap(wrapped) == [b"m" * 32]  # learns of keys made elsewhere
+    assert web.rotate("authz") == 2
+    assert ":v2:" in command.wrap("authz", [b"n" * 32])[0].token or command.rotate("authz") == 3
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        FakeKeyService,
+        lambda: LocalKeyService(__import__("pathlib").Path(__import__("tempfile").mkdtemp())),
+    ],
+)
+def test_the_software_services_refuse_malformed_tokens(make):
+    # (OpenBao parses its own tokens; GCM authenticates whatever it reads.)
+    keys = make()
+    keys.create_key("k", KeyKind.WRAPPING)
+    token = keys.wrap("k", [b"t" * 32])[0].token
+    for bad in (token.replace(":v1:", ":v0:"), token.replace(":v1:", ":v9:"), "xx" + token[2:]):
+        with pytest.raises(KeyServiceError):
+            keys.unwrap([Wrapped("k", bad)])

@@ -230,29 +230,45 @@ def request_role(*, actor: User, user: User, role: Role) -> RoleAssignment:
     return assignment
 
 
-def _decide(actor: User, assignment: RoleAssignment, status: RoleAssignment.Status) -> None:
-    require(actor, Permission.ACCOUNT_ROLE_APPROVE)
-    # Re-read under a row lock: two approvers deciding at once must not both succeed.
+def _lock_genuine(assignment: RoleAssignment) -> RoleAssignment:
+    """The assignment's row, locked, sealed by the services, and still about the same
+    user, role and requester as the copy the decision was made on. Every change is made
+    to (and sealed on) this locked row, never to the caller's copy."""
     locked = RoleAssignment.objects.select_for_update().get(pk=assignment.pk)
     if not authz.is_sealed(locked):
         raise AccountError(
             _("This request was not made through Yobikake and cannot be decided."),
             code="forged_authorization",
         )
-    assignment.status = locked.status
-    if assignment.status != RoleAssignment.Status.PENDING:
+    seen = (assignment.user_id, assignment.role, assignment.requested_by_id)
+    if seen != (locked.user_id, locked.role, locked.requested_by_id):
+        raise AccountError(
+            _("This request was not made through Yobikake and cannot be decided."),
+            code="forged_authorization",
+        )
+    return locked
+
+
+def _decide(
+    actor: User, assignment: RoleAssignment, status: RoleAssignment.Status
+) -> RoleAssignment:
+    require(actor, Permission.ACCOUNT_ROLE_APPROVE)
+    # Under a row lock: two approvers deciding at once must not both succeed.
+    locked = _lock_genuine(assignment)
+    if locked.status != RoleAssignment.Status.PENDING:
         raise AccountError(_("This request has already been decided."))
-    if actor.pk in (assignment.requested_by_id, assignment.user_id):
+    if actor.pk in (locked.requested_by_id, locked.user_id):
         raise AccountError(
             _("A second person must decide: not the one who asked, nor the one who gets the role."),
             code="needs_second_person",
         )
-    assignment.status = status
-    assignment.decided_by = actor
-    assignment.decided_at = timezone.now()
-    assignment.save(update_fields=["status", "decided_by", "decided_at"])
-    authz.seal(assignment)
-    forget_permissions(assignment.user)
+    locked.status = status
+    locked.decided_by = actor
+    locked.decided_at = timezone.now()
+    locked.save(update_fields=["status", "decided_by", "decided_at"])
+    authz.seal(locked)
+    forget_permissions(locked.user)
+    return locked
 
 
 @dataclass(frozen=True)
@@ -290,7 +306,7 @@ def approve_role(*, actor: User, assignment: RoleAssignment) -> Approval:
     password, able to enrol an authenticator or make a token with it — would now hold a
     role that sees personal data or approves others' work.
     """
-    _decide(actor, assignment, RoleAssignment.Status.ACTIVE)
+    assignment = _decide(actor, assignment, RoleAssignment.Status.ACTIVE)
     password = _reset_credentials(assignment.user)
     _role_event(AuditTag.ROLE_APPROVE, actor, assignment, credentials_reset=True)
     return Approval(assignment, password)
@@ -298,7 +314,7 @@ def approve_role(*, actor: User, assignment: RoleAssignment) -> Approval:
 
 @audited(AuditTag.ROLE_REFUSE)
 def refuse_role(*, actor: User, assignment: RoleAssignment) -> RoleAssignment:
-    _decide(actor, assignment, RoleAssignment.Status.REFUSED)
+    assignment = _decide(actor, assignment, RoleAssignment.Status.REFUSED)
     _role_event(AuditTag.ROLE_REFUSE, actor, assignment)
     return assignment
 
@@ -318,6 +334,7 @@ def revoke_role(*, actor: User, assignment: RoleAssignment) -> RoleAssignment:
         raise NotPermitted(_("You may not revoke this role."))
     if actor.pk == assignment.user_id:
         raise AccountError(_("Someone else must take your own role away."), code="own_role")
+    assignment = _lock_genuine(assignment)
     if assignment.status not in (RoleAssignment.Status.PENDING, RoleAssignment.Status.ACTIVE):
         raise AccountError(_("This role is not held."))
     assignment.status = RoleAssignment.Status.REVOKED

@@ -33,6 +33,8 @@ PARTS = {kind: len(kind.value.split("+")) for kind in IndexKind}
 def blind_index(index_key: bytes, kind: IndexKind, *parts: str) -> bytes:
     """The index value of normalised `parts` for `kind` under an insurer's index key.
     Empty parts are refused: a missing value must produce no index, not a common one."""
+    if len(index_key) < 32:
+        raise ValueError("a blind-index key has at least 32 bytes")
     if len(parts) != PARTS[kind]:
         raise ValueError(f"{kind} takes {PARTS[kind]} parts, not {len(parts)}")
     if any(not part for part in parts) or any(_SEPARATOR in part for part in parts):

@@ -1,14 +1,18 @@
 """An in-memory key service for unit tests: the software service with nothing on disk."""
 
-from yobikake.vault.adapters.software import SoftwareKeyService, StoredKey
+from yobikake.vault.adapters.software import Change, SoftwareKeyService, StoredKey
 
 
 class _MemoryKeyring:
-    def load(self) -> dict[str, StoredKey]:
-        return {}
+    def __init__(self) -> None:
+        self._keys: dict[str, StoredKey] = {}
 
-    def save(self, keys: dict[str, StoredKey]) -> None:
-        pass
+    def load(self) -> dict[str, StoredKey]:
+        return self._keys
+
+    def update(self, change: Change) -> dict[str, StoredKey]:
+        change(self._keys)
+        return self._keys
 
 
 class FakeKeyService(SoftwareKeyService):

@@ -8,24 +8,36 @@ OpenBao adapter, run by another party, is for.
 """
 
 import base64
+import fcntl
 import json
 import os
+import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from yobikake.vault.adapters.software import SoftwareKeyService, StoredKey
+from yobikake.vault.adapters.software import Change, SoftwareKeyService, StoredKey
 from yobikake.vault.ports import KeyKind, KeyServiceError
 
 
 def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Replace `path` atomically with a new 0600 file (a fresh temporary name each time,
+    so a stray file can never lend it other permissions)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 class FileKeyring:
@@ -47,7 +59,20 @@ class FileKeyring:
             keys[name] = StoredKey(KeyKind(entry["kind"]), entry["destroyable"], versions)
         return keys
 
-    def save(self, keys: dict[str, StoredKey]) -> None:
+    def update(self, change: Change) -> dict[str, StoredKey]:
+        # One process at a time, each starting from what is on disk now: two processes
+        # creating keys must not overwrite each other's (that would lose keys for good).
+        lock = os.open(self._path.with_suffix(".lock"), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            keys = self.load()
+            change(keys)
+            self._save(keys)
+            return keys
+        finally:
+            os.close(lock)
+
+    def _save(self, keys: dict[str, StoredKey]) -> None:
         entries = {}
         for name, key in keys.items():
             sealed = []

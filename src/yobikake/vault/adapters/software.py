@@ -4,7 +4,7 @@ OpenBao's: `sw:v<version>:<base64 nonce+ciphertext>`."""
 
 import base64
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -24,10 +24,16 @@ class StoredKey:
     versions: list[bytes] = field(default_factory=list)  # raw key material, version = index+1
 
 
+Change = Callable[[dict[str, StoredKey]], None]
+
+
 class Keyring(Protocol):
     def load(self) -> dict[str, StoredKey]: ...
 
-    def save(self, keys: dict[str, StoredKey]) -> None: ...
+    def update(self, change: Change) -> dict[str, StoredKey]:
+        """Apply `change` to the keys as they are now (another process may have changed
+        them), store the result and return it."""
+        ...
 
 
 def _new_material(kind: KeyKind) -> bytes:
@@ -45,8 +51,12 @@ class SoftwareKeyService:
         self._keyring = keyring
         self._keys = keyring.load()
 
-    def _key(self, name: str, kind: KeyKind) -> StoredKey:
+    def _key(self, name: str, kind: KeyKind, version: int = 0) -> StoredKey:
         key = self._keys.get(name)
+        if key is None or version > len(key.versions):
+            # Created or rotated by another process since we last looked.
+            self._keys = self._keyring.load()
+            key = self._keys.get(name)
         if key is None or not key.versions:
             raise KeyNotFound(name)
         if key.kind is not kind:
@@ -56,8 +66,11 @@ class SoftwareKeyService:
     def create_key(self, name: str, kind: KeyKind, *, destroyable: bool = False) -> None:
         if name in self._keys:
             return
-        self._keys[name] = StoredKey(kind, destroyable, [_new_material(kind)])
-        self._keyring.save(self._keys)
+
+        def add(keys: dict[str, StoredKey]) -> None:
+            keys.setdefault(name, StoredKey(kind, destroyable, [_new_material(kind)]))
+
+        self._keys = self._keyring.update(add)
 
     def wrap(self, name: str, plaintexts: Sequence[bytes], *, aad: bytes = b"") -> list[Wrapped]:
         key = self._key(name, KeyKind.WRAPPING)
@@ -74,12 +87,17 @@ class SoftwareKeyService:
     def unwrap(self, wrapped: Sequence[Wrapped], *, aad: bytes = b"") -> list[bytes]:
         result = []
         for item in wrapped:
-            key = self._key(item.key_name, KeyKind.WRAPPING)
+            prefix, _, rest = item.token.partition(":")
+            version, _, body = rest.partition(":")
+            if prefix != PREFIX or not version.startswith("v") or not version[1:].isdigit():
+                raise KeyServiceError(f"not a token of {item.key_name}")
+            number = int(version[1:])
+            key = self._key(item.key_name, KeyKind.WRAPPING, number)
+            if not 1 <= number <= len(key.versions):
+                raise KeyServiceError(f"{item.key_name} has no version {number}")
             try:
-                _, version, body = item.token.split(":", 2)
                 sealed = base64.b64decode(body)
-                material = key.versions[int(version[1:]) - 1]
-                plaintext = AESGCM(material).decrypt(
+                plaintext = AESGCM(key.versions[number - 1]).decrypt(
                     sealed[:12], sealed[12:], item.key_name.encode() + b"\0" + aad
                 )
             except Exception as exc:
@@ -99,21 +117,23 @@ class SoftwareKeyService:
         return [w for w in result if w is not None]
 
     def rotate(self, name: str) -> int:
-        key = self._keys.get(name)
-        if key is None:
-            raise KeyNotFound(name)
-        key.versions.append(_new_material(key.kind))
-        self._keyring.save(self._keys)
-        return len(key.versions)
+        def add_version(keys: dict[str, StoredKey]) -> None:
+            if name not in keys:
+                raise KeyNotFound(name)
+            keys[name].versions.append(_new_material(keys[name].kind))
+
+        self._keys = self._keyring.update(add_version)
+        return len(self._keys[name].versions)
 
     def destroy(self, name: str) -> None:
-        key = self._keys.get(name)
-        if key is None:
-            raise KeyNotFound(name)
-        if not key.destroyable:
-            raise KeyServiceError(f"{name} was not created destroyable")
-        del self._keys[name]
-        self._keyring.save(self._keys)
+        def remove(keys: dict[str, StoredKey]) -> None:
+            if name not in keys:
+                raise KeyNotFound(name)
+            if not keys[name].destroyable:
+                raise KeyServiceError(f"{name} was not created destroyable")
+            del keys[name]
+
+        self._keys = self._keyring.update(remove)
 
     def _signer(self, name: str) -> Ed25519PrivateKey:
         return Ed25519PrivateKey.from_private_bytes(self._key(name, KeyKind.SIGNING).versions[-1])
