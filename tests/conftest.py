@@ -131,6 +131,7 @@ def make_user(username: str, org: Organization, role: Role | None, **extra) -> U
     user = User(username=username, organization=org, **extra)
     user.set_password(PASSWORD)
     user.save()
+    authz.seal_user(user)
     if role is not None:
         authz.seal(
             RoleAssignment.objects.create(user=user, role=role, status=RoleAssignment.Status.ACTIVE)

@@ -337,3 +337,30 @@ def test_an_approval_cannot_be_swapped_onto_another_user_or_role(world):
         services.approve_role(actor=world.security, assignment=stale)
     assert not RoleAssignment.objects.filter(user=mallory).exists()
     assert RoleAssignment.objects.get(pk=genuine.pk).status == "pending"
+
+
+def test_an_expired_contractor_revived_by_sql_holds_no_role(world):
+    from yobikake.audit.models import Alert
+
+    User.objects.filter(pk=world.operator.pk).update(
+        expires_at=timezone.now() + timedelta(days=3650), is_superuser=False
+    )
+    operator = User.objects.get(pk=world.operator.pk)
+    assert not has_permission(operator, Permission.TARGET_REVEAL_CALL)
+    assert Alert.objects.get(rule="forged_authorization").subject_user_id == operator.pk
+
+
+def test_staff_moved_to_another_insurer_by_sql_sees_nothing(world, as_user):
+    User.objects.filter(pk=world.staff_b.pk).update(organization=world.insurer_a.organization)
+    moved = User.objects.get(pk=world.staff_b.pk)
+    assert as_user(moved).get(f"/insurers/{world.insurer_a.pk}/").status_code == 404
+
+
+def test_a_revoked_role_revived_with_its_old_mac_holds_nothing(world):
+    held = world.operator.role_assignments.get()
+    observed = RoleAssignment.objects.get(pk=held.pk)  # the administrator notes the row
+    services.revoke_role(actor=world.security, assignment=held)
+    RoleAssignment.objects.filter(pk=held.pk).update(
+        status="active", revoked_by=None, revoked_at=None, mac=observed.mac
+    )
+    assert not has_permission(User.objects.get(pk=world.operator.pk), Permission.TARGET_REVEAL_CALL)

@@ -6,8 +6,9 @@ key the database never holds (kept wrapped by the key service), written only by 
 services in accounts/services.py; a row without a valid MAC grants nothing and raises a
 critical alert.
 
-It cannot stop a replay of the same row's earlier, genuine state from a backup (say, an
-assignment before it was revoked); the audit log records every revocation.
+A MAC cannot tell a row's current state from an earlier genuine one (an assignment
+before it was revoked), so a role also counts only if the audit log — MAC'd and
+chained — holds no revocation of it (see accounts/selectors.py).
 """
 
 import hashlib
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from yobikake.accounts.models import RoleAssignment
+from yobikake.accounts.models import RoleAssignment, User
 from yobikake.vault.secrets import WrappedSecret
 from yobikake.vault.service import key_service
 
@@ -45,6 +46,25 @@ def _message(a: RoleAssignment) -> bytes:
     return "\x1f".join(
         ["role-assignment v1", *("" if f is None else str(f) for f in fields)]
     ).encode()
+
+
+def _user_message(user: User) -> bytes:
+    expires = user.expires_at.isoformat() if user.expires_at else ""
+    fields = (user.pk, user.organization_id, user.is_active, expires, user.is_superuser)
+    return "\x1f".join(["user v1", *(str(f) for f in fields)]).encode()
+
+
+def seal_user(user: User) -> None:
+    """Store the MAC of what decides a user's standing: organisation, whether active,
+    expiry, the superuser flag. Without it, a database administrator could revive an
+    expired contractor or move staff to another insurer."""
+    user.authz_mac = hmac.digest(_key(), _user_message(user), hashlib.sha256).hex()
+    user.save(update_fields=["authz_mac"])
+
+
+def user_is_sealed(user: User) -> bool:
+    expected = hmac.digest(_key(), _user_message(user), hashlib.sha256).hex()
+    return hmac.compare_digest(expected, user.authz_mac or "")
 
 
 def assignment_mac(assignment: RoleAssignment) -> str:

@@ -48,6 +48,8 @@ class User(AbstractUser):
     )
     # Contractor accounts must expire (checked by the service that creates them).
     expires_at = models.DateTimeField(_("account expires"), null=True, blank=True)
+    # MAC over organisation, active, expiry and superuser flags (accounts/authz.py).
+    authz_mac = models.CharField(max_length=64, blank=True)
 
     objects = UserManager()
     REQUIRED_FIELDS = ["organization"]

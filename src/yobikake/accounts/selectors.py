@@ -28,11 +28,11 @@ def active_roles(user: User) -> frozenset[Role]:
     cached: frozenset[Role] | None = getattr(user, _ROLES_ATTR, None)
     if cached is not None:
         return cached
-    held = [
-        a
-        for a in RoleAssignment.objects.filter(user=user, status=RoleAssignment.Status.ACTIVE)
-        if _genuine(a)
-    ]
+    active = list(RoleAssignment.objects.filter(user=user, status=RoleAssignment.Status.ACTIVE))
+    if active and not _standing_genuine(user):
+        active = []
+    revoked = _revoked_assignment_ids(user) if active else set()
+    held = [a for a in active if _genuine(a, revoked)]
     roles = frozenset(
         Role(a.role) for a in held if ROLE_ORGANIZATION_KIND[Role(a.role)] == user.organization.kind
     )
@@ -40,22 +40,51 @@ def active_roles(user: User) -> frozenset[Role]:
     return roles
 
 
-def _genuine(assignment: RoleAssignment) -> bool:
-    """An assignment written by the services (see accounts/authz.py). One written
-    straight into the database grants nothing, and is reported."""
-    from yobikake.accounts import authz  # the key service is consulted only here
+def _report_forgery(user: User, reason: str, **details: int | str) -> None:
     from yobikake.audit.services import record_denial
     from yobikake.audit.tags import AuditTag
 
+    record_denial(
+        tag=AuditTag.AUTHZ_FORGED, actor=None, subject=user, reason=reason, details=details
+    )
+
+
+def _standing_genuine(user: User) -> bool:
+    """The user's organisation, active flag, expiry and superuser flag as the services
+    left them (see accounts/authz.py)."""
+    from yobikake.accounts import authz
+
+    if authz.user_is_sealed(user):
+        return True
+    _report_forgery(user, "user_bad_mac")
+    return False
+
+
+def _revoked_assignment_ids(user: User) -> set[int]:
+    """Assignments of this user the audit log says were revoked."""
+    import json
+
+    from yobikake.audit.models import Event
+    from yobikake.audit.tags import AuditTag
+
+    details = Event.objects.filter(
+        tag=AuditTag.ROLE_REVOKE, outcome=Event.Outcome.ALLOWED, subject_user_id=user.pk
+    ).values_list("details", flat=True)
+    return {json.loads(d)["assignment_id"] for d in details if d}
+
+
+def _genuine(assignment: RoleAssignment, revoked: set[int]) -> bool:
+    """An assignment written by the services (see accounts/authz.py) and never revoked.
+    One written straight into the database, or revived from an earlier state, grants
+    nothing and is reported."""
+    from yobikake.accounts import authz  # the key service is consulted only here
+
+    if assignment.pk in revoked:
+        _report_forgery(assignment.user, "revoked_role_revived", assignment_id=assignment.pk)
+        return False
     if authz.is_sealed(assignment):
         return True
-    record_denial(
-        tag=AuditTag.AUTHZ_FORGED,
-        actor=None,
-        subject=assignment.user,
-        reason="bad_mac",
-        details={"assignment_id": assignment.pk, "role": assignment.role},
-    )
+    _report_forgery(assignment.user, "bad_mac", assignment_id=assignment.pk, role=assignment.role)
     return False
 
 
@@ -99,7 +128,7 @@ def pending_role_requests() -> QuerySet[RoleAssignment]:
 
 def genuine_pending_requests() -> list[RoleAssignment]:
     """Pending requests made through the services; forged ones are left out and reported."""
-    return [a for a in pending_role_requests() if _genuine(a)]
+    return [a for a in pending_role_requests() if _genuine(a, set())]
 
 
 def live_api_tokens(user: User) -> QuerySet:

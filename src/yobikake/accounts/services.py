@@ -92,6 +92,7 @@ def _new_user(
             user.save()
     except IntegrityError:  # created meanwhile by a concurrent request
         raise AccountError(_("The user name “%(u)s” is taken.") % {"u": username}) from None
+    authz.seal_user(user)
     return user
 
 
