@@ -364,3 +364,18 @@ def test_a_revoked_role_revived_with_its_old_mac_holds_nothing(world):
         status="active", revoked_by=None, revoked_at=None, mac=observed.mac
     )
     assert not has_permission(User.objects.get(pk=world.operator.pk), Permission.TARGET_REVEAL_CALL)
+
+
+def test_a_standing_sealed_in_tokyo_time_holds_when_read_back(world):
+    from zoneinfo import ZoneInfo
+
+    expires = (timezone.now() + timedelta(days=30)).astimezone(ZoneInfo("Asia/Tokyo"))
+    user = services.create_user(
+        actor=world.sysadmin,
+        username="tokyo-time",
+        organization=world.call_centre,
+        password="a long enough passphrase",
+        expires_at=expires,
+    )
+    services.request_role(actor=world.sysadmin, user=user, role=Role.SUPERVISOR)
+    assert has_permission(User.objects.get(pk=user.pk), Permission.CAMPAIGN_ANY_RUN)

@@ -13,6 +13,7 @@ chained — holds no revocation of it (see accounts/selectors.py).
 
 import hashlib
 import hmac
+from datetime import UTC
 from functools import cache
 from pathlib import Path
 
@@ -49,7 +50,8 @@ def _message(a: RoleAssignment) -> bytes:
 
 
 def _user_message(user: User) -> bytes:
-    expires = user.expires_at.isoformat() if user.expires_at else ""
+    # In UTC: the value is sealed as given (any zone) and checked as read back (UTC).
+    expires = user.expires_at.astimezone(UTC).isoformat() if user.expires_at else ""
     fields = (user.pk, user.organization_id, user.is_active, expires, user.is_superuser)
     return "\x1f".join(["user v1", *(str(f) for f in fields)]).encode()
 
