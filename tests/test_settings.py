@@ -80,3 +80,10 @@ def test_static_files_are_served_without_collectstatic(client, path):
     response = client.get(path)
     assert response.status_code == 200
     assert response["Content-Type"].split(";")[0] in {"text/css", "image/svg+xml"}
+
+
+@pytest.mark.django_db
+def test_every_model_change_has_its_migration():
+    from django.core.management import call_command
+
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)
