@@ -14,24 +14,17 @@ chained — holds no revocation of it (see accounts/selectors.py).
 import hashlib
 import hmac
 from datetime import UTC
-from functools import cache
 from pathlib import Path
 
 from django.conf import settings
 
 from yobikake.accounts.models import RoleAssignment, User
-from yobikake.vault.secrets import WrappedSecret
+from yobikake.vault.secrets import wrapped_secret
 from yobikake.vault.service import key_service
 
 
-@cache
-def _secret(service: object, path: str) -> WrappedSecret:
-    return WrappedSecret(key_service(), "yobikake-authz", Path(path), "authz-mac")
-
-
 def _key() -> bytes:
-    path = str(Path(settings.YOBIKAKE_KEYS_DIR) / "authz-mac.wrapped")
-    return _secret(key_service(), path).get()
+    return wrapped_secret(key_service(), Path(settings.YOBIKAKE_KEYS_DIR), "authz-mac").get()
 
 
 def _message(a: RoleAssignment) -> bytes:

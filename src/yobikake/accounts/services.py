@@ -41,11 +41,10 @@ LONGEST_CONTRACTOR_ACCOUNT = timedelta(days=366)
 
 @audited(AuditTag.ORGANIZATION_CREATE)
 def create_organization(
-    *, actor: User | None, name: str, kind: OrganizationKind, insurer: Insurer | None = None
+    *, actor: User, name: str, kind: OrganizationKind, insurer: Insurer | None = None
 ) -> Organization:
-    """Create an organisation. `actor=None` only at installation (see `bootstrap_user`)."""
-    if actor is not None:
-        require(actor, Permission.ACCOUNT_USER_MANAGE)
+    """Create an organisation (a contractor, say); insurers' come with `register_insurer`."""
+    require(actor, Permission.ACCOUNT_USER_MANAGE)
     org = Organization.objects.create(name=name, kind=kind, insurer=insurer)
     append_event(
         tag=AuditTag.ORGANIZATION_CREATE,

@@ -1,7 +1,7 @@
 """The audit log's keys, held by the key service (see vault/ports.py).
 
 - The MAC key is a random data key, kept only wrapped by the key service's
-  `yobikake-audit` key (the wrapped form is a file in YOBIKAKE_KEYS_DIR), unwrapped into
+  `yobikake-audit-mac` key (the wrapped form is a file in YOBIKAKE_KEYS_DIR), unwrapped into
   this process's memory when first needed. With it a database administrator could
   append events that verify, so the database never holds it.
 - Checkpoints are signed by the key service's `yobikake-audit-checkpoints` Ed25519 key;
@@ -18,10 +18,9 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from django.conf import settings
 
 from yobikake.vault.ports import KeyKind, KeyService
-from yobikake.vault.secrets import WrappedSecret
+from yobikake.vault.secrets import wrapped_secret
 from yobikake.vault.service import key_service
 
-WRAPPING_KEY = "yobikake-audit"
 SIGNING_KEY = "yobikake-audit-checkpoints"
 
 
@@ -38,9 +37,9 @@ class AuditKeys(Protocol):
 
 
 class KeyServiceAuditKeys:
-    def __init__(self, keys: KeyService, wrapped_file: Path, service_name: str) -> None:
+    def __init__(self, keys: KeyService, keys_dir: Path, service_name: str) -> None:
         self._keys = keys
-        self._mac = WrappedSecret(keys, WRAPPING_KEY, wrapped_file, "audit-mac")
+        self._mac = wrapped_secret(keys, keys_dir, "audit-mac")
         self._public: Ed25519PublicKey | None = None
         self.key_id = f"{service_name}:{SIGNING_KEY}"
 
@@ -69,13 +68,11 @@ class KeyServiceAuditKeys:
 
 
 @cache
-def _audit_keys(service: KeyService, wrapped_file: str, name: str) -> KeyServiceAuditKeys:
-    return KeyServiceAuditKeys(service, Path(wrapped_file), name)
+def _audit_keys(service: KeyService, keys_dir: str, name: str) -> KeyServiceAuditKeys:
+    return KeyServiceAuditKeys(service, Path(keys_dir), name)
 
 
 def audit_keys() -> AuditKeys:
     return _audit_keys(
-        key_service(),
-        str(Path(settings.YOBIKAKE_KEYS_DIR) / "audit-mac.wrapped"),
-        settings.YOBIKAKE_KEY_SERVICE,
+        key_service(), str(settings.YOBIKAKE_KEYS_DIR), settings.YOBIKAKE_KEY_SERVICE
     )

@@ -284,14 +284,10 @@ def sign_checkpoint_now() -> Checkpoint | None:
     return _sign_checkpoint(event)
 
 
-def _require_alert_handler(actor: User) -> None:
-    require(actor, Permission.ALERT_ANY_MANAGE)
-
-
 @audited(AuditTag.ALERT_ACKNOWLEDGE)
 def acknowledge_alert(*, actor: User, alert: Alert) -> Alert:
     """The security officer has seen the alert and is looking into it."""
-    _require_alert_handler(actor)
+    require(actor, Permission.ALERT_ANY_MANAGE)
     alert = Alert.objects.select_for_update().get(pk=alert.pk)
     if alert.state != Alert.State.OPEN:
         raise AuditError(_("Only an open alert can be acknowledged."))
@@ -307,7 +303,7 @@ def acknowledge_alert(*, actor: User, alert: Alert) -> Alert:
 def close_alert(*, actor: User, alert: Alert, note: str) -> Alert:
     """Close an alert with a note saying what was found (the note stays in the alert
     table; the log records that it was closed)."""
-    _require_alert_handler(actor)
+    require(actor, Permission.ALERT_ANY_MANAGE)
     alert = Alert.objects.select_for_update().get(pk=alert.pk)
     if alert.state == Alert.State.CLOSED:
         raise AuditError(_("The alert is already closed."))

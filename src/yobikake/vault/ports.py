@@ -8,7 +8,7 @@ the security officer's side), `adapters.local` (a keyring file, the embedded def
 one suite against all three.
 """
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -36,7 +36,7 @@ class KeyNotFound(KeyServiceError):
     """No such key, or it was destroyed: what it wrapped is gone for good."""
 
 
-class KeyService(Protocol):
+class KeyService(Hashable, Protocol):
     def create_key(self, name: str, kind: KeyKind, *, destroyable: bool = False) -> None:
         """Create the key if it does not exist (idempotent)."""
 

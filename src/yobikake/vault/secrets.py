@@ -3,6 +3,7 @@ MAC keys for the audit log and for authorization state."""
 
 import os
 import threading
+from functools import cache
 from pathlib import Path
 
 from yobikake.vault.ports import KeyKind, KeyService, Wrapped
@@ -38,3 +39,14 @@ class WrappedSecret:
         with os.fdopen(fd, "w") as f:
             f.write(wrapped.token)
         return secret
+
+
+@cache
+def _cached(keys: KeyService, wrapping_key: str, path: str, name: str) -> WrappedSecret:
+    return WrappedSecret(keys, wrapping_key, Path(path), name)
+
+
+def wrapped_secret(keys: KeyService, keys_dir: Path, name: str) -> WrappedSecret:
+    """The process-wide secret `name`, wrapped by the key service's `yobikake-<name>` key
+    and stored as `<keys_dir>/<name>.wrapped`."""
+    return _cached(keys, f"yobikake-{name}", str(keys_dir / f"{name}.wrapped"), name)
