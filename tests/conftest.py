@@ -10,6 +10,7 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from tests.pii import LOADED_PEOPLE
 from yobikake.accounts import authz
 from yobikake.accounts.models import Organization, RoleAssignment, User
 from yobikake.accounts.permissions import OrganizationKind, Role
@@ -49,19 +50,21 @@ def _audit_guards(request):
     guards.install(connection)
     yield
     _assert_no_personal_data_in_events()
+    LOADED_PEOPLE.clear()
     if transactional:
         guards.remove(connection)
 
 
 def _assert_no_personal_data_in_events():
-    from tests.pii import SYNTHETIC_PERSONAL_DATA
+    from tests.pii import SYNTHETIC_PERSONAL_DATA, loaded_values
     from yobikake.audit.models import Event
 
+    values = [*SYNTHETIC_PERSONAL_DATA, *loaded_values()]
     # Every field but the time (which a tamper test may have made unreadable).
     fields = [f.name for f in Event._meta.concrete_fields if f.name != "at"]
     for row in Event.objects.values_list(*fields).iterator():
         text = " ".join(str(v) for v in row)
-        leaked = [value for value in SYNTHETIC_PERSONAL_DATA if value in text]
+        leaked = [value for value in values if value in text]
         assert not leaked, f"event {row[0]} holds personal data: {leaked}"
 
 
@@ -219,3 +222,41 @@ def comparable(response) -> str:
     html = response.text.replace(response.wsgi_request.path, "PATH")
     html = re.sub(r'nonce="[^"]*"', 'nonce=""', html)
     return re.sub(r'name="csrfmiddlewaretoken" value="[^"]*"', 'name="csrfmiddlewaretoken"', html)
+
+
+def load_people(world: World, count: int = 12, seed: int = 1, fiscal_year: int = 2022):
+    """A synthetic list of insurer A, loaded through the service; (list, people)."""
+    from yobikake.intake.services import load_target_list
+    from yobikake.synth.people import synthetic_people
+
+    people = synthetic_people(count, seed=seed, fiscal_year=fiscal_year)
+    LOADED_PEOPLE.extend(people)
+    target_list = load_target_list(
+        actor=world.staff_a, insurer=world.insurer_a, fiscal_year=fiscal_year, people=people
+    )
+    return target_list, people
+
+
+@pytest.fixture
+def on_openbao(settings, openbao, tmp_path):
+    """The production-like profile: keys in a real OpenBao (the session's dev server)."""
+    settings.YOBIKAKE_KEY_SERVICE = "openbao"
+    settings.OPENBAO_ADDR = openbao.addr
+    settings.OPENBAO_TOKEN = openbao.token
+    settings.YOBIKAKE_KEYS_DIR = tmp_path / "keys"  # only wrapped MAC keys land here
+    return openbao
+
+
+@pytest.fixture
+def local_keys(settings, tmp_path):
+    """A local keyring of this test's own, in `tmp_path / "keys"`. Ask for it (like
+    `on_openbao`) before `world`: the world's MACs are made with its keys."""
+    settings.YOBIKAKE_KEYS_DIR = tmp_path / "keys"
+    return settings.YOBIKAKE_KEYS_DIR
+
+
+@pytest.fixture(params=["local", "openbao"])
+def key_profile(request):
+    """Each test that takes this runs once on the local keyring and once on OpenBao."""
+    request.getfixturevalue("on_openbao" if request.param == "openbao" else "local_keys")
+    return request.param

@@ -84,6 +84,8 @@ INSTALLED_APPS = [
     "yobikake.tenancy",
     "yobikake.accounts",
     "yobikake.audit",
+    "yobikake.intake",
+    "yobikake.vault",
     "yobikake.synth",
 ]
 
@@ -234,6 +236,11 @@ YOBIKAKE_MASTER_KEY_FILE = os.environ.get("YOBIKAKE_MASTER_KEY_FILE", "")
 OPENBAO_ADDR = os.environ.get("OPENBAO_ADDR", "http://127.0.0.1:8200")
 OPENBAO_TOKEN = envsecret("OPENBAO_TOKEN")
 OPENBAO_TRANSIT_MOUNT = os.environ.get("OPENBAO_TRANSIT_MOUNT", "transit")
+# Unwrapped data keys stay in process memory this many seconds, then the key service is
+# asked again (so a stopped key service stops reveals within this time).
+YOBIKAKE_DATA_KEY_TTL_SECONDS = envint("YOBIKAKE_DATA_KEY_TTL_SECONDS", 300)
+# How long a reveal grant lasts unless its issuer says otherwise (a call, a research task).
+YOBIKAKE_GRANT_MINUTES = envint("YOBIKAKE_GRANT_MINUTES", 30)
 
 # The last verified head of the audit log, outside the database (see audit/witness.py).
 YOBIKAKE_AUDIT_WITNESS = Path(

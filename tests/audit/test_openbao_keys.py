@@ -1,4 +1,3 @@
-import pytest
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from tests.audit.helpers import fill_log
@@ -6,15 +5,6 @@ from yobikake.audit import chain
 from yobikake.audit.keys import audit_keys
 from yobikake.audit.models import Checkpoint
 from yobikake.audit.verify import verify_log
-
-
-@pytest.fixture
-def on_openbao(settings, openbao, tmp_path):
-    settings.YOBIKAKE_KEY_SERVICE = "openbao"
-    settings.OPENBAO_ADDR = openbao.addr
-    settings.OPENBAO_TOKEN = openbao.token
-    settings.YOBIKAKE_KEYS_DIR = tmp_path / "keys"  # only the wrapped MAC key lands here
-    return openbao
 
 
 def test_the_audit_log_runs_on_openbao_keys(on_openbao, settings, db):

@@ -165,7 +165,7 @@ def test_the_database_builds_the_same_encoding_as_python(world, monkeypatch):
     )
     encoding = chain.sql_canonical(connection.vendor)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT seq, {encoding} FROM audit_event ORDER BY seq")  # noqa: S608
+        cursor.execute(f"SELECT seq, {encoding} FROM audit_event ORDER BY seq")
         from_sql = dict(cursor.fetchall())
     for event in Event.objects.all():
         values = list(event.chained_values())

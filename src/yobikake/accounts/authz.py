@@ -27,6 +27,15 @@ def _key() -> bytes:
     return wrapped_secret(key_service(), Path(settings.YOBIKAKE_KEYS_DIR), "authz-mac").get()
 
 
+def mac(message: bytes) -> str:
+    """The MAC of authorization state (roles here, grants in vault/grants.py)."""
+    return hmac.digest(_key(), message, hashlib.sha256).hex()
+
+
+def mac_matches(message: bytes, stored: str) -> bool:
+    return hmac.compare_digest(mac(message), stored or "")
+
+
 def _message(a: RoleAssignment) -> bytes:
     fields = (
         a.pk,
@@ -53,24 +62,19 @@ def seal_user(user: User) -> None:
     """Store the MAC of what decides a user's standing: organisation, whether active,
     expiry, the superuser flag. Without it, a database administrator could revive an
     expired contractor or move staff to another insurer."""
-    user.authz_mac = hmac.digest(_key(), _user_message(user), hashlib.sha256).hex()
+    user.authz_mac = mac(_user_message(user))
     user.save(update_fields=["authz_mac"])
 
 
 def user_is_sealed(user: User) -> bool:
-    expected = hmac.digest(_key(), _user_message(user), hashlib.sha256).hex()
-    return hmac.compare_digest(expected, user.authz_mac or "")
-
-
-def assignment_mac(assignment: RoleAssignment) -> str:
-    return hmac.digest(_key(), _message(assignment), hashlib.sha256).hex()
+    return mac_matches(_user_message(user), user.authz_mac)
 
 
 def seal(assignment: RoleAssignment) -> None:
     """Store the MAC of the assignment as it now stands (after every change)."""
-    assignment.mac = assignment_mac(assignment)
+    assignment.mac = mac(_message(assignment))
     assignment.save(update_fields=["mac"])
 
 
 def is_sealed(assignment: RoleAssignment) -> bool:
-    return hmac.compare_digest(assignment_mac(assignment), assignment.mac or "")
+    return mac_matches(_message(assignment), assignment.mac)

@@ -99,8 +99,17 @@ def _repeated_denials(event: Event) -> None:
 
 
 def _reveal_budget(event: Event) -> None:
-    if event.tag not in REVEAL_TAGS or event.outcome != Event.Outcome.ALLOWED:
+    if event.tag not in REVEAL_TAGS:
         return
+    if event.reason == "over_budget":  # the reveal gate refused one more
+        if not _already_open("reveal_budget", event.actor_user_id, timedelta(hours=1)):
+            raise_alert(
+                "reveal_budget", Alert.Severity.CRITICAL, event, "reveal refused: over budget"
+            )
+        return
+    if event.outcome != Event.Outcome.ALLOWED:
+        return
+    # Allowed beyond the budget: concurrent reveals slipped past the gate's count.
     budget = settings.YOBIKAKE_REVEAL_BUDGETS.get(
         event.actor_roles.split(",")[0], settings.YOBIKAKE_REVEAL_BUDGETS["default"]
     )

@@ -27,6 +27,13 @@ class AuditTag(StrEnum):
     INSURER_REGISTER = "insurer:record:register"
     INSURER_DENY = "insurer:record:deny"
     CONTRACT_CREATE = "contract:record:create"
+    # Target lists and the vault
+    LIST_LOAD = "list:record:load"
+    LIST_DENY = "list:record:deny"
+    LIST_SHRED = "list:record:shred"
+    GRANT_ISSUE = "vault:grant:issue"
+    GRANT_RELEASE = "vault:grant:release"
+    KEY_ROTATE = "vault:key:rotate"
     # Personal data (written by the reveal gate, the canaries and the exports)
     REVEAL_CALL = "target:reveal:call"
     REVEAL_RESEARCH = "target:reveal:research"

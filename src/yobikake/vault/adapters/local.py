@@ -12,8 +12,11 @@ import fcntl
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from yobikake.vault.adapters.software import Change, SoftwareKeyService, StoredKey
@@ -41,13 +44,34 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 class FileKeyring:
-    def __init__(self, path: Path, master_key: bytes) -> None:
-        if len(master_key) != 32:
-            raise KeyServiceError("the master key must be 32 bytes")
+    def __init__(self, path: Path, master_key_file: Path) -> None:
         self._path = path
-        self._master = AESGCM(master_key)
+        self._master_file = master_key_file
+        self._master = _aead(master_key(master_key_file))
 
     def load(self) -> dict[str, StoredKey]:
+        try:
+            return self._load()
+        except InvalidTag:
+            pass
+        # Another process rotated the master key since this one read it; or a rotation
+        # stopped after the keyring was rewritten and before the new master key took the
+        # old one's place (then finish it).
+        pending = _pending(self._master_file)
+        for candidate in (self._master_file, pending):
+            if not candidate.exists():
+                continue
+            self._master = _aead(candidate.read_bytes())
+            try:
+                keys = self._load()
+            except InvalidTag:
+                continue
+            if candidate == pending:
+                os.replace(pending, self._master_file)
+            return keys
+        raise KeyServiceError("the keyring does not open with the master key")
+
+    def _load(self) -> dict[str, StoredKey]:
         if not self._path.exists():
             return {}
         keys = {}
@@ -62,15 +86,31 @@ class FileKeyring:
     def update(self, change: Change) -> dict[str, StoredKey]:
         # One process at a time, each starting from what is on disk now: two processes
         # creating keys must not overwrite each other's (that would lose keys for good).
-        lock = os.open(self._path.with_suffix(".lock"), os.O_WRONLY | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with self._locked():
             keys = self.load()
             change(keys)
             self._save(keys)
             return keys
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        lock = os.open(self._path.with_suffix(".lock"), os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
         finally:
             os.close(lock)
+
+    def rotate_master(self) -> None:
+        """Seal the keyring under a new master key. The new key is written beside the old
+        one first, so a crash at any step leaves a keyring that opens (see `load`)."""
+        with self._locked():
+            keys = self.load()
+            pending = _pending(self._master_file)
+            _write_private(pending, os.urandom(32))
+            self._master = _aead(pending.read_bytes())
+            self._save(keys)
+            os.replace(pending, self._master_file)
 
     def _save(self, keys: dict[str, StoredKey]) -> None:
         entries = {}
@@ -91,6 +131,16 @@ class FileKeyring:
         _write_private(self._path, json.dumps(entries).encode())
 
 
+def _pending(master_key_file: Path) -> Path:
+    return master_key_file.with_name(master_key_file.name + ".next")
+
+
+def _aead(key: bytes) -> AESGCM:
+    if len(key) != 32:
+        raise KeyServiceError("the master key must be 32 bytes")
+    return AESGCM(key)
+
+
 def master_key(path: Path) -> bytes:
     """The master key in `path`, generated (0600) on first run."""
     if not path.exists():
@@ -102,5 +152,10 @@ def master_key(path: Path) -> bytes:
 class LocalKeyService(SoftwareKeyService):
     def __init__(self, directory: Path, master_key_file: Path | None = None) -> None:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        key = master_key(master_key_file or directory / "master.key")
-        super().__init__(FileKeyring(directory / "keyring.json", key))
+        self._file = FileKeyring(
+            directory / "keyring.json", master_key_file or directory / "master.key"
+        )
+        super().__init__(self._file)
+
+    def rotate_master(self) -> None:
+        self._file.rotate_master()

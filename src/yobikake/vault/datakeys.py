@@ -1,0 +1,87 @@
+"""The keys the vault uses, and where they live.
+
+- Each list's data key (AES-256-GCM) is wrapped by that list's own key in the key service,
+  created destroyable: destroying it shreds the list everywhere, backups included.
+- Each insurer's blind-index key is wrapped by that insurer's key in the key service.
+
+Unwrapped keys live in this process's memory for YOBIKAKE_DATA_KEY_TTL_SECONDS, then the
+key service is asked again; when it cannot answer, callers fail closed.
+"""
+
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from yobikake.vault.crypto import DataKeyCache, new_data_key
+from yobikake.vault.ports import KeyKind, KeyService, Wrapped
+from yobikake.vault.service import key_service
+
+
+def list_key_name(list_id: int) -> str:
+    return f"yobikake-list-{list_id}"
+
+
+def insurer_key_name(insurer_id: int) -> str:
+    return f"yobikake-insurer-{insurer_id}"
+
+
+def list_aad(list_id: int) -> bytes:
+    return f"list:{list_id}".encode()
+
+
+def insurer_aad(insurer_id: int) -> bytes:
+    return f"insurer-index:{insurer_id}".encode()
+
+
+@cache
+def _cache_for(keys: KeyService, ttl: int) -> DataKeyCache:
+    return DataKeyCache(keys, ttl=ttl)
+
+
+def key_cache() -> DataKeyCache:
+    return _cache_for(key_service(), settings.YOBIKAKE_DATA_KEY_TTL_SECONDS)
+
+
+def new_list_key(list_id: int) -> tuple[bytes, Wrapped]:
+    """A fresh data key for a list, and the same key wrapped by the list's own
+    (destroyable) key in the key service."""
+    keys = key_service()
+    name = list_key_name(list_id)
+    keys.create_key(name, KeyKind.WRAPPING, destroyable=True)
+    data_key = new_data_key()
+    return data_key, keys.wrap(name, [data_key], aad=list_aad(list_id))[0]
+
+
+def list_data_key(target_list: Any) -> bytes:
+    """The list's data key (from the cache, or unwrapped by the key service)."""
+    wrapped = Wrapped(target_list.key_name, target_list.wrapped_key)
+    return key_cache().get(wrapped, aad=list_aad(target_list.pk))
+
+
+def index_key(insurer_id: int) -> bytes:
+    """The insurer's blind-index key, made (and wrapped) on first use."""
+    from yobikake.vault.models import IndexKey
+
+    stored = IndexKey.objects.filter(insurer_id=insurer_id).first()
+    if stored is None:
+        stored = _new_index_key(insurer_id)
+    wrapped = Wrapped(stored.key_name, stored.wrapped_key)
+    return key_cache().get(wrapped, aad=insurer_aad(insurer_id))
+
+
+def _new_index_key(insurer_id: int) -> Any:
+    from yobikake.vault.models import IndexKey
+
+    keys = key_service()
+    name = insurer_key_name(insurer_id)
+    keys.create_key(name, KeyKind.WRAPPING)
+    wrapped = keys.wrap(name, [new_data_key()], aad=insurer_aad(insurer_id))[0]
+    try:
+        with transaction.atomic():
+            return IndexKey.objects.create(
+                insurer_id=insurer_id, key_name=name, wrapped_key=wrapped.token
+            )
+    except IntegrityError:  # made meanwhile by another process: theirs holds
+        return IndexKey.objects.get(insurer_id=insurer_id)

@@ -1,0 +1,53 @@
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from rich.progress import Progress
+
+from yobikake.intake.models import TargetList
+from yobikake.vault import services
+from yobikake.vault.models import IndexKey
+from yobikake.vault.ports import KeyServiceError
+
+
+class Command(BaseCommand):
+    help = "The vault's keys: rotate them and rewrap what they wrap, while Yobikake runs."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+        rotate = sub.add_parser(
+            "rotate",
+            help="Rotate keys in the key service and rewrap (all kinds unless some are named).",
+        )
+        rotate.add_argument("--insurers", action="store_true", help="insurers' index keys")
+        rotate.add_argument("--lists", action="store_true", help="live lists' data keys")
+        rotate.add_argument("--master", action="store_true", help="the local keyring's master key")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        chosen = {kind for kind in ("insurers", "lists", "master") if options[kind]}
+        chosen = chosen or {"insurers", "lists", "master"}
+        try:
+            if "master" in chosen:
+                self._master(explicit=options["master"])
+            if "insurers" in chosen:
+                self._rotate("insurer keys", IndexKey.objects.count(), services.rotate_insurer_keys)
+            if "lists" in chosen:
+                live = TargetList.objects.filter(state=TargetList.State.ACTIVE).count()
+                self._rotate("list keys", live, services.rotate_list_keys)
+        except KeyServiceError as exc:
+            raise CommandError(f"key service: {exc}") from exc
+
+    def _master(self, *, explicit: bool) -> None:
+        try:
+            services.rotate_master_key()
+        except KeyServiceError:
+            if explicit:
+                raise
+            self.stdout.write("master key: not ours to rotate (OpenBao); skipped")
+            return
+        self.stdout.write("master key: rotated; the keyring is sealed under the new one")
+
+    def _rotate(self, label: str, total: int, rotate: Any) -> None:
+        with Progress(transient=True) as progress:
+            task = progress.add_task(f"rotating {label}", total=total)
+            done = rotate(lambda: progress.advance(task))
+        self.stdout.write(f"{label}: {done} rotated and rewrapped")

@@ -1,0 +1,65 @@
+"""Sealing a person's fields into a row, and the blind indexes that find the row again.
+Called by the services that write targets (intake) and by the reveal gate; nothing else
+sees plaintext and keys together."""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+
+from yobikake.jp import normalize
+from yobikake.vault.blind import IndexKind, blind_index
+from yobikake.vault.crypto import FieldRef, open_sealed, seal
+
+
+def seal_row(
+    key: bytes, table: str, row_id: int, values: Mapping[str, str]
+) -> dict[str, bytes | None]:
+    """Each value sealed and bound to its table, column and row; an empty value is
+    stored as NULL (its absence is not a secret: a missing phone is a research task)."""
+    return {
+        column: seal(key, FieldRef(table, column, row_id), value) if value else None
+        for column, value in values.items()
+    }
+
+
+def open_row(
+    key: bytes, table: str, row_id: int, sealed: Mapping[str, bytes | None]
+) -> dict[str, str]:
+    return {
+        column: open_sealed(key, FieldRef(table, column, row_id), value) if value else ""
+        for column, value in sealed.items()
+    }
+
+
+@dataclass(frozen=True)
+class IndexedFields:
+    """The fields of a person that blind indexes are computed over, as the list gave them."""
+
+    name_kanji: str
+    name_kana: str
+    birth_date: date | None
+    phone: str
+    address: str
+    insured_number: str
+
+    def parts(self) -> dict[IndexKind, tuple[str, ...]]:
+        """The normalised parts of every index kind this person has all parts of."""
+        name = normalize.name_key(self.name_kanji)
+        kana = normalize.kana_key(self.name_kana)
+        birth = normalize.birth_key(self.birth_date) if self.birth_date else ""
+        phone = normalize.phone_key(self.phone)
+        address = normalize.address_key(self.address)
+        candidates = {
+            IndexKind.PHONE: (phone,),
+            IndexKind.INSURED_NUMBER: (normalize.insured_number_key(self.insured_number),),
+            IndexKind.KANA_BIRTH: (kana, birth),
+            IndexKind.NAME_BIRTH: (name, birth),
+            IndexKind.KANA_ADDRESS: (kana, address),
+            IndexKind.NAME_ADDRESS: (name, address),
+            IndexKind.KANA_PHONE: (kana, phone),
+        }
+        return {kind: parts for kind, parts in candidates.items() if all(parts)}
+
+
+def index_values(index_key: bytes, fields: IndexedFields) -> list[tuple[IndexKind, bytes]]:
+    return [(kind, blind_index(index_key, kind, *parts)) for kind, parts in fields.parts().items()]

@@ -1,0 +1,146 @@
+"""The reveal gate: the only road from ciphertext to plaintext.
+
+`reveal(actor, target, purpose)` gives one person's fields — only those the purpose
+needs — to a user who holds a live, genuine grant for that person and purpose, within
+the hourly budget of their role. The audit event is written and committed before the
+values are returned; if it cannot be written, or the key service cannot be reached,
+nothing is revealed. Every refusal is on the record and feeds the alert rules.
+"""
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from yobikake.accounts.errors import AccountError
+from yobikake.accounts.selectors import has_permission
+from yobikake.audit.models import Event
+from yobikake.audit.services import append_event, record_denial
+from yobikake.audit.tags import REVEAL_TAGS, AuditTag
+from yobikake.intake.models import Target, TargetList
+from yobikake.vault import datakeys, grants, records
+from yobikake.vault.crypto import CannotOpen
+from yobikake.vault.models import Purpose
+from yobikake.vault.ports import KeyServiceError
+from yobikake.vault.services import PURPOSE_PERMISSION
+
+TAGS = {
+    Purpose.CALL: AuditTag.REVEAL_CALL,
+    Purpose.RESEARCH: AuditTag.REVEAL_RESEARCH,
+    Purpose.EXPORT: AuditTag.REVEAL_EXPORT,
+}
+# What each purpose shows. A call never shows the insured number or the address.
+FIELDS = {
+    Purpose.CALL: ("name_kanji", "name_kana", "phone"),
+    Purpose.RESEARCH: ("name_kanji", "name_kana", "postal_code", "address"),
+    Purpose.EXPORT: Target.SEALED_FIELDS,
+}
+# Clear fields shown with the sealed ones.
+CLEAR_FIELDS = {
+    Purpose.CALL: ("age", "sex"),
+    Purpose.RESEARCH: ("age", "sex"),
+    Purpose.EXPORT: ("age", "sex"),
+}
+# Whose hourly budget applies (settings.YOBIKAKE_REVEAL_BUDGETS).
+BUDGET_ROLE = {Purpose.CALL: "operator", Purpose.RESEARCH: "researcher", Purpose.EXPORT: "default"}
+
+
+class RevealRefused(AccountError):
+    """The reveal was refused; `code` says why (and is what the audit log records)."""
+
+
+class RevealUnavailable(RevealRefused):
+    """The key service could not be reached: nothing can be revealed now."""
+
+
+REFUSALS = {
+    "not_permitted": gettext_lazy("You may not see personal data for this purpose."),
+    "no_grant": gettext_lazy("This person is not assigned to you for this task."),
+    "forged_authorization": gettext_lazy("This person is not assigned to you for this task."),
+    "over_budget": gettext_lazy("You have reached your hourly limit of people shown."),
+    "list_shredded": gettext_lazy("This list has been deleted."),
+    "cannot_open": gettext_lazy(
+        "This record cannot be opened; the security officer has been told."
+    ),
+}
+
+
+def budget(purpose: Purpose) -> int:
+    budgets: dict[str, int] = settings.YOBIKAKE_REVEAL_BUDGETS
+    return budgets.get(BUDGET_ROLE[purpose], budgets["default"])
+
+
+def reveals_in_last_hour(actor: Any) -> int:
+    count: int = Event.objects.filter(
+        actor_user_id=actor.pk,
+        tag__in=REVEAL_TAGS,
+        outcome=Event.Outcome.ALLOWED,
+        at__gt=timezone.now() - timedelta(hours=1),
+    ).count()
+    return count
+
+
+def _refuse(code: str) -> RevealRefused:
+    return RevealRefused(str(REFUSALS[code]), code=code)
+
+
+def _check(actor: Any, target: Any, purpose: Purpose) -> Any:
+    """The grant that allows this reveal, or a refusal."""
+    if not has_permission(actor, PURPOSE_PERMISSION[purpose]):
+        raise _refuse("not_permitted")
+    try:
+        grant = grants.live_grant(actor, target, purpose)
+    except grants.ForgedGrant:
+        raise _refuse("forged_authorization") from None
+    if grant is None:
+        raise _refuse("no_grant")
+    if target.target_list.state != TargetList.State.ACTIVE:
+        raise _refuse("list_shredded")
+    if reveals_in_last_hour(actor) >= budget(purpose):
+        raise _refuse("over_budget")
+    return grant
+
+
+def reveal(actor: Any, target: Any, purpose: Purpose) -> dict[str, str]:
+    """The fields of `target` that `purpose` needs, in plaintext, on the record."""
+    purpose = Purpose(purpose)
+    tag = TAGS[purpose]
+    target = Target.objects.select_related("target_list").get(pk=target.pk)
+    refs: dict[str, Any] = {
+        "insurer_id": target.insurer_id,
+        "list_id": target.target_list_id,
+        "target_id": target.pk,
+        "purpose": str(purpose),
+    }
+    try:
+        grant = _check(actor, target, purpose)
+        key = datakeys.list_data_key(target.target_list)
+        sealed = {field: getattr(target, field) for field in FIELDS[purpose]}
+        values = records.open_row(key, Target._meta.db_table, target.pk, sealed)
+    except RevealRefused as exc:
+        subject = actor if exc.code == "forged_authorization" else None
+        record_denial(tag=tag, actor=actor, reason=exc.code, subject=subject, **refs)
+        raise
+    except KeyServiceError:
+        record_denial(tag=tag, actor=actor, reason="key_service_unavailable", **refs)
+        raise RevealUnavailable(
+            _("The key service cannot be reached; nothing can be shown now."),
+            code="key_service_unavailable",
+        ) from None
+    except CannotOpen:
+        record_denial(tag=tag, actor=actor, reason="cannot_open", **refs)
+        raise _refuse("cannot_open") from None
+    with transaction.atomic():
+        append_event(
+            tag=tag,
+            actor=actor,
+            # A canary is never assigned to anyone honest: revealing one is a critical alert.
+            details={"grant_id": grant.pk} | ({"canary": True} if target.is_canary else {}),
+            **refs,
+        )
+    values.update({field: str(getattr(target, field)) for field in CLEAR_FIELDS[purpose]})
+    return values

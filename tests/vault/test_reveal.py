@@ -1,0 +1,246 @@
+"""The reveal gate: one person, for an assigned task, within a budget, on the record."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from tests.conftest import load_people, make_user
+from yobikake.accounts.models import RoleAssignment
+from yobikake.accounts.permissions import Role
+from yobikake.audit.models import Alert, Event
+from yobikake.audit.tags import AuditTag
+from yobikake.intake.models import Target
+from yobikake.vault import grants
+from yobikake.vault.models import Grant, Purpose
+from yobikake.vault.reveal import RevealRefused, reveal
+from yobikake.vault.services import issue_grant, release_grant
+
+
+@pytest.fixture
+def listed(world):
+    target_list, people = load_people(world, count=8)
+    targets = list(Target.objects.filter(target_list=target_list).order_by("row_number"))
+    return targets, people
+
+
+def checked_out(world, target, holder=None, purpose=Purpose.CALL):
+    holder = holder or world.operator
+    return issue_grant(actor=world.supervisor, holder=holder, target=target, purpose=purpose)
+
+
+def denials(tag=AuditTag.REVEAL_CALL):
+    return list(Event.objects.filter(tag=tag, outcome=Event.Outcome.DENIED).order_by("seq"))
+
+
+def test_an_operator_with_the_call_checked_out_sees_the_call_fields_only(world, listed):
+    targets, people = listed
+    checked_out(world, targets[0])
+    shown = reveal(world.operator, targets[0], Purpose.CALL)
+    person = people[0]
+    assert shown == {
+        "name_kanji": person.name_kanji,
+        "name_kana": person.name_kana,
+        "phone": person.phone,
+        "age": str(targets[0].age),
+        "sex": person.sex,
+    }
+    assert person.address not in shown.values()
+    assert person.insured_number not in shown.values()
+
+
+def test_research_shows_the_address_but_not_the_phone_or_insured_number(world, listed):
+    targets, people = listed
+    checked_out(world, targets[1], world.researcher, Purpose.RESEARCH)
+    shown = reveal(world.researcher, targets[1], Purpose.RESEARCH)
+    assert shown["address"] == people[1].address
+    assert "phone" not in shown and "insured_number" not in shown
+
+
+def test_each_reveal_is_on_the_record_with_ids_only(world, listed):
+    targets, _ = listed
+    grant = checked_out(world, targets[0])
+    reveal(world.operator, targets[0], Purpose.CALL)
+    event = Event.objects.get(tag=AuditTag.REVEAL_CALL)
+    assert event.outcome == Event.Outcome.ALLOWED
+    assert (event.actor_user_id, event.target_id, event.purpose) == (
+        world.operator.pk,
+        targets[0].pk,
+        "call",
+    )
+    assert event.details == f'{{"grant_id":{grant.pk}}}'
+
+
+def test_nothing_is_revealed_when_the_audit_write_fails(world, listed, monkeypatch):
+    targets, _ = listed
+    checked_out(world, targets[0])
+
+    def refuse(**kwargs):
+        raise RuntimeError("audit log unavailable")
+
+    monkeypatch.setattr("yobikake.vault.reveal.append_event", refuse)
+    with pytest.raises(RuntimeError):
+        reveal(world.operator, targets[0], Purpose.CALL)
+
+
+@pytest.mark.parametrize("who", ["superuser", "sysadmin", "operator", "researcher"])
+def test_no_one_without_a_grant_sees_anyone_and_each_refusal_is_recorded(world, listed, who):
+    targets, _ = listed
+    actor = {
+        "superuser": make_user(
+            "root", world.maintenance, Role.SYSADMIN, is_superuser=True, is_staff=True
+        ),
+        "sysadmin": world.sysadmin,
+        "operator": world.operator,
+        "researcher": world.researcher,
+    }[who]
+    with pytest.raises(RevealRefused) as refused:
+        reveal(actor, targets[0], Purpose.CALL)
+    expected = "no_grant" if who == "operator" else "not_permitted"
+    assert refused.value.code == expected
+    [denial] = denials()
+    assert (denial.actor_user_id, denial.reason, denial.target_id) == (
+        actor.pk,
+        expected,
+        targets[0].pk,
+    )
+
+
+def test_a_grant_is_for_its_holder_its_target_and_its_purpose(world, listed):
+    targets, _ = listed
+    checked_out(world, targets[0])
+    other_operator = make_user("operator-2", world.call_centre, Role.OPERATOR)
+    for actor, target in ((other_operator, targets[0]), (world.operator, targets[1])):
+        with pytest.raises(RevealRefused):
+            reveal(actor, target, Purpose.CALL)
+    with pytest.raises(RevealRefused):
+        reveal(world.operator, targets[0], Purpose.RESEARCH)
+    assert len(denials()) == 2
+    assert len(denials(AuditTag.REVEAL_RESEARCH)) == 1
+
+
+def test_a_released_or_expired_grant_reveals_nothing(world, listed):
+    targets, _ = listed
+    grant = checked_out(world, targets[0])
+    release_grant(actor=world.operator, grant=grant)
+    with pytest.raises(RevealRefused):
+        reveal(world.operator, targets[0], Purpose.CALL)
+    checked_out(world, targets[1])
+    Grant.objects.filter(target=targets[1]).update(expires_at=timezone.now() - timedelta(1))
+    with pytest.raises(RevealRefused):
+        reveal(world.operator, targets[1], Purpose.CALL)
+
+
+def test_an_operator_works_one_person_at_a_time(world, listed):
+    targets, _ = listed
+    checked_out(world, targets[0])
+    checked_out(world, targets[1])
+    with pytest.raises(RevealRefused):
+        reveal(world.operator, targets[0], Purpose.CALL)
+    assert reveal(world.operator, targets[1], Purpose.CALL)
+    release = Event.objects.get(tag=AuditTag.GRANT_RELEASE)
+    assert '"reason":"superseded"' in release.details
+
+
+def test_an_operator_can_check_out_for_themselves_but_not_for_someone_else(world, listed):
+    targets, _ = listed
+    issue_grant(actor=world.operator, holder=world.operator, target=targets[0], purpose="call")
+    other = make_user("operator-2", world.call_centre, Role.OPERATOR)
+    from yobikake.accounts.errors import NotPermitted
+
+    with pytest.raises(NotPermitted):
+        issue_grant(actor=world.operator, holder=other, target=targets[1], purpose="call")
+    with pytest.raises(NotPermitted):  # a sysadmin may not be handed a call
+        issue_grant(
+            actor=world.supervisor, holder=world.sysadmin, target=targets[1], purpose="call"
+        )
+    refused = Event.objects.filter(tag=AuditTag.GRANT_ISSUE, outcome=Event.Outcome.DENIED)
+    assert sorted(refused.values_list("reason", flat=True)) == [
+        "holder_not_permitted",
+        "missing:operator:any:assign",
+    ]
+
+
+def _insert_grant_by_sql(holder, target):
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {Grant._meta.db_table} "
+            "(holder_id, target_id, purpose, issued_by_id, issued_at, expires_at, mac) "
+            "VALUES (%s, %s, 'call', %s, %s, %s, %s)",
+            [holder.pk, target.pk, holder.pk, now, now + timedelta(hours=1), "0" * 64],
+        )
+
+
+def test_a_grant_inserted_by_sql_is_refused_and_alerted(world, listed):
+    targets, _ = listed
+    _insert_grant_by_sql(world.operator, targets[2])
+    with pytest.raises(RevealRefused) as refused:
+        reveal(world.operator, targets[2], Purpose.CALL)
+    assert refused.value.code == "forged_authorization"
+    alert = Alert.objects.get(rule="forged_authorization")
+    assert (alert.severity, alert.subject_user_id) == (Alert.Severity.CRITICAL, world.operator.pk)
+
+
+def test_a_released_grant_put_back_by_sql_is_refused(world, listed):
+    targets, _ = listed
+    grant = checked_out(world, targets[0])
+    genuine_mac = grant.mac
+    release_grant(actor=world.operator, grant=grant)
+    Grant.objects.filter(pk=grant.pk).update(released_at=None, mac=genuine_mac)
+    assert grants.is_sealed(Grant.objects.get(pk=grant.pk))  # the old MAC is genuine...
+    with pytest.raises(RevealRefused) as refused:  # ...but the log holds its release
+        reveal(world.operator, targets[0], Purpose.CALL)
+    assert refused.value.code == "forged_authorization"
+
+
+def test_an_operator_role_inserted_by_sql_is_refused_and_alerted(world, listed):
+    targets, _ = listed
+    insider = make_user("insider", world.call_centre, None)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {RoleAssignment._meta.db_table} "
+            "(user_id, role, status, requested_at, mac) VALUES (%s, 'operator', 'active', %s, '')",
+            [insider.pk, timezone.now()],
+        )
+    _insert_grant_by_sql(insider, targets[3])
+    with pytest.raises(RevealRefused) as refused:
+        reveal(insider, targets[3], Purpose.CALL)
+    assert refused.value.code == "not_permitted"
+    assert Alert.objects.filter(
+        rule="forged_authorization", severity=Alert.Severity.CRITICAL, subject_user_id=insider.pk
+    ).exists()
+    assert denials()[-1].reason == "not_permitted"
+
+
+def test_an_operator_over_budget_is_refused_and_an_alert_is_raised(world, listed, settings):
+    settings.YOBIKAKE_REVEAL_BUDGETS = {**settings.YOBIKAKE_REVEAL_BUDGETS, "operator": 3}
+    targets, _ = listed
+    for target in targets[:3]:
+        checked_out(world, target)
+        reveal(world.operator, target, Purpose.CALL)
+    checked_out(world, targets[3])
+    with pytest.raises(RevealRefused) as refused:
+        reveal(world.operator, targets[3], Purpose.CALL)
+    assert refused.value.code == "over_budget"
+    alert = Alert.objects.get(rule="reveal_budget")
+    assert (alert.severity, alert.subject_user_id) == (Alert.Severity.CRITICAL, world.operator.pk)
+
+
+def test_revealing_a_canary_raises_a_critical_alert(world, listed):
+    targets, _ = listed
+    Target.objects.filter(pk=targets[4].pk).update(is_canary=True)
+    checked_out(world, targets[4])
+    reveal(world.operator, targets[4], Purpose.CALL)
+    assert Alert.objects.get(rule="canary_touched").severity == Alert.Severity.CRITICAL
+
+
+def test_ciphertext_moved_to_another_row_does_not_open(world, listed):
+    targets, _ = listed
+    source, victim = [t for t in targets if t.phone is not None][:2]
+    Target.objects.filter(pk=victim.pk).update(phone=source.phone)
+    checked_out(world, victim)
+    with pytest.raises(RevealRefused) as refused:
+        reveal(world.operator, victim, Purpose.CALL)
+    assert refused.value.code == "cannot_open"
