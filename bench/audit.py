@@ -11,14 +11,12 @@ in <= 10 s. The verify log is bulk-loaded with events built by the same chain fu
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 
-PG_BASE = os.environ.get("YOBIKAKE_TEST_PG", "postgres://postgres@127.0.0.1:5432")
+sys.path.insert(0, os.path.dirname(__file__))
+from common import machine, run_child
 
 
 def child(events: int, appends: int) -> dict[str, float]:
@@ -151,42 +149,6 @@ def child(events: int, appends: int) -> dict[str, float]:
     }
 
 
-def run(backend: str, events: int, appends: int) -> dict[str, float]:
-    env = dict(os.environ, DJANGO_SETTINGS_MODULE="yobikake.settings")
-    env.pop("DATABASE_URL", None)
-    with tempfile.TemporaryDirectory() as home:
-        env["YOBIKAKE_HOME"] = home
-        dbname = f"yobikake_bench_{os.getpid()}"
-        if backend == "postgresql":
-            subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", dbname], check=True)
-            env["DATABASE_URL"] = f"{PG_BASE}/{dbname}"
-        try:
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    "--events",
-                    str(events),
-                    "--appends",
-                    str(appends),
-                ],
-                env=env,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-        finally:
-            if backend == "postgresql":
-                subprocess.run(
-                    ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", dbname],
-                    check=False,
-                )
-        if out.returncode != 0:
-            raise SystemExit(f"{backend} run failed:\n{out.stderr}")
-        return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -199,13 +161,13 @@ def main() -> None:
         return
     result: dict[str, object] = {
         "bench": "audit",
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}",
-        "date": time.strftime("%Y-%m-%d"),
+        **machine(),
         "goals": {"append_events_per_s": ">= 2000", "verify_1m_s": "<= 10"},
     }
     for backend in ("sqlite",) + (() if args.no_postgres else ("postgresql",)):
-        result[backend] = run(backend, args.events, args.appends)
+        result[backend] = run_child(
+            __file__, backend, ["--events", str(args.events), "--appends", str(args.appends)]
+        )
     print(json.dumps(result))
 
 

@@ -97,15 +97,16 @@ def reveal(user, at=None):
     return event
 
 
-def test_reveals_over_the_hourly_budget_raise_a_critical_alert(world, settings, monkeypatch):
-    settings.YOBIKAKE_REVEAL_BUDGETS = {"operator": 3, "researcher": 5, "default": 3}
+def test_a_reveal_refused_over_budget_raises_one_critical_alert_an_hour(world, monkeypatch):
     monkeypatch.setattr("yobikake.audit.alerts.calling_hours_contain", lambda at: True)
-    for _ in range(3):
-        reveal(world.operator)
+    reveal(world.operator)  # an allowed reveal raises nothing
     assert not Alert.objects.filter(rule="reveal_budget").exists()
-    reveal(world.operator)
+    for _ in range(2):
+        append_event(
+            tag=AuditTag.REVEAL_CALL, actor=world.operator, denied="over_budget", purpose="call"
+        )
     alert = Alert.objects.get(rule="reveal_budget")
-    assert alert.severity == "critical" and "4 reveals" in alert.summary
+    assert alert.severity == "critical" and "over the hourly budget (call)" in alert.summary
 
 
 def test_calling_hours_are_tokyo_weekdays_and_saturdays(settings):

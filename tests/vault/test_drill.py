@@ -14,6 +14,7 @@ from yobikake.audit.models import Event
 from yobikake.audit.tags import AuditTag
 from yobikake.intake.models import Target, TargetList
 from yobikake.vault import datakeys, records
+from yobikake.vault.crypto import FieldCipher
 from yobikake.vault.ports import KeyNotFound, Wrapped
 from yobikake.vault.service import key_service
 from yobikake.vault.services import shred_list
@@ -131,9 +132,10 @@ def open_backup(target_list_id: int, wrapped: Wrapped, names: dict[int, bytes]) 
     """Everything the key service would do for someone holding a backup."""
     datakeys.key_cache().forget()
     key = key_service().unwrap([wrapped], aad=datakeys.list_aad(target_list_id))[0]
-    table = Target._meta.db_table
+    cipher, table = FieldCipher(key), Target._meta.db_table
     return {
-        records.open_row(key, table, pk, {"name_kana": v})["name_kana"] for pk, v in names.items()
+        records.open_row(cipher, table, pk, {"name_kana": v})["name_kana"]
+        for pk, v in names.items()
     }
 
 

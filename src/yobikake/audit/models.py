@@ -18,7 +18,7 @@ class Event(models.Model):
     tag = models.CharField(max_length=64, db_index=True)
     outcome = models.CharField(max_length=8, choices=Outcome.choices)
     reason = models.CharField(max_length=200, blank=True)
-    actor_user_id = models.BigIntegerField(null=True, db_index=True)
+    actor_user_id = models.BigIntegerField(null=True)
     actor_username = models.CharField(max_length=150, blank=True)
     actor_organization_id = models.BigIntegerField(null=True)
     actor_roles = models.CharField(max_length=200, blank=True)
@@ -35,6 +35,12 @@ class Event(models.Model):
 
     class Meta:
         ordering = ["seq"]
+        indexes = [
+            # A user's recent events (reveal budgets, alert rules) without reading their past.
+            models.Index(fields=["actor_user_id", "at"], name="audit_event_actor_at"),
+            # What happened to one target (grant releases, canary touches, scoping).
+            models.Index(fields=["target_id", "tag"], name="audit_event_target_tag"),
+        ]
         constraints = [
             models.CheckConstraint(condition=models.Q(seq__gte=1), name="audit_event_seq_positive")
         ]

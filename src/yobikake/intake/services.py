@@ -18,6 +18,7 @@ from yobikake.intake.models import ROWS_PER_LIST, Target, TargetIndex, TargetLis
 from yobikake.synth.people import Person
 from yobikake.tenancy.models import Insurer
 from yobikake.vault import datakeys, records
+from yobikake.vault.crypto import FieldCipher
 
 BATCH = 2000
 
@@ -27,10 +28,10 @@ def _age_band(age: int) -> str:
     return f"{low}-{low + 4}"
 
 
-def _target(target_list: TargetList, row: int, person: Person, key: bytes, year_end: date):
+def _target(target_list: TargetList, row: int, person: Person, cipher: FieldCipher, year_end: date):
     target_id = target_list.pk * ROWS_PER_LIST + row
     sealed = records.seal_row(
-        key,
+        cipher,
         Target._meta.db_table,
         target_id,
         {
@@ -96,13 +97,14 @@ def load_target_list(
         insurer=insurer, fiscal_year=fiscal_year, created_by=actor, row_count=len(people)
     )
     data_key, wrapped = datakeys.new_list_key(target_list.pk)
+    cipher = FieldCipher(data_key)
     index_key = datakeys.index_key(insurer.pk)
     year_end = date(fiscal_year + 1, 3, 31)
     counts: Counter[str] = Counter()
     for start in range(0, len(people), BATCH):
         targets, indexes = [], []
         for row, person in enumerate(people[start : start + BATCH], start + 1):
-            target = _target(target_list, row, person, data_key, year_end)
+            target = _target(target_list, row, person, cipher, year_end)
             targets.append(target)
             indexes += _indexes(target, person, index_key)
             counts[f"{target.sex}:{_age_band(target.age)}"] += 1

@@ -7,7 +7,6 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -23,33 +22,37 @@ class CannotOpen(Exception):
     shredded."""
 
 
-@dataclass(frozen=True)
-class FieldRef:
-    table: str
-    column: str
-    row_id: int
-
-    def aad(self) -> bytes:
-        return f"yobikake:{self.table}:{self.column}:{self.row_id}".encode()
+def field_aad(table: str, column: str, row_id: int) -> bytes:
+    """The associated data that binds a sealed value to its table, column and row."""
+    return f"yobikake:{table}:{column}:{row_id}".encode()
 
 
 def new_data_key() -> bytes:
     return AESGCM.generate_key(bit_length=256)
 
 
-def seal(key: bytes, ref: FieldRef, plaintext: str) -> bytes:
-    nonce = os.urandom(NONCE_BYTES)
-    return FORMAT + nonce + AESGCM(key).encrypt(nonce, plaintext.encode(), ref.aad())
+class FieldCipher:
+    """Seals and opens field values with one data key (a list's). Made once per list
+    load or reveal: setting up the cipher costs more than sealing one value."""
 
+    __slots__ = ("_aead",)
 
-def open_sealed(key: bytes, ref: FieldRef, sealed: bytes) -> str:
-    if not sealed.startswith(FORMAT) or len(sealed) < 1 + NONCE_BYTES + 16:
-        raise CannotOpen(f"{ref.table}.{ref.column} #{ref.row_id}: not a sealed value")
-    nonce, body = sealed[1 : 1 + NONCE_BYTES], sealed[1 + NONCE_BYTES :]
-    try:
-        return AESGCM(key).decrypt(nonce, body, ref.aad()).decode()
-    except InvalidTag:
-        raise CannotOpen(f"{ref.table}.{ref.column} #{ref.row_id}") from None
+    def __init__(self, key: bytes) -> None:
+        self._aead = AESGCM(key)
+
+    def seal(self, aad: bytes, plaintext: str) -> bytes:
+        nonce = os.urandom(NONCE_BYTES)
+        return FORMAT + nonce + self._aead.encrypt(nonce, plaintext.encode(), aad)
+
+    def open(self, aad: bytes, sealed: bytes) -> str:
+        place = aad.decode()  # names a table, column and row: no one's data
+        if not sealed.startswith(FORMAT) or len(sealed) < 1 + NONCE_BYTES + 16:
+            raise CannotOpen(f"{place}: not a sealed value")
+        nonce, body = sealed[1 : 1 + NONCE_BYTES], sealed[1 + NONCE_BYTES :]
+        try:
+            return self._aead.decrypt(nonce, body, aad).decode()
+        except InvalidTag:
+            raise CannotOpen(place) from None
 
 
 class DataKeyCache:

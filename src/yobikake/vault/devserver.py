@@ -58,10 +58,19 @@ def _ready(client: hvac.Client) -> bool:
         return False
 
 
-def start(port: int = 0, timeout: float = 30) -> DevServer:
+def start(port: int = 0, timeout: float = 30, audit_log: Path | None = None) -> DevServer:
+    """A dev server on loopback; with `audit_log`, a file audit device writing there
+    (OpenBao 2.x takes audit devices only from its configuration file)."""
     port = port or free_port()
     token = secrets.token_hex(16)
     home = tempfile.TemporaryDirectory(prefix="yobikake-bao-")
+    config = []
+    if audit_log is not None:
+        config_file = Path(home.name) / "audit.hcl"
+        config_file.write_text(
+            f'audit "file" "file" {{\n  options {{\n    file_path = "{audit_log}"\n  }}\n}}\n'
+        )
+        config = [f"-config={config_file}"]
     process = subprocess.Popen(  # noqa: S603 - our own binary, our own arguments
         [
             bao_binary(),
@@ -69,6 +78,7 @@ def start(port: int = 0, timeout: float = 30) -> DevServer:
             "-dev",
             f"-dev-root-token-id={token}",
             f"-dev-listen-address=127.0.0.1:{port}",
+            *config,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -8,25 +8,25 @@ from datetime import date
 
 from yobikake.jp import normalize
 from yobikake.vault.blind import IndexKind, blind_index
-from yobikake.vault.crypto import FieldRef, open_sealed, seal
+from yobikake.vault.crypto import FieldCipher, field_aad
 
 
 def seal_row(
-    key: bytes, table: str, row_id: int, values: Mapping[str, str]
+    cipher: FieldCipher, table: str, row_id: int, values: Mapping[str, str]
 ) -> dict[str, bytes | None]:
     """Each value sealed and bound to its table, column and row; an empty value is
     stored as NULL (its absence is not a secret: a missing phone is a research task)."""
     return {
-        column: seal(key, FieldRef(table, column, row_id), value) if value else None
+        column: cipher.seal(field_aad(table, column, row_id), value) if value else None
         for column, value in values.items()
     }
 
 
 def open_row(
-    key: bytes, table: str, row_id: int, sealed: Mapping[str, bytes | None]
+    cipher: FieldCipher, table: str, row_id: int, sealed: Mapping[str, bytes | None]
 ) -> dict[str, str]:
     return {
-        column: open_sealed(key, FieldRef(table, column, row_id), value) if value else ""
+        column: cipher.open(field_aad(table, column, row_id), value) if value else ""
         for column, value in sealed.items()
     }
 

@@ -23,7 +23,7 @@ from yobikake.audit.services import append_event, record_denial
 from yobikake.audit.tags import REVEAL_TAGS, AuditTag
 from yobikake.intake.models import Target, TargetList
 from yobikake.vault import datakeys, grants, records
-from yobikake.vault.crypto import CannotOpen
+from yobikake.vault.crypto import CannotOpen, FieldCipher
 from yobikake.vault.models import Purpose
 from yobikake.vault.ports import KeyServiceError
 from yobikake.vault.services import PURPOSE_PERMISSION
@@ -100,9 +100,25 @@ def _check(actor: Any, target: Any, purpose: Purpose) -> Any:
         raise _refuse("no_grant")
     if target.target_list.state != TargetList.State.ACTIVE:
         raise _refuse("list_shredded")
-    if reveals_in_last_hour(actor) >= budget(purpose):
-        raise _refuse("over_budget")
     return grant
+
+
+def _record(actor: Any, target: Any, purpose: Purpose, grant: Any, refs: dict[str, Any]) -> None:
+    """Write the reveal's event and commit it; refuse if it is one over the budget.
+
+    The count is made after the event is written, in its transaction: appenders take
+    turns on the audit chain's head, so two reveals at the same moment cannot both pass
+    a count that each made before the other's event existed."""
+    with transaction.atomic():
+        append_event(
+            tag=TAGS[purpose],
+            actor=actor,
+            # A canary is never assigned to anyone honest: revealing one is a critical alert.
+            details={"grant_id": grant.pk} | ({"canary": True} if target.is_canary else {}),
+            **refs,
+        )
+        if reveals_in_last_hour(actor) > budget(purpose):
+            raise _refuse("over_budget")  # the event goes with the rollback
 
 
 def reveal(actor: Any, target: Any, purpose: Purpose) -> dict[str, str]:
@@ -118,9 +134,10 @@ def reveal(actor: Any, target: Any, purpose: Purpose) -> dict[str, str]:
     }
     try:
         grant = _check(actor, target, purpose)
-        key = datakeys.list_data_key(target.target_list)
+        cipher = FieldCipher(datakeys.list_data_key(target.target_list))
         sealed = {field: getattr(target, field) for field in FIELDS[purpose]}
-        values = records.open_row(key, Target._meta.db_table, target.pk, sealed)
+        values = records.open_row(cipher, Target._meta.db_table, target.pk, sealed)
+        _record(actor, target, purpose, grant, refs)
     except RevealRefused as exc:
         subject = actor if exc.code == "forged_authorization" else None
         record_denial(tag=tag, actor=actor, reason=exc.code, subject=subject, **refs)
@@ -134,13 +151,5 @@ def reveal(actor: Any, target: Any, purpose: Purpose) -> dict[str, str]:
     except CannotOpen:
         record_denial(tag=tag, actor=actor, reason="cannot_open", **refs)
         raise _refuse("cannot_open") from None
-    with transaction.atomic():
-        append_event(
-            tag=tag,
-            actor=actor,
-            # A canary is never assigned to anyone honest: revealing one is a critical alert.
-            details={"grant_id": grant.pk} | ({"canary": True} if target.is_canary else {}),
-            **refs,
-        )
     values.update({field: str(getattr(target, field)) for field in CLEAR_FIELDS[purpose]})
     return values
