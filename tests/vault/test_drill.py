@@ -119,19 +119,21 @@ class Backup:
             self._admin(f'DROP DATABASE IF EXISTS "{self.name}"')
 
     def list_key_and_names(self, target_list) -> tuple[Wrapped, dict[int, bytes]]:
-        [(name, token)] = self.rows(
-            "SELECT key_name, wrapped_key FROM intake_targetlist WHERE id = ?", [target_list.pk]
+        [(token,)] = self.rows(
+            "SELECT wrapped_key FROM intake_targetlist WHERE id = ?", [target_list.pk]
         )
         names = self.rows(
             "SELECT id, name_kana FROM intake_target WHERE target_list_id = ?", [target_list.pk]
         )
-        return Wrapped(name, token), {pk: bytes(value) for pk, value in names}
+        wrapped = Wrapped(datakeys.list_key_name(target_list.pk), token)
+        return wrapped, {pk: bytes(value) for pk, value in names}
 
 
-def open_backup(target_list_id: int, wrapped: Wrapped, names: dict[int, bytes]) -> set[str]:
+def open_backup(target_list, wrapped: Wrapped, names: dict[int, bytes]) -> set[str]:
     """Everything the key service would do for someone holding a backup."""
     datakeys.key_cache().forget()
-    key = key_service().unwrap([wrapped], aad=datakeys.list_aad(target_list_id))[0]
+    aad = datakeys.list_aad(target_list.pk, target_list.insurer_id)
+    key = key_service().unwrap([wrapped], aad=aad)[0]
     cipher, table = FieldCipher(key), Target._meta.db_table
     return {
         records.open_row(cipher, table, pk, {"name_kana": v})["name_kana"]
@@ -148,10 +150,10 @@ def test_after_shredding_a_backup_taken_before_does_not_open(key_profile, world,
     finally:
         backup.drop()
     # Before shredding, the backup opens with the key service's help (the control).
-    assert open_backup(target_list.pk, wrapped, names) == {p.name_kana for p in people}
+    assert open_backup(target_list, wrapped, names) == {p.name_kana for p in people}
     shred_list(actor=world.security, target_list=target_list)
     with pytest.raises(KeyNotFound):
-        open_backup(target_list.pk, wrapped, names)
+        open_backup(target_list, wrapped, names)
     target_list.refresh_from_db()
     assert target_list.state == TargetList.State.SHREDDED
     assert not Target.objects.filter(target_list=target_list).exists()

@@ -159,3 +159,15 @@ def test_the_software_services_refuse_malformed_tokens(make):
     for bad in (token.replace(":v1:", ":v0:"), token.replace(":v1:", ":v9:"), "xx" + token[2:]):
         with pytest.raises(KeyServiceError):
             keys.unwrap([Wrapped("k", bad)])
+
+
+def test_a_key_destroyed_by_one_process_no_longer_unwraps_in_another(tmp_path):
+    """Two web workers share the local keyring: shredding in one must not leave the key
+    alive in the other's memory."""
+    shredder, worker = LocalKeyService(tmp_path), LocalKeyService(tmp_path)
+    shredder.create_key("list-9", KeyKind.WRAPPING, destroyable=True)
+    wrapped = shredder.wrap("list-9", [b"d" * 32])
+    assert worker.unwrap(wrapped) == [b"d" * 32]  # the worker holds the key now
+    shredder.destroy("list-9")
+    with pytest.raises(KeyNotFound):
+        worker.unwrap(wrapped)

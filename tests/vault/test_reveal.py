@@ -7,6 +7,7 @@ from django.db import connection
 from django.utils import timezone
 
 from tests.conftest import load_people, make_user
+from yobikake.accounts.errors import AccountError, NotPermitted
 from yobikake.accounts.models import RoleAssignment
 from yobikake.accounts.permissions import Role
 from yobikake.audit.models import Alert, Event
@@ -52,9 +53,10 @@ def test_an_operator_with_the_call_checked_out_sees_the_call_fields_only(world, 
 
 def test_research_shows_the_address_but_not_the_phone_or_insured_number(world, listed):
     targets, people = listed
-    checked_out(world, targets[1], world.researcher, Purpose.RESEARCH)
-    shown = reveal(world.researcher, targets[1], Purpose.RESEARCH)
-    assert shown["address"] == people[1].address
+    row, target = next((n, t) for n, t in enumerate(targets) if not t.has_phone)
+    checked_out(world, target, world.researcher, Purpose.RESEARCH)
+    shown = reveal(world.researcher, target, Purpose.RESEARCH)
+    assert shown["address"] == people[row].address
     assert "phone" not in shown and "insured_number" not in shown
 
 
@@ -118,6 +120,8 @@ def test_a_grant_is_for_its_holder_its_target_and_its_purpose(world, listed):
         reveal(world.operator, targets[0], Purpose.RESEARCH)
     assert len(denials()) == 2
     assert len(denials(AuditTag.REVEAL_RESEARCH)) == 1
+    with pytest.raises(RevealRefused):  # the researcher has no call grant either
+        reveal(world.researcher, targets[0], Purpose.CALL)
 
 
 def test_a_released_or_expired_grant_reveals_nothing(world, listed):
@@ -143,23 +147,34 @@ def test_an_operator_works_one_person_at_a_time(world, listed):
     assert '"reason":"superseded"' in release.details
 
 
-def test_an_operator_can_check_out_for_themselves_but_not_for_someone_else(world, listed):
+def test_only_an_assigner_hands_out_tasks_and_only_to_those_who_may_do_them(world, listed):
     targets, _ = listed
-    issue_grant(actor=world.operator, holder=world.operator, target=targets[0], purpose="call")
     other = make_user("operator-2", world.call_centre, Role.OPERATOR)
-    from yobikake.accounts.errors import NotPermitted
-
-    with pytest.raises(NotPermitted):
-        issue_grant(actor=world.operator, holder=other, target=targets[1], purpose="call")
-    with pytest.raises(NotPermitted):  # a sysadmin may not be handed a call
-        issue_grant(
-            actor=world.supervisor, holder=world.sysadmin, target=targets[1], purpose="call"
-        )
+    attempts = [
+        (world.operator, world.operator, targets[0], "call"),  # an operator picking anyone
+        (world.operator, other, targets[1], "call"),
+        (world.supervisor, world.sysadmin, targets[1], "call"),  # a sysadmin handed a call
+        (world.supervisor, world.supervisor, targets[1], "call"),
+    ]
+    for actor, holder, target, purpose in attempts:
+        with pytest.raises(NotPermitted):
+            issue_grant(actor=actor, holder=holder, target=target, purpose=purpose)
+    assert not Grant.objects.exists()
     refused = Event.objects.filter(tag=AuditTag.GRANT_ISSUE, outcome=Event.Outcome.DENIED)
     assert sorted(refused.values_list("reason", flat=True)) == [
         "holder_not_permitted",
         "missing:operator:any:assign",
+        "missing:operator:any:assign",
+        "self_assignment",
     ]
+
+
+def test_research_is_only_for_people_without_a_known_phone(world, listed):
+    targets, _ = listed
+    with_phone = next(t for t in targets if t.has_phone)
+    with pytest.raises(AccountError) as refused:
+        checked_out(world, with_phone, world.researcher, Purpose.RESEARCH)
+    assert refused.value.code == "has_phone"
 
 
 def _insert_grant_by_sql(holder, target):
@@ -207,11 +222,13 @@ def test_an_operator_role_inserted_by_sql_is_refused_and_alerted(world, listed):
     _insert_grant_by_sql(insider, targets[3])
     with pytest.raises(RevealRefused) as refused:
         reveal(insider, targets[3], Purpose.CALL)
-    assert refused.value.code == "not_permitted"
+    assert refused.value.code == "forged_authorization"
+    role_forged = Event.objects.get(tag=AuditTag.AUTHZ_FORGED, subject_user_id=insider.pk)
+    assert role_forged.reason == "bad_mac"
     assert Alert.objects.filter(
         rule="forged_authorization", severity=Alert.Severity.CRITICAL, subject_user_id=insider.pk
     ).exists()
-    assert denials()[-1].reason == "not_permitted"
+    assert denials()[-1].reason == "forged_authorization"
 
 
 def test_an_operator_over_budget_is_refused_and_an_alert_is_raised(world, listed, settings):
@@ -244,3 +261,59 @@ def test_ciphertext_moved_to_another_row_does_not_open(world, listed):
     with pytest.raises(RevealRefused) as refused:
         reveal(world.operator, victim, Purpose.CALL)
     assert refused.value.code == "cannot_open"
+
+
+def test_a_grant_forged_for_an_account_without_the_role_is_alerted_too(world, listed):
+    targets, _ = listed
+    _insert_grant_by_sql(world.sysadmin, targets[2])
+    with pytest.raises(RevealRefused) as refused:
+        reveal(world.sysadmin, targets[2], Purpose.CALL)
+    assert refused.value.code == "forged_authorization"
+    assert Alert.objects.get(rule="forged_authorization").subject_user_id == world.sysadmin.pk
+
+
+def test_a_list_moved_to_another_insurer_in_the_database_does_not_open(world, listed):
+    targets, _ = listed
+    checked_out(world, targets[0])
+    Target.objects.filter(pk=targets[0].pk).update(insurer=world.insurer_b)
+    with pytest.raises(RevealRefused) as refused:
+        reveal(world.operator, targets[0], Purpose.CALL)
+    assert refused.value.code == "cannot_open"
+    # Moving the list with it: its data key no longer unwraps (the insurer is bound in).
+    from yobikake.intake.models import TargetList
+
+    TargetList.objects.filter(pk=targets[0].target_list_id).update(insurer=world.insurer_b)
+    from yobikake.vault import datakeys
+
+    datakeys.key_cache().forget()
+    with pytest.raises(RevealRefused):
+        reveal(world.operator, targets[0], Purpose.CALL)
+    assert denials()[-1].reason == "key_service_unavailable"
+
+
+def test_staff_moved_to_another_insurer_in_the_database_hold_no_role(world):
+    from yobikake.accounts.models import Organization
+    from yobikake.accounts.selectors import active_roles
+    from yobikake.jp.insurer_numbers import with_check_digit
+    from yobikake.tenancy.models import Insurer
+
+    insurer_c = Insurer.objects.create(
+        number=with_check_digit("21903"), name="C", kind="municipality"
+    )
+    Organization.objects.filter(pk=world.staff_b.organization_id).update(insurer=insurer_c)
+    staff_b = type(world.staff_b).objects.get(pk=world.staff_b.pk)
+    assert active_roles(staff_b) == frozenset()
+    assert Alert.objects.filter(rule="forged_authorization", subject_user_id=staff_b.pk).exists()
+
+
+def test_a_reveal_inside_a_callers_transaction_is_refused(world, listed):
+    from django.db import transaction
+
+    targets, _ = listed
+    checked_out(world, targets[0])
+    connection.atomic_blocks[-1]._from_testcase = False  # behave as outside a test
+    try:
+        with transaction.atomic(), pytest.raises(RuntimeError):
+            reveal(world.operator, targets[0], Purpose.CALL)
+    finally:
+        connection.atomic_blocks[-1]._from_testcase = True

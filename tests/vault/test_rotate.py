@@ -76,3 +76,16 @@ def test_the_master_key_of_openbao_is_not_ours(on_openbao, world):
 
     with pytest.raises(CommandError, match="bao operator rotate"):
         call_command("vault", "rotate", "--master", stdout=StringIO())
+
+
+def test_rotation_passes_over_a_list_shredded_meanwhile(local_keys, world):
+    from yobikake.vault.service import key_service
+
+    first, _ = load_people(world, count=2)
+    second, _ = load_people(world, count=2, seed=5)
+    key_service().destroy(datakeys.list_key_name(first.pk))  # as if shredded mid-run
+    out = StringIO()
+    call_command("vault", "rotate", "--lists", stdout=out)
+    assert "list keys: 1 rotated" in out.getvalue()
+    second.refresh_from_db()
+    assert ":v2:" in second.wrapped_key

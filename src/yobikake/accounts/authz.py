@@ -54,14 +54,25 @@ def _message(a: RoleAssignment) -> bytes:
 def _user_message(user: User) -> bytes:
     # In UTC: the value is sealed as given (any zone) and checked as read back (UTC).
     expires = user.expires_at.astimezone(UTC).isoformat() if user.expires_at else ""
-    fields = (user.pk, user.organization_id, user.is_active, expires, user.is_superuser)
-    return "\x1f".join(["user v1", *(str(f) for f in fields)]).encode()
+    # The organisation's kind and insurer too: moving an insurer's organisation to
+    # another insurer in the database would hand its staff that insurer's lists.
+    org = user.organization
+    fields = (
+        user.pk,
+        user.organization_id,
+        org.kind,
+        org.insurer_id,
+        user.is_active,
+        expires,
+        user.is_superuser,
+    )
+    return "\x1f".join(["user v2", *(str(f) for f in fields)]).encode()
 
 
 def seal_user(user: User) -> None:
-    """Store the MAC of what decides a user's standing: organisation, whether active,
-    expiry, the superuser flag. Without it, a database administrator could revive an
-    expired contractor or move staff to another insurer."""
+    """Store the MAC of what decides a user's standing: organisation (with its kind and
+    insurer), whether active, expiry, the superuser flag. Without it, a database
+    administrator could revive an expired contractor or move staff to another insurer."""
     user.authz_mac = mac(_user_message(user))
     user.save(update_fields=["authz_mac"])
 

@@ -29,6 +29,7 @@ RULE_LABELS = {
     "canary_touched": _("Canary resident touched"),
     "audit_verify_failed": _("Audit log verification failed"),
     "forged_authorization": _("Role assignment written outside Yobikake"),
+    "vault_tampered": _("Vault keys tampered with in the database"),
 }
 
 # Events about the log itself never raise alerts (an alert writes such an event).
@@ -53,6 +54,7 @@ def evaluate(event: Event) -> None:
         _contractor_role,
         _canary,
         _forged_authorization,
+        _vault_tampered,
     ):
         rule(event)
 
@@ -159,6 +161,16 @@ def _forged_authorization(event: Event) -> None:
             event,
             f"assignment {event.details} for user #{event.subject_user_id}",
             subject_user_id=event.subject_user_id,
+        )
+
+
+def _vault_tampered(event: Event) -> None:
+    if event.reason == "index_key_missing":
+        raise_alert(
+            "vault_tampered",
+            Alert.Severity.CRITICAL,
+            event,
+            f"{event.tag} refused: an insurer's blind-index key is missing from the database",
         )
 
 

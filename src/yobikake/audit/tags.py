@@ -34,6 +34,7 @@ class AuditTag(StrEnum):
     GRANT_ISSUE = "vault:grant:issue"
     GRANT_RELEASE = "vault:grant:release"
     KEY_ROTATE = "vault:key:rotate"
+    INDEX_KEY_CREATE = "vault:index-key:create"
     # Personal data (written by the reveal gate, the canaries and the exports)
     REVEAL_CALL = "target:reveal:call"
     REVEAL_RESEARCH = "target:reveal:research"

@@ -28,9 +28,8 @@ class TargetList(models.Model):
     row_count = models.PositiveIntegerField(default=0)
     # Counts by sex and age band; they survive shredding (they name no one).
     aggregates = models.JSONField(default=dict)
-    # The list's data key, only as wrapped by the key service's key `key_name` (the
-    # token names the key version).
-    key_name = models.CharField(max_length=100, blank=True)
+    # The list's data key, only as wrapped by the key service's key
+    # `yobikake-list-<list id>` (the token names the key version; vault/datakeys.py).
     wrapped_key = models.TextField(blank=True)
     source_sha256 = models.CharField(max_length=64, blank=True)
     created_by = models.ForeignKey(

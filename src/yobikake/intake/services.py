@@ -96,7 +96,7 @@ def load_target_list(
     target_list = TargetList.objects.create(
         insurer=insurer, fiscal_year=fiscal_year, created_by=actor, row_count=len(people)
     )
-    data_key, wrapped = datakeys.new_list_key(target_list.pk)
+    data_key, wrapped = datakeys.new_list_key(target_list.pk, insurer.pk)
     cipher = FieldCipher(data_key)
     index_key = datakeys.index_key(insurer.pk)
     year_end = date(fiscal_year + 1, 3, 31)
@@ -110,10 +110,9 @@ def load_target_list(
             counts[f"{target.sex}:{_age_band(target.age)}"] += 1
         Target.objects.bulk_create(targets)
         TargetIndex.objects.bulk_create(indexes)
-    target_list.key_name = wrapped.key_name
     target_list.wrapped_key = wrapped.token
     target_list.aggregates = {"sex_age_band": dict(sorted(counts.items()))}
-    target_list.save(update_fields=["key_name", "wrapped_key", "aggregates"])
+    target_list.save(update_fields=["wrapped_key", "aggregates"])
     append_event(
         tag=AuditTag.LIST_LOAD,
         actor=actor,

@@ -13,7 +13,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 
+from yobikake.accounts.errors import AccountError
 from yobikake.vault.crypto import DataKeyCache, new_data_key
 from yobikake.vault.ports import KeyKind, KeyService, Wrapped
 from yobikake.vault.service import key_service
@@ -27,8 +29,10 @@ def insurer_key_name(insurer_id: int) -> str:
     return f"yobikake-insurer-{insurer_id}"
 
 
-def list_aad(list_id: int) -> bytes:
-    return f"list:{list_id}".encode()
+def list_aad(list_id: int, insurer_id: int) -> bytes:
+    # The insurer is bound in: a list moved to another insurer in the database no longer
+    # opens, so that insurer's staff cannot have it exported to them.
+    return f"list:{list_id}:insurer:{insurer_id}".encode()
 
 
 def insurer_aad(insurer_id: int) -> bytes:
@@ -44,44 +48,64 @@ def key_cache() -> DataKeyCache:
     return _cache_for(key_service(), settings.YOBIKAKE_DATA_KEY_TTL_SECONDS)
 
 
-def new_list_key(list_id: int) -> tuple[bytes, Wrapped]:
+def new_list_key(list_id: int, insurer_id: int) -> tuple[bytes, Wrapped]:
     """A fresh data key for a list, and the same key wrapped by the list's own
     (destroyable) key in the key service."""
     keys = key_service()
     name = list_key_name(list_id)
     keys.create_key(name, KeyKind.WRAPPING, destroyable=True)
     data_key = new_data_key()
-    return data_key, keys.wrap(name, [data_key], aad=list_aad(list_id))[0]
+    return data_key, keys.wrap(name, [data_key], aad=list_aad(list_id, insurer_id))[0]
+
+
+def wrapped_list_key(target_list: Any) -> Wrapped:
+    # The key's name comes from the list's id, never from a column: a name edited in the
+    # database must not make shredding destroy some other key.
+    return Wrapped(list_key_name(target_list.pk), target_list.wrapped_key)
 
 
 def list_data_key(target_list: Any) -> bytes:
     """The list's data key (from the cache, or unwrapped by the key service)."""
-    wrapped = Wrapped(target_list.key_name, target_list.wrapped_key)
-    return key_cache().get(wrapped, aad=list_aad(target_list.pk))
+    aad = list_aad(target_list.pk, target_list.insurer_id)
+    return key_cache().get(wrapped_list_key(target_list), aad=aad)
+
+
+class IndexKeyMissing(AccountError):
+    """The insurer's index key was made once and its row is gone from the database."""
 
 
 def index_key(insurer_id: int) -> bytes:
-    """The insurer's blind-index key, made (and wrapped) on first use."""
+    """The insurer's blind-index key, made (and wrapped) on first use, on the record."""
     from yobikake.vault.models import IndexKey
 
     stored = IndexKey.objects.filter(insurer_id=insurer_id).first()
     if stored is None:
         stored = _new_index_key(insurer_id)
-    wrapped = Wrapped(stored.key_name, stored.wrapped_key)
+    wrapped = Wrapped(insurer_key_name(insurer_id), stored.wrapped_key)
     return key_cache().get(wrapped, aad=insurer_aad(insurer_id))
 
 
 def _new_index_key(insurer_id: int) -> Any:
+    from yobikake.audit.models import Event
+    from yobikake.audit.services import append_event
+    from yobikake.audit.tags import AuditTag
     from yobikake.vault.models import IndexKey
 
+    if Event.objects.filter(tag=AuditTag.INDEX_KEY_CREATE, insurer_id=insurer_id).exists():
+        # A new key would silently stop every earlier list's indexes from matching (leak
+        # scoping, do-not-call): refuse, and let the refusal raise the alarm.
+        raise IndexKeyMissing(
+            _("The insurer's index key is missing from the database; restore it from backup."),
+            code="index_key_missing",
+        )
     keys = key_service()
     name = insurer_key_name(insurer_id)
     keys.create_key(name, KeyKind.WRAPPING)
     wrapped = keys.wrap(name, [new_data_key()], aad=insurer_aad(insurer_id))[0]
     try:
         with transaction.atomic():
-            return IndexKey.objects.create(
-                insurer_id=insurer_id, key_name=name, wrapped_key=wrapped.token
-            )
+            stored = IndexKey.objects.create(insurer_id=insurer_id, wrapped_key=wrapped.token)
+            append_event(tag=AuditTag.INDEX_KEY_CREATE, actor=None, insurer_id=insurer_id)
+            return stored
     except IntegrityError:  # made meanwhile by another process: theirs holds
         return IndexKey.objects.get(insurer_id=insurer_id)

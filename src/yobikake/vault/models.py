@@ -13,7 +13,7 @@ class IndexKey(models.Model):
     """An insurer's blind-index key, only as wrapped by the key service's insurer key."""
 
     insurer = models.OneToOneField(Insurer, on_delete=models.PROTECT, related_name="+")
-    key_name = models.CharField(max_length=100)
+    # Wrapped by the key service's `yobikake-insurer-<insurer id>` (vault/datakeys.py).
     wrapped_key = models.TextField()
 
     def __str__(self) -> str:

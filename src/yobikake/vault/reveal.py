@@ -90,16 +90,21 @@ def _refuse(code: str) -> RevealRefused:
 
 def _check(actor: Any, target: Any, purpose: Purpose) -> Any:
     """The grant that allows this reveal, or a refusal."""
-    if not has_permission(actor, PURPOSE_PERMISSION[purpose]):
-        raise _refuse("not_permitted")
+    permitted = has_permission(actor, PURPOSE_PERMISSION[purpose])  # reports forged roles
     try:
+        # Looked at whether permitted or not: a forged grant is reported even for an
+        # account without the role (someone is testing what a database write can do).
         grant = grants.live_grant(actor, target, purpose)
     except grants.ForgedGrant:
         raise _refuse("forged_authorization") from None
+    if not permitted:
+        raise _refuse("not_permitted")
     if grant is None:
         raise _refuse("no_grant")
     if target.target_list.state != TargetList.State.ACTIVE:
         raise _refuse("list_shredded")
+    if target.insurer_id != target.target_list.insurer_id:
+        raise _refuse("cannot_open")  # moved to another insurer in the database
     return grant
 
 
@@ -108,8 +113,10 @@ def _record(actor: Any, target: Any, purpose: Purpose, grant: Any, refs: dict[st
 
     The count is made after the event is written, in its transaction: appenders take
     turns on the audit chain's head, so two reveals at the same moment cannot both pass
-    a count that each made before the other's event existed."""
-    with transaction.atomic():
+    a count that each made before the other's event existed. The transaction is durable
+    (not inside a caller's): the event is committed before anything is returned, and a
+    caller's rollback cannot take it back."""
+    with transaction.atomic(durable=True):
         append_event(
             tag=TAGS[purpose],
             actor=actor,

@@ -28,7 +28,8 @@ PURPOSE_PERMISSION = {
     Purpose.RESEARCH: Permission.TARGET_REVEAL_RESEARCH,
     Purpose.EXPORT: Permission.EXPORT_OWN_DOWNLOAD,
 }
-# Besides the holder checking a task out for themselves, who may hand one out.
+# Who may hand a task out. (The calling issue adds the operator's own "next call", which
+# checks out from the operator's assigned queue; until then a supervisor assigns.)
 PURPOSE_ISSUER = {
     Purpose.CALL: Permission.OPERATOR_ANY_ASSIGN,
     Purpose.RESEARCH: Permission.OPERATOR_ANY_ASSIGN,
@@ -54,9 +55,9 @@ def issue_grant(
     a research task assigned, an export approved). For calls and research a holder has
     one live grant at a time: this one ends the previous."""
     purpose = Purpose(purpose)
-    self_checkout = actor.pk == holder.pk and purpose in ONE_AT_A_TIME
-    if not self_checkout:
-        require(actor, PURPOSE_ISSUER[purpose])
+    require(actor, PURPOSE_ISSUER[purpose])
+    if actor.pk == holder.pk:
+        raise NotPermitted(_("Nobody assigns a task to themselves."), code="self_assignment")
     if not has_permission(holder, PURPOSE_PERMISSION[purpose]):
         raise NotPermitted(
             _("%(user)s may not be given this task.") % {"user": holder.username},
@@ -67,8 +68,16 @@ def issue_grant(
     target = Target.objects.select_related("target_list").get(pk=target.pk)
     if target.target_list.state != TargetList.State.ACTIVE:
         raise AccountError(_("This list has been shredded."), code="list_shredded")
+    if target.insurer_id != target.target_list.insurer_id:
+        raise AccountError(_("This record is damaged."), code="target_moved")
+    if purpose is Purpose.RESEARCH and target.has_phone:
+        # Research shows the address: only for people whose number is to be found.
+        raise AccountError(_("This person's phone number is known."), code="has_phone")
     now = timezone.now()
     if purpose in ONE_AT_A_TIME:
+        # Grants for one holder are issued one at a time (the holder's row is the lock),
+        # so two assignments at the same moment cannot leave two live grants.
+        type(holder).objects.select_for_update().filter(pk=holder.pk).first()
         for previous in Grant.objects.select_for_update().filter(
             holder=holder, purpose=purpose, released_at__isnull=True, expires_at__gt=now
         ):
@@ -129,9 +138,12 @@ def shred_list(*, actor: Any, target_list: Any) -> Any:
     target_list = TargetList.objects.select_for_update().get(pk=target_list.pk)
     if target_list.state == TargetList.State.SHREDDED:
         raise AccountError(_("This list has already been shredded."), code="already_shredded")
+    wrapped = datakeys.wrapped_list_key(target_list)
+    keys = key_service()
     with contextlib.suppress(KeyNotFound):  # destroyed by an earlier, interrupted run
-        key_service().destroy(target_list.key_name)
-    datakeys.key_cache().forget(target_list.key_name)
+        keys.destroy(wrapped.key_name)
+    datakeys.key_cache().forget(wrapped.key_name)
+    _check_destroyed(wrapped, datakeys.list_aad(target_list.pk, target_list.insurer_id))
     TargetIndex.objects.filter(target_list=target_list).delete()
     Grant.objects.filter(target__target_list=target_list).delete()
     Target.objects.filter(target_list=target_list).only("pk").delete()
@@ -144,27 +156,46 @@ def shred_list(*, actor: Any, target_list: Any) -> Any:
         actor=actor,
         insurer_id=target_list.insurer_id,
         list_id=target_list.pk,
-        details={"key_name": target_list.key_name, "rows": target_list.row_count},
+        details={"key_name": wrapped.key_name, "rows": target_list.row_count},
     )
     return target_list
 
 
+def _check_destroyed(wrapped: Wrapped, aad: bytes) -> None:
+    """The key service no longer unwraps the list's data key (else: refuse to report a
+    shred that did not happen)."""
+    try:
+        key_service().unwrap([wrapped], aad=aad)
+    except KeyNotFound:
+        return
+    raise KeyServiceError(f"{wrapped.key_name} still unwraps after it was destroyed")
+
+
 def _rewrap_rows(
-    rows: Iterator[Any], aad: Callable[[Any], bytes], kind: str, progress: Callable[[], None]
+    rows: Iterator[Any],
+    wrapped: Callable[[Any], Wrapped],
+    aad: Callable[[Any], bytes],
+    kind: str,
+    progress: Callable[[], None],
 ) -> int:
     """Rotate each row's key and rewrap its wrapped key, one row per transaction: readers
-    keep working throughout (old key versions still unwrap)."""
+    keep working throughout (old key versions still unwrap). A key destroyed meanwhile
+    (its list shredded) is passed over."""
     keys = key_service()
     count = 0
     for row in rows:
-        version = keys.rotate(row.key_name)
-        new = keys.rewrap([Wrapped(row.key_name, row.wrapped_key)], aad=aad(row))[0]
+        old = wrapped(row)
+        try:
+            version = keys.rotate(old.key_name)
+            new = keys.rewrap([old], aad=aad(row))[0]
+        except KeyNotFound:
+            continue
         with transaction.atomic():
-            type(row).objects.filter(pk=row.pk).update(wrapped_key=new.token)
+            type(row).objects.filter(pk=row.pk, wrapped_key=old.token).update(wrapped_key=new.token)
             append_event(
                 tag=AuditTag.KEY_ROTATE,
                 actor=None,
-                details={"kind": kind, "key_name": row.key_name, "version": version},
+                details={"kind": kind, "key_name": old.key_name, "version": version},
             )
         count += 1
         progress()
@@ -173,14 +204,24 @@ def _rewrap_rows(
 
 def rotate_insurer_keys(progress: Callable[[], None] = lambda: None) -> int:
     """Rotate every insurer's key in the key service and rewrap its blind-index key."""
-    rows = IndexKey.objects.order_by("pk").iterator()
-    return _rewrap_rows(rows, lambda r: datakeys.insurer_aad(r.insurer_id), "insurer", progress)
+    return _rewrap_rows(
+        IndexKey.objects.order_by("pk").iterator(),
+        lambda r: Wrapped(datakeys.insurer_key_name(r.insurer_id), r.wrapped_key),
+        lambda r: datakeys.insurer_aad(r.insurer_id),
+        "insurer",
+        progress,
+    )
 
 
 def rotate_list_keys(progress: Callable[[], None] = lambda: None) -> int:
     """Rotate every live list's key in the key service and rewrap its data key."""
-    rows = TargetList.objects.filter(state=TargetList.State.ACTIVE).order_by("pk").iterator()
-    return _rewrap_rows(rows, lambda r: datakeys.list_aad(r.pk), "list", progress)
+    return _rewrap_rows(
+        TargetList.objects.filter(state=TargetList.State.ACTIVE).order_by("pk").iterator(),
+        datakeys.wrapped_list_key,
+        lambda r: datakeys.list_aad(r.pk, r.insurer_id),
+        "list",
+        progress,
+    )
 
 
 def rotate_master_key() -> None:

@@ -10,6 +10,9 @@ class _MemoryKeyring:
     def load(self) -> dict[str, StoredKey]:
         return self._keys
 
+    def changed(self) -> bool:
+        return False
+
     def update(self, change: Change) -> dict[str, StoredKey]:
         change(self._keys)
         return self._keys

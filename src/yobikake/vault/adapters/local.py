@@ -8,6 +8,7 @@ OpenBao adapter, run by another party, is for.
 """
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -48,6 +49,19 @@ class FileKeyring:
         self._path = path
         self._master_file = master_key_file
         self._master = _aead(master_key(master_key_file))
+        self._seen: tuple[int, int] | None = None
+
+    def _stamp(self) -> tuple[int, int] | None:
+        # Every save replaces the file (a new inode), so the inode and the change time
+        # tell whether it was saved since.
+        try:
+            status = self._path.stat()
+        except FileNotFoundError:
+            return None
+        return status.st_ino, status.st_ctime_ns
+
+    def changed(self) -> bool:
+        return self._stamp() != self._seen
 
     def load(self) -> dict[str, StoredKey]:
         try:
@@ -72,6 +86,7 @@ class FileKeyring:
         raise KeyServiceError("the keyring does not open with the master key")
 
     def _load(self) -> dict[str, StoredKey]:
+        self._seen = self._stamp()
         if not self._path.exists():
             return {}
         keys = {}
@@ -90,6 +105,7 @@ class FileKeyring:
             keys = self.load()
             change(keys)
             self._save(keys)
+            self._seen = self._stamp()
             return keys
 
     @contextmanager
@@ -110,7 +126,11 @@ class FileKeyring:
             _write_private(pending, os.urandom(32))
             self._master = _aead(pending.read_bytes())
             self._save(keys)
-            os.replace(pending, self._master_file)
+            self._seen = self._stamp()
+            # Another process that opened the keyring meanwhile may have moved the new
+            # master key into place already (see `load`).
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(pending, self._master_file)
 
     def _save(self, keys: dict[str, StoredKey]) -> None:
         entries = {}

@@ -30,6 +30,10 @@ Change = Callable[[dict[str, StoredKey]], None]
 class Keyring(Protocol):
     def load(self) -> dict[str, StoredKey]: ...
 
+    def changed(self) -> bool:
+        """Whether another process changed the keys since this one last loaded them."""
+        ...
+
     def update(self, change: Change) -> dict[str, StoredKey]:
         """Apply `change` to the keys as they are now (another process may have changed
         them), store the result and return it."""
@@ -52,9 +56,12 @@ class SoftwareKeyService:
         self._keys = keyring.load()
 
     def _key(self, name: str, kind: KeyKind, version: int = 0) -> StoredKey:
+        if self._keyring.changed():
+            # Created, rotated or destroyed by another process: a key shredded there must
+            # not keep unwrapping here.
+            self._keys = self._keyring.load()
         key = self._keys.get(name)
         if key is None or version > len(key.versions):
-            # Created or rotated by another process since we last looked.
             self._keys = self._keyring.load()
             key = self._keys.get(name)
         if key is None or not key.versions:
