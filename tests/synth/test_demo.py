@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command
 from tests.conftest import current_code
 from yobikake.accounts.models import Organization, RoleAssignment, User
 from yobikake.accounts.selectors import active_roles
+from yobikake.intake.models import TargetList
 from yobikake.synth.demo import DEMO_USERS
 from yobikake.synth.gifu import FISCAL_YEARS, seed_insurers
 from yobikake.tenancy.models import Contract, Insurer
@@ -44,6 +45,16 @@ def test_demo_loads_the_seed_and_one_user_per_role_and_is_safe_to_repeat():
     assert operator.requested_by.username == "sysadmin"
     assert operator.decided_by.username == "fed-admin"
     assert "staff-gifu" in out.getvalue() and "yobikake-demo-2026" in out.getvalue()
+    # One sealed synthetic list per demo insurer's staff, for its latest fiscal year.
+    lists = TargetList.objects.order_by("insurer__name")
+    assert [(tl.insurer.name, tl.fiscal_year, tl.row_count) for tl in lists] == [
+        (
+            "大垣市",
+            max(Insurer.objects.get(name="大垣市").contracts.values_list("fiscal_year", flat=True)),
+            300,
+        ),
+        ("岐阜市", 2021, 300),
+    ]
 
 
 @pytest.mark.django_db

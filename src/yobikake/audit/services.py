@@ -14,6 +14,7 @@ from typing import Any, TypeVar, cast
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -215,6 +216,28 @@ def record_denial(*, tag: AuditTag, actor: User | None, reason: str, **refs: Any
     transaction is rolled back, and its denial must survive that)."""
     with transaction.atomic():
         return append_event(tag=tag, actor=actor, denied=reason, **refs)
+
+
+Row = TypeVar("Row", bound=Any)
+
+
+def get_or_record_denial(
+    visible: "QuerySet[Row]", pk: int, *, actor: User, tag: AuditTag, ref: str
+) -> Row:
+    """The row `pk` among those the actor may see; else the model's `DoesNotExist`, alike
+    for "missing" and "not yours", with the refusal on the record (probing other
+    insurers shows up). `ref` names the event field that takes `pk` when the row exists."""
+    try:
+        return visible.get(pk=pk)
+    except visible.model.DoesNotExist:
+        exists = visible.model.objects.filter(pk=pk).exists()
+        record_denial(
+            tag=tag,
+            actor=actor,
+            reason="not_yours" if exists else "missing",
+            **{ref: pk if exists else None},
+        )
+        raise
 
 
 Service = TypeVar("Service", bound=Callable[..., Any])

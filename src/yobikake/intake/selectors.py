@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 from yobikake.accounts.models import User
 from yobikake.accounts.permissions import Permission
 from yobikake.accounts.selectors import has_permission
-from yobikake.audit.services import record_denial
+from yobikake.audit.services import get_or_record_denial
 from yobikake.audit.tags import AuditTag
 from yobikake.intake.models import TargetList
 
@@ -25,14 +25,6 @@ def visible_lists(actor: User) -> QuerySet[TargetList]:
 def access_target_list(actor: User, list_id: int) -> TargetList:
     """The list, or `TargetList.DoesNotExist` alike for "missing" and "not yours"; the
     refusal is on the record."""
-    try:
-        return visible_lists(actor).get(pk=list_id)
-    except TargetList.DoesNotExist:
-        exists = TargetList.objects.filter(pk=list_id).exists()
-        record_denial(
-            tag=AuditTag.LIST_DENY,
-            actor=actor,
-            reason="not_yours" if exists else "missing",
-            list_id=list_id if exists else None,
-        )
-        raise
+    return get_or_record_denial(
+        visible_lists(actor), list_id, actor=actor, tag=AuditTag.LIST_DENY, ref="list_id"
+    )

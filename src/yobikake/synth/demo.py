@@ -1,6 +1,7 @@
 """The demo installation: the seed's insurers and contracts, one organisation of each
-kind, and one user per role, created through the same services real users go through.
-Running it again changes nothing."""
+kind, one user per role, and a synthetic target list for each demo insurer's staff,
+created through the same services real users go through. Running it again changes
+nothing."""
 
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -13,7 +14,10 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from yobikake.accounts import services as accounts
 from yobikake.accounts.models import Organization, RoleAssignment, User
 from yobikake.accounts.permissions import OrganizationKind, Role
+from yobikake.intake.models import TargetList
+from yobikake.intake.services import load_target_list
 from yobikake.synth.gifu import seed_insurers
+from yobikake.synth.people import synthetic_people
 from yobikake.tenancy import services as tenancy
 from yobikake.tenancy.models import Contract, Insurer
 
@@ -130,6 +134,26 @@ def _other_users(orgs: dict[str, Organization], sysadmin: User, fed_admin: User)
             user.save(update_fields=["password"])
 
 
+DEMO_LIST_PEOPLE = 300
+
+
+def _demo_lists() -> None:
+    """A synthetic list for each demo insurer's staff, for its latest fiscal year, so the
+    vault holds something (sealed, with blind indexes) from the start."""
+    for demo in DEMO_USERS:
+        if demo.role != Role.INSURER_STAFF:
+            continue
+        staff = User.objects.get(username=demo.username)
+        insurer = staff.organization.insurer
+        if TargetList.objects.filter(insurer=insurer).exists():
+            continue
+        year = max(c.fiscal_year for c in insurer.contracts.all())
+        people = synthetic_people(
+            DEMO_LIST_PEOPLE, seed=insurer.pk, fiscal_year=year, city=f"岐阜県{insurer.name}"
+        )
+        load_target_list(actor=staff, insurer=insurer, fiscal_year=year, people=people)
+
+
 def _totp_devices() -> None:
     for user in User.objects.filter(username__in=[u.username for u in DEMO_USERS]):
         if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
@@ -152,6 +176,7 @@ def load_demo() -> None:
     sysadmin = User.objects.get(username="sysadmin")
     _insurers_and_contracts(fed_admin)
     _other_users(orgs, sysadmin, fed_admin)
+    _demo_lists()
     _totp_devices()
 
 

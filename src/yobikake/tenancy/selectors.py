@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from yobikake.accounts.models import User
 from yobikake.accounts.permissions import Permission
 from yobikake.accounts.selectors import has_permission
-from yobikake.audit.services import record_denial
+from yobikake.audit.services import get_or_record_denial
 from yobikake.audit.tags import AuditTag
 from yobikake.tenancy.fiscal import FiscalYear
 from yobikake.tenancy.models import Contract, Insurer
@@ -25,17 +25,13 @@ def visible_insurers(actor: User) -> QuerySet[Insurer]:
 def access_insurer(actor: User, insurer_id: int) -> Insurer:
     """The insurer, or `Insurer.DoesNotExist` alike for "missing" and "not yours".
     The refusal is on the record either way: probing other insurers shows up."""
-    try:
-        return visible_insurers(actor).get(pk=insurer_id)
-    except Insurer.DoesNotExist:
-        exists = Insurer.objects.filter(pk=insurer_id).exists()
-        record_denial(
-            tag=AuditTag.INSURER_DENY,
-            actor=actor,
-            reason="not_yours" if exists else "missing",
-            insurer_id=insurer_id if exists else None,
-        )
-        raise
+    return get_or_record_denial(
+        visible_insurers(actor),
+        insurer_id,
+        actor=actor,
+        tag=AuditTag.INSURER_DENY,
+        ref="insurer_id",
+    )
 
 
 @dataclass(frozen=True)
