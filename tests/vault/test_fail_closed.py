@@ -51,3 +51,17 @@ def test_a_list_cannot_be_loaded_half_way_with_the_key_service_stopped(own_openb
         load_people(world, count=5, seed=9)
     assert TargetList.objects.count() == 1
     assert Target.objects.count() == 2
+
+
+def test_reveals_fail_closed_when_the_local_keyring_is_gone(local_keys, settings, world):
+    """The local keyring's equivalent of a stopped key service: its file unreadable."""
+    target_list, _ = load_people(world, count=3)
+    target = Target.objects.filter(target_list=target_list).first()
+    issue_grant(actor=world.supervisor, holder=world.operator, target=target, purpose="call")
+    (local_keys / "keyring.json").rename(local_keys / "keyring.json.away")
+    settings.YOBIKAKE_DATA_KEY_TTL_SECONDS = 0
+    with pytest.raises(RevealUnavailable):
+        reveal(world.operator, target, Purpose.CALL)
+    assert not Event.objects.filter(
+        tag=AuditTag.REVEAL_CALL, outcome=Event.Outcome.ALLOWED
+    ).exists()

@@ -89,3 +89,18 @@ def test_rotation_passes_over_a_list_shredded_meanwhile(local_keys, world):
     assert "list keys: 1 rotated" in out.getvalue()
     second.refresh_from_db()
     assert ":v2:" in second.wrapped_key
+
+
+def test_one_insurers_key_can_be_rotated_alone(local_keys, world):
+    from django.core.management.base import CommandError
+
+    load_people(world, count=2)
+    before = IndexKey.objects.get().wrapped_key
+    out = StringIO()
+    call_command("vault", "rotate", "--insurer", world.insurer_a.number, stdout=out)
+    assert IndexKey.objects.get().wrapped_key != before
+    assert f"insurer {world.insurer_a.number}: key rotated" in out.getvalue()
+    with pytest.raises(CommandError, match="no index key yet"):
+        call_command("vault", "rotate", "--insurer", world.insurer_b.number)
+    with pytest.raises(CommandError, match="no insurer has the number 999999"):
+        call_command("vault", "rotate", "--insurer", "999999")

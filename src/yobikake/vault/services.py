@@ -202,10 +202,16 @@ def _rewrap_rows(
     return count
 
 
-def rotate_insurer_keys(progress: Callable[[], None] = lambda: None) -> int:
-    """Rotate every insurer's key in the key service and rewrap its blind-index key."""
+def rotate_insurer_keys(
+    progress: Callable[[], None] = lambda: None, insurer_id: int | None = None
+) -> int:
+    """Rotate every insurer's key (or one's) in the key service and rewrap its
+    blind-index key."""
+    rows = IndexKey.objects.order_by("pk")
+    if insurer_id is not None:
+        rows = rows.filter(insurer_id=insurer_id)
     return _rewrap_rows(
-        IndexKey.objects.order_by("pk").iterator(),
+        rows.iterator(),
         lambda r: Wrapped(datakeys.insurer_key_name(r.insurer_id), r.wrapped_key),
         lambda r: datakeys.insurer_aad(r.insurer_id),
         "insurer",

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rich.progress import Progress
 
 from yobikake.intake.models import TargetList
+from yobikake.tenancy.models import Insurer
 from yobikake.vault import services
 from yobikake.vault.models import IndexKey
 from yobikake.vault.ports import KeyServiceError
@@ -19,10 +20,16 @@ class Command(BaseCommand):
             help="Rotate keys in the key service and rewrap (all kinds unless some are named).",
         )
         rotate.add_argument("--insurers", action="store_true", help="insurers' index keys")
+        rotate.add_argument(
+            "--insurer", metavar="NUMBER", help="only this insurer's index key (its number)"
+        )
         rotate.add_argument("--lists", action="store_true", help="live lists' data keys")
         rotate.add_argument("--master", action="store_true", help="the local keyring's master key")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["insurer"]:
+            self._one_insurer(options["insurer"])
+            return
         chosen = {kind for kind in ("insurers", "lists", "master") if options[kind]}
         chosen = chosen or {"insurers", "lists", "master"}
         try:
@@ -35,6 +42,18 @@ class Command(BaseCommand):
                 self._rotate("list keys", live, services.rotate_list_keys)
         except KeyServiceError as exc:
             raise CommandError(f"key service: {exc}") from exc
+
+    def _one_insurer(self, number: str) -> None:
+        insurer = Insurer.objects.filter(number=number).first()
+        if insurer is None:
+            raise CommandError(f"no insurer has the number {number}")
+        if not IndexKey.objects.filter(insurer=insurer).exists():
+            raise CommandError(f"insurer {number} has no index key yet (no list loaded)")
+        try:
+            services.rotate_insurer_keys(insurer_id=insurer.pk)
+        except KeyServiceError as exc:
+            raise CommandError(f"key service: {exc}") from exc
+        self.stdout.write(f"insurer {number}: key rotated and its index key rewrapped")
 
     def _master(self, *, explicit: bool) -> None:
         try:
