@@ -317,3 +317,29 @@ def test_a_reveal_inside_a_callers_transaction_is_refused(world, listed):
             reveal(world.operator, targets[0], Purpose.CALL)
     finally:
         connection.atomic_blocks[-1]._from_testcase = True
+
+
+def test_an_expired_grant_respelled_by_sql_stays_expired(world, listed):
+    """On SQLite dates are text: the same instant in another spelling sorts later."""
+    targets, _ = listed
+    grant = checked_out(world, targets[0])
+    past = timezone.now() - timedelta(hours=3)
+    Grant.objects.filter(pk=grant.pk).update(expires_at=past, issued_at=past - timedelta(1))
+    grants.seal(Grant.objects.get(pk=grant.pk))  # as if it had been issued like that
+    respelled = past.strftime("%Y%m%dT%H%M%S.%f") if connection.vendor == "sqlite" else past
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Grant._meta.db_table} SET expires_at = %s WHERE id = %s",
+            [respelled, grant.pk],
+        )
+    with pytest.raises(RevealRefused):
+        reveal(world.operator, targets[0], Purpose.CALL)
+
+
+def test_release_events_begin_with_the_grant_id(world, listed):
+    """The reveal gate finds a grant's release by the start of its event's details."""
+    targets, _ = listed
+    grant = checked_out(world, targets[0])
+    release_grant(actor=world.operator, grant=grant)
+    event = Event.objects.get(tag=AuditTag.GRANT_RELEASE)
+    assert event.details.startswith(f'{{"grant_id":{grant.pk},')

@@ -11,6 +11,7 @@ from yobikake.audit.tags import AuditTag
 from yobikake.intake.models import Target
 from yobikake.vault import datakeys
 from yobikake.vault.models import IndexKey, Purpose
+from yobikake.vault.ports import KeyKind
 from yobikake.vault.reveal import reveal
 from yobikake.vault.services import issue_grant
 
@@ -104,3 +105,19 @@ def test_one_insurers_key_can_be_rotated_alone(local_keys, world):
         call_command("vault", "rotate", "--insurer", world.insurer_b.number)
     with pytest.raises(CommandError, match="no insurer has the number 999999"):
         call_command("vault", "rotate", "--insurer", "999999")
+
+
+def test_rotating_one_insurer_whose_key_is_gone_fails_loudly(local_keys, world):
+    from django.core.management.base import CommandError
+
+    from yobikake.vault.service import key_service
+
+    load_people(world, count=2)
+    keys = key_service()
+    keys.create_key("unused", KeyKind.WRAPPING)
+    # The key service lost the insurer's key (a restore from an older keyring, say).
+    keys._keyring.update(lambda k: k.pop(datakeys.insurer_key_name(world.insurer_a.pk)))
+    with pytest.raises(CommandError, match="no key for insurer"):
+        call_command("vault", "rotate", "--insurer", world.insurer_a.number)
+    with pytest.raises(CommandError, match="nothing else"):
+        call_command("vault", "rotate", "--insurer", world.insurer_a.number, "--lists")

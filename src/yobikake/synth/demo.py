@@ -144,7 +144,8 @@ def _demo_lists() -> None:
         if demo.role != Role.INSURER_STAFF:
             continue
         staff = User.objects.get(username=demo.username)
-        insurer = staff.organization.insurer
+        # Two demo runs at once on PostgreSQL take turns here (SQLite serialises them).
+        insurer = Insurer.objects.select_for_update().get(pk=staff.organization.insurer_id)
         if TargetList.objects.filter(insurer=insurer).exists():
             continue
         year = max(c.fiscal_year for c in insurer.contracts.all())

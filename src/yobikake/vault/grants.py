@@ -54,7 +54,8 @@ _LIVE_GRANTS = (
     "SELECT g.*, EXISTS ("  # noqa: S608 - fixed names only
     f"SELECT 1 FROM {Event._meta.db_table} e WHERE e.target_id = g.target_id "
     "AND e.tag = %s AND e.outcome = %s "
-    """AND e.details LIKE '{"grant_id":' || CAST(g.id AS TEXT) || ',%%'"""
+    """AND (e.details LIKE '{"grant_id":' || CAST(g.id AS TEXT) || ',%%' """
+    """OR e.details = '{"grant_id":' || CAST(g.id AS TEXT) || '}')"""
     f") AS release_logged FROM {Grant._meta.db_table} g "
     "WHERE g.holder_id = %s AND g.target_id = %s AND g.purpose = %s "
     "AND g.released_at IS NULL AND g.expires_at > %s"
@@ -74,6 +75,9 @@ def live_grant(holder: Any, target_id: int, purpose: str) -> Any | None:
     if not candidates:
         return None
     for grant in candidates:
-        if not grant.release_logged and is_sealed(grant):
+        # Expiry and release are checked again on the MAC'd values: on SQLite the query
+        # compares text, which a reformatted (same instant, other spelling) date defeats.
+        live = grant.released_at is None and grant.expires_at > timezone.now()
+        if live and not grant.release_logged and is_sealed(grant):
             return grant
     raise ForgedGrant([g.pk for g in candidates])

@@ -128,7 +128,10 @@ _TARGET_WITH_LIST = (
 def _target_with_list(target_id: int) -> Any:
     """The target and what the gate needs of its list, in one statement (written out, as
     it runs in every reveal)."""
-    target = next(iter(Target.objects.raw(_TARGET_WITH_LIST, [target_id])))
+    found = list(Target.objects.raw(_TARGET_WITH_LIST, [target_id]))
+    if not found:  # shredded between the grant's check and now
+        raise _refuse("list_shredded")
+    target = found[0]
     target.target_list = TargetList(
         pk=target.target_list_id,
         insurer_id=target.list_insurer_id,

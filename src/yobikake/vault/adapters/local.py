@@ -49,16 +49,16 @@ class FileKeyring:
         self._path = path
         self._master_file = master_key_file
         self._master = _aead(master_key(master_key_file))
-        self._seen: tuple[int, int] | None = None
+        self._seen: tuple[int, ...] | None = None
 
-    def _stamp(self) -> tuple[int, int] | None:
-        # Every save replaces the file (a new inode), so the inode and the change time
-        # tell whether it was saved since.
+    def _stamp(self) -> tuple[int, ...] | None:
+        # Every save replaces the file (a new inode), so the inode, times and size tell
+        # whether it was saved since.
         try:
             status = self._path.stat()
         except FileNotFoundError:
             return None
-        return status.st_ino, status.st_ctime_ns
+        return status.st_ino, status.st_ctime_ns, status.st_mtime_ns, status.st_size
 
     def changed(self) -> bool:
         return self._stamp() != self._seen
@@ -68,9 +68,24 @@ class FileKeyring:
             return self._load()
         except InvalidTag:
             pass
-        # Another process rotated the master key since this one read it; or a rotation
-        # stopped after the keyring was rewritten and before the new master key took the
-        # old one's place (then finish it).
+        with self._locked():
+            return self._load_locked()
+
+    def _load_locked(self) -> dict[str, StoredKey]:
+        """`load` for a caller holding the lock (which recovery needs)."""
+        try:
+            return self._load()
+        except InvalidTag:
+            pass
+        try:
+            return self._recover()
+        except OSError as exc:
+            raise KeyServiceError(f"the keyring cannot be read: {exc}") from exc
+
+    def _recover(self) -> dict[str, StoredKey]:
+        """Another process rotated the master key since this one read it; or a rotation
+        stopped after the keyring was rewritten and before the new master key took the
+        old one's place (then finish it)."""
         pending = _pending(self._master_file)
         for candidate in (self._master_file, pending):
             if not candidate.exists():
@@ -102,7 +117,7 @@ class FileKeyring:
         # One process at a time, each starting from what is on disk now: two processes
         # creating keys must not overwrite each other's (that would lose keys for good).
         with self._locked():
-            keys = self.load()
+            keys = self._load_locked()
             change(keys)
             self._save(keys)
             self._seen = self._stamp()
@@ -121,7 +136,7 @@ class FileKeyring:
         """Seal the keyring under a new master key. The new key is written beside the old
         one first, so a crash at any step leaves a keyring that opens (see `load`)."""
         with self._locked():
-            keys = self.load()
+            keys = self._load_locked()
             pending = _pending(self._master_file)
             _write_private(pending, os.urandom(32))
             self._master = _aead(pending.read_bytes())

@@ -28,6 +28,8 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["insurer"]:
+            if options["insurers"] or options["lists"] or options["master"]:
+                raise CommandError("--insurer rotates one insurer's key and nothing else")
             self._one_insurer(options["insurer"])
             return
         chosen = {kind for kind in ("insurers", "lists", "master") if options[kind]}
@@ -50,9 +52,11 @@ class Command(BaseCommand):
         if not IndexKey.objects.filter(insurer=insurer).exists():
             raise CommandError(f"insurer {number} has no index key yet (no list loaded)")
         try:
-            services.rotate_insurer_keys(insurer_id=insurer.pk)
+            rotated = services.rotate_insurer_keys(insurer_id=insurer.pk)
         except KeyServiceError as exc:
             raise CommandError(f"key service: {exc}") from exc
+        if not rotated:
+            raise CommandError(f"the key service has no key for insurer {number}")
         self.stdout.write(f"insurer {number}: key rotated and its index key rewrapped")
 
     def _master(self, *, explicit: bool) -> None:
