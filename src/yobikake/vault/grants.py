@@ -12,11 +12,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection
+from django.db.models import BinaryField, BooleanField
 from django.utils import timezone
 
 from yobikake.accounts import authz
 from yobikake.audit.models import Event
 from yobikake.audit.tags import AuditTag
+from yobikake.intake.models import Target, TargetList
 from yobikake.vault.models import Grant
 
 
@@ -47,19 +49,47 @@ def is_sealed(grant: Any) -> bool:
     return authz.mac_matches(_message(grant), grant.mac)
 
 
+_TARGET_FIELDS = Target._meta.concrete_fields
 # Written out because it runs in every reveal, where building it with the ORM cost more
-# than running it (bench/vault.py). A release event's details are canonical JSON with
-# sorted keys (audit/services.py), so they begin with the released grant's id.
+# than running it (bench/vault.py): the grants, whether the audit log records their
+# release, their target and what the gate needs of the target's list, in one statement.
+# A release event's details are canonical JSON with sorted keys (audit/services.py), so
+# they begin with the released grant's id.
 _LIVE_GRANTS = (
     "SELECT g.*, EXISTS ("  # noqa: S608 - fixed names only
     f"SELECT 1 FROM {Event._meta.db_table} e WHERE e.target_id = g.target_id "
     "AND e.tag = %s AND e.outcome = %s "
     """AND (e.details LIKE '{"grant_id":' || CAST(g.id AS TEXT) || ',%%' """
-    """OR e.details = '{"grant_id":' || CAST(g.id AS TEXT) || '}')"""
-    f") AS release_logged FROM {Grant._meta.db_table} g "
+    """OR e.details = '{"grant_id":' || CAST(g.id AS TEXT) || '}')) AS release_logged, """
+    + ", ".join(f"t.{f.column} AS t_{f.column}" for f in _TARGET_FIELDS)
+    + ", l.state AS l_state, l.insurer_id AS l_insurer_id, l.wrapped_key AS l_wrapped_key "
+    f"FROM {Grant._meta.db_table} g "
+    f"JOIN {Target._meta.db_table} t ON t.id = g.target_id "
+    f"JOIN {TargetList._meta.db_table} l ON l.id = t.target_list_id "
     "WHERE g.holder_id = %s AND g.target_id = %s AND g.purpose = %s "
     "AND g.released_at IS NULL AND g.expires_at > %s"
 )
+
+
+def _target_of(grant: Any) -> Any:
+    """The grant's target (and the part of its list the gate needs) from the columns the
+    query brought along, converted as the ORM would (bytes, booleans)."""
+    values = []
+    for field in _TARGET_FIELDS:
+        value = getattr(grant, f"t_{field.column}")
+        if isinstance(field, BooleanField):
+            value = bool(value)
+        elif isinstance(field, BinaryField) and value is not None:
+            value = bytes(value)
+        values.append(value)
+    target = Target.from_db(connection.alias, [f.attname for f in _TARGET_FIELDS], values)
+    target.target_list = TargetList(
+        pk=target.target_list_id,
+        insurer_id=grant.l_insurer_id,
+        state=grant.l_state,
+        wrapped_key=grant.l_wrapped_key,
+    )
+    return target
 
 
 class ForgedGrant(Exception):
@@ -67,8 +97,9 @@ class ForgedGrant(Exception):
 
 
 def live_grant(holder: Any, target_id: int, purpose: str) -> Any | None:
-    """The holder's live, genuine grant on the target for `purpose`, or None. Raises
-    `ForgedGrant` when the only candidates were forged or revived."""
+    """The holder's live, genuine grant on the target for `purpose` (its `target` and
+    the target's `target_list` loaded), or None. Raises `ForgedGrant` when the only
+    candidates were forged or revived."""
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     params = [AuditTag.GRANT_RELEASE, Event.Outcome.ALLOWED, holder.pk, target_id, purpose, now]
     candidates = list(Grant.objects.raw(_LIVE_GRANTS, params))
@@ -79,5 +110,6 @@ def live_grant(holder: Any, target_id: int, purpose: str) -> Any | None:
         # compares text, which a reformatted (same instant, other spelling) date defeats.
         live = grant.released_at is None and grant.expires_at > timezone.now()
         if live and not grant.release_logged and is_sealed(grant):
+            grant.target = _target_of(grant)
             return grant
     raise ForgedGrant([g.pk for g in candidates])

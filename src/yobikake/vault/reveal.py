@@ -109,36 +109,12 @@ def _check(actor: Any, target_id: int, purpose: Purpose) -> Any:
         raise _refuse("not_permitted")
     if grant is None:
         raise _refuse("no_grant")
-    target = _target_with_list(target_id)
-    grant.target = target
+    target = grant.target
     if target.target_list.state != TargetList.State.ACTIVE:
         raise _refuse("list_shredded")
     if target.insurer_id != target.target_list.insurer_id:
         raise _refuse("cannot_open")  # moved to another insurer in the database
     return grant
-
-
-_TARGET_WITH_LIST = (
-    "SELECT t.*, l.state AS list_state, l.insurer_id AS list_insurer_id, "  # noqa: S608
-    f"l.wrapped_key AS list_wrapped_key FROM {Target._meta.db_table} t "
-    f"JOIN {TargetList._meta.db_table} l ON l.id = t.target_list_id WHERE t.id = %s"
-)
-
-
-def _target_with_list(target_id: int) -> Any:
-    """The target and what the gate needs of its list, in one statement (written out, as
-    it runs in every reveal)."""
-    found = list(Target.objects.raw(_TARGET_WITH_LIST, [target_id]))
-    if not found:  # shredded between the grant's check and now
-        raise _refuse("list_shredded")
-    target = found[0]
-    target.target_list = TargetList(
-        pk=target.target_list_id,
-        insurer_id=target.list_insurer_id,
-        state=target.list_state,
-        wrapped_key=target.list_wrapped_key,
-    )
-    return target
 
 
 def _refs(target_id: int, purpose: Purpose) -> dict[str, Any]:
