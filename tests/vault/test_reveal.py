@@ -1,4 +1,6 @@
-"""The reveal gate: one person, for an assigned task, within a budget, on the record."""
+"""The reveal gate: one person, for an assigned task, within a budget, on the record.
+The drills the issue names (refusals, forged grants and roles, the budget) run on the
+local keyring and on OpenBao (`key_profile`)."""
 
 from datetime import timedelta
 
@@ -35,7 +37,9 @@ def denials(tag=AuditTag.REVEAL_CALL):
     return list(Event.objects.filter(tag=tag, outcome=Event.Outcome.DENIED).order_by("seq"))
 
 
-def test_an_operator_with_the_call_checked_out_sees_the_call_fields_only(world, listed):
+def test_an_operator_with_the_call_checked_out_sees_the_call_fields_only(
+    key_profile, world, listed
+):
     targets, people = listed
     checked_out(world, targets[0])
     shown = reveal(world.operator, targets[0], Purpose.CALL)
@@ -87,7 +91,9 @@ def test_nothing_is_revealed_when_the_audit_write_fails(world, listed, monkeypat
 
 
 @pytest.mark.parametrize("who", ["superuser", "sysadmin", "operator", "researcher"])
-def test_no_one_without_a_grant_sees_anyone_and_each_refusal_is_recorded(world, listed, who):
+def test_no_one_without_a_grant_sees_anyone_and_each_refusal_is_recorded(
+    key_profile, world, listed, who
+):
     targets, _ = listed
     actor = {
         "superuser": make_user(
@@ -188,7 +194,7 @@ def _insert_grant_by_sql(holder, target):
         )
 
 
-def test_a_grant_inserted_by_sql_is_refused_and_alerted(world, listed):
+def test_a_grant_inserted_by_sql_is_refused_and_alerted(key_profile, world, listed):
     targets, _ = listed
     _insert_grant_by_sql(world.operator, targets[2])
     with pytest.raises(RevealRefused) as refused:
@@ -210,7 +216,7 @@ def test_a_released_grant_put_back_by_sql_is_refused(world, listed):
     assert refused.value.code == "forged_authorization"
 
 
-def test_an_operator_role_inserted_by_sql_is_refused_and_alerted(world, listed):
+def test_an_operator_role_inserted_by_sql_is_refused_and_alerted(key_profile, world, listed):
     targets, _ = listed
     insider = make_user("insider", world.call_centre, None)
     with connection.cursor() as cursor:
@@ -231,7 +237,9 @@ def test_an_operator_role_inserted_by_sql_is_refused_and_alerted(world, listed):
     assert denials()[-1].reason == "forged_authorization"
 
 
-def test_an_operator_over_budget_is_refused_and_an_alert_is_raised(world, listed, settings):
+def test_an_operator_over_budget_is_refused_and_an_alert_is_raised(
+    key_profile, world, listed, settings
+):
     settings.YOBIKAKE_REVEAL_BUDGETS = {**settings.YOBIKAKE_REVEAL_BUDGETS, "operator": 3}
     targets, _ = listed
     for target in targets[:3]:
