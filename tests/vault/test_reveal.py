@@ -351,3 +351,21 @@ def test_release_events_begin_with_the_grant_id(world, listed):
     release_grant(actor=world.operator, grant=grant)
     event = Event.objects.get(tag=AuditTag.GRANT_RELEASE)
     assert event.details.startswith(f'{{"grant_id":{grant.pk},')
+
+
+def test_an_export_grant_goes_only_to_the_targets_own_insurer(world, listed):
+    targets, people = listed
+    with pytest.raises(NotPermitted):
+        issue_grant(
+            actor=world.fed_admin, holder=world.staff_b, target=targets[0], purpose="export"
+        )
+    refused = Event.objects.get(tag=AuditTag.GRANT_ISSUE, outcome=Event.Outcome.DENIED)
+    assert (refused.actor_user_id, refused.reason) == (world.fed_admin.pk, "not_yours")
+    with pytest.raises(RevealRefused):  # and insurer B's staff reveal nothing of A's
+        reveal(world.staff_b, targets[0], Purpose.EXPORT)
+    issue_grant(actor=world.fed_admin, holder=world.staff_a, target=targets[0], purpose="export")
+    shown = reveal(world.staff_a, targets[0], Purpose.EXPORT)
+    assert shown["insured_number"] == people[0].insured_number
+    assert Event.objects.filter(
+        tag=AuditTag.REVEAL_EXPORT, outcome=Event.Outcome.ALLOWED, actor_user_id=world.staff_a.pk
+    ).exists()
