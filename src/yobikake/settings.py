@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "axes",
     "ninja",
+    "django_tasks_db",
     "yobikake.tenancy",
     "yobikake.accounts",
     "yobikake.audit",
@@ -239,6 +240,23 @@ OPENBAO_TRANSIT_MOUNT = os.environ.get("OPENBAO_TRANSIT_MOUNT", "transit")
 # Unwrapped data keys stay in process memory this many seconds, then the key service is
 # asked again (so a stopped key service stops reveals within this time).
 YOBIKAKE_DATA_KEY_TTL_SECONDS = envint("YOBIKAKE_DATA_KEY_TTL_SECONDS", 300)
+# Background work (list imports): Django's tasks framework with its database backend;
+# `yobikake db_worker` runs them (`make demo` starts one beside the server).
+TASKS = {
+    "default": {
+        "BACKEND": os.environ.get("YOBIKAKE_TASKS_BACKEND", "django_tasks_db.DatabaseBackend")
+    }
+}
+# Progress of running imports, shared between the worker and the web processes.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": YOBIKAKE_HOME / "cache",
+    }
+}
+# Largest list file accepted by the upload and the API (megabytes).
+YOBIKAKE_UPLOAD_MAX_MB = envint("YOBIKAKE_UPLOAD_MAX_MB", 50)
+
 # How long a reveal grant lasts unless its issuer says otherwise (a call, a research task).
 YOBIKAKE_GRANT_MINUTES = envint("YOBIKAKE_GRANT_MINUTES", 30)
 

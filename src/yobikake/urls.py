@@ -14,6 +14,7 @@ urlpatterns = [
     path("", include("yobikake.accounts.urls")),
     path("", include("yobikake.tenancy.urls")),
     path("", include("yobikake.audit.urls")),
+    path("", include("yobikake.intake.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", api.urls),
     path("healthz", healthz, name="healthz"),

@@ -19,7 +19,7 @@ MENUS = {
         "APIトークン",
     ],
     Role.SYSADMIN: ["アカウント管理", "APIトークン"],
-    Role.INSURER_STAFF: ["自保険者", "APIトークン"],
+    Role.INSURER_STAFF: ["自保険者", "対象者リスト", "APIトークン"],
     Role.SUPERVISOR: ["APIトークン"],
     Role.OPERATOR: [],
     Role.RESEARCHER: [],

@@ -20,6 +20,7 @@ class NavItem:
 _MENU: tuple[tuple[Permission, str | Promise, str], ...] = (
     (Permission.INSURER_ANY_VIEW, _("Insurers"), "tenancy:insurer_list"),
     (Permission.PARTICIPATION_MATRIX_VIEW, _("Participation"), "tenancy:participation"),
+    (Permission.LIST_OWN_IMPORT, _("Target lists"), "intake:list_index"),
     (Permission.ACCOUNT_USER_MANAGE, _("Accounts"), "accounts:user_list"),
     (Permission.ACCOUNT_ROLE_APPROVE, _("Role approvals"), "accounts:role_requests"),
     (Permission.ALERT_ANY_MANAGE, _("Alerts"), "audit:alert_list"),

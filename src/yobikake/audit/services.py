@@ -226,17 +226,19 @@ def get_or_record_denial(
 ) -> Row:
     """The row `pk` among those the actor may see; else the model's `DoesNotExist`, alike
     for "missing" and "not yours", with the refusal on the record (probing other
-    insurers shows up). `ref` names the event field that takes `pk` when the row exists."""
+    insurers shows up). `ref` names the event field that takes `pk` when the row exists
+    (`insurer_id`, `list_id`, …), or a detail (`details:import_id`)."""
     try:
         return visible.get(pk=pk)
     except visible.model.DoesNotExist:
         exists = visible.model.objects.filter(pk=pk).exists()
-        record_denial(
-            tag=tag,
-            actor=actor,
-            reason="not_yours" if exists else "missing",
-            **{ref: pk if exists else None},
+        value = pk if exists else None
+        refs: dict[str, Any] = (
+            {"details": {ref.removeprefix("details:"): value}}
+            if ref.startswith("details:")
+            else {ref: value}
         )
+        record_denial(tag=tag, actor=actor, reason="not_yours" if exists else "missing", **refs)
         raise
 
 

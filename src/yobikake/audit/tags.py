@@ -29,6 +29,7 @@ class AuditTag(StrEnum):
     CONTRACT_CREATE = "contract:record:create"
     # Target lists and the vault
     LIST_LOAD = "list:record:load"
+    LIST_IMPORT = "list:file:import"
     LIST_DENY = "list:record:deny"
     LIST_SHRED = "list:record:shred"
     GRANT_ISSUE = "vault:grant:issue"

@@ -1,9 +1,15 @@
+from django.conf import settings
 from django.http import HttpRequest
-from ninja import Router, Schema
+from ninja import File, Form, Router, Schema, UploadedFile
 from ninja.errors import HttpError
 
-from yobikake.intake import selectors
-from yobikake.intake.models import TargetList
+from yobikake.accounts.errors import AccountError
+from yobikake.accounts.permissions import Permission
+from yobikake.accounts.selectors import has_permission
+from yobikake.intake import selectors, services
+from yobikake.intake.models import ListImport, TargetList
+from yobikake.intake.tasks import import_uploaded_list
+from yobikake.intake.uploads import discard_upload, seal_upload
 
 router = Router(tags=["lists"])
 
@@ -32,3 +38,75 @@ def get_list(request: HttpRequest, list_id: int) -> ListOut:
         rows=target_list.row_count,
         aggregates=target_list.aggregates,
     )
+
+
+class ImportOut(Schema):
+    id: int
+    insurer_number: str
+    fiscal_year: int
+    state: str
+    policy: str
+    rows_submitted: int
+    rows_accepted: int
+    findings: int
+    error: str
+    list_id: int | None
+
+
+def _import_out(list_import: ListImport) -> ImportOut:
+    return ImportOut(
+        id=list_import.pk,
+        insurer_number=list_import.insurer.number,
+        fiscal_year=list_import.fiscal_year,
+        state=list_import.state,
+        policy=list_import.policy,
+        rows_submitted=list_import.rows_submitted,
+        rows_accepted=list_import.rows_accepted,
+        findings=list_import.findings_count,
+        error=list_import.error_code,
+        list_id=list_import.target_list_id,
+    )
+
+
+@router.post(
+    "/lists",
+    response={202: ImportOut},
+    summary="Send a target list (insurer staff; imported in the background)",
+)
+def create_list(
+    request: HttpRequest,
+    fiscal_year: Form[int],
+    file: File[UploadedFile],
+    policy: Form[str] = "reject",
+) -> tuple[int, ImportOut]:
+    actor = request.auth
+    if not has_permission(actor, Permission.LIST_OWN_IMPORT) or not actor.organization.insurer:
+        raise HttpError(403, "Not permitted")
+    if policy not in ListImport.Policy.values:
+        raise HttpError(422, "policy must be reject or exclude")
+    if file.size > settings.YOBIKAKE_UPLOAD_MAX_MB * 1024 * 1024:
+        raise HttpError(413, f"larger than {settings.YOBIKAKE_UPLOAD_MAX_MB} MB")
+    upload_id, sha256 = seal_upload(file.chunks())
+    try:
+        list_import = services.start_import(
+            actor=actor,
+            insurer=actor.organization.insurer,
+            fiscal_year=fiscal_year,
+            file_name=file.name or "",
+            file_sha256=sha256,
+            policy=policy,
+        )
+    except AccountError as exc:
+        discard_upload(upload_id)
+        raise HttpError(422, str(exc)) from None
+    import_uploaded_list.enqueue(list_import.pk, upload_id)
+    list_import.refresh_from_db()
+    return 202, _import_out(list_import)
+
+
+@router.get("/imports/{import_id}", response=ImportOut, summary="What became of a list sent")
+def get_import(request: HttpRequest, import_id: int) -> ImportOut:
+    try:
+        return _import_out(selectors.access_import(request.auth, import_id))
+    except ListImport.DoesNotExist:
+        raise HttpError(404, "Not found") from None

@@ -25,15 +25,17 @@ class TargetList(models.Model):
     insurer = models.ForeignKey(Insurer, on_delete=models.PROTECT, related_name="target_lists")
     fiscal_year = models.PositiveSmallIntegerField(_("fiscal year"))
     state = models.CharField(max_length=10, choices=State.choices, default=State.ACTIVE)
-    row_count = models.PositiveIntegerField(default=0)
+    rows_submitted = models.PositiveIntegerField(default=0)  # data rows in what was sent
+    row_count = models.PositiveIntegerField(default=0)  # rows accepted and stored
     # Counts by sex and age band; they survive shredding (they name no one).
     aggregates = models.JSONField(default=dict)
     # The list's data key, only as wrapped by the key service's key
     # `yobikake-list-<list id>` (the token names the key version; vault/datakeys.py).
     wrapped_key = models.TextField(blank=True)
     source_sha256 = models.CharField(max_length=64, blank=True)
+    # Empty for lists imported from the command line (the audit log says so).
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
     shredded_at = models.DateTimeField(null=True, blank=True)
@@ -99,3 +101,89 @@ class TargetIndex(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} index of target #{self.target_id}"
+
+
+class ListImport(models.Model):
+    """One file sent in: what became of it. The file itself is never stored (only its
+    SHA-256); its findings name rows, columns and reasons, never values."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Importing")
+        ACCEPTED = "accepted", _("Accepted")
+        REJECTED = "rejected", _("Rejected")
+        FAILED = "failed", _("Failed")
+
+    class Policy(models.TextChoices):
+        REJECT = "reject", _("Reject the whole file on any error")
+        EXCLUDE = "exclude", _("Accept valid rows, exclude the rest")
+
+    insurer = models.ForeignKey(Insurer, on_delete=models.PROTECT, related_name="imports")
+    fiscal_year = models.PositiveSmallIntegerField(_("fiscal year"))
+    policy = models.CharField(max_length=10, choices=Policy.choices, default=Policy.REJECT)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    file_name = models.CharField(max_length=255, blank=True)
+    file_sha256 = models.CharField(max_length=64, blank=True)
+    file_kind = models.CharField(max_length=10, blank=True)  # csv, tsv, xlsx
+    encoding = models.CharField(max_length=12, blank=True)
+    rows_submitted = models.PositiveIntegerField(default=0)
+    rows_accepted = models.PositiveIntegerField(default=0)
+    rows_excluded = models.PositiveIntegerField(default=0)
+    findings_count = models.PositiveIntegerField(default=0)
+    # When the file as a whole could not be taken: a code, and our own words (never values).
+    error_code = models.CharField(max_length=40, blank=True)
+    error_message = models.TextField(blank=True)
+    target_list = models.OneToOneField(
+        TargetList, null=True, blank=True, on_delete=models.SET_NULL, related_name="source"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"import #{self.pk} ({self.state})"
+
+
+class ImportFinding(models.Model):
+    """A row-level problem: where (row, column, cell) and why (a code), never the value."""
+
+    list_import = models.ForeignKey(ListImport, on_delete=models.CASCADE, related_name="findings")
+    row = models.PositiveIntegerField()  # as a spreadsheet numbers it: the header is row 1
+    field = models.CharField(max_length=20, blank=True)
+    cell = models.CharField(max_length=12, blank=True)  # e.g. "D17"
+    code = models.CharField(max_length=40)
+    ref_row = models.PositiveIntegerField(null=True, blank=True)  # the row it repeats
+
+    class Meta:
+        ordering = ["row", "pk"]
+
+    def __str__(self) -> str:
+        return f"row {self.row}: {self.code}"
+
+    @property
+    def message(self) -> str:
+        from yobikake.intake.validation import FINDING_MESSAGES
+
+        return str(FINDING_MESSAGES.get(self.code, self.code))
+
+
+class ColumnMapping(models.Model):
+    """An insurer's own header for one of Yobikake's fields, saved once and used for
+    every later file of theirs."""
+
+    insurer = models.ForeignKey(Insurer, on_delete=models.CASCADE, related_name="column_mappings")
+    header = models.CharField(max_length=100)
+    field = models.CharField(max_length=20)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["insurer", "header"], name="one_field_per_header")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.header} → {self.field}"

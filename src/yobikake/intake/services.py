@@ -1,82 +1,35 @@
-"""Writing target lists. The real file import (encodings, header mapping, validation)
-comes with the intake issue; `load_target_list` is the step every import ends with, and
-the synthetic loader the tests, the demo and the benchmarks use."""
+"""Writing target lists: `start_import` + `run_import` for the files insurers send (the
+command line, the web upload's background task and the API all use them), and
+`load_target_list` for synthetic people (tests, the demo, benchmarks)."""
 
-from collections import Counter
-from collections.abc import Sequence
-from datetime import date
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
+from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from yobikake.accounts.errors import AccountError, NotPermitted
 from yobikake.accounts.models import User
 from yobikake.accounts.permissions import Permission
 from yobikake.accounts.selectors import require
-from yobikake.audit.services import append_event, audited
+from yobikake.audit.services import append_event, audited, record_denial
 from yobikake.audit.tags import AuditTag
-from yobikake.intake.models import ROWS_PER_LIST, Target, TargetIndex, TargetList
+from yobikake.intake.models import (
+    ColumnMapping,
+    ImportFinding,
+    ListImport,
+    TargetIndex,
+    TargetList,
+)
+from yobikake.intake.reading import FIELD_LABELS, UnreadableFile, map_headers, open_sheet
+from yobikake.intake.validation import Finding, RowChecker
+from yobikake.intake.writer import BATCH, ListWriter, Prepared
 from yobikake.synth.people import Person
 from yobikake.tenancy.models import Insurer
-from yobikake.vault import datakeys, records
-from yobikake.vault.crypto import FieldCipher
-
-BATCH = 2000
-
-
-def _age_band(age: int) -> str:
-    low = age - age % 5
-    return f"{low}-{low + 4}"
-
-
-def _target(target_list: TargetList, row: int, person: Person, cipher: FieldCipher, year_end: date):
-    target_id = target_list.pk * ROWS_PER_LIST + row
-    sealed = records.seal_row(
-        cipher,
-        Target._meta.db_table,
-        target_id,
-        {
-            "name_kanji": person.name_kanji,
-            "name_kana": person.name_kana,
-            "birth_date": person.birth_date.isoformat(),
-            "phone": person.phone,
-            "postal_code": person.postal_code,
-            "address": person.address,
-            "insured_number": person.insured_number,
-        },
-    )
-    postal_digits = "".join(c for c in person.postal_code if c.isdigit())
-    return Target(
-        id=target_id,
-        target_list=target_list,
-        insurer_id=target_list.insurer_id,
-        row_number=row,
-        sex=person.sex,
-        age=person.age_on(year_end),
-        postal_area=postal_digits[:3],
-        has_phone=bool(person.phone),
-        **sealed,
-    )
-
-
-def _indexes(target: Target, person: Person, index_key: bytes) -> list[TargetIndex]:
-    fields = records.IndexedFields(
-        name_kanji=person.name_kanji,
-        name_kana=person.name_kana,
-        birth_date=person.birth_date,
-        phone=person.phone,
-        address=person.address,
-        insured_number=person.insured_number,
-    )
-    return [
-        TargetIndex(
-            target_id=target.pk,
-            target_list_id=target.target_list_id,
-            insurer_id=target.insurer_id,
-            kind=str(kind),
-            value=value,
-        )
-        for kind, value in records.index_values(index_key, fields)
-    ]
+from yobikake.vault.blind import IndexKind
 
 
 @audited(AuditTag.LIST_LOAD)
@@ -94,25 +47,15 @@ def load_target_list(
     if any(p.sex not in ("1", "2") for p in people):
         raise AccountError(_("Sex is coded 1 (male) or 2 (female)."), code="bad_sex")
     target_list = TargetList.objects.create(
-        insurer=insurer, fiscal_year=fiscal_year, created_by=actor, row_count=len(people)
+        insurer=insurer,
+        fiscal_year=fiscal_year,
+        created_by=actor,
+        rows_submitted=len(people),
     )
-    data_key, wrapped = datakeys.new_list_key(target_list.pk, insurer.pk)
-    cipher = FieldCipher(data_key)
-    index_key = datakeys.index_key(insurer.pk)
-    year_end = date(fiscal_year + 1, 3, 31)
-    counts: Counter[str] = Counter()
-    for start in range(0, len(people), BATCH):
-        targets, indexes = [], []
-        for row, person in enumerate(people[start : start + BATCH], start + 1):
-            target = _target(target_list, row, person, cipher, year_end)
-            targets.append(target)
-            indexes += _indexes(target, person, index_key)
-            counts[f"{target.sex}:{_age_band(target.age)}"] += 1
-        Target.objects.bulk_create(targets)
-        TargetIndex.objects.bulk_create(indexes)
-    target_list.wrapped_key = wrapped.token
-    target_list.aggregates = {"sex_age_band": dict(sorted(counts.items()))}
-    target_list.save(update_fields=["wrapped_key", "aggregates"])
+    writer = ListWriter(target_list)
+    for row, person in enumerate(people, 1):
+        writer.add(writer.prepare(row, person))
+    writer.finish()
     append_event(
         tag=AuditTag.LIST_LOAD,
         actor=actor,
@@ -121,3 +64,242 @@ def load_target_list(
         details={"rows": len(people), "fiscal_year": fiscal_year},
     )
     return target_list
+
+
+MAX_FINDINGS_KEPT = 10_000
+REQUIRED_COLUMNS = ("name_kanji", "name_kana", "sex", "address")
+Progress = Callable[[int], None]
+
+
+class _Rejected(Exception):
+    """Raised inside the import's transaction to undo it; the report survives."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+
+@dataclass
+class _Outcome:
+    submitted: int = 0
+    accepted: int = 0
+    findings: list[Finding] = field(default_factory=list)
+    findings_count: int = 0
+    target_list: TargetList | None = None
+
+    def add(self, finding: Finding) -> None:
+        self.findings_count += 1
+        if len(self.findings) < MAX_FINDINGS_KEPT:
+            self.findings.append(finding)
+
+    @property
+    def excluded_rows(self) -> int:
+        return self.submitted - self.accepted
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_may_import(actor: User | None, insurer: Insurer, fiscal_year: int) -> None:
+    """Insurer staff send their own insurer's lists; the command line (actor None) any.
+    A list needs a contract for its fiscal year."""
+    if actor is not None:
+        require(actor, Permission.LIST_OWN_IMPORT)
+        if actor.organization.insurer_id != insurer.pk:
+            raise NotPermitted(_("You may send lists only for your own insurer."), code="not_yours")
+    if not insurer.contracts.filter(fiscal_year=fiscal_year).exists():
+        raise AccountError(
+            _("There is no contract with this insurer for fiscal year %(y)s.") % {"y": fiscal_year},
+            code="no_contract",
+        )
+
+
+def start_import(
+    *,
+    actor: User | None,
+    insurer: Insurer,
+    fiscal_year: int,
+    file_name: str,
+    file_sha256: str,
+    policy: str,
+) -> ListImport:
+    """Record a file sent in (queued), after checking the sender may send it."""
+    try:
+        check_may_import(actor, insurer, fiscal_year)
+    except AccountError as exc:
+        record_denial(tag=AuditTag.LIST_IMPORT, actor=actor, reason=exc.code, insurer_id=insurer.pk)
+        raise
+    return ListImport.objects.create(
+        insurer=insurer,
+        fiscal_year=fiscal_year,
+        policy=ListImport.Policy(policy),
+        file_name=Path(file_name).name[:255],
+        file_sha256=file_sha256,
+        created_by=actor,
+    )
+
+
+def run_import(list_import: ListImport, path: Path, progress: Progress | None = None) -> ListImport:
+    """Read, check and store the file as the insurer's list: all of it, the valid rows
+    (policy `exclude`), or nothing (policy `reject`, or a file that cannot be read). One
+    transaction: a crash or a kill leaves no part of a list. The outcome, the findings
+    and an audit event are written afterwards, whatever happened."""
+    ListImport.objects.filter(pk=list_import.pk).update(state=ListImport.State.RUNNING)
+    outcome = _Outcome()
+    state, error = ListImport.State.ACCEPTED, ""
+    try:
+        with transaction.atomic():
+            _import_rows(list_import, path, outcome, progress)
+    except _Rejected as exc:
+        state, error, outcome.target_list = ListImport.State.REJECTED, exc.code, None
+        outcome.accepted = 0
+    except UnreadableFile as exc:
+        state, error, outcome.target_list = ListImport.State.REJECTED, exc.code, None
+        outcome.accepted = 0
+        list_import.error_message = str(exc)
+    return _finish(list_import, outcome, state, error)
+
+
+def _import_rows(
+    list_import: ListImport, path: Path, outcome: _Outcome, progress: Progress | None
+) -> None:
+    sheet = open_sheet(path)
+    list_import.file_kind, list_import.encoding = sheet.kind, sheet.encoding
+    saved = dict(
+        ColumnMapping.objects.filter(insurer=list_import.insurer).values_list("header", "field")
+    )
+    mapping = map_headers(sheet.headers, saved)
+    missing = [f for f in REQUIRED_COLUMNS if f not in mapping]
+    if "birth_date" not in mapping and "age" not in mapping:
+        missing.append("birth_date")
+    if missing:
+        labels = "、".join(str(FIELD_LABELS[f]) for f in missing)
+        raise UnreadableFile(
+            "columns",
+            str(_("Columns missing: %(c)s.") % {"c": labels}),
+        )
+    target_list = TargetList.objects.create(
+        insurer=list_import.insurer,
+        fiscal_year=list_import.fiscal_year,
+        created_by=list_import.created_by,
+        source_sha256=list_import.file_sha256,
+    )
+    writer = ListWriter(target_list)
+    checker = RowChecker(mapping, list_import.fiscal_year)
+    seen: dict[bytes, int] = {}
+    batch: list[Prepared] = []
+    reject = list_import.policy == ListImport.Policy.REJECT
+    for row, cells in sheet.rows:
+        outcome.submitted += 1
+        person, findings = checker.check(row, cells)
+        for finding in findings:
+            outcome.add(finding)
+        if progress and outcome.submitted % 1000 == 0:
+            progress(outcome.submitted)
+        if person is None:
+            continue
+        prepared = writer.prepare(row, person)
+        first = seen.setdefault(prepared.identity, row)
+        if first != row:
+            outcome.add(Finding(row, "", "duplicate_in_file", ref_row=first))
+            continue
+        batch.append(prepared)
+        if len(batch) >= BATCH:
+            _write(
+                batch, writer, outcome, target_list, keep=not (reject and outcome.findings_count)
+            )
+    _write(batch, writer, outcome, target_list, keep=not (reject and outcome.findings_count))
+    if progress:
+        progress(outcome.submitted)
+    if outcome.submitted == 0:
+        raise UnreadableFile("no_rows", str(_("The file has a header but no rows.")))
+    if reject and outcome.findings_count:
+        raise _Rejected("findings")
+    if outcome.accepted == 0:
+        raise _Rejected("no_valid_rows")
+    writer.finish()
+    target_list.rows_submitted = outcome.submitted
+    target_list.save(update_fields=["rows_submitted"])
+    outcome.target_list = target_list
+
+
+def _write(
+    batch: list[Prepared],
+    writer: ListWriter,
+    outcome: _Outcome,
+    target_list: TargetList,
+    keep: bool,
+) -> None:
+    """Drop the batch's people already on another of the insurer's lists for this year,
+    then write the rest (unless the file is already rejected: then only count)."""
+    if not batch:
+        return
+    target_list = writer.target_list
+    on_file = dict(
+        TargetIndex.objects.filter(
+            insurer_id=target_list.insurer_id,
+            kind__in=[IndexKind.INSURED_NUMBER, IndexKind.KANA_BIRTH],
+            value__in=[p.identity for p in batch],
+            target_list__fiscal_year=target_list.fiscal_year,
+            target_list__state=TargetList.State.ACTIVE,
+        )
+        .exclude(target_list=target_list)
+        .values_list("value", "target__row_number")
+    )
+    on_file = {bytes(v): r for v, r in on_file.items()}
+    for prepared in batch:
+        if prepared.identity in on_file:
+            outcome.add(Finding(prepared.target.row_number, "", "duplicate_in_year"))
+            continue
+        outcome.accepted += 1
+        if keep:
+            writer.add(prepared)
+    batch.clear()
+
+
+def _finish(list_import: ListImport, outcome: _Outcome, state: str, error: str) -> ListImport:
+    with transaction.atomic():
+        list_import.state = state
+        list_import.error_code = error
+        list_import.rows_submitted = outcome.submitted
+        list_import.rows_accepted = outcome.accepted if state == ListImport.State.ACCEPTED else 0
+        list_import.rows_excluded = outcome.submitted - list_import.rows_accepted
+        list_import.findings_count = outcome.findings_count
+        list_import.target_list = outcome.target_list
+        list_import.finished_at = timezone.now()
+        list_import.save()
+        ImportFinding.objects.bulk_create(
+            [
+                ImportFinding(
+                    list_import=list_import,
+                    row=f.row,
+                    field=f.field,
+                    cell=f.cell,
+                    code=f.code,
+                    ref_row=f.ref_row,
+                )
+                for f in outcome.findings
+            ],
+            batch_size=1000,
+        )
+        append_event(
+            tag=AuditTag.LIST_IMPORT,
+            actor=list_import.created_by,
+            denied="" if state == ListImport.State.ACCEPTED else (error or "rejected"),
+            insurer_id=list_import.insurer_id,
+            list_id=outcome.target_list.pk if outcome.target_list else None,
+            details={
+                "import_id": list_import.pk,
+                "fiscal_year": list_import.fiscal_year,
+                "policy": list_import.policy,
+                "rows_submitted": list_import.rows_submitted,
+                "rows_accepted": list_import.rows_accepted,
+                "findings": list_import.findings_count,
+                "source": "web" if list_import.created_by_id else "cli",
+            },
+        )
+    return list_import

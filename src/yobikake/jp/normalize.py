@@ -1,10 +1,9 @@
 """Matching keys: the forms of a value that blind indexes are computed over, so that the
 same person typed two ways by two systems gives the same index.
 
-These are keys, never for display: display keeps what the insurer sent. Each returns ""
-when nothing usable is left, and a blind index is never computed over "" (it would be
-the same for everyone). The intake issue extends these (variant kanji, wareki dates,
-addresses checked against Japan Post data); the keys' shape stays.
+These are keys, never for display: display keeps what the insurer sent, tidied at most by
+display_name and display_kana. Each key is "" when nothing usable is left, and a blind
+index is never computed over "" (it would be the same for everyone).
 """
 
 import re
@@ -13,16 +12,20 @@ from datetime import date
 
 import jaconv
 
+from yobikake.jp import addresses
+from yobikake.jp.insured_numbers import InvalidInsuredNumber, parse_insured_number
+from yobikake.jp.kanji import drop_variation_selectors, fold_variants
+
 _SPACES = re.compile(r"\s+")
-# Dashes that municipal systems and people type between digits.
-_DASHES = re.compile("[\u2010-\u2015\u2212\u30fc\uff0d\uff70-]")
-_VARIATION_SELECTORS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+# NFKC turns a half-width ｰ into the long vowel mark ー; between digits it was a hyphen.
+_LONG_VOWEL_BETWEEN_DIGITS = re.compile(r"(?<=\d)ー(?=\d)")
 
 
 def fold(text: str) -> str:
     """NFKC (full-width digits and letters to ASCII, half-width kana to full), variation
-    selectors dropped, outer whitespace trimmed."""
-    return _VARIATION_SELECTORS.sub("", unicodedata.normalize("NFKC", text)).strip()
+    selectors dropped, hyphens between digits kept as hyphens, outer whitespace trimmed."""
+    folded = drop_variation_selectors(unicodedata.normalize("NFKC", text))
+    return _LONG_VOWEL_BETWEEN_DIGITS.sub("-", folded).strip()
 
 
 def _no_spaces(text: str) -> str:
@@ -35,8 +38,8 @@ def kana_key(kana: str) -> str:
 
 
 def name_key(name: str) -> str:
-    """A kanji name without spaces (full- or half-width)."""
-    return _no_spaces(fold(name))
+    """A kanji name without spaces, its variant kanji folded: 髙﨑 太郎 → 高崎太郎."""
+    return fold_variants(_no_spaces(fold(name)))
 
 
 def phone_key(phone: str) -> str:
@@ -48,14 +51,29 @@ def phone_key(phone: str) -> str:
 
 
 def address_key(address: str) -> str:
-    """An address folded, without spaces, its dashes one ASCII hyphen."""
-    return _DASHES.sub("-", _no_spaces(fold(address)))
+    """The address up to its block number, prefecture filled in where the city tells it:
+    岐阜市本町一丁目2番3号 メゾン本町101 → 岐阜県岐阜市本町1-2-3."""
+    return addresses.address_key(address)
 
 
 def insured_number_key(number: str) -> str:
-    """An insured number (記号・番号) without spaces and dashes."""
-    return _DASHES.sub("", _no_spaces(fold(number)))
+    """An insured number (記号・番号) without its hyphen, "" if it is not one."""
+    try:
+        return parse_insured_number(number).replace("-", "")
+    except InvalidInsuredNumber:
+        return ""
 
 
 def birth_key(birth: date) -> str:
     return birth.isoformat()
+
+
+def display_name(text: str) -> str:
+    """A kanji name for display: NFKC, one space between surname and given name."""
+    return " ".join(unicodedata.normalize("NFKC", text).split())
+
+
+def display_kana(text: str) -> str:
+    """A kana name for display in full-width katakana, one space between its parts:
+    ﾔﾏﾀﾞ　ﾀﾛｳ and やまだ たろう → ヤマダ タロウ."""
+    return " ".join(jaconv.hira2kata(jaconv.h2z(text, kana=True)).split())

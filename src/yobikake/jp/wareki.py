@@ -9,15 +9,20 @@ class Era:
     name: str
     letter: str
     starts: date
+    # The last day; None for the era in force.
+    ends: date | None = None
+
+    def covers(self, day: date) -> bool:
+        return self.starts <= day and (self.ends is None or day <= self.ends)
 
 
 # Newest first, so the first era that has started on a date is the one in force.
 ERAS: tuple[Era, ...] = (
     Era("令和", "R", date(2019, 5, 1)),
-    Era("平成", "H", date(1989, 1, 8)),
-    Era("昭和", "S", date(1926, 12, 25)),
-    Era("大正", "T", date(1912, 7, 30)),
-    Era("明治", "M", date(1868, 10, 23)),
+    Era("平成", "H", date(1989, 1, 8), ends=date(2019, 4, 30)),
+    Era("昭和", "S", date(1926, 12, 25), ends=date(1989, 1, 7)),
+    Era("大正", "T", date(1912, 7, 30), ends=date(1926, 12, 24)),
+    Era("明治", "M", date(1868, 10, 23), ends=date(1912, 7, 29)),
 )
 
 

@@ -3,8 +3,9 @@ benchmarks. They describe no one. The intake issue widens the name and address p
 (japanese-personal-name-dataset, Japan Post data) and adds the file writers; the shape
 of `Person` stays.
 
-Phone numbers come from 090-0xxx-xxxx and 058-0xx-xxxx: blocks no carrier hands out,
-so a synthetic number can never ring a real person.
+Landlines are 058-0xx-xxxx (a local exchange starting with 0, which no real exchange
+does); mobiles are only well-formed (no mobile block is both valid and unassigned).
+Synthetic numbers are never to be dialled.
 """
 
 import random
@@ -64,19 +65,25 @@ TOWNS = ("本町", "元町", "栄町", "若葉町", "旭町", "緑町", "桜町"
 
 @dataclass(frozen=True)
 class Person:
-    """One insured person as an insurer's list states them. `sex` is the national code
-    ("1" male, "2" female); `phone` may be empty (to be researched)."""
+    """One insured person as an insurer's list states them (after validation: display
+    forms). `sex` is the national code ("1" male, "2" female); `phone` may be empty (to
+    be researched); `age` is the age at the fiscal year's end when no birth date came."""
 
     name_kanji: str
     name_kana: str
     sex: str
-    birth_date: date
+    birth_date: date | None  # some lists give only the age at the fiscal year's end
     phone: str
     postal_code: str
     address: str
     insured_number: str
+    age: int | None = None
 
     def age_on(self, day: date) -> int:
+        if self.birth_date is None:
+            if self.age is None:
+                raise ValueError("a person needs a birth date or an age")
+            return self.age
         before_birthday = (day.month, day.day) < (self.birth_date.month, self.birth_date.day)
         return day.year - self.birth_date.year - before_birthday
 
@@ -101,7 +108,7 @@ def synthetic_people(
         birth = date(year_end.year - age - 1, rng.randint(4, 12), rng.randint(1, 28))
         if rng.random() < phone_share:
             phone = (
-                f"090-0{rng.randint(0, 999):03d}-{rng.randint(0, 9999):04d}"
+                f"090-{rng.randint(1000, 9999)}-{rng.randint(0, 9999):04d}"
                 if rng.random() < 0.5
                 else f"058-0{rng.randint(0, 99):02d}-{rng.randint(0, 9999):04d}"
             )

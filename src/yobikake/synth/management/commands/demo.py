@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from django.core.management import call_command
@@ -19,7 +23,8 @@ from yobikake.synth.demo import (
 class Command(BaseCommand):
     help = (
         "Prepare the embedded database with synthetic demo data (the seed's 27 insurers, "
-        "their contracts, one user per role), print the logins and serve on 127.0.0.1:8000."
+        "their contracts, one user per role, a synthetic list per demo insurer), print the "
+        "logins and serve on 127.0.0.1:8000 with a task worker beside the server."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -46,7 +51,19 @@ class Command(BaseCommand):
             ) from None
         self._print_logins()
         if not options["no_serve"]:
-            call_command("runserver", options["addr"], use_reloader=False)
+            self._serve(options["addr"])
+
+    def _serve(self, addr: str) -> None:
+        """The web server, with a task worker beside it (list imports run there)."""
+        worker = subprocess.Popen(  # noqa: S603 - our own command
+            [str(Path(sys.executable).with_name("yobikake")), "db_worker"],
+            env={**os.environ, "DJANGO_SETTINGS_MODULE": "yobikake.settings"},
+        )
+        try:
+            call_command("runserver", addr, use_reloader=False)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=10)
 
     def _print_logins(self) -> None:
         table = Table(title="Yobikake demo logins (password for all: " + DEMO_PASSWORD + ")")

@@ -1,0 +1,147 @@
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from yobikake.accounts.errors import AccountError
+from yobikake.intake import services
+from yobikake.intake.models import ListImport
+from yobikake.intake.reports import findings_csv
+from yobikake.tenancy.models import Insurer
+
+EXIT_REJECTED = 3
+
+
+class Command(BaseCommand):
+    help = "Import target-list files (CSV/TSV in CP932 or UTF-8, or XLSX)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+        imp = sub.add_parser("import", help="Import one file, or every file of a manifest.")
+        imp.add_argument("file", nargs="?", type=Path)
+        imp.add_argument("--insurer", metavar="NUMBER", help="the insurer's 6-digit number")
+        imp.add_argument("--fiscal-year", type=int, metavar="YYYY")
+        imp.add_argument(
+            "--manifest",
+            type=Path,
+            metavar="DIR/manifest.csv",
+            help="a CSV of file,insurer_number,fiscal_year[,rows]; files relative to it",
+        )
+        imp.add_argument("--policy", choices=["reject", "exclude"], default="reject")
+        imp.add_argument("--json", action="store_true", help="one JSON object per file")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        jobs = self._jobs(options)
+        rejected = 0
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            transient=True,
+            disable=options["json"] or not sys.stderr.isatty(),
+            console=None,
+        ) as bar:
+            overall = bar.add_task("rows", total=sum(rows or 0 for *_, rows in jobs) or None)
+            done_before = 0
+            for path, insurer, year, _rows in jobs:
+                result = self._import_one(
+                    path, insurer, year, options["policy"], bar, overall, done_before
+                )
+                done_before += result.rows_submitted
+                rejected += result.state != ListImport.State.ACCEPTED
+                self._report(result, options["json"])
+        if rejected:
+            sys.exit(EXIT_REJECTED)
+
+    def _jobs(self, options: dict[str, Any]) -> list[tuple[Path, Insurer, int, int | None]]:
+        if options["manifest"]:
+            if options["file"] or options["insurer"] or options["fiscal_year"]:
+                raise CommandError("--manifest takes no FILE, --insurer or --fiscal-year")
+            return self._manifest(options["manifest"])
+        if not (options["file"] and options["insurer"] and options["fiscal_year"]):
+            raise CommandError("give FILE --insurer NUMBER --fiscal-year YYYY, or --manifest")
+        return [(options["file"], self._insurer(options["insurer"]), options["fiscal_year"], None)]
+
+    def _insurer(self, number: str) -> Insurer:
+        insurer = Insurer.objects.filter(number=number).first()
+        if insurer is None:
+            raise CommandError(f"no insurer has the number {number}")
+        return insurer
+
+    def _manifest(self, manifest: Path) -> list[tuple[Path, Insurer, int, int | None]]:
+        if not manifest.is_file():
+            raise CommandError(f"no manifest at {manifest}")
+        jobs = []
+        with manifest.open(encoding="utf-8-sig", newline="") as f:
+            for line, row in enumerate(csv.DictReader(f), 2):
+                try:
+                    path = manifest.parent / row["file"]
+                    year = int(row["fiscal_year"])
+                    rows = int(row["rows"]) if row.get("rows") else None
+                    number = row["insurer_number"]
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise CommandError(
+                        f"{manifest}:{line}: needs file,insurer_number,fiscal_year"
+                    ) from exc
+                jobs.append((path, self._insurer(number), year, rows))
+        return jobs
+
+    def _import_one(self, path, insurer, year, policy, bar, overall, done_before) -> ListImport:
+        if not path.is_file():
+            raise CommandError(f"no file at {path}")
+        try:
+            list_import = services.start_import(
+                actor=None,
+                insurer=insurer,
+                fiscal_year=year,
+                file_name=path.name,
+                file_sha256=services.file_sha256(path),
+                policy=policy,
+            )
+        except AccountError as exc:
+            raise CommandError(f"{path.name}: {exc}") from exc
+        bar.update(overall, description=path.name)
+        return services.run_import(
+            list_import, path, progress=lambda n: bar.update(overall, completed=done_before + n)
+        )
+
+    def _report(self, result: ListImport, as_json: bool) -> None:
+        report = ""
+        if result.findings_count or result.error_code:
+            directory = Path(settings.YOBIKAKE_HOME) / "reports"
+            directory.mkdir(mode=0o700, exist_ok=True)
+            path = directory / f"import-{result.pk}-findings.csv"
+            path.write_text(findings_csv(result), encoding="utf-8")
+            report = str(path)
+        summary = {
+            "import_id": result.pk,
+            "file": result.file_name,
+            "insurer_number": result.insurer.number,
+            "fiscal_year": result.fiscal_year,
+            "state": result.state,
+            "rows_submitted": result.rows_submitted,
+            "rows_accepted": result.rows_accepted,
+            "rows_excluded": result.rows_excluded,
+            "findings": result.findings_count,
+            "error": result.error_code,
+            "list_id": result.target_list_id,
+            "report": report,
+        }
+        if as_json:
+            self.stdout.write(json.dumps(summary, ensure_ascii=False))
+            return
+        line = (
+            f"{result.file_name}: {result.state} — {result.rows_accepted}/{result.rows_submitted} "
+            f"rows accepted, {result.findings_count} findings"
+        )
+        if result.error_code:
+            line += f" ({result.error_code}: {result.error_message})"
+        if report:
+            line += f"; report: {report}"
+        self.stdout.write(line)
