@@ -89,6 +89,13 @@ def _own_audit_witness(settings, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _tasks_run_at_once(settings):
+    # Background tasks run inside the request that enqueues them; the real-browser test
+    # of the upload runs a real worker instead.
+    settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
+
+
+@pytest.fixture(autouse=True)
 def _fast_hashing(settings):
     # Argon2 is the configured hasher (tests/test_settings.py checks it); tests hash with
     # MD5 only to stay fast.

@@ -1,6 +1,6 @@
 from django.conf import settings
 from django.http import HttpRequest
-from ninja import File, Form, Router, Schema, UploadedFile
+from ninja import File, Form, Router, Schema, Status, UploadedFile
 from ninja.errors import HttpError
 
 from yobikake.accounts.errors import AccountError
@@ -78,7 +78,7 @@ def create_list(
     fiscal_year: Form[int],
     file: File[UploadedFile],
     policy: Form[str] = "reject",
-) -> tuple[int, ImportOut]:
+) -> Status:
     actor = request.auth
     if not has_permission(actor, Permission.LIST_OWN_IMPORT) or not actor.organization.insurer:
         raise HttpError(403, "Not permitted")
@@ -101,7 +101,7 @@ def create_list(
         raise HttpError(422, str(exc)) from None
     import_uploaded_list.enqueue(list_import.pk, upload_id)
     list_import.refresh_from_db()
-    return 202, _import_out(list_import)
+    return Status(202, _import_out(list_import))
 
 
 @router.get("/imports/{import_id}", response=ImportOut, summary="What became of a list sent")

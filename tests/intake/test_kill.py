@@ -1,0 +1,54 @@
+"""An import killed part-way (kill -9 of the process) leaves no part of a list."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from tests.intake.files import csv_bytes, row_of, write
+from yobikake.intake.models import ListImport, Target, TargetIndex, TargetList
+from yobikake.synth.people import synthetic_people
+
+
+def database_url() -> str:
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_import_killed_midway_leaves_no_part_of_a_list(world, tmp_path):
+    rows = [row_of(p) for p in synthetic_people(30_000, seed=5, fiscal_year=2022)]
+    path = write(tmp_path, "big.csv", csv_bytes(rows))
+    connection.close()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "yobikake.settings",
+        "DATABASE_URL": database_url(),
+        "YOBIKAKE_HOME": str(settings.YOBIKAKE_HOME),
+        "YOBIKAKE_KEYS_DIR": str(settings.YOBIKAKE_KEYS_DIR),
+    }
+    command = [str(Path(sys.executable).with_name("yobikake")), "intake", "import", str(path)]
+    command += ["--insurer", world.insurer_a.number, "--fiscal-year", "2022"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not ListImport.objects.filter(state=ListImport.State.RUNNING).exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(1.5)  # well into the rows
+    assert process.poll() is None, "the import finished before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    connection.close()
+    assert ListImport.objects.get().state == ListImport.State.RUNNING  # it never finished
+    assert not TargetList.objects.exists()
+    assert not Target.objects.exists()
+    assert not TargetIndex.objects.exists()
