@@ -126,7 +126,7 @@ def child(directory: str, which: str) -> dict[str, float]:
     if which == "plain":
         result = plain_import(Path(directory))
     else:
-        call_command("demo", "--no-serve", stdout=open(os.devnull, "w"))  # noqa: SIM115
+        call_command("demo", "--no-serve", "--no-lists", stdout=open(os.devnull, "w"))  # noqa: SIM115
         result = protected_import(Path(directory))
     result["peak_rss_mb"] = _peak_rss_mb()
     return result

@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "yobikake.audit",
     "yobikake.intake",
     "yobikake.vault",
+    "yobikake.reports",
     "yobikake.synth",
 ]
 

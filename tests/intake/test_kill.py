@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import connection
 
 from tests.intake.files import csv_bytes, row_of, write
-from yobikake.intake.models import ListImport, Target, TargetIndex, TargetList
+from yobikake.intake.models import ListImport, Target, TargetList
 from yobikake.synth.people import synthetic_people
 
 
@@ -51,4 +51,3 @@ def test_an_import_killed_midway_leaves_no_part_of_a_list(world, tmp_path):
     assert ListImport.objects.get().state == ListImport.State.RUNNING  # it never finished
     assert not TargetList.objects.exists()
     assert not Target.objects.exists()
-    assert not TargetIndex.objects.exists()

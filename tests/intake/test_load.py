@@ -6,7 +6,7 @@ from tests.tenancy.test_api import bearer
 from yobikake.accounts.errors import NotPermitted
 from yobikake.audit.models import Event
 from yobikake.audit.tags import AuditTag
-from yobikake.intake.models import Target, TargetIndex
+from yobikake.intake.models import INDEX_COLUMNS, Target
 from yobikake.intake.selectors import access_target_list
 from yobikake.intake.services import load_target_list
 from yobikake.synth.people import synthetic_people
@@ -28,12 +28,13 @@ def test_a_loaded_list_holds_only_ciphertext_in_its_personal_fields(world):
 
 def test_every_target_gets_its_blind_indexes_and_none_on_sex_or_age(world):
     _target_list, people = load_people(world, count=10)
-    kinds = set(TargetIndex.objects.values_list("kind", flat=True))
-    assert kinds <= {str(k) for k in IndexKind}
-    assert {"kana+birth", "name+birth", "insured-number", "kana+address"} <= kinds
-    with_phone = sum(1 for p in people if p.phone)
-    assert TargetIndex.objects.filter(kind="phone").count() == with_phone
-    assert all(len(bytes(v)) == 16 for v in TargetIndex.objects.values_list("value", flat=True))
+    assert set(INDEX_COLUMNS) == set(IndexKind)  # a column for every kind, no other
+    targets = Target.objects.order_by("row_number")
+    for target, person in zip(targets, people, strict=True):
+        for kind in (IndexKind.KANA_BIRTH, IndexKind.NAME_BIRTH, IndexKind.INSURED_NUMBER):
+            assert len(getattr(target, INDEX_COLUMNS[kind])) == 16
+        assert (target.idx_phone is None) == (not person.phone)
+    assert Target.objects.values("idx_kana_birth").distinct().count() == 10
 
 
 def test_the_load_is_on_the_record_with_ids_and_counts_only(world):

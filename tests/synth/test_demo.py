@@ -45,16 +45,11 @@ def test_demo_loads_the_seed_and_one_user_per_role_and_is_safe_to_repeat():
     assert operator.requested_by.username == "sysadmin"
     assert operator.decided_by.username == "fed-admin"
     assert "staff-gifu" in out.getvalue() and "yobikake-demo-2026" in out.getvalue()
-    # One sealed synthetic list per demo insurer's staff, for its latest fiscal year.
-    lists = TargetList.objects.order_by("insurer__name")
-    assert [(tl.insurer.name, tl.fiscal_year, tl.row_count) for tl in lists] == [
-        (
-            "大垣市",
-            max(Insurer.objects.get(name="大垣市").contracts.values_list("fiscal_year", flat=True)),
-            300,
-        ),
-        ("岐阜市", 2021, 300),
-    ]
+    # The seed's lists at a small scale, imported once: 106 lists, a few bad rows left out.
+    lists = TargetList.objects.all()
+    assert lists.count() == 106
+    assert 4_800 < sum(tl.row_count for tl in lists) <= 4_832
+    assert sum(tl.rows_submitted for tl in lists) == 4_832
 
 
 @pytest.mark.django_db

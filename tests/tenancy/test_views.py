@@ -15,9 +15,9 @@ def test_participation_matrix_marks_contracted_years(world, as_user):
     response = as_user(world.fed_admin).get("/insurers/participation/")
     matrix = response.context["matrix"]
     assert [fy.year for fy in matrix.fiscal_years] == [2021, 2022]
-    rows = {row.insurer.name: row.years for row in matrix.rows}
+    rows = {row.insurer.name: tuple(c.took_part for c in row.cells) for row in matrix.rows}
     assert rows == {"テスト市A": (True, True), "テスト町B": (False, True)}
-    assert matrix.totals == (1, 2)
+    assert matrix.insurers_per_year() == [1, 2]
     assert "令和3年度" in response.text and "FY2021" in response.text
     assert response.text.count("○") == 3 + 1  # three cells plus the legend
 

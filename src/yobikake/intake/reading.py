@@ -5,6 +5,7 @@ does not grow with the file (XLSX sheets are held compactly by calamine, in Rust
 Nothing here looks at the values beyond decoding them; `validation` does that.
 """
 
+import codecs
 import csv
 import io
 import re
@@ -102,8 +103,9 @@ def detect_encoding(head: bytes) -> str:
         return "utf-8-sig"
     for encoding in ("utf-8", "cp932"):
         try:
-            # A multibyte character may be cut at the end of the sample.
-            head.decode(encoding) if len(head) < SNIFF_BYTES else head[:-4].decode(encoding)
+            # A multibyte character may be cut at the end of the sample: decode it as the
+            # start of a stream, unless the sample is the whole file.
+            codecs.getincrementaldecoder(encoding)().decode(head, final=len(head) < SNIFF_BYTES)
         except UnicodeDecodeError:
             continue
         return encoding

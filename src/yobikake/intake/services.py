@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -17,19 +18,12 @@ from yobikake.accounts.permissions import Permission
 from yobikake.accounts.selectors import require
 from yobikake.audit.services import append_event, audited, record_denial
 from yobikake.audit.tags import AuditTag
-from yobikake.intake.models import (
-    ColumnMapping,
-    ImportFinding,
-    ListImport,
-    TargetIndex,
-    TargetList,
-)
+from yobikake.intake.models import ColumnMapping, ImportFinding, ListImport, Target, TargetList
 from yobikake.intake.reading import FIELD_LABELS, UnreadableFile, map_headers, open_sheet
 from yobikake.intake.validation import Finding, RowChecker
 from yobikake.intake.writer import BATCH, ListWriter, Prepared
 from yobikake.synth.people import Person
 from yobikake.tenancy.models import Insurer
-from yobikake.vault.blind import IndexKind
 
 
 @audited(AuditTag.LIST_LOAD)
@@ -239,21 +233,23 @@ def _write(
     if not batch:
         return
     target_list = writer.target_list
-    on_file = dict(
-        TargetIndex.objects.filter(
+    identities = [p.identity for p in batch]
+    on_file = {
+        bytes(value)
+        for row in Target.objects.filter(
+            Q(idx_insured_number__in=identities) | Q(idx_kana_birth__in=identities),
             insurer_id=target_list.insurer_id,
-            kind__in=[IndexKind.INSURED_NUMBER, IndexKind.KANA_BIRTH],
-            value__in=[p.identity for p in batch],
             target_list__fiscal_year=target_list.fiscal_year,
             target_list__state=TargetList.State.ACTIVE,
         )
         .exclude(target_list=target_list)
-        .values_list("value", "target__row_number")
-    )
-    on_file = {bytes(v): r for v, r in on_file.items()}
+        .values_list("idx_insured_number", "idx_kana_birth")
+        for value in row
+        if value is not None
+    }
     for prepared in batch:
         if prepared.identity in on_file:
-            outcome.add(Finding(prepared.target.row_number, "", "duplicate_in_year"))
+            outcome.add(Finding(prepared.row, "", "duplicate_in_year"))
             continue
         outcome.accepted += 1
         if keep:

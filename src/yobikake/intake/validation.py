@@ -9,7 +9,6 @@ from datetime import date
 from django.utils.translation import gettext_lazy as _
 
 from yobikake.jp import normalize
-from yobikake.jp.addresses import normalize_address
 from yobikake.jp.dates import InvalidDate, age_on, parse_date
 from yobikake.jp.insured_numbers import InvalidInsuredNumber, parse_insured_number
 from yobikake.jp.phones import InvalidPhone, parse_phone
@@ -109,8 +108,6 @@ class RowChecker:
             findings.append(Finding(row, "sex", "sex", where("sex")))
         birth, age = self._birth_and_age(row, value, findings, where)
         address = normalize.fold(value("address", required=True))
-        if address:
-            normalize_address(address)  # raises nothing; checks it can be keyed
         postal = self._postal(row, value("postal_code"), findings, where)
         phone = self._phone(row, value("phone"), findings, where)
         insured = self._insured(row, value("insured_number"), findings, where)

@@ -1,10 +1,11 @@
 """The demo installation: the seed's insurers and contracts, one organisation of each
-kind, one user per role, and a synthetic target list for each demo insurer's staff,
-created through the same services real users go through. Running it again changes
-nothing."""
+kind, one user per role, and the seed's lists at a small scale, created through the same
+services real users go through. Running it again changes nothing."""
 
+import tempfile
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 
 from django.db import transaction
 from django.utils import timezone
@@ -15,9 +16,7 @@ from yobikake.accounts import services as accounts
 from yobikake.accounts.models import Organization, RoleAssignment, User
 from yobikake.accounts.permissions import OrganizationKind, Role
 from yobikake.intake.models import TargetList
-from yobikake.intake.services import load_target_list
 from yobikake.synth.gifu import seed_insurers
-from yobikake.synth.people import synthetic_people
 from yobikake.tenancy import services as tenancy
 from yobikake.tenancy.models import Contract, Insurer
 
@@ -134,25 +133,34 @@ def _other_users(orgs: dict[str, Organization], sysadmin: User, fed_admin: User)
             user.save(update_fields=["password"])
 
 
-DEMO_LIST_PEOPLE = 300
+DEMO_LIST_SCALE = 0.01  # 4,832 rows over the seed's 106 insurer × fiscal-year lists
+DEMO_LIST_SEED = 2026
 
 
-def _demo_lists() -> None:
-    """A synthetic list for each demo insurer's staff, for its latest fiscal year, so the
-    vault holds something (sealed, with blind indexes) from the start."""
-    for demo in DEMO_USERS:
-        if demo.role != Role.INSURER_STAFF:
-            continue
-        staff = User.objects.get(username=demo.username)
-        # Two demo runs at once on PostgreSQL take turns here (SQLite serialises them).
-        insurer = Insurer.objects.select_for_update().get(pk=staff.organization.insurer_id)
-        if TargetList.objects.filter(insurer=insurer).exists():
-            continue
-        year = max(c.fiscal_year for c in insurer.contracts.all())
-        people = synthetic_people(
-            DEMO_LIST_PEOPLE, seed=insurer.pk, fiscal_year=year, city=f"岐阜県{insurer.name}"
-        )
-        load_target_list(actor=staff, insurer=insurer, fiscal_year=year, people=people)
+def load_demo_lists() -> int:
+    """The seed's lists at a small scale (`synth lists`), imported the way a federation
+    operator would import them from the command line: every person sealed, with blind
+    indexes. Once only. Returns the rows accepted."""
+    from yobikake.intake import services
+    from yobikake.intake.models import ListImport
+    from yobikake.synth.lists import write_lists
+
+    if ListImport.objects.exists() or TargetList.objects.exists():
+        return 0
+    accepted = 0
+    with tempfile.TemporaryDirectory() as directory:
+        for entry in write_lists(Path(directory), scale=DEMO_LIST_SCALE, seed=DEMO_LIST_SEED):
+            path = Path(directory) / entry.file
+            list_import = services.start_import(
+                actor=None,
+                insurer=Insurer.objects.get(number=entry.insurer_number),
+                fiscal_year=entry.fiscal_year,
+                file_name=entry.file,
+                file_sha256=services.file_sha256(path),
+                policy=ListImport.Policy.EXCLUDE,
+            )
+            accepted += services.run_import(list_import, path).rows_accepted
+    return accepted
 
 
 def _totp_devices() -> None:
@@ -177,7 +185,6 @@ def load_demo() -> None:
     sysadmin = User.objects.get(username="sysadmin")
     _insurers_and_contracts(fed_admin)
     _other_users(orgs, sysadmin, fed_admin)
-    _demo_lists()
     _totp_devices()
 
 

@@ -56,7 +56,11 @@ class ParticipationMatrix:
 
 def participation_matrix(actor: User) -> ParticipationMatrix:
     """Insurers × fiscal years, True where a contract exists (the seed's table)."""
-    insurers = list(visible_insurers(actor))
+    return participation_matrix_of(visible_insurers(actor))
+
+
+def participation_matrix_of(visible: QuerySet[Insurer]) -> ParticipationMatrix:
+    insurers = list(visible)
     pairs = set(
         Contract.objects.filter(insurer__in=insurers).values_list("insurer_id", "fiscal_year")
     )

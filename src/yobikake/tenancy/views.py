@@ -15,8 +15,9 @@ def insurer_list(request: HttpRequest) -> HttpResponse:
 
 @permission_required(Permission.PARTICIPATION_MATRIX_VIEW)
 def participation(request: HttpRequest) -> HttpResponse:
-    matrix = selectors.participation_matrix(request.user)
-    return render(request, "tenancy/participation.html", {"matrix": matrix})
+    from yobikake.reports.selectors import list_matrix
+
+    return render(request, "tenancy/participation.html", {"matrix": list_matrix(request.user)})
 
 
 def insurer_detail(request: HttpRequest, insurer_id: int) -> HttpResponse:

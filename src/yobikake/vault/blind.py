@@ -33,16 +33,32 @@ PARTS = {kind: len(kind.value.split("+")) for kind in IndexKind}
 def blind_index(index_key: bytes, kind: IndexKind, *parts: str) -> bytes:
     """The index value of normalised `parts` for `kind` under an insurer's index key.
     Empty parts are refused: a missing value must produce no index, not a common one."""
-    if len(index_key) < 32:
-        raise ValueError("a blind-index key has at least 32 bytes")
-    if len(parts) != PARTS[kind]:
-        raise ValueError(f"{kind} takes {PARTS[kind]} parts, not {len(parts)}")
-    if any(not part for part in parts) or any(_SEPARATOR in part for part in parts):
-        raise ValueError("blind index parts must be non-empty and hold no separator")
-    digest = hashlib.blake2b(
-        _SEPARATOR.join(parts).encode(),
-        key=index_key,
-        digest_size=DIGEST_BYTES,
-        person=kind.value.encode()[:16],
-    )
-    return digest.digest()
+    return Indexer(index_key).value(kind, *parts)
+
+
+class Indexer:
+    """`blind_index` for many values under one key: the keyed hash of each kind is set up
+    once and copied per value (a list import computes seven per person)."""
+
+    def __init__(self, index_key: bytes) -> None:
+        if len(index_key) < 32:
+            raise ValueError("a blind-index key has at least 32 bytes")
+        self._start = {
+            kind: hashlib.blake2b(
+                key=index_key, digest_size=DIGEST_BYTES, person=kind.value.encode()[:16]
+            )
+            for kind in IndexKind
+        }
+
+    def value(self, kind: IndexKind, *parts: str) -> bytes:
+        joined = _SEPARATOR.join(parts)
+        # As many parts as the kind takes, none empty, none holding the separator.
+        if (
+            len(parts) != PARTS[kind]
+            or not all(parts)
+            or joined.count(_SEPARATOR) != len(parts) - 1
+        ):
+            raise ValueError(f"{kind} takes {PARTS[kind]} non-empty parts without separators")
+        digest = self._start[kind].copy()
+        digest.update(joined.encode())
+        return digest.digest()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from yobikake.jp import normalize
-from yobikake.vault.blind import IndexKind, blind_index
+from yobikake.vault.blind import Indexer, IndexKind
 from yobikake.vault.crypto import FieldCipher, field_aad
 
 
@@ -61,5 +61,5 @@ class IndexedFields:
         return {kind: parts for kind, parts in candidates.items() if all(parts)}
 
 
-def index_values(index_key: bytes, fields: IndexedFields) -> list[tuple[IndexKind, bytes]]:
-    return [(kind, blind_index(index_key, kind, *parts)) for kind, parts in fields.parts().items()]
+def index_values(indexer: Indexer, fields: IndexedFields) -> list[tuple[IndexKind, bytes]]:
+    return [(kind, indexer.value(kind, *parts)) for kind, parts in fields.parts().items()]

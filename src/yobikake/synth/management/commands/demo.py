@@ -17,6 +17,7 @@ from yobikake.synth.demo import (
     NotADemoInstallation,
     current_totp,
     load_demo,
+    load_demo_lists,
 )
 
 
@@ -29,6 +30,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--no-serve", action="store_true", help="Prepare, print, exit.")
+        parser.add_argument(
+            "--no-lists", action="store_true", help="Skip importing the synthetic lists."
+        )
         parser.add_argument("--addr", default="127.0.0.1:8000", help="Where to serve.")
         parser.add_argument(
             "--totp", metavar="USER", help="Print a demo user's current TOTP code and exit."
@@ -49,6 +53,10 @@ class Command(BaseCommand):
                 "This database holds real organisations; the demo loads only into an empty "
                 "or demo installation."
             ) from None
+        if not options["no_lists"]:
+            rows = load_demo_lists()
+            if rows:
+                self.stdout.write(f"Imported the seed's lists at a small scale: {rows} people.")
         self._print_logins()
         if not options["no_serve"]:
             self._serve(options["addr"])

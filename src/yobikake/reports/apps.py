@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ReportsConfig(AppConfig):
+    name = "yobikake.reports"
+    verbose_name = "集計・報告"
