@@ -337,3 +337,25 @@ def test_a_multibyte_character_cut_by_the_encoding_sample_is_no_problem(encoding
     for prefix in ("", "a", "ab", "abc"):  # shifts where the sample cuts a character
         data = (prefix + "佐藤" * SNIFF_BYTES).encode(encoding)
         assert detect_encoding(data[:SNIFF_BYTES]) == encoding
+
+
+def test_an_insurers_own_header_is_saved_once_and_read_in_later_files(world, tmp_path):
+    persons = people(3)
+    headers = [
+        "被保険者番号",
+        "お名前",
+        "カナ氏名",
+        "性別",
+        "生年月日",
+        "郵便番号",
+        "住所",
+        "電話番号",
+    ]
+    path = write(tmp_path, "own.csv", csv_bytes([row_of(p) for p in persons], headers))
+    assert run(world, path).error_code == "columns"
+    out = io.StringIO()
+    call_command(
+        "intake", "map", "--insurer", world.insurer_a.number, "お名前", "name_kanji", stdout=out
+    )
+    assert "お名前\tname_kanji" in out.getvalue()
+    assert run(world, path).state == ListImport.State.ACCEPTED

@@ -299,3 +299,13 @@ def _finish(list_import: ListImport, outcome: _Outcome, state: str, error: str) 
             },
         )
     return list_import
+
+
+def save_column_mapping(*, insurer: Insurer, header: str, field: str) -> ColumnMapping:
+    """Read the insurer's column `header` as Yobikake's `field` in every later file."""
+    if field not in FIELD_LABELS:
+        raise AccountError(_("No such field: %(f)s.") % {"f": field}, code="field")
+    mapping, _created = ColumnMapping.objects.update_or_create(
+        insurer=insurer, header=header.strip(), defaults={"field": field}
+    )
+    return mapping

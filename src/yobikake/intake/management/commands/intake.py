@@ -10,7 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from yobikake.accounts.errors import AccountError
 from yobikake.intake import services
-from yobikake.intake.models import ListImport
+from yobikake.intake.models import ColumnMapping, ListImport
+from yobikake.intake.reading import FIELD_LABELS
 from yobikake.intake.reports import findings_csv
 from yobikake.tenancy.models import Insurer
 
@@ -34,8 +35,17 @@ class Command(BaseCommand):
         )
         imp.add_argument("--policy", choices=["reject", "exclude"], default="reject")
         imp.add_argument("--json", action="store_true", help="one JSON object per file")
+        mapping = sub.add_parser(
+            "map", help="Save an insurer's own header for one of Yobikake's fields."
+        )
+        mapping.add_argument("--insurer", metavar="NUMBER", required=True)
+        mapping.add_argument("header", nargs="?", help="the header as the insurer's files have it")
+        mapping.add_argument("field", nargs="?", choices=sorted(FIELD_LABELS), metavar="FIELD")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["action"] == "map":
+            self._map(options)
+            return
         jobs = self._jobs(options)
         rejected = 0
         with Progress(
@@ -58,6 +68,18 @@ class Command(BaseCommand):
                 self._report(result, options["json"])
         if rejected:
             sys.exit(EXIT_REJECTED)
+
+    def _map(self, options: dict[str, Any]) -> None:
+        """Save (or, without HEADER and FIELD, list) the insurer's own headers."""
+        insurer = self._insurer(options["insurer"])
+        if options["header"] and options["field"]:
+            services.save_column_mapping(
+                insurer=insurer, header=options["header"], field=options["field"]
+            )
+        elif options["header"] or options["field"]:
+            raise CommandError("give both HEADER and FIELD, or neither to list")
+        for mapping in ColumnMapping.objects.filter(insurer=insurer).order_by("header"):
+            self.stdout.write(f"{mapping.header}\t{mapping.field}")
 
     def _jobs(self, options: dict[str, Any]) -> list[tuple[Path, Insurer, int, int | None]]:
         if options["manifest"]:
