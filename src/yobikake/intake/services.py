@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -234,18 +233,18 @@ def _write(
         return
     target_list = writer.target_list
     identities = [p.identity for p in batch]
+    same_year = Target.objects.filter(
+        insurer_id=target_list.insurer_id,
+        target_list__fiscal_year=target_list.fiscal_year,
+        target_list__state=TargetList.State.ACTIVE,
+    ).exclude(target_list=target_list)
+    # One query per index column: an OR of the two would read the whole table.
     on_file = {
         bytes(value)
-        for row in Target.objects.filter(
-            Q(idx_insured_number__in=identities) | Q(idx_kana_birth__in=identities),
-            insurer_id=target_list.insurer_id,
-            target_list__fiscal_year=target_list.fiscal_year,
-            target_list__state=TargetList.State.ACTIVE,
+        for column in ("idx_insured_number", "idx_kana_birth")
+        for value in same_year.filter(**{f"{column}__in": identities}).values_list(
+            column, flat=True
         )
-        .exclude(target_list=target_list)
-        .values_list("idx_insured_number", "idx_kana_birth")
-        for value in row
-        if value is not None
     }
     for prepared in batch:
         if prepared.identity in on_file:
