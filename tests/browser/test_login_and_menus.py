@@ -62,7 +62,7 @@ def test_federation_admin_sees_the_participation_matrix(live_server, world, page
     table = page.get_by_test_id("participation")
     expect(table.get_by_role("columnheader")).to_contain_text(["令和3年度", "令和4年度"])
     row_a = table.get_by_role("row").filter(has_text="テスト市A")
-    expect(row_a.get_by_role("cell")).to_have_text(["○", "○", "2"])
+    expect(row_a.get_by_role("cell")).to_have_text(["○", "○", "2", "0", "0"])
     assert page.console_errors == []
 
 
