@@ -136,7 +136,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": YOBIKAKE_HOME / "yobikake.sqlite3",
+            "NAME": os.environ.get("YOBIKAKE_SQLITE_PATH") or YOBIKAKE_HOME / "yobikake.sqlite3",
             "OPTIONS": {
                 # WAL lets readers run beside the one writer; IMMEDIATE takes the write
                 # lock at BEGIN so two writers queue instead of failing mid-transaction.

@@ -2,19 +2,17 @@
 worker, the page shows its progress, then the findings; another insurer's staff cannot
 see it."""
 
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 from playwright.sync_api import expect
 
 from tests.browser.test_login_and_menus import log_in
 from tests.intake.files import csv_bytes, row_of
-from tests.intake.test_kill import database_url
+from tests.intake.test_kill import database_env
 from tests.pii import LOADED_PEOPLE
 from yobikake.intake.models import ListImport
 from yobikake.synth.people import synthetic_people
@@ -24,16 +22,16 @@ from yobikake.synth.people import synthetic_people
 def task_worker(live_server, settings):
     """A real `yobikake db_worker` on the test database, and the site queueing to it."""
     settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "yobikake.settings",
-        "DATABASE_URL": database_url(),
-        "YOBIKAKE_HOME": str(django_settings.YOBIKAKE_HOME),
-        "YOBIKAKE_KEYS_DIR": str(django_settings.YOBIKAKE_KEYS_DIR),
-    }
+    env = database_env()
     env.pop("YOBIKAKE_TASKS_BACKEND", None)
     worker = subprocess.Popen(
-        [str(Path(sys.executable).with_name("yobikake")), "db_worker", "--interval", "0.2"],
+        [
+            str(Path(sys.executable).with_name("yobikake")),
+            "db_worker",
+            "--interval",
+            "0.2",
+            "--no-startup-delay",
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -16,11 +16,23 @@ from yobikake.intake.models import ListImport, Target, TargetList
 from yobikake.synth.people import synthetic_people
 
 
-def database_url() -> str:
+def database_env() -> dict[str, str]:
+    """Environment for a `yobikake` subprocess on this test's database: the SQLite file
+    with the project's own options (WAL, IMMEDIATE, busy timeout), or PostgreSQL."""
     db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "yobikake.settings",
+        "YOBIKAKE_HOME": str(settings.YOBIKAKE_HOME),
+        "YOBIKAKE_KEYS_DIR": str(settings.YOBIKAKE_KEYS_DIR),
+    }
+    env.pop("DATABASE_URL", None)
     if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+        env["YOBIKAKE_SQLITE_PATH"] = str(db["NAME"])
+    else:
+        host, port = db["HOST"] or "127.0.0.1", db["PORT"] or 5432
+        env["DATABASE_URL"] = f"postgres://{db['USER']}@{host}:{port}/{db['NAME']}"
+    return env
 
 
 @pytest.mark.django_db(transaction=True)
@@ -28,13 +40,7 @@ def test_an_import_killed_midway_leaves_no_part_of_a_list(world, tmp_path):
     rows = [row_of(p) for p in synthetic_people(30_000, seed=5, fiscal_year=2022)]
     path = write(tmp_path, "big.csv", csv_bytes(rows))
     connection.close()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "yobikake.settings",
-        "DATABASE_URL": database_url(),
-        "YOBIKAKE_HOME": str(settings.YOBIKAKE_HOME),
-        "YOBIKAKE_KEYS_DIR": str(settings.YOBIKAKE_KEYS_DIR),
-    }
+    env = database_env()
     command = [str(Path(sys.executable).with_name("yobikake")), "intake", "import", str(path)]
     command += ["--insurer", world.insurer_a.number, "--fiscal-year", "2022"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
