@@ -359,3 +359,44 @@ def test_an_insurers_own_header_is_saved_once_and_read_in_later_files(world, tmp
     )
     assert "お名前\tname_kanji" in out.getvalue()
     assert run(world, path).state == ListImport.State.ACCEPTED
+
+
+def test_a_full_width_formula_prefix_is_caught_too(world, tmp_path):
+    rows = _broken_rows("formula_name")
+    rows[3][1] = '＝HYPERLINK("http://example.invalid")'
+    result = run(world, write(tmp_path, "fw.csv", csv_bytes(rows)), policy="exclude")
+    assert list(result.findings.values_list("code", flat=True)) == ["formula"]
+
+
+def test_an_unexpected_error_marks_the_import_failed_and_keeps_nothing(
+    world, tmp_path, monkeypatch
+):
+    from yobikake.intake import writer
+
+    def broken(self):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(writer.ListWriter, "finish", broken)
+    path = write(tmp_path, "a.csv", csv_bytes([row_of(p) for p in people(3)]))
+    with pytest.raises(RuntimeError):
+        run(world, path)
+    list_import = ListImport.objects.get()
+    assert (list_import.state, list_import.error_code) == (ListImport.State.FAILED, "runtimeerror")
+    assert_nothing_stored()
+    event = Event.objects.filter(tag=AuditTag.LIST_IMPORT).last()
+    assert event.outcome == Event.Outcome.DENIED and event.reason == "runtimeerror"
+
+
+def test_a_tiny_workbook_naming_a_far_cell_is_refused_before_it_is_laid_out(world, tmp_path):
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(HEADERS)
+    sheet["XFD1048576"] = "x"
+    path = tmp_path / "bomb.xlsx"
+    book.save(path)
+    assert path.stat().st_size < 20_000
+    result = run(world, path)
+    assert (result.state, result.error_code) == (ListImport.State.REJECTED, "too_large")
+    assert_nothing_stored()

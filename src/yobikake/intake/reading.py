@@ -10,6 +10,7 @@ import csv
 import io
 import re
 import unicodedata
+import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,9 +177,46 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+MAX_ROWS = 1_000_000
+MAX_XLSX_UNPACKED = 2 * 1024**3
+_CELL_REF = re.compile(rb'<c r="([A-Z]{1,3})([0-9]{1,7})"')
+
+
+def _column_number(letters: bytes) -> int:
+    number = 0
+    for letter in letters:
+        number = number * 26 + letter - 64
+    return number
+
+
+def _check_xlsx_extent(path: Path) -> None:
+    """Refuse a workbook whose first sheet reaches beyond any list's size before calamine
+    lays out its grid (a few kilobytes naming cells A1 and XFD1048576 would make it ask
+    for hundreds of gigabytes)."""
+    try:
+        with zipfile.ZipFile(path) as book:
+            if sum(info.file_size for info in book.infolist()) > MAX_XLSX_UNPACKED:
+                raise UnreadableFile("too_large", str(_("The Excel file is too large unpacked.")))
+            sheets = sorted(n for n in book.namelist() if n.startswith("xl/worksheets/sheet"))
+            if not sheets:
+                raise UnreadableFile("format", str(_("The Excel file cannot be read.")))
+            tail = b""
+            with book.open(sheets[0]) as xml:
+                while chunk := xml.read(1 << 20):
+                    for letters, digits in _CELL_REF.findall(tail + chunk):
+                        if _column_number(letters) > MAX_COLUMNS or int(digits) > MAX_ROWS:
+                            raise UnreadableFile(
+                                "too_large", str(_("The sheet reaches beyond any list's size."))
+                            )
+                    tail = chunk[-32:]
+    except (zipfile.BadZipFile, OSError, KeyError) as exc:
+        raise UnreadableFile("format", str(_("The Excel file cannot be read."))) from exc
+
+
 def _open_xlsx(path: Path) -> Sheet:
     from python_calamine import CalamineWorkbook
 
+    _check_xlsx_extent(path)
     try:
         workbook = CalamineWorkbook.from_path(str(path))
         sheet = workbook.get_sheet_by_index(0)

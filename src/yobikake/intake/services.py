@@ -17,7 +17,14 @@ from yobikake.accounts.permissions import Permission
 from yobikake.accounts.selectors import require
 from yobikake.audit.services import append_event, audited, record_denial
 from yobikake.audit.tags import AuditTag
-from yobikake.intake.models import ColumnMapping, ImportFinding, ListImport, Target, TargetList
+from yobikake.intake.models import (
+    ROWS_PER_LIST,
+    ColumnMapping,
+    ImportFinding,
+    ListImport,
+    Target,
+    TargetList,
+)
 from yobikake.intake.reading import FIELD_LABELS, UnreadableFile, map_headers, open_sheet
 from yobikake.intake.validation import Finding, RowChecker
 from yobikake.intake.writer import BATCH, ListWriter, Prepared
@@ -154,6 +161,13 @@ def run_import(list_import: ListImport, path: Path, progress: Progress | None = 
         state, error, outcome.target_list = ListImport.State.REJECTED, exc.code, None
         outcome.accepted = 0
         list_import.error_message = str(exc)
+    except Exception as exc:
+        # Nothing of the list survives the rollback; the import says it failed (never
+        # left "importing"), on the record, and the error goes on to the log.
+        outcome.target_list, outcome.accepted, outcome.findings = None, 0, []
+        list_import.error_message = str(_("The import failed; nothing was stored."))
+        _finish(list_import, outcome, ListImport.State.FAILED, type(exc).__name__.lower()[:40])
+        raise
     return _finish(list_import, outcome, state, error)
 
 
@@ -187,6 +201,8 @@ def _import_rows(
     batch: list[Prepared] = []
     reject = list_import.policy == ListImport.Policy.REJECT
     for row, cells in sheet.rows:
+        if row >= ROWS_PER_LIST:
+            raise UnreadableFile("too_many_rows", str(_("The file has too many rows.")))
         outcome.submitted += 1
         person, findings = checker.check(row, cells)
         for finding in findings:

@@ -19,7 +19,15 @@ def rows_done(import_id: int) -> int:
 @task()
 def import_uploaded_list(import_id: int, upload_id: str) -> str:
     list_import = ListImport.objects.select_related("insurer", "created_by").get(pk=import_id)
-    with opened_upload(upload_id) as path:
+    try:
+        opened = opened_upload(upload_id)
+        path = opened.__enter__()
+    except Exception:
+        ListImport.objects.filter(pk=import_id).update(
+            state=ListImport.State.FAILED, error_code="upload_unreadable"
+        )
+        raise
+    with opened:
         result = run_import(
             list_import,
             path,

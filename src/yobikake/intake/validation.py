@@ -89,7 +89,11 @@ class RowChecker:
                 if required:
                     findings.append(Finding(row, field, "missing", where))
                 return ""
-            if text.startswith(FORMULA_PREFIXES) and not (field == "phone" and text[0] == "+"):
+            # Checked as sent and as folded: NFKC turns a full-width ＝ or ＠ into = or @.
+            starts = (text[:1], normalize.fold(text[:1]))
+            if any(s.startswith(FORMULA_PREFIXES) for s in starts) and not (
+                field == "phone" and starts[1] == "+"
+            ):
                 findings.append(Finding(row, field, "formula", where))
                 return ""
             return text
