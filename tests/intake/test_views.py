@@ -109,3 +109,23 @@ def test_the_api_refuses_a_year_without_a_contract_and_oversized_files(world, se
     )
     assert too_big.status_code == 413
     assert not ListImport.objects.exists()
+
+
+def test_an_upload_that_cannot_be_opened_fails_its_import(world):
+    from yobikake.intake import services
+    from yobikake.intake.tasks import import_uploaded_list
+    from yobikake.intake.uploads import discard_upload, seal_upload
+
+    upload_id, sha256 = seal_upload([csv_bytes([row_of(p) for p in people(2)])])
+    list_import = services.start_import(
+        actor=world.staff_a,
+        insurer=world.insurer_a,
+        fiscal_year=2022,
+        file_name="a.csv",
+        file_sha256=sha256,
+        policy="reject",
+    )
+    discard_upload(upload_id)  # lost before its task ran
+    import_uploaded_list.enqueue(list_import.pk, upload_id)
+    list_import.refresh_from_db()
+    assert (list_import.state, list_import.error_code) == ("failed", "upload_unreadable")

@@ -20,18 +20,17 @@ def rows_done(import_id: int) -> int:
 def import_uploaded_list(import_id: int, upload_id: str) -> str:
     list_import = ListImport.objects.select_related("insurer", "created_by").get(pk=import_id)
     try:
-        opened = opened_upload(upload_id)
-        path = opened.__enter__()
+        with opened_upload(upload_id) as path:
+            result = run_import(
+                list_import,
+                path,
+                progress=lambda n: cache.set(progress_key(import_id), n, timeout=3600),
+            )
     except Exception:
-        ListImport.objects.filter(pk=import_id).update(
+        # The upload could not be opened (run_import marks its own failures): say so.
+        ListImport.objects.filter(pk=import_id, state=ListImport.State.QUEUED).update(
             state=ListImport.State.FAILED, error_code="upload_unreadable"
         )
         raise
-    with opened:
-        result = run_import(
-            list_import,
-            path,
-            progress=lambda n: cache.set(progress_key(import_id), n, timeout=3600),
-        )
     cache.set(progress_key(import_id), result.rows_submitted, timeout=3600)
     return str(result.state)
