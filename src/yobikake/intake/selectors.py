@@ -10,16 +10,24 @@ from yobikake.audit.tags import AuditTag
 from yobikake.intake.models import ListImport, TargetList
 
 
-def visible_lists(actor: User) -> QuerySet[TargetList]:
-    """Every list for the federation's roles; one's own insurer's for its staff."""
-    lists = TargetList.objects.select_related("insurer")
+def _scoped[Rows: (TargetList, ListImport)](
+    actor: User, rows: QuerySet[Rows], own: Permission
+) -> QuerySet[Rows]:
+    """All rows for the federation's roles; one's own insurer's for its staff (with
+    `own`); none for anyone else."""
     if has_permission(actor, Permission.AGGREGATE_ANY_VIEW) or has_permission(
         actor, Permission.RETENTION_ANY_MANAGE
     ):
-        return lists
-    if has_permission(actor, Permission.PROGRESS_OWN_VIEW) and actor.organization.insurer_id:
-        return lists.filter(insurer_id=actor.organization.insurer_id)
-    return lists.none()
+        return rows
+    if has_permission(actor, own) and actor.organization.insurer_id:
+        return rows.filter(insurer_id=actor.organization.insurer_id)
+    return rows.none()
+
+
+def visible_lists(actor: User) -> QuerySet[TargetList]:
+    return _scoped(
+        actor, TargetList.objects.select_related("insurer"), Permission.PROGRESS_OWN_VIEW
+    )
 
 
 def access_target_list(actor: User, list_id: int) -> TargetList:
@@ -31,15 +39,9 @@ def access_target_list(actor: User, list_id: int) -> TargetList:
 
 
 def visible_imports(actor: User) -> QuerySet[ListImport]:
-    """The files an insurer's staff sent (their own insurer's); all for the federation."""
+    """The files sent: one's own insurer's for the staff who send them."""
     imports = ListImport.objects.select_related("insurer", "target_list")
-    if has_permission(actor, Permission.AGGREGATE_ANY_VIEW) or has_permission(
-        actor, Permission.RETENTION_ANY_MANAGE
-    ):
-        return imports
-    if has_permission(actor, Permission.LIST_OWN_IMPORT) and actor.organization.insurer_id:
-        return imports.filter(insurer_id=actor.organization.insurer_id)
-    return imports.none()
+    return _scoped(actor, imports, Permission.LIST_OWN_IMPORT)
 
 
 def access_import(actor: User, import_id: int) -> ListImport:
