@@ -400,3 +400,24 @@ def test_a_tiny_workbook_naming_a_far_cell_is_refused_before_it_is_laid_out(worl
     result = run(world, path)
     assert (result.state, result.error_code) == (ListImport.State.REJECTED, "too_large")
     assert_nothing_stored()
+
+
+def test_no_list_is_kept_without_its_audit_event(world, tmp_path, monkeypatch):
+    from yobikake.intake import services as intake_services
+
+    real = intake_services.append_event
+    calls = []
+
+    def fails_once(**kwargs):
+        calls.append(kwargs.get("denied"))
+        if len(calls) == 1:
+            raise RuntimeError("audit log unavailable")
+        return real(**kwargs)
+
+    monkeypatch.setattr(intake_services, "append_event", fails_once)
+    path = write(tmp_path, "a.csv", csv_bytes([row_of(p) for p in people(3)]))
+    with pytest.raises(RuntimeError):
+        run(world, path)
+    assert_nothing_stored()
+    assert ListImport.objects.get().state == ListImport.State.FAILED
+    assert calls == ["", "runtimeerror"]  # the acceptance was never recorded, the failure was

@@ -146,20 +146,19 @@ def start_import(
 def run_import(list_import: ListImport, path: Path, progress: Progress | None = None) -> ListImport:
     """Read, check and store the file as the insurer's list: all of it, the valid rows
     (policy `exclude`), or nothing (policy `reject`, or a file that cannot be read). One
-    transaction: a crash or a kill leaves no part of a list. The outcome, the findings
-    and an audit event are written afterwards, whatever happened."""
+    transaction holds the list, its outcome, findings and audit event: a crash or a kill
+    leaves no part of a list, and no list without its record. A refused or failed
+    import is recorded after the rollback."""
     ListImport.objects.filter(pk=list_import.pk).update(state=ListImport.State.RUNNING)
     outcome = _Outcome()
-    state, error = ListImport.State.ACCEPTED, ""
     try:
         with transaction.atomic():
             _import_rows(list_import, path, outcome, progress)
+            return _finish(list_import, outcome, ListImport.State.ACCEPTED, "")
     except _Rejected as exc:
-        state, error, outcome.target_list = ListImport.State.REJECTED, exc.code, None
-        outcome.accepted = 0
+        error = exc.code
     except UnreadableFile as exc:
-        state, error, outcome.target_list = ListImport.State.REJECTED, exc.code, None
-        outcome.accepted = 0
+        error = exc.code
         list_import.error_message = str(exc)
     except Exception as exc:
         # Nothing of the list survives the rollback; the import says it failed (never
@@ -168,7 +167,8 @@ def run_import(list_import: ListImport, path: Path, progress: Progress | None = 
         list_import.error_message = str(_("The import failed; nothing was stored."))
         _finish(list_import, outcome, ListImport.State.FAILED, type(exc).__name__.lower()[:40])
         raise
-    return _finish(list_import, outcome, state, error)
+    outcome.target_list, outcome.accepted = None, 0
+    return _finish(list_import, outcome, ListImport.State.REJECTED, error)
 
 
 def _import_rows(
