@@ -258,8 +258,10 @@ CACHES = {
         "LOCATION": YOBIKAKE_HOME / "cache",
     }
 }
-# Largest list file accepted by the upload and the API (megabytes).
+# Largest list file accepted by the upload and the API (megabytes). Uploads are sealed as
+# they arrive (never written in plaintext) and cut off at this size.
 YOBIKAKE_UPLOAD_MAX_MB = envint("YOBIKAKE_UPLOAD_MAX_MB", 50)
+FILE_UPLOAD_HANDLERS = ["yobikake.intake.uploads.SealingUploadHandler"]
 
 # How long a reveal grant lasts unless its issuer says otherwise (a call, a research task).
 YOBIKAKE_GRANT_MINUTES = envint("YOBIKAKE_GRANT_MINUTES", 30)

@@ -9,7 +9,7 @@ from yobikake.accounts.selectors import has_permission
 from yobikake.intake import selectors, services
 from yobikake.intake.models import ListImport, TargetList
 from yobikake.intake.tasks import import_uploaded_list
-from yobikake.intake.uploads import discard_upload, seal_upload
+from yobikake.intake.uploads import discard_upload
 
 router = Router(tags=["lists"])
 
@@ -76,17 +76,19 @@ def _import_out(list_import: ListImport) -> ImportOut:
 def create_list(
     request: HttpRequest,
     fiscal_year: Form[int],
-    file: File[UploadedFile],
+    file: UploadedFile = File(None),  # noqa: B008 - ninja declares parameters so
     policy: Form[str] = "reject",
 ) -> Status:
     actor = request.auth
+    if getattr(request, "upload_too_large", False):  # cut off while it arrived
+        raise HttpError(413, f"larger than {settings.YOBIKAKE_UPLOAD_MAX_MB} MB")
+    if file is None:
+        raise HttpError(422, "file missing")
     if not has_permission(actor, Permission.LIST_OWN_IMPORT) or not actor.organization.insurer:
         raise HttpError(403, "Not permitted")
     if policy not in ListImport.Policy.values:
         raise HttpError(422, "policy must be reject or exclude")
-    if file.size > settings.YOBIKAKE_UPLOAD_MAX_MB * 1024 * 1024:
-        raise HttpError(413, f"larger than {settings.YOBIKAKE_UPLOAD_MAX_MB} MB")
-    upload_id, sha256 = seal_upload(file.chunks())
+    upload_id, sha256 = file.upload_id, file.sha256  # sealed as it arrived (uploads.py)
     try:
         list_import = services.start_import(
             actor=actor,

@@ -25,11 +25,8 @@ class UploadForm(forms.Form):
             (y, str(FiscalYear(y))) for y in sorted(fiscal_years, reverse=True)
         ]
 
-    def clean_file(self) -> object:
-        upload = self.cleaned_data["file"]
-        if upload.size > settings.YOBIKAKE_UPLOAD_MAX_MB * 1024 * 1024:
-            raise forms.ValidationError(
-                _("The file is larger than %(mb)s MB.") % {"mb": settings.YOBIKAKE_UPLOAD_MAX_MB},
-                code="too_large",
-            )
-        return upload
+    def too_large(self) -> forms.ValidationError:
+        return forms.ValidationError(
+            _("The file is larger than %(mb)s MB.") % {"mb": settings.YOBIKAKE_UPLOAD_MAX_MB},
+            code="too_large",
+        )

@@ -10,9 +10,12 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 
 from yobikake.vault.crypto import new_data_key
 from yobikake.vault.ports import KeyKind, Wrapped
@@ -32,40 +35,53 @@ def _aad(upload_id: str, index: int, last: bool) -> bytes:
     return f"upload:{upload_id}:{index}:{int(last)}".encode()
 
 
+class SealedWriter:
+    """Seals bytes as they come, 1 MB at a time; `close` returns the upload's id and the
+    file's SHA-256, `discard` removes what was written."""
+
+    def __init__(self) -> None:
+        self.upload_id = secrets.token_hex(16)
+        keys = key_service()
+        keys.create_key(KEY, KeyKind.WRAPPING)
+        data_key = new_data_key()
+        token = keys.wrap(KEY, [data_key], aad=self.upload_id.encode())[0].token.encode()
+        self._aead = AESGCM(data_key)
+        self._path = _directory() / f"{self.upload_id}.sealed"
+        fd = os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._out = os.fdopen(fd, "wb")
+        self._out.write(struct.pack(">H", len(token)) + token)
+        self._buffer = b""
+        self._index = 0
+        self._digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> None:
+        self._digest.update(data)
+        self._buffer += data
+        # Hold back the last full chunk: only at `close` is it known to be the last.
+        while len(self._buffer) > CHUNK:
+            self._emit(self._buffer[:CHUNK], last=False)
+            self._buffer = self._buffer[CHUNK:]
+
+    def _emit(self, data: bytes, *, last: bool) -> None:
+        self._out.write(_seal(self._aead, self.upload_id, self._index, data, last=last))
+        self._index += 1
+
+    def close(self) -> tuple[str, str]:
+        self._emit(self._buffer, last=True)
+        self._out.close()
+        return self.upload_id, self._digest.hexdigest()
+
+    def discard(self) -> None:
+        self._out.close()
+        self._path.unlink(missing_ok=True)
+
+
 def seal_upload(chunks: Iterable[bytes]) -> tuple[str, str]:
     """Store the file's bytes sealed; returns the upload's id and the file's SHA-256."""
-    upload_id = secrets.token_hex(16)
-    keys = key_service()
-    keys.create_key(KEY, KeyKind.WRAPPING)
-    data_key = new_data_key()
-    token = keys.wrap(KEY, [data_key], aad=upload_id.encode())[0].token.encode()
-    aead = AESGCM(data_key)
-    path = _directory() / f"{upload_id}.sealed"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(struct.pack(">H", len(token)) + token)
-        pending: bytes | None = None
-        index = 0
-        digest = hashlib.sha256()
-        for chunk in _rechunk(chunks):
-            digest.update(chunk)
-            if pending is not None:
-                out.write(_seal(aead, upload_id, index, pending, last=False))
-                index += 1
-            pending = chunk
-        out.write(_seal(aead, upload_id, index, pending or b"", last=True))
-    return upload_id, digest.hexdigest()
-
-
-def _rechunk(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    buffer = b""
+    writer = SealedWriter()
     for chunk in chunks:
-        buffer += chunk
-        while len(buffer) >= CHUNK:
-            yield buffer[:CHUNK]
-            buffer = buffer[CHUNK:]
-    if buffer:
-        yield buffer
+        writer.write(chunk)
+    return writer.close()
 
 
 def _seal(aead: AESGCM, upload_id: str, index: int, data: bytes, *, last: bool) -> bytes:
@@ -100,3 +116,39 @@ def opened_upload(upload_id: str) -> Iterator[Path]:
 
 def discard_upload(upload_id: str) -> None:
     (_directory() / f"{upload_id}.sealed").unlink(missing_ok=True)
+
+
+class SealedUploadedFile(UploadedFile):
+    """What the view gets for an uploaded list: its name and size, and the id of the
+    sealed copy — never the bytes."""
+
+    def __init__(self, name: str, size: int, upload_id: str, sha256: str) -> None:
+        super().__init__(file=None, name=name, size=size)
+        self.upload_id = upload_id
+        self.sha256 = sha256
+
+    def chunks(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        raise ValueError("a sealed upload is read only by its import task")
+
+
+class SealingUploadHandler(FileUploadHandler):
+    """Seals an uploaded file as it arrives, so its plaintext never lands on disk, and
+    stops reading at YOBIKAKE_UPLOAD_MAX_MB (the request then has no file, and
+    `request.upload_too_large` says why)."""
+
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
+        super().new_file(*args, **kwargs)
+        self._writer = SealedWriter()
+        self._received = 0
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
+        self._received += len(raw_data)
+        if self._received > settings.YOBIKAKE_UPLOAD_MAX_MB * 1024 * 1024:
+            self._writer.discard()
+            self.request.upload_too_large = True
+            raise StopUpload(connection_reset=True)
+        self._writer.write(raw_data)
+
+    def file_complete(self, file_size: int) -> SealedUploadedFile:
+        upload_id, sha256 = self._writer.close()
+        return SealedUploadedFile(self.file_name, file_size, upload_id, sha256)

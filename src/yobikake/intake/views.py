@@ -12,7 +12,7 @@ from yobikake.intake.forms import UploadForm
 from yobikake.intake.models import ListImport
 from yobikake.intake.reports import findings_csv
 from yobikake.intake.tasks import import_uploaded_list, rows_done
-from yobikake.intake.uploads import discard_upload, seal_upload
+from yobikake.intake.uploads import discard_upload
 
 FINDINGS_SHOWN = 200
 
@@ -36,9 +36,12 @@ def upload(request: HttpRequest) -> HttpResponse:
     insurer = request.user.organization.insurer
     years = list(insurer.contracts.values_list("fiscal_year", flat=True))
     form = UploadForm(request.POST or None, request.FILES or None, fiscal_years=years)
+    if getattr(request, "upload_too_large", False):  # cut off while it arrived
+        form.fields["file"].required = False
+        form.add_error("file", form.too_large())
     if request.method == "POST" and form.is_valid():
         uploaded = form.cleaned_data["file"]
-        upload_id, sha256 = seal_upload(uploaded.chunks())
+        upload_id, sha256 = uploaded.upload_id, uploaded.sha256
         try:
             list_import = services.start_import(
                 actor=request.user,
