@@ -41,20 +41,21 @@ class ListMatrix:
     fiscal_years: tuple[FiscalYear, ...]
     rows: tuple[MatrixRow, ...]
 
+    def _columns(self) -> list[tuple[Cell, ...]]:
+        return list(zip(*(r.cells for r in self.rows), strict=True))
+
     def column_totals(self) -> list[Cell]:
-        columns = zip(*(r.cells for r in self.rows), strict=True) if self.rows else []
         return [
             Cell(
                 took_part=False,
                 submitted=sum(c.submitted for c in column),
                 accepted=sum(c.accepted for c in column),
             )
-            for column in columns
+            for column in self._columns()
         ]
 
     def insurers_per_year(self) -> list[int]:
-        columns = zip(*(r.cells for r in self.rows), strict=True) if self.rows else []
-        return [sum(c.took_part for c in column) for column in columns]
+        return [sum(c.took_part for c in column) for column in self._columns()]
 
     @property
     def submitted(self) -> int:

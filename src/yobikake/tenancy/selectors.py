@@ -39,19 +39,11 @@ class ParticipationRow:
     insurer: Insurer
     years: tuple[bool, ...]
 
-    @property
-    def count(self) -> int:
-        return sum(self.years)
-
 
 @dataclass(frozen=True)
 class ParticipationMatrix:
     fiscal_years: tuple[FiscalYear, ...]
     rows: tuple[ParticipationRow, ...]
-
-    @property
-    def totals(self) -> tuple[int, ...]:
-        return tuple(sum(col) for col in zip(*(r.years for r in self.rows), strict=True))
 
 
 def participation_matrix(actor: User) -> ParticipationMatrix:
