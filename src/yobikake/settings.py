@@ -262,6 +262,9 @@ CACHES = {
 # they arrive (never written in plaintext) and cut off at this size.
 YOBIKAKE_UPLOAD_MAX_MB = envint("YOBIKAKE_UPLOAD_MAX_MB", 50)
 FILE_UPLOAD_HANDLERS = ["yobikake.intake.uploads.SealingUploadHandler"]
+# Worker processes that seal and index a list's rows while the importer reads and checks
+# the next ones (intake/sealing.py); 0 seals in the importing process itself.
+YOBIKAKE_IMPORT_WORKERS = envint("YOBIKAKE_IMPORT_WORKERS", 1 if (os.cpu_count() or 1) > 1 else 0)
 
 # How long a reveal grant lasts unless its issuer says otherwise (a call, a research task).
 YOBIKAKE_GRANT_MINUTES = envint("YOBIKAKE_GRANT_MINUTES", 30)

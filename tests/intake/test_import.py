@@ -373,7 +373,7 @@ def test_an_unexpected_error_marks_the_import_failed_and_keeps_nothing(
 ):
     from yobikake.intake import writer
 
-    def broken(self):
+    def broken(self, **fields):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(writer.ListWriter, "finish", broken)

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import connection
 
 from tests.intake.files import csv_bytes, row_of, write
+from tests.processes import alive, children_of
 from yobikake.intake.models import ListImport, Target, TargetList
 from yobikake.synth.people import synthetic_people
 
@@ -51,8 +52,13 @@ def test_an_import_killed_midway_leaves_no_part_of_a_list(world, tmp_path):
         time.sleep(0.05)
     time.sleep(1.5)  # well into the rows
     assert process.poll() is None, "the import finished before it could be killed"
+    helpers = children_of(process.pid)  # the sealing worker, when there is one
     process.send_signal(signal.SIGKILL)
     process.wait()
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in helpers):
+        assert time.monotonic() < deadline, "a helper of the killed import lives on"
+        time.sleep(0.05)
     connection.close()
     assert ListImport.objects.get().state == ListImport.State.RUNNING  # it never finished
     assert not TargetList.objects.exists()

@@ -6,7 +6,8 @@ from tests.tenancy.test_api import bearer
 from yobikake.accounts.errors import NotPermitted
 from yobikake.audit.models import Event
 from yobikake.audit.tags import AuditTag
-from yobikake.intake.models import INDEX_COLUMNS, Target
+from yobikake.intake.models import Target
+from yobikake.intake.sealing import INDEX_COLUMNS
 from yobikake.intake.selectors import access_target_list
 from yobikake.intake.services import load_target_list
 from yobikake.synth.people import synthetic_people

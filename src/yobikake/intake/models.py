@@ -6,26 +6,9 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from yobikake.intake import sealing
 from yobikake.tenancy.models import Insurer
-from yobikake.vault.blind import IndexKind
 from yobikake.vault.fields import SealedField
-
-# Each blind-index kind's column on `Target`. One row per person with its index values in
-# indexed columns costs a list import a third of what a row per value did.
-INDEX_COLUMNS = {
-    IndexKind.PHONE: "idx_phone",
-    IndexKind.INSURED_NUMBER: "idx_insured_number",
-    IndexKind.KANA_BIRTH: "idx_kana_birth",
-    IndexKind.NAME_BIRTH: "idx_name_birth",
-    IndexKind.KANA_ADDRESS: "idx_kana_address",
-    IndexKind.NAME_ADDRESS: "idx_name_address",
-    IndexKind.KANA_PHONE: "idx_kana_phone",
-}
-
-# A target's id is its list's id times this plus its row number, so the id — which the
-# sealed values are bound to — is known before the row is written. A prefecture's whole
-# NHI is a few million people; no list comes near ten million rows.
-ROWS_PER_LIST = 10_000_000
 
 
 class TargetList(models.Model):
@@ -92,15 +75,7 @@ class Target(models.Model):
     idx_name_address = models.BinaryField(max_length=16, null=True)
     idx_kana_phone = models.BinaryField(max_length=16, null=True)
 
-    SEALED_FIELDS = (
-        "name_kanji",
-        "name_kana",
-        "birth_date",
-        "phone",
-        "postal_code",
-        "address",
-        "insured_number",
-    )
+    SEALED_FIELDS = sealing.SEALED_FIELDS  # the table is sealing.TABLE
 
     class Meta:
         constraints = [
@@ -108,7 +83,7 @@ class Target(models.Model):
         ]
         indexes = [
             models.Index(fields=["insurer", column], name=f"target_{column}")
-            for column in INDEX_COLUMNS.values()
+            for column in sealing.INDEX_COLUMNS.values()
         ]
 
     def __str__(self) -> str:

@@ -3,7 +3,7 @@ command line, the web upload's background task and the API all use them), and
 `load_target_list` for synthetic people (tests, the demo, benchmarks)."""
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,16 +18,15 @@ from yobikake.accounts.selectors import require
 from yobikake.audit.services import append_event, audited, record_denial
 from yobikake.audit.tags import AuditTag
 from yobikake.intake.models import (
-    ROWS_PER_LIST,
     ColumnMapping,
     ImportFinding,
     ListImport,
-    Target,
     TargetList,
 )
 from yobikake.intake.reading import FIELD_LABELS, UnreadableFile, map_headers, open_sheet
+from yobikake.intake.sealing import ROWS_PER_LIST
 from yobikake.intake.validation import Finding, RowChecker
-from yobikake.intake.writer import BATCH, ListWriter, Prepared
+from yobikake.intake.writer import BATCH, ListWriter, Prepared, Writer
 from yobikake.synth.people import Person
 from yobikake.tenancy.models import Insurer
 
@@ -53,8 +52,7 @@ def load_target_list(
         rows_submitted=len(people),
     )
     writer = ListWriter(target_list)
-    for row, person in enumerate(people, 1):
-        writer.add(writer.prepare(row, person))
+    writer.store_all(list(enumerate(people, 1)))
     writer.finish()
     append_event(
         tag=AuditTag.LIST_LOAD,
@@ -143,7 +141,13 @@ def start_import(
     )
 
 
-def run_import(list_import: ListImport, path: Path, progress: Progress | None = None) -> ListImport:
+def run_import(
+    list_import: ListImport,
+    path: Path,
+    progress: Progress | None = None,
+    *,
+    writer_class: type[Writer] = ListWriter,
+) -> ListImport:
     """Read, check and store the file as the insurer's list: all of it, the valid rows
     (policy `exclude`), or nothing (policy `reject`, or a file that cannot be read). One
     transaction holds the list, its outcome, findings and audit event: a crash or a kill
@@ -153,7 +157,7 @@ def run_import(list_import: ListImport, path: Path, progress: Progress | None = 
     outcome = _Outcome()
     try:
         with transaction.atomic():
-            _import_rows(list_import, path, outcome, progress)
+            _import_rows(list_import, path, outcome, progress, writer_class)
             return _finish(list_import, outcome, ListImport.State.ACCEPTED, "")
     except _Rejected as exc:
         error = exc.code
@@ -172,7 +176,11 @@ def run_import(list_import: ListImport, path: Path, progress: Progress | None = 
 
 
 def _import_rows(
-    list_import: ListImport, path: Path, outcome: _Outcome, progress: Progress | None
+    list_import: ListImport,
+    path: Path,
+    outcome: _Outcome,
+    progress: Progress | None,
+    writer_class: type[Writer],
 ) -> None:
     sheet = open_sheet(path)
     list_import.file_kind, list_import.encoding = sheet.kind, sheet.encoding
@@ -195,12 +203,59 @@ def _import_rows(
         created_by=list_import.created_by,
         source_sha256=list_import.file_sha256,
     )
-    writer = ListWriter(target_list)
-    checker = RowChecker(mapping, list_import.fiscal_year)
-    seen: dict[bytes, int] = {}
-    batch: list[Prepared] = []
-    reject = list_import.policy == ListImport.Policy.REJECT
-    for row, cells in sheet.rows:
+    writer = writer_class(target_list)
+    try:
+        _check_and_write(
+            RowChecker(mapping, list_import.fiscal_year),
+            sheet.rows,
+            writer,
+            outcome,
+            progress,
+            reject=list_import.policy == ListImport.Policy.REJECT,
+        )
+    except BaseException:
+        writer.abandon()
+        raise
+    writer.finish(rows_submitted=outcome.submitted)
+    outcome.target_list = target_list
+
+
+def _check_and_write(
+    checker: RowChecker,
+    rows: Iterable[tuple[int, list[str]]],
+    writer: Writer,
+    outcome: _Outcome,
+    progress: Progress | None,
+    *,
+    reject: bool,
+) -> None:
+    """Check each row and hand the valid ones to the writer; of what comes back
+    prepared, store the rows that repeat no one (none once a file under the policy
+    `reject` has a finding: then they are only counted)."""
+    seen: dict[object, int] = {}
+
+    def take(batches: list[list[Prepared]]) -> None:
+        for batch in batches:
+            fresh = []
+            for prepared in batch:
+                first = seen.setdefault(prepared.identity, prepared.row)
+                if first == prepared.row:
+                    fresh.append(prepared)
+                else:
+                    outcome.add(Finding(prepared.row, "", "duplicate_in_file", ref_row=first))
+            on_file = writer.on_other_lists([p.identity for p in fresh])
+            kept = []
+            for prepared in fresh:
+                if prepared.identity in on_file:
+                    outcome.add(Finding(prepared.row, "", "duplicate_in_year"))
+                else:
+                    outcome.accepted += 1
+                    kept.append(prepared)
+            if kept and not (reject and outcome.findings_count):
+                writer.store(kept)
+
+    valid: list[tuple[int, Person]] = []
+    for row, cells in rows:
         if row >= ROWS_PER_LIST:
             raise UnreadableFile("too_many_rows", str(_("The file has too many rows.")))
         outcome.submitted += 1
@@ -211,17 +266,14 @@ def _import_rows(
             progress(outcome.submitted)
         if person is None:
             continue
-        prepared = writer.prepare(row, person)
-        first = seen.setdefault(prepared.identity, row)
-        if first != row:
-            outcome.add(Finding(row, "", "duplicate_in_file", ref_row=first))
-            continue
-        batch.append(prepared)
-        if len(batch) >= BATCH:
-            _write(
-                batch, writer, outcome, target_list, keep=not (reject and outcome.findings_count)
-            )
-    _write(batch, writer, outcome, target_list, keep=not (reject and outcome.findings_count))
+        valid.append((row, person))
+        if len(valid) >= BATCH:
+            writer.submit(valid)
+            valid = []
+            take(writer.prepared())
+    if valid:
+        writer.submit(valid)
+    take(writer.prepared(everything=True))
     if progress:
         progress(outcome.submitted)
     if outcome.submitted == 0:
@@ -230,46 +282,6 @@ def _import_rows(
         raise _Rejected("findings")
     if outcome.accepted == 0:
         raise _Rejected("no_valid_rows")
-    writer.finish()
-    target_list.rows_submitted = outcome.submitted
-    target_list.save(update_fields=["rows_submitted"])
-    outcome.target_list = target_list
-
-
-def _write(
-    batch: list[Prepared],
-    writer: ListWriter,
-    outcome: _Outcome,
-    target_list: TargetList,
-    keep: bool,
-) -> None:
-    """Drop the batch's people already on another of the insurer's lists for this year,
-    then write the rest (unless the file is already rejected: then only count)."""
-    if not batch:
-        return
-    target_list = writer.target_list
-    identities = [p.identity for p in batch]
-    same_year = Target.objects.filter(
-        insurer_id=target_list.insurer_id,
-        target_list__fiscal_year=target_list.fiscal_year,
-        target_list__state=TargetList.State.ACTIVE,
-    ).exclude(target_list=target_list)
-    # One query per index column: an OR of the two would read the whole table.
-    on_file = {
-        bytes(value)
-        for column in ("idx_insured_number", "idx_kana_birth")
-        for value in same_year.filter(**{f"{column}__in": identities}).values_list(
-            column, flat=True
-        )
-    }
-    for prepared in batch:
-        if prepared.identity in on_file:
-            outcome.add(Finding(prepared.row, "", "duplicate_in_year"))
-            continue
-        outcome.accepted += 1
-        if keep:
-            writer.add(prepared)
-    batch.clear()
 
 
 def _finish(list_import: ListImport, outcome: _Outcome, state: str, error: str) -> ListImport:

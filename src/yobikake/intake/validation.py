@@ -18,6 +18,7 @@ from yobikake.synth.people import Person
 YOUNGEST, OLDEST = 40, 74  # the specific health checkup's ages
 # A cell starting with one of these is run as a formula by spreadsheet programs.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_STARTS = frozenset(FORMULA_PREFIXES)
 SEX_CODES = {
     "1": "1",
     "2": "2",
@@ -81,26 +82,26 @@ class RowChecker:
     def check(self, row: int, cells: list[str]) -> tuple[Person | None, list[Finding]]:
         findings: list[Finding] = []
 
-        def value(field: str, required: bool = False) -> str:
-            column = self._mapping.get(field)
-            text = cells[column].strip() if column is not None and column < len(cells) else ""
-            where = cell_ref(column, row) if column is not None else ""
-            if not text:
-                if required:
-                    findings.append(Finding(row, field, "missing", where))
-                return ""
-            # Checked as sent and as folded: NFKC turns a full-width ＝ or ＠ into = or @.
-            starts = (text[:1], normalize.fold(text[:1]))
-            if any(s.startswith(FORMULA_PREFIXES) for s in starts) and not (
-                field == "phone" and starts[1] == "+"
-            ):
-                findings.append(Finding(row, field, "formula", where))
-                return ""
-            return text
-
         def where(field: str) -> str:
             column = self._mapping.get(field)
             return cell_ref(column, row) if column is not None else ""
+
+        def value(field: str, required: bool = False) -> str:
+            column = self._mapping.get(field)
+            text = cells[column].strip() if column is not None and column < len(cells) else ""
+            if not text:
+                if required:
+                    findings.append(Finding(row, field, "missing", where(field)))
+                return ""
+            # Checked as sent and as folded: NFKC turns a full-width ＝ or ＠ into = or @.
+            first = text[0]
+            folded = first if first.isascii() else normalize.fold(first)[:1]
+            if (first in _FORMULA_STARTS or folded in _FORMULA_STARTS) and not (
+                field == "phone" and folded == "+"
+            ):
+                findings.append(Finding(row, field, "formula", where(field)))
+                return ""
+            return text
 
         name = normalize.display_name(value("name_kanji", required=True))
         kana = normalize.display_kana(value("name_kana", required=True))

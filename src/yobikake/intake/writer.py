@@ -1,21 +1,27 @@
-"""Writing a list's rows: every personal field sealed under the list's data key, its
-blind indexes (under the insurer's index key) beside them, in batches. Used inside the caller's
-transaction by the synthetic loader and the file importer alike."""
+"""Writing a list's rows, inside the caller's transaction: the synthetic loader and the
+file importer alike. `ListWriter` seals every personal field under the list's data key
+and computes the blind indexes under the insurer's index key (intake/sealing.py), in a
+worker process while the importer checks the next rows.
+
+`Writer` is the part that does not depend on how rows are stored: duplicate identities,
+counts by sex and age band, the list's totals. bench/intake.py's baseline is a `Writer`
+that stores rows in the clear, so the two differ only in the protection."""
 
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import date
+from typing import NamedTuple
 
+from django.conf import settings
 from django.db import connection
+from django.db.models import QuerySet
 
-from yobikake.intake.models import INDEX_COLUMNS, ROWS_PER_LIST, Target, TargetList
-from yobikake.jp import normalize
+from yobikake.intake import sealing
+from yobikake.intake.models import Target, TargetList
 from yobikake.synth.people import Person
-from yobikake.vault import datakeys, records
-from yobikake.vault.blind import Indexer, IndexKind
-from yobikake.vault.crypto import FieldCipher
+from yobikake.vault import datakeys
 
-BATCH = 2000
+BATCH = sealing.BATCH
 
 
 def age_band(age: int) -> str:
@@ -23,22 +29,7 @@ def age_band(age: int) -> str:
     return f"{low}-{low + 4}"
 
 
-_TARGET_COLUMNS = (
-    "id",
-    "target_list_id",
-    "insurer_id",
-    "row_number",
-    "sex",
-    "age",
-    "postal_area",
-    "has_phone",
-    "is_canary",
-    *Target.SEALED_FIELDS,
-    *INDEX_COLUMNS.values(),
-)
-
-
-def _insert(table: str, columns: tuple[str, ...]) -> str:
+def insert_statement(table: str, columns: Sequence[str]) -> str:
     # Written out: the ORM spent longer building model objects and bulk statements than
     # the database spent writing them (bench/intake.py).
     return (
@@ -47,99 +38,132 @@ def _insert(table: str, columns: tuple[str, ...]) -> str:
     )
 
 
-_INSERT_TARGET = _insert(Target._meta.db_table, _TARGET_COLUMNS)
-
-
-@dataclass
-class Prepared:
-    """One row ready to write, and the key that says whether it repeats someone: the
-    insured-number index when there is one, else kana + birth date (or age)."""
+class Prepared(NamedTuple):
+    """A row ready to store, and what says whether it repeats someone."""
 
     row: int
+    identity: object  # see sealing.identity
     sex: str
     age: int
-    target: tuple[object, ...]
-    identity: bytes
+    values: tuple[object, ...]  # the row as the writer stores it
 
 
-class ListWriter:
+class Writer:
+    """Rows of one list: `submit` them a batch at a time, take back what is `prepared`,
+    `store` what is kept; then `finish` (or `abandon`)."""
+
     def __init__(self, target_list: TargetList) -> None:
-        self.target_list = self._list = target_list
-        data_key, self._wrapped = datakeys.new_list_key(target_list.pk, target_list.insurer_id)
-        self._cipher = FieldCipher(data_key)
-        self._indexer = Indexer(datakeys.index_key(target_list.insurer_id))
-        self._year_end = date(target_list.fiscal_year + 1, 3, 31)
-        self._pending: list[Prepared] = []
+        self.target_list = target_list
+        self.year_end = date(target_list.fiscal_year + 1, 3, 31)
         self.counts: Counter[str] = Counter()
         self.written = 0
+        self._other_lists: bool | None = None
 
-    def prepare(self, row: int, person: Person) -> Prepared:
-        list_id, insurer_id = self._list.pk, self._list.insurer_id
-        target_id = list_id * ROWS_PER_LIST + row
-        sealed = records.seal_row(
-            self._cipher,
-            Target._meta.db_table,
-            target_id,
-            {
-                "name_kanji": person.name_kanji,
-                "name_kana": person.name_kana,
-                "birth_date": person.birth_date.isoformat() if person.birth_date else "",
-                "phone": person.phone,
-                "postal_code": person.postal_code,
-                "address": person.address,
-                "insured_number": person.insured_number,
-            },
-        )
-        age = person.age_on(self._year_end)
-        postal_digits = "".join(c for c in person.postal_code if c.isdigit())
-        fields = records.IndexedFields(
-            name_kanji=person.name_kanji,
-            name_kana=person.name_kana,
-            birth_date=person.birth_date,
-            phone=person.phone,
-            address=person.address,
-            insured_number=person.insured_number,
-        )
-        values = dict(records.index_values(self._indexer, fields))
-        target = (
-            target_id,
-            list_id,
-            insurer_id,
-            row,
-            person.sex,
-            age,
-            postal_digits[:3],
-            bool(person.phone),
-            False,
-            *(sealed[field] for field in Target.SEALED_FIELDS),
-            *(values.get(kind) for kind in INDEX_COLUMNS),
-        )
-        identity = values.get(IndexKind.INSURED_NUMBER) or values.get(IndexKind.KANA_BIRTH)
-        if identity is None:
-            kana = normalize.kana_key(person.name_kana) or "?"
-            identity = self._indexer.value(IndexKind.KANA_BIRTH, kana, f"age:{age}")
-        return Prepared(row, person.sex, age, target, identity)
+    def submit(self, people: list[tuple[int, Person]]) -> None:
+        raise NotImplementedError
 
-    def add(self, prepared: Prepared) -> None:
-        self._pending.append(prepared)
-        if len(self._pending) >= BATCH:
-            self.flush()
+    def prepared(self, *, everything: bool = False) -> list[list[Prepared]]:
+        """Batches prepared since last asked, in the order submitted; with `everything`,
+        after waiting for the rest."""
+        raise NotImplementedError
 
-    def flush(self) -> None:
-        if not self._pending:
-            return
-        with connection.cursor() as cursor:
-            cursor.executemany(_INSERT_TARGET, [p.target for p in self._pending])
-        for p in self._pending:
+    def store(self, rows: list[Prepared]) -> None:
+        for p in rows:
             self.counts[f"{p.sex}:{age_band(p.age)}"] += 1
-        self.written += len(self._pending)
-        self._pending.clear()
+        self._insert([p.values for p in rows])
+        self.written += len(rows)
 
-    def finish(self) -> TargetList:
-        """Write what is pending; store the wrapped key, the count and the aggregates."""
-        self.flush()
-        self._list.wrapped_key = self._wrapped.token
-        self._list.row_count = self.written
-        self._list.aggregates = {"sex_age_band": dict(sorted(self.counts.items()))}
-        self._list.save(update_fields=["wrapped_key", "row_count", "aggregates"])
-        return self._list
+    def store_all(self, people: list[tuple[int, Person]]) -> None:
+        """Store every one of `people` (a synthetic list: nothing to check)."""
+        for start in range(0, len(people), BATCH):
+            self.submit(people[start : start + BATCH])
+        for batch in self.prepared(everything=True):
+            self.store(batch)
+
+    def on_other_lists(self, identities: list[object]) -> set[object]:
+        """Those of `identities` already on another of the insurer's lists this year."""
+        if not identities:
+            return set()
+        if self._other_lists is None:
+            self._other_lists = (
+                self._same_year().exclude(pk=self.target_list.pk).exists()
+            )  # seldom: most insurers send one list a year
+        return self._find(identities) if self._other_lists else set()
+
+    def finish(self, **fields: object) -> TargetList:
+        """Store the count, the aggregates and `fields` on the list."""
+        target_list = self.target_list
+        target_list.row_count = self.written
+        target_list.aggregates = {"sex_age_band": dict(sorted(self.counts.items()))}
+        for name, value in fields.items():
+            setattr(target_list, name, value)
+        target_list.save(update_fields=["row_count", "aggregates", *fields])
+        return target_list
+
+    def abandon(self) -> None:
+        """The import failed: forget what is in flight (the transaction is rolled back)."""
+
+    def _same_year(self) -> QuerySet[TargetList]:
+        return TargetList.objects.filter(
+            insurer_id=self.target_list.insurer_id,
+            fiscal_year=self.target_list.fiscal_year,
+            state=TargetList.State.ACTIVE,
+        )
+
+    def _find(self, identities: list[object]) -> set[object]:
+        raise NotImplementedError
+
+    def _insert(self, rows: list[tuple[object, ...]]) -> None:
+        raise NotImplementedError
+
+
+_INSERT_TARGET = insert_statement(Target._meta.db_table, sealing.COLUMNS)
+
+
+class ListWriter(Writer):
+    def __init__(self, target_list: TargetList) -> None:
+        super().__init__(target_list)
+        self._data_key, self._wrapped = datakeys.new_list_key(
+            target_list.pk, target_list.insurer_id
+        )
+        self._index_key = datakeys.index_key(target_list.insurer_id)
+        self._sealer = sealing.Sealer(settings.YOBIKAKE_IMPORT_WORKERS)
+
+    def submit(self, people: list[tuple[int, Person]]) -> None:
+        self._sealer.submit(
+            sealing.SealJob(
+                data_key=self._data_key,
+                index_key=self._index_key,
+                list_id=self.target_list.pk,
+                insurer_id=self.target_list.insurer_id,
+                year_end=self.year_end,
+                people=people,
+            )
+        )
+
+    def prepared(self, *, everything: bool = False) -> list[list[Prepared]]:
+        batches = self._sealer.drain() if everything else self._sealer.ready()
+        return [[Prepared(*sealed) for sealed in batch] for batch in batches]
+
+    def finish(self, **fields: object) -> TargetList:
+        return super().finish(wrapped_key=self._wrapped.token, **fields)
+
+    def abandon(self) -> None:
+        self._sealer.abandon()
+
+    def _find(self, identities: list[object]) -> set[object]:
+        same_year = Target.objects.filter(
+            target_list__in=self._same_year().exclude(pk=self.target_list.pk)
+        )
+        # One query per index column: an OR of the two would read the whole table.
+        return {
+            bytes(value)
+            for column in ("idx_insured_number", "idx_kana_birth")
+            for value in same_year.filter(**{f"{column}__in": identities}).values_list(
+                column, flat=True
+            )
+        }
+
+    def _insert(self, rows: list[tuple[object, ...]]) -> None:
+        with connection.cursor() as cursor:
+            cursor.executemany(_INSERT_TARGET, rows)

@@ -51,13 +51,11 @@ class Indexer:
         }
 
     def value(self, kind: IndexKind, *parts: str) -> bytes:
-        joined = _SEPARATOR.join(parts)
         # As many parts as the kind takes, none empty, none holding the separator.
-        if (
-            len(parts) != PARTS[kind]
-            or not all(parts)
-            or joined.count(_SEPARATOR) != len(parts) - 1
-        ):
+        if len(parts) != PARTS[kind] or "" in parts:
+            raise ValueError(f"{kind} takes {PARTS[kind]} non-empty parts without separators")
+        joined = _SEPARATOR.join(parts)
+        if joined.count(_SEPARATOR) != len(parts) - 1:
             raise ValueError(f"{kind} takes {PARTS[kind]} non-empty parts without separators")
         digest = self._start[kind].copy()
         digest.update(joined.encode())

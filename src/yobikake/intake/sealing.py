@@ -1,0 +1,277 @@
+"""Sealing a list's rows: every personal field under the list's data key, the blind
+indexes under the insurer's index key, a batch at a time — in this process, or in a
+worker process beside it while this one reads and checks the next rows.
+
+Imports no Django, so a worker starts without it. A worker holds the keys only while it
+seals a batch, and dies with the process that started it.
+"""
+
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+from collections import deque
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from yobikake.jp import normalize
+from yobikake.synth.people import Person
+from yobikake.vault import records
+from yobikake.vault.blind import Indexer, IndexKind
+from yobikake.vault.crypto import FieldCipher, field_aad
+
+log = logging.getLogger(__name__)
+
+TABLE = "intake_target"
+SEALED_FIELDS = (
+    "name_kanji",
+    "name_kana",
+    "birth_date",
+    "phone",
+    "postal_code",
+    "address",
+    "insured_number",
+)
+# Each blind-index kind's column on the target's row. One row per person with its index
+# values in indexed columns costs a list import a third of what a row per value did.
+INDEX_COLUMNS = {
+    IndexKind.PHONE: "idx_phone",
+    IndexKind.INSURED_NUMBER: "idx_insured_number",
+    IndexKind.KANA_BIRTH: "idx_kana_birth",
+    IndexKind.NAME_BIRTH: "idx_name_birth",
+    IndexKind.KANA_ADDRESS: "idx_kana_address",
+    IndexKind.NAME_ADDRESS: "idx_name_address",
+    IndexKind.KANA_PHONE: "idx_kana_phone",
+}
+# A target's id is its list's id times this plus its row number, so the id — which the
+# sealed values are bound to — is known before the row is written. A prefecture's whole
+# NHI is a few million people; no list comes near ten million rows.
+ROWS_PER_LIST = 10_000_000
+COLUMNS = (
+    "id",
+    "target_list_id",
+    "insurer_id",
+    "row_number",
+    "sex",
+    "age",
+    "postal_area",
+    "has_phone",
+    "is_canary",
+    *SEALED_FIELDS,
+    *INDEX_COLUMNS.values(),
+)
+
+
+@dataclass(frozen=True)
+class SealJob:
+    """A batch of one list's people, with the keys to seal and index them."""
+
+    data_key: bytes
+    index_key: bytes
+    list_id: int
+    insurer_id: int
+    year_end: date
+    people: list[tuple[int, Person]]  # (row number, person)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Sent to the worker as plain tuples: pickling a dataclass per person cost the
+        # importer more than the worker spent on it.
+        flat = [
+            (row, p.name_kanji, p.name_kana, p.sex, p.birth_date, p.phone, p.postal_code,
+             p.address, p.insured_number, p.age)
+            for row, p in self.people
+        ]  # fmt: skip
+        keys = (self.data_key, self.index_key, self.list_id, self.insurer_id, self.year_end)
+        return (_job_from, (*keys, flat))
+
+
+def _job_from(
+    data_key: bytes,
+    index_key: bytes,
+    list_id: int,
+    insurer_id: int,
+    year_end: date,
+    flat: list[tuple[Any, ...]],
+) -> SealJob:
+    people = [(row, Person(*fields)) for row, *fields in flat]
+    return SealJob(data_key, index_key, list_id, insurer_id, year_end, people)
+
+
+def identity(person: Person, age: int) -> tuple[IndexKind, tuple[str, ...]]:
+    """The index kind and parts that say whether a row repeats someone: the insured
+    number when there is one, else kana + birth date (or age, when the list gives no
+    birth date). The first two are the row's `idx_insured_number` and `idx_kana_birth`."""
+    insured = normalize.insured_number_key(person.insured_number)
+    if insured:
+        return IndexKind.INSURED_NUMBER, (insured,)
+    kana = normalize.kana_key(person.name_kana) or "?"
+    birth = normalize.birth_key(person.birth_date) if person.birth_date else f"age:{age}"
+    return IndexKind.KANA_BIRTH, (kana, birth)
+
+
+Sealed = tuple[int, bytes, str, int, tuple[object, ...]]
+
+
+def seal_batch(job: SealJob) -> list[Sealed]:
+    """Each row of the batch as (row, identity, sex, age, its values as `COLUMNS`)."""
+    cipher = FieldCipher(job.data_key)
+    indexer = Indexer(job.index_key)
+    rows = []
+    for row, person in job.people:
+        target_id = job.list_id * ROWS_PER_LIST + row
+        plain = (
+            person.name_kanji,
+            person.name_kana,
+            person.birth_date.isoformat() if person.birth_date else "",
+            person.phone,
+            person.postal_code,
+            person.address,
+            person.insured_number,
+        )
+        present = [(column, v) for column, v in zip(SEALED_FIELDS, plain, strict=True) if v]
+        sealed = dict(
+            zip(
+                (column for column, _ in present),
+                cipher.seal_many([(field_aad(TABLE, c, target_id), v) for c, v in present]),
+                strict=True,
+            )
+        )
+        fields = records.IndexedFields(
+            name_kanji=person.name_kanji,
+            name_kana=person.name_kana,
+            birth_date=person.birth_date,
+            phone=person.phone,
+            address=person.address,
+            insured_number=person.insured_number,
+        )
+        indexed = dict(records.index_values(indexer, fields))
+        age = person.age_on(job.year_end)
+        postal_digits = "".join(c for c in person.postal_code if c.isdigit())
+        values = (
+            target_id,
+            job.list_id,
+            job.insurer_id,
+            row,
+            person.sex,
+            age,
+            postal_digits[:3],
+            bool(person.phone),
+            False,
+            *(sealed.get(column) for column in SEALED_FIELDS),
+            *(indexed.get(kind) for kind in INDEX_COLUMNS),
+        )
+        kind, parts = identity(person, age)
+        rows.append((row, indexer.value(kind, *parts), person.sex, age, values))
+    return rows
+
+
+# Small batches keep the worker busy while the importer checks the next rows; at most
+# AHEAD of them wait to be written.
+BATCH = 250
+AHEAD = 4
+
+
+class Sealer:
+    """Seals batches in order, in a worker process when there is one: `submit` a job,
+    then `ready()` and `drain()` give the sealed rows back in the order submitted. A
+    worker that dies costs nothing but time: its batches are sealed here instead."""
+
+    def __init__(self, workers: int) -> None:
+        self._workers = workers
+        self._in_flight: deque[tuple[SealJob, Future[list[Sealed]] | None]] = deque()
+
+    def submit(self, job: SealJob) -> None:
+        future = _submit(self._workers, job) if self._workers else None
+        self._in_flight.append((job, future))
+
+    def ready(self) -> list[list[Sealed]]:
+        """The batches sealed by now, waiting only while more than `AHEAD` are not."""
+        done = []
+        while self._in_flight and (len(self._in_flight) > AHEAD or _done(self._in_flight[0][1])):
+            done.append(self._result(*self._in_flight.popleft()))
+        return done
+
+    def drain(self) -> list[list[Sealed]]:
+        done = []
+        while self._in_flight:
+            done.append(self._result(*self._in_flight.popleft()))
+        return done
+
+    def abandon(self) -> None:
+        """Drop what is in flight (the import failed): its results are never read."""
+        for _job, future in self._in_flight:
+            if future is not None:
+                future.cancel()
+        self._in_flight.clear()
+
+    def _result(self, job: SealJob, future: Future[list[Sealed]] | None) -> list[Sealed]:
+        if future is not None:
+            try:
+                return future.result()
+            except (BrokenProcessPool, CancelledError):
+                if self._workers:
+                    log.warning("the sealing worker died; this list is sealed in-process")
+                    self._workers = 0
+                    _forget_pool()
+        return seal_batch(job)
+
+
+def _done(future: Future[list[Sealed]] | None) -> bool:
+    return future is None or future.done()
+
+
+_pool: ProcessPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _submit(workers: int, job: SealJob) -> Future[list[Sealed]] | None:
+    """The job sent to the worker pool, or None to seal it here (the pool cannot take
+    it)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ProcessPoolExecutor(
+                max_workers=workers,
+                # A fresh interpreter, not a fork of one holding database connections.
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_die_with_parent,
+                initargs=(os.getpid(),),
+            )
+        try:
+            return _pool.submit(seal_batch, job)
+        except (BrokenProcessPool, RuntimeError):
+            _pool = None
+            return None
+
+
+def workers() -> list[int]:
+    """Process ids of the live sealing workers."""
+    return [p.pid for p in multiprocessing.active_children() if p.pid is not None]
+
+
+def shutdown() -> None:
+    """Stop the worker processes (they start again when needed)."""
+    _forget_pool(wait=True)
+
+
+def _forget_pool(*, wait: bool = False) -> None:
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=wait, cancel_futures=True)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker must not outlive the import it serves (a `kill -9` of it included)."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)

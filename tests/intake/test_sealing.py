@@ -1,0 +1,108 @@
+"""Sealing in a worker process: the rows it seals are the rows the importer would have
+sealed itself, a worker that dies costs only time, and no worker outlives its importer."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+
+import pytest
+
+from tests.intake.files import csv_bytes, people, row_of, write
+from tests.intake.test_import import run
+from tests.processes import alive, children_of
+from yobikake.intake import sealing
+from yobikake.intake.models import ListImport, Target
+from yobikake.vault import datakeys, records
+from yobikake.vault.blind import Indexer
+from yobikake.vault.crypto import FieldCipher
+
+
+def test_the_target_table_is_the_one_the_sealed_values_name():
+    assert Target._meta.db_table == sealing.TABLE
+    assert Target.SEALED_FIELDS == sealing.SEALED_FIELDS
+
+
+def _import_and_open(world, tmp_path, count):
+    persons = people(count, seed=31)
+    result = run(world, write(tmp_path, "l.csv", csv_bytes([row_of(p) for p in persons])))
+    assert result.state == ListImport.State.ACCEPTED, result.error_message
+    target_list = result.target_list
+    cipher = FieldCipher(datakeys.list_data_key(target_list))
+    indexer = Indexer(datakeys.index_key(world.insurer_a.pk))
+    targets = Target.objects.filter(target_list=target_list).order_by("row_number")
+    assert targets.count() == count
+    for target, person in zip(targets, persons, strict=True):
+        sealed = {field: getattr(target, field) for field in Target.SEALED_FIELDS}
+        opened = records.open_row(cipher, sealing.TABLE, target.pk, sealed)
+        assert (opened["name_kana"], opened["insured_number"]) == (
+            person.name_kana,
+            person.insured_number,
+        )
+        fields = records.IndexedFields(
+            name_kanji=opened["name_kanji"],
+            name_kana=opened["name_kana"],
+            birth_date=person.birth_date,
+            phone=opened["phone"],
+            address=opened["address"],
+            insured_number=opened["insured_number"],
+        )
+        for kind, value in records.index_values(indexer, fields):
+            assert bytes(getattr(target, sealing.INDEX_COLUMNS[kind])) == value
+    return result
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_rows_sealed_in_a_worker_or_in_process_open_and_index_alike(
+    world, tmp_path, settings, workers
+):
+    settings.YOBIKAKE_IMPORT_WORKERS = workers
+    # More than a batch, so that several are in flight at once.
+    _import_and_open(world, tmp_path, sealing.BATCH * 3 + 7)
+
+
+def test_a_worker_that_dies_costs_only_time(world, tmp_path, settings):
+    settings.YOBIKAKE_IMPORT_WORKERS = 1
+    job = sealing.SealJob(
+        data_key=os.urandom(32),
+        index_key=os.urandom(32),
+        list_id=1,
+        insurer_id=1,
+        year_end=date(2023, 3, 31),
+        people=[],
+    )
+    sealer = sealing.Sealer(1)
+    sealer.submit(job)
+    assert sealer.drain() == [[]]
+    (worker,) = sealing.workers()
+    os.kill(worker, signal.SIGKILL)
+    _import_and_open(world, tmp_path, sealing.BATCH * 2)
+    assert worker not in sealing.workers()
+
+
+def test_no_worker_outlives_the_process_that_started_it():
+    script = (
+        "import os, sys\n"
+        "from yobikake.intake import sealing\n"
+        "from datetime import date\n"
+        "job = sealing.SealJob(os.urandom(32), os.urandom(32), 1, 1, date(2023, 3, 31), [])\n"
+        "s = sealing.Sealer(1); s.submit(job); s.drain()\n"
+        "print(*sealing.workers(), flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    workers = {int(pid) for pid in process.stdout.readline().split()}
+    assert workers and workers <= children_of(process.pid)
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in workers):
+        assert time.monotonic() < deadline, "a sealing worker outlived its importer"
+        time.sleep(0.05)
