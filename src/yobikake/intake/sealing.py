@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -121,7 +122,7 @@ def seal_batch(job: SealJob) -> list[Sealed]:
     """Each row of the batch as (row, identity, sex, age, its values as `COLUMNS`)."""
     cipher = FieldCipher(job.data_key)
     indexer = Indexer(job.index_key)
-    rows = []
+    rows: list[Sealed] = []
     for row, person in job.people:
         target_id = job.list_id * ROWS_PER_LIST + row
         plain = (
@@ -170,6 +171,8 @@ def seal_batch(job: SealJob) -> list[Sealed]:
     return rows
 
 
+_InFlight = tuple[SealJob, "ProcessPoolExecutor | None", "Future[list[Sealed]] | None"]
+
 # Small batches keep the worker busy while the importer checks the next rows; at most
 # AHEAD of them wait to be written.
 BATCH = 250
@@ -183,16 +186,16 @@ class Sealer:
 
     def __init__(self, workers: int) -> None:
         self._workers = workers
-        self._in_flight: deque[tuple[SealJob, Future[list[Sealed]] | None]] = deque()
+        self._in_flight: deque[_InFlight] = deque()
 
     def submit(self, job: SealJob) -> None:
-        future = _submit(self._workers, job) if self._workers else None
-        self._in_flight.append((job, future))
+        pool, future = _submit(self._workers, job) if self._workers else (None, None)
+        self._in_flight.append((job, pool, future))
 
     def ready(self) -> list[list[Sealed]]:
         """The batches sealed by now, waiting only while more than `AHEAD` are not."""
         done = []
-        while self._in_flight and (len(self._in_flight) > AHEAD or _done(self._in_flight[0][1])):
+        while self._in_flight and (len(self._in_flight) > AHEAD or _done(self._in_flight[0][2])):
             done.append(self._result(*self._in_flight.popleft()))
         return done
 
@@ -204,20 +207,25 @@ class Sealer:
 
     def abandon(self) -> None:
         """Drop what is in flight (the import failed): its results are never read."""
-        for _job, future in self._in_flight:
+        for _job, _pool, future in self._in_flight:
             if future is not None:
                 future.cancel()
         self._in_flight.clear()
 
-    def _result(self, job: SealJob, future: Future[list[Sealed]] | None) -> list[Sealed]:
-        if future is not None:
+    def _result(
+        self,
+        job: SealJob,
+        pool: ProcessPoolExecutor | None,
+        future: Future[list[Sealed]] | None,
+    ) -> list[Sealed]:
+        if pool is not None and future is not None:
             try:
                 return future.result()
             except (BrokenProcessPool, CancelledError):
                 if self._workers:
                     log.warning("the sealing worker died; this list is sealed in-process")
                     self._workers = 0
-                    _forget_pool()
+                _forget_pool(pool)
         return seal_batch(job)
 
 
@@ -229,24 +237,60 @@ _pool: ProcessPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
-def _submit(workers: int, job: SealJob) -> Future[list[Sealed]] | None:
-    """The job sent to the worker pool, or None to seal it here (the pool cannot take
-    it)."""
+def _submit(
+    workers: int, job: SealJob
+) -> tuple[ProcessPoolExecutor | None, Future[list[Sealed]] | None]:
+    """The job sent to the worker pool (and the pool), or None to seal it here: the pool
+    cannot take it, or no worker can start."""
     global _pool
     with _pool_lock:
-        if _pool is None:
-            _pool = ProcessPoolExecutor(
+        try:
+            if _pool is None:
+                _pool = _start_pool(workers)
+            return _pool, _pool.submit(seal_batch, job)
+        except (BrokenProcessPool, RuntimeError, OSError):
+            log.warning("no sealing worker; sealing in the importing process")
+            _pool = None
+            return None, None
+
+
+def _start_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool whose workers are started from a thread of its own that lives as long as
+    the pool: a worker is killed when the thread that started it ends (PR_SET_PDEATHSIG
+    follows the thread), so not from a request's or a task's thread."""
+    started: Future[ProcessPoolExecutor] = Future()
+    stopped = threading.Event()
+
+    def keep() -> None:
+        try:
+            pool = ProcessPoolExecutor(
                 max_workers=workers,
                 # A fresh interpreter, not a fork of one holding database connections.
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_die_with_parent,
                 initargs=(os.getpid(),),
             )
+            pool.shutdown = _and_set(pool.shutdown, stopped)  # type: ignore[method-assign]
+            for warm in [pool.submit(int) for _ in range(workers)]:
+                warm.result()
+        except BaseException as exc:
+            started.set_exception(exc)
+            return
+        started.set_result(pool)
+        stopped.wait()
+
+    threading.Thread(target=keep, name="sealing-pool", daemon=True).start()
+    return started.result()
+
+
+def _and_set(shutdown: Callable[..., None], stopped: threading.Event) -> Callable[..., None]:
+    def shutdown_and_set(*args: Any, **kwargs: Any) -> None:
         try:
-            return _pool.submit(seal_batch, job)
-        except (BrokenProcessPool, RuntimeError):
-            _pool = None
-            return None
+            shutdown(*args, **kwargs)
+        finally:
+            stopped.set()
+
+    return shutdown_and_set
 
 
 def workers() -> list[int]:
@@ -256,22 +300,29 @@ def workers() -> list[int]:
 
 def shutdown() -> None:
     """Stop the worker processes (they start again when needed)."""
-    _forget_pool(wait=True)
+    with _pool_lock:
+        pool = _pool
+    if pool is not None:
+        _forget_pool(pool, wait=True)
 
 
-def _forget_pool(*, wait: bool = False) -> None:
+def _forget_pool(pool: ProcessPoolExecutor, *, wait: bool = False) -> None:
+    """Drop `pool` (broken, or shut down) — not a newer one another import started."""
     global _pool
     with _pool_lock:
-        pool, _pool = _pool, None
-    if pool is not None:
-        pool.shutdown(wait=wait, cancel_futures=True)
+        if _pool is pool:
+            _pool = None
+    pool.shutdown(wait=wait, cancel_futures=True)
 
 
 _PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent(parent: int) -> None:
-    """A worker must not outlive the import it serves (a `kill -9` of it included)."""
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    """A worker must not outlive the import it serves (a `kill -9` of it included), and
+    leaves Ctrl-C to its importer, which finishes or fails the import as a whole."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+        os._exit(1)
     if os.getppid() != parent:  # the parent died before the line above
         os._exit(1)

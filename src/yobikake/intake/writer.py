@@ -77,6 +77,8 @@ class Writer:
         """Store every one of `people` (a synthetic list: nothing to check)."""
         for start in range(0, len(people), BATCH):
             self.submit(people[start : start + BATCH])
+            for batch in self.prepared():
+                self.store(batch)
         for batch in self.prepared(everything=True):
             self.store(batch)
 
