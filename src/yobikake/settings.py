@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "yobikake.accounts",
     "yobikake.audit",
     "yobikake.intake",
+    "yobikake.calling",
     "yobikake.vault",
     "yobikake.reports",
     "yobikake.synth",

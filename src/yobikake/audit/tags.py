@@ -36,6 +36,13 @@ class AuditTag(StrEnum):
     GRANT_RELEASE = "vault:grant:release"
     KEY_ROTATE = "vault:key:rotate"
     INDEX_KEY_CREATE = "vault:index-key:create"
+    # Calling
+    CAMPAIGN_CREATE = "campaign:record:create"
+    CAMPAIGN_START = "campaign:record:start"
+    CAMPAIGN_ASSIGN = "campaign:operator:assign"
+    CAMPAIGN_DENY = "campaign:record:deny"
+    CALL_CHECKOUT = "call:task:checkout"
+    CALL_OUTCOME = "call:attempt:record"
     # Personal data (written by the reveal gate, the canaries and the exports)
     REVEAL_CALL = "target:reveal:call"
     REVEAL_RESEARCH = "target:reveal:research"

@@ -28,8 +28,8 @@ PURPOSE_PERMISSION = {
     Purpose.RESEARCH: Permission.TARGET_REVEAL_RESEARCH,
     Purpose.EXPORT: Permission.EXPORT_OWN_DOWNLOAD,
 }
-# Who may hand a task out. (The calling issue adds the operator's own "next call", which
-# checks out from the operator's assigned queue; until then a supervisor assigns.)
+# Who may hand a task out (besides the queue: the operator's own "next call" checks out
+# from the campaigns the operator is assigned to, see `queue_grant`).
 PURPOSE_ISSUER = {
     Purpose.CALL: Permission.OPERATOR_ANY_ASSIGN,
     Purpose.RESEARCH: Permission.OPERATOR_ANY_ASSIGN,
@@ -65,6 +65,29 @@ def issue_grant(
         )
     if purpose is Purpose.EXPORT and holder.organization.insurer_id != target.insurer_id:
         raise NotPermitted(_("Exports go to the target's own insurer."), code="not_yours")
+    return _issue(actor=actor, holder=holder, target=target, purpose=purpose, minutes=minutes)
+
+
+def queue_grant(*, holder: Any, target: Any, purpose: Purpose, minutes: int, **details: Any) -> Any:
+    """A task the holder takes from their own queue (the operator's "next call"): the
+    queue chose the target, not the holder, so the grant is the queue's on the holder's
+    behalf. Only queue services call this, inside their checkout's transaction."""
+    purpose = Purpose(purpose)
+    if purpose not in ONE_AT_A_TIME:
+        raise NotPermitted(_("Only calls and research come from a queue."), code="not_queued")
+    if not has_permission(holder, PURPOSE_PERMISSION[purpose]):
+        raise NotPermitted(
+            _("%(user)s may not be given this task.") % {"user": holder.username},
+            code="holder_not_permitted",
+        )
+    return _issue(
+        actor=holder, holder=holder, target=target, purpose=purpose, minutes=minutes, **details
+    )
+
+
+def _issue(
+    *, actor: Any, holder: Any, target: Any, purpose: Purpose, minutes: int | None, **details: Any
+) -> Any:
     target = Target.objects.select_related("target_list").get(pk=target.pk)
     if target.target_list.state != TargetList.State.ACTIVE:
         raise AccountError(_("This list has been shredded."), code="list_shredded")
@@ -96,7 +119,11 @@ def issue_grant(
         actor=actor,
         subject=holder,
         purpose=str(purpose),
-        details={"grant_id": grant.pk, "minutes": minutes or settings.YOBIKAKE_GRANT_MINUTES},
+        details={
+            "grant_id": grant.pk,
+            "minutes": minutes or settings.YOBIKAKE_GRANT_MINUTES,
+            **details,
+        },
         **_refs(target),
     )
     return grant

@@ -1,0 +1,397 @@
+"""Every write of calling: campaigns, their queues, checkouts and outcomes.
+
+"Next call" checks one target out atomically — on PostgreSQL by `SELECT … FOR UPDATE
+SKIP LOCKED`, so operators never wait on each other's row; on SQLite every write
+transaction takes the database's write lock at BEGIN (settings: IMMEDIATE), so
+checkouts run one after another — and issues the operator a grant for that one person
+(the vault's `queue_grant`). Eligibility is decided at that moment (eligibility.py), not
+only when the queue was built.
+"""
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from yobikake.accounts.errors import AccountError, NotPermitted
+from yobikake.accounts.permissions import Permission, Role
+from yobikake.accounts.selectors import active_roles, require
+from yobikake.audit.services import append_event, audited
+from yobikake.audit.tags import AuditTag
+from yobikake.calling import eligibility, rules
+from yobikake.calling.models import (
+    Attempt,
+    BlackoutPeriod,
+    CallTarget,
+    Campaign,
+    Disposition,
+    DoNotCall,
+)
+from yobikake.intake.models import Target, TargetList
+from yobikake.vault import datakeys
+from yobikake.vault import services as vault
+from yobikake.vault.crypto import FieldCipher, field_aad
+from yobikake.vault.models import Grant, Purpose
+
+
+def _ids(ids: Iterable[int]) -> str:
+    """Ids as one audit detail ("ids:3/4/9"): details are scalars."""
+    return "ids:" + "/".join(str(pk) for pk in sorted(ids))
+
+
+class NothingToCall(AccountError):
+    """No target may be called now; `code` says why (a closed reason or "queue_empty")."""
+
+
+@audited(AuditTag.CAMPAIGN_CREATE)
+def create_campaign(
+    *,
+    actor: Any,
+    insurer: Any,
+    fiscal_year: int,
+    lists: list[Any],
+    name: str = "",
+    **settings: Any,
+) -> Campaign:
+    """A campaign over some of the insurer's lists of one fiscal year, in draft. The
+    insurer gets the usual blackout periods (New Year, Obon) if it has none."""
+    require(actor, Permission.CAMPAIGN_ANY_RUN)
+    if not lists:
+        raise AccountError(_("A campaign needs at least one list."), code="no_lists")
+    for target_list in lists:
+        if (target_list.insurer_id, target_list.fiscal_year) != (insurer.pk, fiscal_year):
+            raise AccountError(
+                _("Every list must be the insurer's own, of the campaign's fiscal year."),
+                code="list_mismatch",
+            )
+        if target_list.state != TargetList.State.ACTIVE:
+            raise AccountError(_("This list has been shredded."), code="list_shredded")
+    contract = insurer.contracts.filter(fiscal_year=fiscal_year).first()
+    if contract is None:
+        raise AccountError(_("The insurer has no contract for this fiscal year."), "no_contract")
+    settings.setdefault("starts", contract.calling_starts)
+    settings.setdefault("ends", contract.calling_ends)
+    campaign = Campaign.objects.create(
+        insurer=insurer,
+        fiscal_year=fiscal_year,
+        name=name or f"{insurer.name} {fiscal_year}年度 受診勧奨",
+        created_by=actor,
+        **settings,
+    )
+    campaign.lists.set(lists)
+    if not insurer.blackouts.exists():
+        BlackoutPeriod.objects.bulk_create(
+            BlackoutPeriod(insurer=insurer, starts=starts, ends=ends, label=label)
+            for starts, ends, label in rules.default_blackouts([fiscal_year - 1, fiscal_year])
+        )
+    append_event(
+        tag=AuditTag.CAMPAIGN_CREATE,
+        actor=actor,
+        insurer_id=insurer.pk,
+        details={"campaign_id": campaign.pk, "lists": _ids(tl.pk for tl in lists)},
+    )
+    return campaign
+
+
+@audited(AuditTag.CAMPAIGN_START)
+def start_campaign(*, actor: Any, campaign: Campaign, seed: int | None = None) -> Campaign:
+    """Build the queue and fix the holdout before the first call: the seed is drawn
+    (or given, to reproduce one), recorded on the campaign and in the audit log, and
+    decides who is never called."""
+    require(actor, Permission.CAMPAIGN_ANY_RUN)
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if campaign.state != Campaign.State.DRAFT:
+        raise AccountError(_("This campaign has already started."), code="already_started")
+    people = list(
+        Target.objects.filter(target_list__in=campaign.lists.all(), is_canary=False)
+        .order_by("pk")
+        .values_list("pk", "sex", "age", "has_phone")
+    )
+    campaign.holdout_seed = secrets.randbits(62) if seed is None else seed
+    held = rules.holdout(
+        campaign.holdout_seed, [pk for pk, *_rest in people], float(campaign.holdout_share)
+    )
+    CallTarget.objects.bulk_create(
+        (
+            CallTarget(
+                campaign=campaign,
+                target_id=pk,
+                insurer_id=campaign.insurer_id,
+                sex=sex,
+                age=age,
+                holdout=pk in held,
+                has_phone=has_phone,
+                state=_initial_state(pk in held, has_phone),
+            )
+            for pk, sex, age, has_phone in people
+        ),
+        batch_size=2000,
+    )
+    campaign.state = Campaign.State.RUNNING
+    campaign.started_at = timezone.now()
+    campaign.save(update_fields=["state", "started_at", "holdout_seed"])
+    append_event(
+        tag=AuditTag.CAMPAIGN_START,
+        actor=actor,
+        insurer_id=campaign.insurer_id,
+        details={
+            "campaign_id": campaign.pk,
+            "holdout_seed": campaign.holdout_seed,
+            "holdout": len(held),
+            "targets": len(people),
+        },
+    )
+    return campaign
+
+
+def _initial_state(held: bool, has_phone: bool) -> str:
+    if held:
+        return CallTarget.State.HOLDOUT
+    return CallTarget.State.QUEUED if has_phone else CallTarget.State.RESEARCH
+
+
+@audited(AuditTag.CAMPAIGN_ASSIGN)
+def assign_operators(*, actor: Any, campaign: Campaign, operators: list[Any]) -> None:
+    """The operators who work this campaign's queue (replacing the previous set)."""
+    require(actor, Permission.OPERATOR_ANY_ASSIGN)
+    for operator in operators:
+        if Role.OPERATOR not in active_roles(operator):
+            raise NotPermitted(
+                _("%(user)s is not an operator.") % {"user": operator.username},
+                code="not_an_operator",
+            )
+    before = set(campaign.operators.all())
+    campaign.operators.set(operators)
+    # One event per operator added or taken off, naming them.
+    for operator, change in [
+        *((o, "added") for o in set(operators) - before),
+        *((o, "removed") for o in before - set(operators)),
+    ]:
+        append_event(
+            tag=AuditTag.CAMPAIGN_ASSIGN,
+            actor=actor,
+            subject=operator,
+            insurer_id=campaign.insurer_id,
+            details={"campaign_id": campaign.pk, "change": change},
+        )
+
+
+@dataclass(frozen=True)
+class Checkout:
+    call_target: CallTarget
+    grant: Any
+
+
+def current_checkout(operator: Any, now: datetime | None = None) -> CallTarget | None:
+    """The call the operator has checked out and not finished, if its time is not up."""
+    now = now or timezone.now()
+    return (
+        CallTarget.objects.select_related("campaign", "target")
+        .filter(
+            checked_out_by=operator,
+            state=CallTarget.State.CHECKED_OUT,
+            checked_out_until__gt=now,
+        )
+        .first()
+    )
+
+
+def next_call(*, operator: Any) -> Checkout:
+    """Check the next callable target out to `operator` and give them a grant to reveal
+    it. An operator with a call still checked out gets that one again (a reloaded page
+    must not skip a person). Raises `NothingToCall` with the reason when none may be
+    called now."""
+    require(operator, Permission.TARGET_REVEAL_CALL)
+    now = timezone.now()
+    campaigns = list(
+        Campaign.objects.filter(operators=operator, state=Campaign.State.RUNNING).prefetch_related(
+            "insurer__blackouts"
+        )
+    )
+    closed = {c.pk: eligibility.campaign_closed(c, now) for c in campaigns}
+    open_ids = [pk for pk, reason in closed.items() if reason is None]
+    with transaction.atomic():
+        held = current_checkout(operator, now)
+        if held is not None and held.grant_id:
+            grant = Grant.objects.filter(pk=held.grant_id).first()
+            return Checkout(held, grant)
+        if not open_ids:
+            reasons = sorted({str(r) for r in closed.values() if r})
+            raise NothingToCall(
+                _("There is nothing to call now."), code=reasons[0] if reasons else "no_campaign"
+            )
+        call_target = _pick(operator, open_ids, now)
+        if call_target is None:
+            raise NothingToCall(_("There is nothing to call now."), code="queue_empty")
+        campaign = next(c for c in campaigns if c.pk == call_target.campaign_id)
+        call_target.campaign = campaign
+        # Checked again on the row as locked: what the queue's query decided, the rules
+        # decide too (one set of rules; the query is only the fast way to find a row).
+        reason = eligibility.reason(call_target, now, operator=operator, blocked=False)
+        if reason is not None:
+            raise NothingToCall(_("There is nothing to call now."), code=str(reason))
+        grant = vault.queue_grant(
+            holder=operator,
+            target=call_target.target,
+            purpose=Purpose.CALL,
+            minutes=campaign.checkout_minutes,
+            campaign_id=campaign.pk,
+            call_target_id=call_target.pk,
+        )
+        call_target.state = CallTarget.State.CHECKED_OUT
+        call_target.checked_out_by = operator
+        call_target.checked_out_until = now + timedelta(minutes=campaign.checkout_minutes)
+        call_target.grant_id = grant.pk
+        call_target.save(update_fields=["state", "checked_out_by", "checked_out_until", "grant_id"])
+    return Checkout(call_target, grant)
+
+
+def _pick(operator: Any, campaign_ids: list[int], now: datetime) -> CallTarget | None:
+    """The row to call next, locked: the operator's own call backs that are due first,
+    then the pool — a time-of-day band not yet tried before one that was, fewer
+    attempts first."""
+    blocked = DoNotCall.objects.filter(
+        insurer_id=OuterRef("insurer_id"), idx_phone=OuterRef("target__idx_phone")
+    )
+    free = Q(state=CallTarget.State.QUEUED) | Q(
+        state=CallTarget.State.CHECKED_OUT, checked_out_until__lte=now
+    )
+    spaced = Q(next_at__isnull=True) | Q(next_at__lte=now)
+    mine_or_released = (
+        Q(callback_owner__isnull=True)
+        | Q(callback_owner=operator)
+        | Q(callback_release_at__lte=now)
+    )
+    queue = (
+        CallTarget.objects.filter(free, spaced, mine_or_released, campaign_id__in=campaign_ids)
+        .filter(holdout=False, has_phone=True, target__isnull=False)
+        .filter(attempts__lt=F("campaign__max_attempts"))
+        .exclude(Exists(blocked))
+    )
+    locking = (
+        {"skip_locked": True, "of": ("self",)}
+        if connection.features.has_select_for_update_skip_locked
+        else {}
+    )
+    current = rules.band(now)
+    for candidates in (
+        queue.filter(callback_owner=operator, callback_at__lte=now).order_by("callback_at"),
+        queue.exclude(last_band=current).order_by("attempts", "pk"),
+        queue.order_by("attempts", "pk"),
+    ):
+        found = candidates.select_for_update(**locking).select_related("target").first()
+        if found is not None:
+            return found
+    return None
+
+
+@audited(AuditTag.CALL_OUTCOME)
+def record_outcome(
+    *,
+    actor: Any,
+    call_target_id: int,
+    code: str,
+    note: str = "",
+    callback_at: datetime | None = None,
+    simulated: bool = False,
+) -> Attempt:
+    """What the call checked out to `actor` came to. Ends the checkout and its grant;
+    sets when (and whether) the person is tried again."""
+    now = timezone.now()
+    call_target = (
+        CallTarget.objects.select_for_update(of=("self",))
+        .select_related("campaign", "target__target_list")
+        .filter(pk=call_target_id, checked_out_by=actor, state=CallTarget.State.CHECKED_OUT)
+        .first()
+    )
+    if call_target is None:
+        raise NotPermitted(_("This call is not checked out to you."), code="not_checked_out")
+    try:
+        disposition = Disposition.objects.get(code=code)
+    except Disposition.DoesNotExist:
+        raise AccountError(_("Unknown outcome."), code="unknown_outcome") from None
+    if disposition.callback and (callback_at is None or callback_at <= now):
+        raise AccountError(_("A call back needs a time in the future."), code="callback_time")
+    campaign = call_target.campaign
+    attempt = Attempt.objects.create(
+        call_target=call_target,
+        operator=actor,
+        disposition=disposition,
+        started_at=call_target.checked_out_until - timedelta(minutes=campaign.checkout_minutes),
+        ended_at=now,
+        band=rules.band(now),
+        simulated=simulated,
+    )
+    if note.strip():
+        target_list = call_target.target.target_list
+        cipher = FieldCipher(datakeys.list_data_key(target_list))
+        attempt.note = cipher.seal(field_aad(Attempt._meta.db_table, "note", attempt.pk), note)
+        attempt.save(update_fields=["note"])
+    grant_id = call_target.grant_id
+    _apply(call_target, disposition, campaign, now, actor, callback_at)
+    if disposition.do_not_call and call_target.target.idx_phone:
+        DoNotCall.objects.get_or_create(
+            insurer_id=call_target.insurer_id,
+            idx_phone=bytes(call_target.target.idx_phone),
+            defaults={"attempt": attempt},
+        )
+    grant = Grant.objects.filter(pk=grant_id).select_related("target").first()
+    if grant is not None and grant.released_at is None:
+        vault.release_grant(actor=actor, grant=grant)
+    append_event(
+        tag=AuditTag.CALL_OUTCOME,
+        actor=actor,
+        insurer_id=call_target.insurer_id,
+        list_id=call_target.target.target_list_id,
+        target_id=call_target.target_id,
+        details={
+            "attempt_id": attempt.pk,
+            "campaign_id": campaign.pk,
+            "outcome": disposition.code,
+        }
+        | ({"simulated": True} if simulated else {}),
+    )
+    return attempt
+
+
+def _apply(
+    call_target: CallTarget,
+    disposition: Disposition,
+    campaign: Campaign,
+    now: datetime,
+    operator: Any,
+    callback_at: datetime | None,
+) -> None:
+    call_target.attempts += 1
+    call_target.last_band = rules.band(now)
+    call_target.last_disposition = disposition
+    call_target.reached = call_target.reached or disposition.reached_person
+    call_target.intends_to_attend = disposition.intends_to_attend
+    call_target.checked_out_by = None
+    call_target.checked_out_until = None
+    call_target.grant_id = None
+    call_target.callback_at = call_target.callback_owner = call_target.callback_release_at = None
+    minutes = int(campaign.retry_minutes.get(disposition.code, disposition.retry_minutes))
+    if disposition.callback and callback_at is not None:  # (record_outcome requires one)
+        call_target.state = CallTarget.State.QUEUED
+        call_target.callback_at = call_target.next_at = callback_at
+        call_target.callback_owner = operator
+        call_target.callback_release_at = callback_at + timedelta(
+            minutes=campaign.callback_release_minutes
+        )
+    elif disposition.number_bad:  # back to phone research
+        call_target.state = CallTarget.State.RESEARCH
+        call_target.has_phone = False
+        Target.objects.filter(pk=call_target.target_id).update(has_phone=False)
+    elif not disposition.callable_again or call_target.attempts >= campaign.max_attempts:
+        call_target.state = CallTarget.State.DONE
+    else:
+        call_target.state = CallTarget.State.QUEUED
+        call_target.next_at = now + timedelta(minutes=minutes)
+    call_target.save()
