@@ -4,6 +4,7 @@ from ninja import NinjaAPI
 
 from yobikake.accounts.api_auth import ApiTokenAuth, VerifiedSessionAuth
 from yobikake.audit.api import router as audit_router
+from yobikake.calling.api import router as calling_router
 from yobikake.intake.api import router as intake_router
 from yobikake.tenancy.api import router as tenancy_router
 
@@ -16,3 +17,4 @@ api = NinjaAPI(
 api.add_router("", tenancy_router)
 api.add_router("", audit_router)
 api.add_router("", intake_router)
+api.add_router("", calling_router)

@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("yobikake.tenancy.urls")),
     path("", include("yobikake.audit.urls")),
     path("", include("yobikake.intake.urls")),
+    path("", include("yobikake.calling.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", api.urls),
     path("healthz", healthz, name="healthz"),

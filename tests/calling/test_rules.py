@@ -1,7 +1,7 @@
 """Calling days and hours across a whole year, with the clock frozen at each moment; the
 holdout's draw."""
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 import time_machine
@@ -50,7 +50,7 @@ def test_every_moment_of_a_year_is_open_or_closed_for_the_right_reason():
         for clock in (time(8, 59), time(9), time(13, 30), time(19, 59), time(20), time(23)):
             moment = datetime.combine(day, clock, tzinfo=TOKYO)
             # Read in UTC, as the server's clock gives it: the day is Tokyo's.
-            assert rules.closed_reason(YEAR, moment.astimezone(rules.UTC)) == expected(
+            assert rules.closed_reason(YEAR, moment.astimezone(UTC)) == expected(
                 day, clock
             ), moment
         day += timedelta(days=1)

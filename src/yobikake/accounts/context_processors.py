@@ -21,6 +21,11 @@ _MENU: tuple[tuple[Permission, str | Promise, str], ...] = (
     (Permission.INSURER_ANY_VIEW, _("Insurers"), "tenancy:insurer_list"),
     (Permission.PARTICIPATION_MATRIX_VIEW, _("Participation"), "tenancy:participation"),
     (Permission.LIST_OWN_IMPORT, _("Target lists"), "intake:list_index"),
+    (Permission.TARGET_REVEAL_CALL, _("Calls"), "calling:operator"),
+    (Permission.PROGRESS_OWN_VIEW, _("Campaigns"), "calling:campaign_index"),
+    (Permission.AGGREGATE_ANY_VIEW, _("Campaigns"), "calling:campaign_index"),
+    (Permission.PROGRESS_LIVE_VIEW, _("Campaigns"), "calling:campaign_index"),
+    (Permission.PROGRESS_LIVE_VIEW, _("Supervisor board"), "calling:board"),
     (Permission.ACCOUNT_USER_MANAGE, _("Accounts"), "accounts:user_list"),
     (Permission.ACCOUNT_ROLE_APPROVE, _("Role approvals"), "accounts:role_requests"),
     (Permission.ALERT_ANY_MANAGE, _("Alerts"), "audit:alert_list"),
@@ -38,7 +43,8 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     insurer_id = user.organization.insurer_id
     if has_permission(user, Permission.INSURER_OWN_VIEW) and insurer_id:
         items.append(NavItem(_("My insurer"), reverse("tenancy:insurer_detail", args=[insurer_id])))
-    items += [
-        NavItem(label, reverse(name)) for perm, label, name in _MENU if has_permission(user, perm)
-    ]
+    for perm, label, name in _MENU:
+        url = reverse(name)
+        if has_permission(user, perm) and all(item.url != url for item in items):
+            items.append(NavItem(label, url))
     return {"nav": items, "my_roles": sorted(r.label for r in active_roles(user))}

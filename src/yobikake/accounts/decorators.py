@@ -13,14 +13,17 @@ from yobikake.audit.tags import AuditTag
 View = Callable[..., HttpResponse]
 
 
-def permission_required(permission: Permission) -> Callable[[View], View]:
-    """Refuse (403) a page to anyone without the permission. Tenant-scoped objects are
-    looked up with `access_<noun>` instead, which answers 404 for "not yours"."""
+def permission_required(
+    permission: Permission, *alternatives: Permission
+) -> Callable[[View], View]:
+    """Refuse (403) a page to anyone without the permission (or one of the
+    alternatives). Tenant-scoped objects are looked up with `access_<noun>` instead,
+    which answers 404 for "not yours"."""
 
     def decorator(view: View) -> View:
         @wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if not has_permission(request.user, permission):
+            if not any(has_permission(request.user, p) for p in (permission, *alternatives)):
                 record_denial(
                     tag=AuditTag.PERMISSION_DENY,
                     actor=request.user,

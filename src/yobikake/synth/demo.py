@@ -4,7 +4,7 @@ services real users go through. Running it again changes nothing."""
 
 import tempfile
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 from pathlib import Path
 
 from django.db import transaction
@@ -15,6 +15,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from yobikake.accounts import services as accounts
 from yobikake.accounts.models import Organization, RoleAssignment, User
 from yobikake.accounts.permissions import OrganizationKind, Role
+from yobikake.calling import services as calling
+from yobikake.calling.models import Campaign
+from yobikake.calling.simulate import simulate_day
 from yobikake.intake.models import TargetList
 from yobikake.synth.gifu import seed_insurers
 from yobikake.tenancy import services as tenancy
@@ -43,6 +46,9 @@ DEMO_USERS = (
     DemoUser("supervisor", Role.SUPERVISOR, CALL_CENTRE),
     DemoUser("operator", Role.OPERATOR, CALL_CENTRE),
     DemoUser("researcher", Role.RESEARCHER, CALL_CENTRE),
+    # Operators whose calls `load_demo_campaign` simulates (labelled so on every page).
+    DemoUser("sim-operator-1", Role.OPERATOR, CALL_CENTRE),
+    DemoUser("sim-operator-2", Role.OPERATOR, CALL_CENTRE),
 )
 _FIRST = ("fed-admin", "security", "sysadmin")
 
@@ -197,3 +203,51 @@ def current_totp(username: str) -> str:
         raise LookupError(username)
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
     return f"{totp.token():0{device.digits}d}"
+
+
+DEMO_CAMPAIGN_INSURER = "岐阜市"
+SIMULATED_CALLS = 40
+
+
+def load_demo_campaign() -> str:
+    """A running campaign over the demo insurer's latest list, worked by the demo
+    operator, with a short simulated calling day by the two simulated operators. The
+    demo's calling period runs from a month ago to two months ahead and its window is
+    all day, so that the demo can be tried whenever it is run (holidays and Sundays
+    still close it, as they would any campaign). Once only; says what it did."""
+    if Campaign.objects.exists():
+        return ""
+    insurer = Insurer.objects.get(name=DEMO_CAMPAIGN_INSURER)
+    latest = TargetList.objects.filter(insurer=insurer).order_by("-fiscal_year").first()
+    if latest is None:
+        return ""
+    supervisor = User.objects.get(username="supervisor")
+    today = timezone.localdate()
+    campaign = calling.create_campaign(
+        actor=supervisor,
+        insurer=insurer,
+        fiscal_year=latest.fiscal_year,
+        lists=[latest],
+        name=f"{insurer.name} {latest.fiscal_year}年度 受診勧奨（デモ：終日架電可）",
+        starts=today - timedelta(days=30),
+        ends=today + timedelta(days=60),
+        window_start=time(0, 0),
+        window_end=time(23, 59),
+        saturdays=True,
+        script=(
+            "{氏名}様でいらっしゃいますか。{保険者}の特定健診のご案内でお電話しました、"
+            "{担当者}と申します。今年度の特定健診はもうお受けになりましたか。"
+        ),
+    )
+    operators = list(
+        User.objects.filter(username__in=["operator", "sim-operator-1", "sim-operator-2"])
+    )
+    calling.assign_operators(actor=supervisor, campaign=campaign, operators=operators)
+    calling.start_campaign(actor=supervisor, campaign=campaign)
+    simulated = [o for o in operators if o.username.startswith("sim-")]
+    outcomes = simulate_day(simulated, SIMULATED_CALLS, seed=DEMO_LIST_SEED)
+    made = sum(n for code, n in outcomes.items() if not code.startswith("nothing"))
+    dry = [code for code in outcomes if code.startswith("nothing")]
+    return f"Campaign {campaign.name!r} started; SIMULATED calls: {made}" + (
+        f" ({dry[0]})" if dry else ""
+    )

@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -100,7 +101,7 @@ def _issue(
     if purpose in ONE_AT_A_TIME:
         # Grants for one holder are issued one at a time (the holder's row is the lock),
         # so two assignments at the same moment cannot leave two live grants.
-        type(holder).objects.select_for_update().filter(pk=holder.pk).first()
+        get_user_model().objects.select_for_update().filter(pk=holder.pk).first()
         for previous in Grant.objects.select_for_update().filter(
             holder=holder, purpose=purpose, released_at__isnull=True, expires_at__gt=now
         ):

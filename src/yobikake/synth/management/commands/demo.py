@@ -17,6 +17,7 @@ from yobikake.synth.demo import (
     NotADemoInstallation,
     current_totp,
     load_demo,
+    load_demo_campaign,
     load_demo_lists,
 )
 
@@ -57,6 +58,9 @@ class Command(BaseCommand):
             rows = load_demo_lists()
             if rows:
                 self.stdout.write(f"Imported the seed's lists at a small scale: {rows} people.")
+            said = load_demo_campaign()
+            if said:
+                self.stdout.write(said)
         self._print_logins()
         if not options["no_serve"]:
             self._serve(options["addr"])

@@ -1,0 +1,15 @@
+from django.urls import include, path
+
+from yobikake.calling import views
+
+app_name = "calling"
+urlpatterns = [
+    path("calls/", views.operator_screen, name="operator"),
+    path("calls/next/", views.next_call, name="next_call"),
+    path("calls/<int:call_target_id>/outcome/", views.outcome, name="outcome"),
+    path("campaigns/", views.campaign_index, name="campaign_index"),
+    path("campaigns/board/", views.board, name="board"),
+    path("campaigns/board/live/", views.board_live, name="board_live"),
+    path("campaigns/<int:campaign_id>/", views.progress, name="progress"),
+    path("", include("yobikake.calling.research_urls")),
+]

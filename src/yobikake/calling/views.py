@@ -1,0 +1,178 @@
+"""The operator's screen (one call, nothing else), the supervisor's board and the
+campaign pages."""
+
+from datetime import datetime
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from yobikake.accounts.decorators import permission_required
+from yobikake.accounts.errors import AccountError
+from yobikake.accounts.models import User
+from yobikake.accounts.permissions import Permission
+from yobikake.accounts.selectors import has_permission
+from yobikake.calling import forms, selectors, services
+from yobikake.calling.models import Attempt, CallTarget, Campaign, Disposition
+from yobikake.calling.rules import TOKYO
+from yobikake.vault.models import Purpose
+from yobikake.vault.reveal import RevealRefused, reveal
+
+
+def _script(campaign: Campaign, shown: dict[str, str], operator: User) -> str:
+    """The talk script with its placeholders filled: {氏名} {保険者} {担当者}."""
+    return (
+        campaign.script.replace("{氏名}", shown.get("name_kanji", ""))
+        .replace("{保険者}", campaign.insurer.name)
+        .replace("{担当者}", operator.username)
+    )
+
+
+def _call_page(request: HttpRequest, call_target: CallTarget | None) -> HttpResponse:
+    context: dict[str, object] = {"dispositions": Disposition.objects.all()}
+    if call_target is not None:
+        try:
+            # Outside any transaction: the reveal commits its own audit event.
+            shown = reveal(request.user, call_target.target, Purpose.CALL)
+        except RevealRefused as exc:
+            messages.error(request, str(exc))
+            return render(request, "calling/operator.html", context, status=403)
+        campaign = call_target.campaign
+        context |= {
+            "ct": call_target,
+            "campaign": campaign,
+            "shown": shown,
+            "tel": "".join(c for c in shown.get("phone", "") if c.isdigit() or c == "+"),
+            "script": _script(campaign, shown, request.user),
+            "history": Attempt.objects.filter(call_target=call_target)
+            .select_related("disposition")
+            .order_by("ended_at"),
+        }
+    return render(request, "calling/operator.html", context)
+
+
+@permission_required(Permission.TARGET_REVEAL_CALL)
+def operator_screen(request: HttpRequest) -> HttpResponse:
+    """The call checked out to the operator, or the button for the next one."""
+    return _call_page(request, services.current_checkout(request.user))
+
+
+@permission_required(Permission.TARGET_REVEAL_CALL)
+@require_POST
+def next_call(request: HttpRequest) -> HttpResponse:
+    """Check the next call out and show it (one request: checkout and reveal)."""
+    try:
+        checkout = services.next_call(operator=request.user)
+    except services.NothingToCall as exc:
+        reason = selectors.reason_label(exc.code)
+        messages.info(request, _("Nothing to call now: %(reason)s") % {"reason": reason})
+        return redirect("calling:operator")
+    return _call_page(request, checkout.call_target)
+
+
+@permission_required(Permission.TARGET_REVEAL_CALL)
+@require_POST
+def outcome(request: HttpRequest, call_target_id: int) -> HttpResponse:
+    form = forms.OutcomeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+        return redirect("calling:operator")
+    callback_at: datetime | None = form.cleaned_data.get("callback_at")
+    if callback_at is not None:
+        callback_at = callback_at.replace(tzinfo=TOKYO)
+    try:
+        services.record_outcome(
+            actor=request.user,
+            call_target_id=call_target_id,
+            code=form.cleaned_data["code"],
+            note=form.cleaned_data["note"],
+            callback_at=callback_at,
+        )
+    except AccountError as exc:
+        messages.error(request, str(exc))
+        return redirect("calling:operator")
+    if request.POST.get("then") == "next":
+        return next_call(request)
+    return redirect("calling:operator")
+
+
+# Who sees campaigns: the insurer (its own), the federation, the call centre's supervisors.
+_SEES_CAMPAIGNS = (
+    Permission.PROGRESS_OWN_VIEW,
+    Permission.AGGREGATE_ANY_VIEW,
+    Permission.PROGRESS_LIVE_VIEW,
+)
+
+
+@permission_required(*_SEES_CAMPAIGNS)
+def campaign_index(request: HttpRequest) -> HttpResponse:
+    campaigns = selectors.visible_campaigns(request.user)
+    return render(
+        request,
+        "calling/campaign_index.html",
+        {
+            "campaigns": campaigns,
+            "perms_board": has_permission(request.user, Permission.PROGRESS_LIVE_VIEW),
+        },
+    )
+
+
+def _access(request: HttpRequest, campaign_id: int) -> Campaign:
+    try:
+        return selectors.access_campaign(request.user, campaign_id)
+    except Campaign.DoesNotExist:
+        raise Http404 from None
+
+
+@permission_required(*_SEES_CAMPAIGNS)
+def progress(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """A campaign's progress and outcome counts: for its insurer, the federation and
+    the call centre's supervisors."""
+    campaign = _access(request, campaign_id)
+    return render(
+        request,
+        "calling/progress.html",
+        {
+            "campaign": campaign,
+            "funnel": selectors.funnel(campaign),
+            "outcomes": selectors.outcome_counts(campaign),
+            "simulated": selectors.simulated_calls(campaign),
+        },
+    )
+
+
+def _board_context() -> dict[str, object]:
+    now = timezone.now()
+    campaigns = list(
+        Campaign.objects.filter(state=Campaign.State.RUNNING).select_related("insurer")
+    )
+    return {
+        "now": now,
+        "campaigns": [
+            {
+                "campaign": c,
+                "funnel": selectors.funnel(c),
+                "simulated": selectors.simulated_calls(c),
+                "reasons": [
+                    (code, selectors.reason_label(code), n)
+                    for code, n in selectors.reason_counts(c, now)
+                ],
+            }
+            for c in campaigns
+        ],
+        "operators": selectors.operator_states(campaigns, now),
+    }
+
+
+@permission_required(Permission.PROGRESS_LIVE_VIEW)
+def board(request: HttpRequest) -> HttpResponse:
+    return render(request, "calling/board.html", _board_context())
+
+
+@permission_required(Permission.PROGRESS_LIVE_VIEW)
+def board_live(request: HttpRequest) -> HttpResponse:
+    """The board's figures alone, for htmx to refresh."""
+    return render(request, "calling/_board_live.html", _board_context())

@@ -1,0 +1,92 @@
+"""The pages and the API of calling: the operator's one-call screen, the board, the
+insurer's progress — and that another insurer's staff get 404."""
+
+import json
+
+from tests.calling.conftest import running_campaign
+from tests.conftest import verified_client
+from yobikake.audit.models import Event
+from yobikake.audit.tags import AuditTag
+from yobikake.calling.models import CallTarget
+
+
+def test_the_operator_works_a_call_on_one_screen(calling_day, world):
+    campaign, _, people = running_campaign(
+        world, count=6, holdout_share=0, script="{氏名}様、{保険者}です。"
+    )
+    client = verified_client(world.operator)
+    idle = client.get("/calls/")
+    assert idle.status_code == 200 and 'data-testid="next-call"' in idle.text
+    shown = client.post("/calls/next/")
+    assert shown.status_code == 200
+    ct = CallTarget.objects.get(state=CallTarget.State.CHECKED_OUT)
+    person = next(p for p in people if p.name_kanji in shown.text)
+    assert f'href="tel:{"".join(c for c in person.phone if c.isdigit())}"' in shown.text
+    assert f"{person.name_kanji}様、{world.insurer_a.name}です。" in shown.text
+    assert person.address not in shown.text and person.insured_number not in shown.text
+    assert Event.objects.filter(tag=AuditTag.REVEAL_CALL, target_id=ct.target_id).exists()
+    # The outcome, then straight to the next call.
+    after = client.post(f"/calls/{ct.pk}/outcome/", {"code": "busy", "then": "next"})
+    assert after.status_code == 200
+    ct.refresh_from_db()
+    assert ct.state == CallTarget.State.QUEUED and ct.attempts == 1
+    assert CallTarget.objects.get(state=CallTarget.State.CHECKED_OUT).pk != ct.pk
+    assert campaign.call_targets.count() == 6
+
+
+def test_an_outcome_for_a_call_not_yours_is_refused(calling_day, world):
+    running_campaign(world, count=3, holdout_share=0)
+    ct = CallTarget.objects.filter(has_phone=True).first()
+    response = verified_client(world.operator).post(
+        f"/calls/{ct.pk}/outcome/", {"code": "declined"}, follow=True
+    )
+    assert "not checked out to you" in response.text or "担当" in response.text
+    ct.refresh_from_db()
+    assert ct.attempts == 0
+    assert Event.objects.filter(tag=AuditTag.CALL_OUTCOME, outcome=Event.Outcome.DENIED).exists()
+
+
+def test_operators_do_not_browse_campaigns_or_the_board(calling_day, world):
+    campaign, _, _ = running_campaign(world, count=2)
+    client = verified_client(world.operator)
+    for path in ("/campaigns/", "/campaigns/board/", f"/campaigns/{campaign.pk}/"):
+        assert client.get(path).status_code == 403, path
+
+
+def test_the_supervisor_board_shows_the_funnel_reasons_and_operators(calling_day, world):
+    campaign, _, _ = running_campaign(world, count=20, seed=3)
+    operator = verified_client(world.operator)
+    operator.post("/calls/next/")
+    board = verified_client(world.supervisor).get("/campaigns/board/live/")
+    assert board.status_code == 200
+    assert 'data-testid="reason-holdout">2<' in board.text
+    assert 'data-testid="reason-on_a_call">1<' in board.text
+    assert world.operator.username in board.text
+    assert f'data-testid="funnel-{campaign.pk}"' in board.text
+
+
+def test_the_insurer_sees_its_own_progress_and_another_insurer_gets_404(calling_day, world):
+    campaign, _, _ = running_campaign(world, count=10, seed=4, holdout_share=0)
+    operator = verified_client(world.operator)
+    operator.post("/calls/next/")
+    ct = CallTarget.objects.get(state=CallTarget.State.CHECKED_OUT)
+    operator.post(f"/calls/{ct.pk}/outcome/", {"code": "intends"})
+    own = verified_client(world.staff_a)
+    page = own.get(f"/campaigns/{campaign.pk}/")
+    assert page.status_code == 200 and 'data-testid="funnel-intends">1<' in page.text
+    api = own.get(f"/api/v1/campaigns/{campaign.pk}/progress")
+    assert api.status_code == 200
+    body = api.json()
+    assert body["funnel"]["intends"] == 1 and body["outcomes"]["intends"] == 1
+    assert body["funnel"]["targets"] == 10
+    other = verified_client(world.staff_b)
+    assert other.get(f"/campaigns/{campaign.pk}/").status_code == 404
+    assert other.get(f"/api/v1/campaigns/{campaign.pk}/progress").status_code == 404
+    assert other.get("/api/v1/campaigns/999999/progress").status_code == 404
+    denials = Event.objects.filter(tag=AuditTag.CAMPAIGN_DENY, actor_user_id=world.staff_b.pk)
+    reasons = sorted(e.reason for e in denials)
+    assert reasons == ["missing", "not_yours", "not_yours"]
+    assert json.loads(denials.filter(reason="not_yours").first().details) == {
+        "campaign_id": campaign.pk
+    }
+    assert campaign.name not in other.get("/campaigns/").text
