@@ -43,6 +43,8 @@ class AuditTag(StrEnum):
     CAMPAIGN_DENY = "campaign:record:deny"
     CALL_CHECKOUT = "call:task:checkout"
     CALL_OUTCOME = "call:attempt:record"
+    RESEARCH_RESULT = "research:task:record"
+    DIRECTORY_IMPORT = "research:directory:import"
     # Personal data (written by the reveal gate, the canaries and the exports)
     REVEAL_CALL = "target:reveal:call"
     REVEAL_RESEARCH = "target:reveal:research"

@@ -17,6 +17,7 @@ from yobikake.calling.models import CallTarget, Campaign
 class Reason(StrEnum):
     HOLDOUT = "holdout"
     NO_PHONE = "no_phone"
+    NOT_FOUND = "not_found"
     DONE = "done"
     MAX_ATTEMPTS = "max_attempts"
     DO_NOT_CALL = "do_not_call"
@@ -30,6 +31,7 @@ class Reason(StrEnum):
 LABELS = {
     Reason.HOLDOUT: _("Held out (control group)"),
     Reason.NO_PHONE: _("No phone number yet (research)"),
+    Reason.NOT_FOUND: _("No phone number found (research gave up)"),
     Reason.DONE: _("Finished (final outcome)"),
     Reason.MAX_ATTEMPTS: _("Maximum attempts reached"),
     Reason.DO_NOT_CALL: _("Do not call"),
@@ -89,6 +91,8 @@ def reason(
         ):
             return Reason.MAX_ATTEMPTS
         return Reason.DONE
+    if ct.state == CallTarget.State.NOT_FOUND:
+        return Reason.NOT_FOUND
     if not ct.has_phone or ct.state == CallTarget.State.RESEARCH:
         return Reason.NO_PHONE
     if blocked:

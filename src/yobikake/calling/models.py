@@ -98,13 +98,24 @@ class BlackoutPeriod(models.Model):
         return f"{self.label} {self.starts}–{self.ends}"
 
 
+class ResearchResult(models.TextChoices):
+    FOUND = "found", _("Found by a researcher")
+    DIRECTORY = "directory", _("Found in the directory")
+    NOT_FOUND = "not_found", _("Number not found")
+
+
 class CallTarget(models.Model):
-    """One person in one campaign's queue."""
+    """One person in one campaign's queue.
+
+    A person without a phone number waits in state RESEARCH until a researcher (or the
+    directory import) finds one — then QUEUED — or gives up: NOT_FOUND, out of the
+    queue. `research_result` keeps how the last research ended."""
 
     class State(models.TextChoices):
         QUEUED = "queued", _("Waiting")
         CHECKED_OUT = "checked_out", _("On a call")
         RESEARCH = "research", _("Number to be found")
+        NOT_FOUND = "not_found", _("No number found")
         DONE = "done", _("Done")
         HOLDOUT = "holdout", _("Held out (control group)")
 
@@ -135,6 +146,16 @@ class CallTarget(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     callback_release_at = models.DateTimeField(null=True, blank=True)
+    # Phone research: the task checked out to a researcher, like a call to an operator.
+    research_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    research_until = models.DateTimeField(null=True, blank=True)
+    research_grant_id = models.BigIntegerField(null=True, blank=True)
+    research_result = models.CharField(max_length=10, choices=ResearchResult.choices, blank=True)
+    # Numbers the directory held for this name and address when it could not decide
+    # alone (several people or several numbers): a count, never the numbers.
+    directory_candidates = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -143,6 +164,7 @@ class CallTarget(models.Model):
         indexes = [
             models.Index(fields=["campaign", "state", "next_at"], name="call_queue"),
             models.Index(fields=["checked_out_by", "state"], name="call_checked_out"),
+            models.Index(fields=["research_by", "state"], name="research_checked_out"),
         ]
 
     def __str__(self) -> str:

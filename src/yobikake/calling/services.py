@@ -252,6 +252,15 @@ def next_call(*, operator: Any) -> Checkout:
     return Checkout(call_target, grant)
 
 
+def skip_locked() -> dict[str, Any]:
+    """How a queue locks the row it hands out: on PostgreSQL passing over rows others
+    hold (and locking the queue's row alone, not the rows it joins); SQLite's IMMEDIATE
+    transactions already run checkouts one after another."""
+    if connection.features.has_select_for_update_skip_locked:
+        return {"skip_locked": True, "of": ("self",)}
+    return {}
+
+
 def _pick(operator: Any, campaign_ids: list[int], now: datetime) -> CallTarget | None:
     """The row to call next, locked: the operator's own call backs that are due first,
     then the pool — a time-of-day band not yet tried before one that was, fewer
@@ -274,18 +283,13 @@ def _pick(operator: Any, campaign_ids: list[int], now: datetime) -> CallTarget |
         .filter(attempts__lt=F("campaign__max_attempts"))
         .exclude(Exists(blocked))
     )
-    locking = (
-        {"skip_locked": True, "of": ("self",)}
-        if connection.features.has_select_for_update_skip_locked
-        else {}
-    )
     current = rules.band(now)
     for candidates in (
         queue.filter(callback_owner=operator, callback_at__lte=now).order_by("callback_at"),
         queue.exclude(last_band=current).order_by("attempts", "pk"),
         queue.order_by("attempts", "pk"),
     ):
-        found = candidates.select_for_update(**locking).select_related("target").first()
+        found = candidates.select_for_update(**skip_locked()).select_related("target").first()
         if found is not None:
             return found
     return None
