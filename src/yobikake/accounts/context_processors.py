@@ -26,6 +26,8 @@ _MENU: tuple[tuple[Permission, str | Promise, str], ...] = (
     (Permission.AGGREGATE_ANY_VIEW, _("Campaigns"), "calling:campaign_index"),
     (Permission.PROGRESS_LIVE_VIEW, _("Campaigns"), "calling:campaign_index"),
     (Permission.PROGRESS_LIVE_VIEW, _("Supervisor board"), "calling:board"),
+    (Permission.TARGET_REVEAL_RESEARCH, _("Phone research"), "calling:research"),
+    (Permission.CAMPAIGN_ANY_RUN, _("Directory import"), "calling:research_directory"),
     (Permission.ACCOUNT_USER_MANAGE, _("Accounts"), "accounts:user_list"),
     (Permission.ACCOUNT_ROLE_APPROVE, _("Role approvals"), "accounts:role_requests"),
     (Permission.ALERT_ANY_MANAGE, _("Alerts"), "audit:alert_list"),
