@@ -22,7 +22,7 @@ MENUS = {
     Role.INSURER_STAFF: ["自保険者", "対象者リスト", "APIトークン"],
     Role.SUPERVISOR: ["APIトークン"],
     Role.OPERATOR: [],
-    Role.RESEARCHER: [],
+    Role.RESEARCHER: ["電話番号調査"],
 }
 
 
