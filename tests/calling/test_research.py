@@ -336,11 +336,13 @@ def test_the_researcher_works_the_screen(calling_day, world, as_user):
     page = client.get(reverse("calling:research"))
     assert 'data-testid="next-task"' in page.text and 'data-testid="name"' not in page.text
     assert client.post(reverse("calling:research_next")).status_code == 302
-    page = client.get(reverse("calling:research"))
     ct = research.current_research(world.researcher)
+    CallTarget.objects.filter(pk=ct.pk).update(directory_candidates=2)
+    page = client.get(reverse("calling:research"))
     shown = reveal(world.researcher, ct.target, Purpose.RESEARCH)
     for value in (shown["name_kanji"], shown["name_kana"], shown["address"]):
         assert value in page.text
+    assert "電話帳にこの氏名・住所の番号が2件あります" in page.text
     url = reverse("calling:research_record", args=[ct.pk])
     client.post(url, {"phone": "12", "result": "found"})
     assert CallTarget.objects.get(pk=ct.pk).state == CallTarget.State.RESEARCH
