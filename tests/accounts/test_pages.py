@@ -10,7 +10,13 @@ from yobikake.accounts.permissions import Role
 
 # What each role's menu holds (beyond Home), in order.
 MENUS = {
-    Role.FEDERATION_ADMIN: ["保険者一覧", "参加状況", "権限申請の承認", "APIトークン"],
+    Role.FEDERATION_ADMIN: [
+        "保険者一覧",
+        "参加状況",
+        "キャンペーン",
+        "権限申請の承認",
+        "APIトークン",
+    ],
     Role.SECURITY_OFFICER: [
         "権限申請の承認",
         "アラート",
@@ -19,9 +25,9 @@ MENUS = {
         "APIトークン",
     ],
     Role.SYSADMIN: ["アカウント管理", "APIトークン"],
-    Role.INSURER_STAFF: ["自保険者", "対象者リスト", "APIトークン"],
-    Role.SUPERVISOR: ["APIトークン"],
-    Role.OPERATOR: [],
+    Role.INSURER_STAFF: ["自保険者", "対象者リスト", "キャンペーン", "APIトークン"],
+    Role.SUPERVISOR: ["キャンペーン", "スーパーバイザー画面", "電話帳取込", "APIトークン"],
+    Role.OPERATOR: ["架電"],
     Role.RESEARCHER: ["電話番号調査"],
 }
 

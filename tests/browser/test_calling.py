@@ -6,12 +6,10 @@ The clock is on a calling day (`calling_day`, a Tuesday at 10:00 in Tokyo, ticki
 time_machine moves the clock of the whole process, so the live server's threads are on
 that day too, and the campaign's calling window is open whatever the real date."""
 
-import importlib
 import os
 from pathlib import Path
 
 import pytest
-from django.apps import apps
 from playwright.sync_api import expect
 
 from tests.browser.test_login_and_menus import log_in
@@ -19,7 +17,7 @@ from tests.calling import conftest as calling
 from tests.calling.conftest import running_campaign
 from tests.pii import LOADED_PEOPLE
 from yobikake.calling import services
-from yobikake.calling.models import Attempt, CallTarget, Disposition
+from yobikake.calling.models import Attempt, CallTarget
 from yobikake.intake.services import load_target_list
 from yobikake.synth.people import synthetic_people
 from yobikake.vault import datakeys
@@ -38,14 +36,6 @@ def screenshot(page, name):
     if SCREENSHOTS:
         Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(SCREENSHOTS) / name), full_page=True)
-
-
-@pytest.fixture(autouse=True)
-def _dispositions(transactional_db):
-    """The outcomes are seeded by a migration; an earlier live-server test's flush has
-    emptied the table, so seed them again the migration's way."""
-    if not Disposition.objects.exists():
-        importlib.import_module("yobikake.calling.migrations.0002_dispositions").seed(apps, None)
 
 
 @pytest.fixture

@@ -50,9 +50,7 @@ def test_every_moment_of_a_year_is_open_or_closed_for_the_right_reason():
         for clock in (time(8, 59), time(9), time(13, 30), time(19, 59), time(20), time(23)):
             moment = datetime.combine(day, clock, tzinfo=TOKYO)
             # Read in UTC, as the server's clock gives it: the day is Tokyo's.
-            assert rules.closed_reason(YEAR, moment.astimezone(UTC)) == expected(
-                day, clock
-            ), moment
+            assert rules.closed_reason(YEAR, moment.astimezone(UTC)) == expected(day, clock), moment
         day += timedelta(days=1)
 
 
@@ -129,3 +127,23 @@ def test_the_holdout_is_its_share_and_depends_only_on_seed_and_ids(ids, seed, sh
 @pytest.mark.parametrize("moment", ["2025-01-13T10:00", "2025-02-24T10:00", "2025-05-06T10:00"])
 def test_substitute_and_monday_holidays_are_holidays(moment):
     assert rules.is_holiday(datetime.fromisoformat(moment).date())
+
+
+@pytest.mark.parametrize(
+    ("tried", "due", "expected"),
+    [
+        ("10:00", "14:00", "14:00"),  # already another band
+        ("10:00", "11:00", "12:00"),  # same band: the afternoon's start
+        ("13:00", "16:00", "17:00"),
+        ("18:00", "19:30", "+1 00:00"),  # the evening: the next morning
+    ],
+)
+def test_an_unanswered_call_is_retried_in_another_band(tried, due, expected):
+    day = date(2025, 6, 3)
+
+    def at(text, base=day):
+        if text.startswith("+1 "):
+            return at(text[3:], base + timedelta(days=1))
+        return datetime.combine(base, time.fromisoformat(text), tzinfo=TOKYO)
+
+    assert rules.in_another_band(at(due), at(tried)) == at(expected)

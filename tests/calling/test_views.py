@@ -40,7 +40,7 @@ def test_an_outcome_for_a_call_not_yours_is_refused(calling_day, world):
     response = verified_client(world.operator).post(
         f"/calls/{ct.pk}/outcome/", {"code": "declined"}, follow=True
     )
-    assert "not checked out to you" in response.text or "担当" in response.text
+    assert "この架電はあなたに割り当てられていません。" in response.text
     ct.refresh_from_db()
     assert ct.attempts == 0
     assert Event.objects.filter(tag=AuditTag.CALL_OUTCOME, outcome=Event.Outcome.DENIED).exists()

@@ -28,7 +28,7 @@ class Reason(StrEnum):
     LIST_SHREDDED = "list_shredded"
 
 
-LABELS = {
+LABELS: dict[str, object] = {
     Reason.HOLDOUT: _("Held out (control group)"),
     Reason.NO_PHONE: _("No phone number yet (research)"),
     Reason.NOT_FOUND: _("No phone number found (research gave up)"),
@@ -40,6 +40,9 @@ LABELS = {
     Reason.CALLBACK_RESERVED: _("Call back reserved for an operator"),
     Reason.SPACING: _("Waiting for retry spacing"),
     Reason.LIST_SHREDDED: _("List deleted"),
+    "callable": _("Callable now"),
+    "queue_empty": _("no one is waiting to be called"),
+    "no_campaign": _("you are not assigned to a running campaign"),
     rules.Closed.NOT_RUNNING: _("Campaign not running"),
     rules.Closed.BEFORE_PERIOD: _("Before the calling period"),
     rules.Closed.AFTER_PERIOD: _("After the calling period"),

@@ -163,7 +163,10 @@ class CallTarget(models.Model):
         ]
         indexes = [
             models.Index(fields=["campaign", "state", "next_at"], name="call_queue"),
+            # The pool's order (services._pick): an index walk that stops at the first.
+            models.Index(fields=["campaign", "state", "attempts", "id"], name="call_pool"),
             models.Index(fields=["checked_out_by", "state"], name="call_checked_out"),
+            models.Index(fields=["callback_owner", "callback_at"], name="call_callbacks"),
             models.Index(fields=["research_by", "state"], name="research_checked_out"),
         ]
 

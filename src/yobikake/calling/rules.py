@@ -9,7 +9,7 @@ package — and never in one of the insurer's blackout periods (New Year, Obon).
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from functools import cache
 from zoneinfo import ZoneInfo
@@ -82,6 +82,21 @@ def band(moment: datetime) -> str:
     """The time-of-day band of `moment` in Tokyo."""
     clock = local(moment).time()
     return [name for start, name in BANDS if clock >= start][-1]
+
+
+def in_another_band(moment: datetime, tried: datetime) -> datetime:
+    """`moment`, or if it falls in the same time-of-day band as `tried`, the start of
+    the next band after it (Tokyo time), so that someone never in at one time of day is
+    next tried at another."""
+    if band(moment) != band(tried):
+        return moment
+    clock = local(moment)
+    starts = [start for start, _ in BANDS[1:]]
+    later = [s for s in starts if s > clock.time()]
+    if later:
+        return clock.replace(hour=later[0].hour, minute=0, second=0, microsecond=0)
+    # The evening band runs to midnight: from the next day's morning on.
+    return (clock + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def default_blackouts(years: Iterable[int]) -> list[tuple[date, date, str]]:

@@ -127,10 +127,8 @@ def reason_counts(campaign: Campaign, now: datetime | None = None) -> list[tuple
 
 
 def reason_label(code: str) -> str:
-    for key, label in eligibility.LABELS.items():
-        if str(key) == code:
-            return str(label)
-    return code
+    """A reason code (eligibility.LABELS) in words."""
+    return str(eligibility.LABELS.get(code, code))
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ checkouts run one after another — and issues the operator a grant for that one
 only when the queue was built.
 """
 
+import random
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -226,7 +227,7 @@ def next_call(*, operator: Any) -> Checkout:
             raise NothingToCall(
                 _("There is nothing to call now."), code=reasons[0] if reasons else "no_campaign"
             )
-        call_target = _pick(operator, open_ids, now)
+        call_target = _pick(operator, [c for c in campaigns if c.pk in open_ids], now)
         if call_target is None:
             raise NothingToCall(_("There is nothing to call now."), code="queue_empty")
         campaign = next(c for c in campaigns if c.pk == call_target.campaign_id)
@@ -261,37 +262,39 @@ def skip_locked() -> dict[str, Any]:
     return {}
 
 
-def _pick(operator: Any, campaign_ids: list[int], now: datetime) -> CallTarget | None:
-    """The row to call next, locked: the operator's own call backs that are due first,
-    then the pool — a time-of-day band not yet tried before one that was, fewer
-    attempts first."""
+def _pick(operator: Any, campaigns: list[Campaign], now: datetime) -> CallTarget | None:
+    """The row to call next, locked: the operator's own call backs that are due, then
+    checkouts abandoned by others, then the pool — fewer attempts first. Each is one
+    walk down an index that stops at the first row it may take (a queue of a hundred
+    thousand costs what one of a hundred does); the campaigns are tried in a random
+    order, so an operator on several works them all. Time-of-day rotation is decided
+    when an attempt is recorded (its next try falls in another band), not here."""
     blocked = DoNotCall.objects.filter(
         insurer_id=OuterRef("insurer_id"), idx_phone=OuterRef("target__idx_phone")
     )
-    free = Q(state=CallTarget.State.QUEUED) | Q(
-        state=CallTarget.State.CHECKED_OUT, checked_out_until__lte=now
-    )
-    spaced = Q(next_at__isnull=True) | Q(next_at__lte=now)
-    mine_or_released = (
-        Q(callback_owner__isnull=True)
-        | Q(callback_owner=operator)
-        | Q(callback_release_at__lte=now)
-    )
-    queue = (
-        CallTarget.objects.filter(free, spaced, mine_or_released, campaign_id__in=campaign_ids)
-        .filter(holdout=False, has_phone=True, target__isnull=False)
-        .filter(attempts__lt=F("campaign__max_attempts"))
-        .exclude(Exists(blocked))
-    )
-    current = rules.band(now)
-    for candidates in (
-        queue.filter(callback_owner=operator, callback_at__lte=now).order_by("callback_at"),
-        queue.exclude(last_band=current).order_by("attempts", "pk"),
-        queue.order_by("attempts", "pk"),
-    ):
-        found = candidates.select_for_update(**skip_locked()).select_related("target").first()
-        if found is not None:
-            return found
+    for campaign in random.sample(campaigns, len(campaigns)):
+        rows = (
+            CallTarget.objects.filter(campaign=campaign, has_phone=True, target__isnull=False)
+            .filter(attempts__lt=campaign.max_attempts)
+            .exclude(Exists(blocked))
+            .select_related("target")
+        )
+        spaced = Q(next_at__isnull=True) | Q(next_at__lte=now)
+        available = Q(callback_owner__isnull=True) | Q(callback_release_at__lte=now)
+        for candidates in (
+            rows.filter(state=CallTarget.State.QUEUED, callback_owner=operator)
+            .filter(callback_at__lte=now)
+            .order_by("callback_at"),
+            rows.filter(state=CallTarget.State.CHECKED_OUT, checked_out_until__lte=now).order_by(
+                "checked_out_until"
+            ),
+            rows.filter(spaced, available, state=CallTarget.State.QUEUED).order_by(
+                "attempts", "pk"
+            ),
+        ):
+            found = candidates.select_for_update(**skip_locked()).first()
+            if found is not None:
+                return found
     return None
 
 
@@ -398,4 +401,7 @@ def _apply(
     else:
         call_target.state = CallTarget.State.QUEUED
         call_target.next_at = now + timedelta(minutes=minutes)
+        if not (disposition.reached_person or disposition.reached_household) and minutes >= 60:
+            # Nobody answered: try them next at another time of day.
+            call_target.next_at = rules.in_another_band(call_target.next_at, now)
     call_target.save()

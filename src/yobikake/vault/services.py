@@ -73,8 +73,7 @@ def queue_grant(*, holder: Any, target: Any, purpose: Purpose, minutes: int, **d
     """A task the holder takes from their own queue (the operator's "next call"): the
     queue chose the target, not the holder, so the grant is the queue's on the holder's
     behalf. Only queue services call this, inside their checkout's transaction."""
-    purpose = Purpose(purpose)
-    if purpose not in ONE_AT_A_TIME:
+    if ONE_AT_A_TIME.isdisjoint({purpose}):
         raise NotPermitted(_("Only calls and research come from a queue."), code="not_queued")
     if not has_permission(holder, PURPOSE_PERMISSION[purpose]):
         raise NotPermitted(
@@ -82,12 +81,23 @@ def queue_grant(*, holder: Any, target: Any, purpose: Purpose, minutes: int, **d
             code="holder_not_permitted",
         )
     return _issue(
-        actor=holder, holder=holder, target=target, purpose=purpose, minutes=minutes, **details
+        actor=holder,
+        holder=holder,
+        target=target,
+        purpose=purpose,
+        minutes=minutes,
+        details=details,
     )
 
 
 def _issue(
-    *, actor: Any, holder: Any, target: Any, purpose: Purpose, minutes: int | None, **details: Any
+    *,
+    actor: Any,
+    holder: Any,
+    target: Any,
+    purpose: Purpose,
+    minutes: int | None,
+    details: dict[str, Any] | None = None,
 ) -> Any:
     target = Target.objects.select_related("target_list").get(pk=target.pk)
     if target.target_list.state != TargetList.State.ACTIVE:
@@ -123,7 +133,7 @@ def _issue(
         details={
             "grant_id": grant.pk,
             "minutes": minutes or settings.YOBIKAKE_GRANT_MINUTES,
-            **details,
+            **(details or {}),
         },
         **_refs(target),
     )
