@@ -96,6 +96,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "yobikake.accounts.middleware.SlidingSessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "yobikake.audit.context.AuditContextMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -187,7 +188,9 @@ AXES_VERBOSE = False
 
 # Idle timeout: the session lives N minutes past the last request.
 SESSION_COOKIE_AGE = envint("YOBIKAKE_IDLE_TIMEOUT_MINUTES", 30) * 60
-SESSION_SAVE_EVERY_REQUEST = True
+# The idle timeout slides with use; the session is rewritten at most once a minute
+# (accounts.middleware.SlidingSessionMiddleware), not on every request.
+SESSION_SAVE_EVERY_REQUEST = False
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SECURE_COOKIES = envbool("YOBIKAKE_SECURE_COOKIES", True)
 SESSION_COOKIE_SECURE = SECURE_COOKIES

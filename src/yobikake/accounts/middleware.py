@@ -1,3 +1,4 @@
+import time
 from collections.abc import Callable
 from urllib.parse import urlencode
 
@@ -35,3 +36,25 @@ class RequireVerifiedLoginMiddleware:
             query = urlencode({"next": request.get_full_path()})
             return redirect(f"{reverse(settings.LOGIN_URL)}?{query}")
         return self.get_response(request)
+
+
+class SlidingSessionMiddleware:
+    """The idle timeout slides forward with use, as `SESSION_SAVE_EVERY_REQUEST` would
+    make it, but the session is written at most once a minute instead of on every
+    request: each write is a transaction and a disk flush on every page an operator
+    opens (bench/calling.py). A session thus ends between 29 and 30 idle minutes."""
+
+    KEY = "_refreshed_at"
+    EVERY_SECONDS = 60
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        session = getattr(request, "session", None)
+        if session is not None and not session.is_empty():
+            now = int(time.time())
+            if now - int(session.get(self.KEY, 0)) >= self.EVERY_SECONDS:
+                session[self.KEY] = now  # saved, with a new expiry, by SessionMiddleware
+        return response

@@ -40,6 +40,8 @@ class Event(models.Model):
             models.Index(fields=["actor_user_id", "at"], name="audit_event_actor_at"),
             # What happened to one target (grant releases, canary touches, scoping).
             models.Index(fields=["target_id", "tag"], name="audit_event_target_tag"),
+            # What happened to one account (its roles revoked: read on every request).
+            models.Index(fields=["subject_user_id", "tag"], name="audit_event_subject_tag"),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(seq__gte=1), name="audit_event_seq_positive")

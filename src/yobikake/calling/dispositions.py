@@ -1,7 +1,13 @@
 """The dispositions a call can end in, with the flags the queue acts on: seeded by the
 migration (and again by `seed` where a test's flush emptied the table)."""
 
+import time
 from typing import Any
+
+# The outcomes are read on every call and change perhaps once a year: each process keeps
+# them for a minute.
+_CACHE_SECONDS = 60
+_cache: tuple[float, tuple[Any, ...]] = (0.0, ())
 
 # code, label, shortcut, flags, minutes before the next try
 DISPOSITIONS = [
@@ -45,6 +51,7 @@ DISPOSITIONS = [
 
 
 def seed(Disposition: Any) -> None:
+    forget()
     for order, (code, label, shortcut, flags, minutes) in enumerate(DISPOSITIONS):
         Disposition.objects.update_or_create(
             code=code,
@@ -56,3 +63,24 @@ def seed(Disposition: Any) -> None:
                 **flags,
             },
         )
+
+
+def current() -> tuple[Any, ...]:
+    """Every disposition in order, from this process's copy if it is under a minute old."""
+    global _cache
+    from yobikake.calling.models import Disposition
+
+    read_at, rows = _cache
+    if not rows or time.monotonic() - read_at > _CACHE_SECONDS:
+        rows = tuple(Disposition.objects.all())
+        _cache = (time.monotonic(), rows)
+    return rows
+
+
+def by_code(code: str) -> Any | None:
+    return next((d for d in current() if d.code == code), None)
+
+
+def forget() -> None:
+    global _cache
+    _cache = (0.0, ())

@@ -1,7 +1,7 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from yobikake.calling.models import Disposition
+from yobikake.calling import dispositions
 
 
 class OutcomeForm(forms.Form):
@@ -16,6 +16,6 @@ class OutcomeForm(forms.Form):
 
     def clean_code(self) -> str:
         code: str = self.cleaned_data["code"]
-        if not Disposition.objects.filter(code=code).exists():
+        if dispositions.by_code(code) is None:
             raise forms.ValidationError(_("Unknown outcome."))
         return code

@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -25,7 +24,7 @@ from yobikake.accounts.permissions import Permission, Role
 from yobikake.accounts.selectors import active_roles, require
 from yobikake.audit.services import append_event, audited
 from yobikake.audit.tags import AuditTag
-from yobikake.calling import eligibility, rules
+from yobikake.calling import dispositions, eligibility, rules
 from yobikake.calling.models import (
     Attempt,
     BlackoutPeriod,
@@ -192,15 +191,19 @@ class Checkout:
 def current_checkout(operator: Any, now: datetime | None = None) -> CallTarget | None:
     """The call the operator has checked out and not finished, if its time is not up."""
     now = now or timezone.now()
-    return (
-        CallTarget.objects.select_related("campaign", "target")
-        .filter(
-            checked_out_by=operator,
-            state=CallTarget.State.CHECKED_OUT,
-            checked_out_until__gt=now,
-        )
-        .first()
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(_CHECKED_OUT, [operator.pk, connection.ops.adapt_datetimefield_value(now)])
+        row = cursor.fetchone()
+    if row is None:  # the usual case: answered without building a query
+        return None
+    return CallTarget.objects.select_related("campaign", "target").get(pk=row[0])
+
+
+_CHECKED_OUT = (
+    f"SELECT id FROM {CallTarget._meta.db_table} "  # noqa: S608 - fixed names
+    f"WHERE checked_out_by_id = %s AND state = '{CallTarget.State.CHECKED_OUT.value}' "
+    "AND checked_out_until > %s LIMIT 1"
+)
 
 
 def next_call(*, operator: Any) -> Checkout:
@@ -211,9 +214,9 @@ def next_call(*, operator: Any) -> Checkout:
     require(operator, Permission.TARGET_REVEAL_CALL)
     now = timezone.now()
     campaigns = list(
-        Campaign.objects.filter(operators=operator, state=Campaign.State.RUNNING).prefetch_related(
-            "insurer__blackouts"
-        )
+        Campaign.objects.filter(operators=operator, state=Campaign.State.RUNNING)
+        .select_related("insurer")
+        .prefetch_related("insurer__blackouts")
     )
     closed = {c.pk: eligibility.campaign_closed(c, now) for c in campaigns}
     open_ids = [pk for pk, reason in closed.items() if reason is None]
@@ -262,6 +265,33 @@ def skip_locked() -> dict[str, Any]:
     return {}
 
 
+_CT = CallTarget._meta.db_table
+_T = Target._meta.db_table
+_DNC = DoNotCall._meta.db_table
+_QUEUED, _CHECKED = CallTarget.State.QUEUED.value, CallTarget.State.CHECKED_OUT.value
+# The three places the next call comes from, in order; each walks an index and stops at
+# the first row it may take. Written out because they run in every checkout, where
+# building them with the ORM cost more than running them (bench/calling.py).
+_TAKEABLE = (
+    f"SELECT ct.id FROM {_CT} ct JOIN {_T} t ON t.id = ct.target_id "  # noqa: S608 - fixed names
+    "WHERE ct.campaign_id = %(campaign)s AND ct.has_phone AND ct.attempts < %(max_attempts)s "
+    f"AND NOT EXISTS (SELECT 1 FROM {_DNC} d "
+    "WHERE d.insurer_id = ct.insurer_id AND d.idx_phone = t.idx_phone) AND "
+)
+_PICKS = (
+    # The operator's own call backs that are due.
+    _TAKEABLE + f"ct.state = '{_QUEUED}' AND ct.callback_owner_id = %(operator)s "
+    "AND ct.callback_at <= %(now)s ORDER BY ct.callback_at",
+    # Checkouts abandoned (their time ran out).
+    _TAKEABLE + f"ct.state = '{_CHECKED}' AND ct.checked_out_until <= %(now)s "
+    "ORDER BY ct.checked_out_until",
+    # The pool: spaced, not reserved for someone's call back; fewer attempts first.
+    _TAKEABLE + f"ct.state = '{_QUEUED}' AND (ct.next_at IS NULL OR ct.next_at <= %(now)s) "
+    "AND (ct.callback_owner_id IS NULL OR ct.callback_release_at <= %(now)s) "
+    "ORDER BY ct.attempts, ct.id",
+)
+
+
 def _pick(operator: Any, campaigns: list[Campaign], now: datetime) -> CallTarget | None:
     """The row to call next, locked: the operator's own call backs that are due, then
     checkouts abandoned by others, then the pool — fewer attempts first. Each is one
@@ -269,32 +299,24 @@ def _pick(operator: Any, campaigns: list[Campaign], now: datetime) -> CallTarget
     thousand costs what one of a hundred does); the campaigns are tried in a random
     order, so an operator on several works them all. Time-of-day rotation is decided
     when an attempt is recorded (its next try falls in another band), not here."""
-    blocked = DoNotCall.objects.filter(
-        insurer_id=OuterRef("insurer_id"), idx_phone=OuterRef("target__idx_phone")
-    )
-    for campaign in random.sample(campaigns, len(campaigns)):
-        rows = (
-            CallTarget.objects.filter(campaign=campaign, has_phone=True, target__isnull=False)
-            .filter(attempts__lt=campaign.max_attempts)
-            .exclude(Exists(blocked))
-            .select_related("target")
-        )
-        spaced = Q(next_at__isnull=True) | Q(next_at__lte=now)
-        available = Q(callback_owner__isnull=True) | Q(callback_release_at__lte=now)
-        for candidates in (
-            rows.filter(state=CallTarget.State.QUEUED, callback_owner=operator)
-            .filter(callback_at__lte=now)
-            .order_by("callback_at"),
-            rows.filter(state=CallTarget.State.CHECKED_OUT, checked_out_until__lte=now).order_by(
-                "checked_out_until"
-            ),
-            rows.filter(spaced, available, state=CallTarget.State.QUEUED).order_by(
-                "attempts", "pk"
-            ),
-        ):
-            found = candidates.select_for_update(**skip_locked()).first()
-            if found is not None:
-                return found
+    lock = " LIMIT 1"
+    if connection.features.has_select_for_update_skip_locked:
+        lock += " FOR UPDATE OF ct SKIP LOCKED"
+    at = connection.ops.adapt_datetimefield_value(now)
+    with connection.cursor() as cursor:
+        for campaign in random.sample(campaigns, len(campaigns)):
+            params = {
+                "campaign": campaign.pk,
+                "max_attempts": campaign.max_attempts,
+                "operator": operator.pk,
+                "now": at,
+            }
+            for sql in _PICKS:
+                cursor.execute(sql + lock, params)
+                row = cursor.fetchone()
+                if row is not None:
+                    # Locked above; read whole, with its person and list, in this transaction.
+                    return CallTarget.objects.select_related("target__target_list").get(pk=row[0])
     return None
 
 
@@ -319,10 +341,9 @@ def record_outcome(
     )
     if call_target is None:
         raise NotPermitted(_("This call is not checked out to you."), code="not_checked_out")
-    try:
-        disposition = Disposition.objects.get(code=code)
-    except Disposition.DoesNotExist:
-        raise AccountError(_("Unknown outcome."), code="unknown_outcome") from None
+    disposition = dispositions.by_code(code)
+    if disposition is None:
+        raise AccountError(_("Unknown outcome."), code="unknown_outcome")
     if disposition.callback and (callback_at is None or callback_at <= now):
         raise AccountError(_("A call back needs a time in the future."), code="callback_time")
     campaign = call_target.campaign
@@ -348,9 +369,7 @@ def record_outcome(
             idx_phone=bytes(call_target.target.idx_phone),
             defaults={"attempt": attempt},
         )
-    grant = Grant.objects.filter(pk=grant_id).select_related("target").first()
-    if grant is not None and grant.released_at is None:
-        vault.release_grant(actor=actor, grant=grant)
+    vault.release_queue_grant(holder=actor, grant_id=grant_id, target=call_target.target)
     append_event(
         tag=AuditTag.CALL_OUTCOME,
         actor=actor,

@@ -15,8 +15,8 @@ from yobikake.accounts.errors import AccountError
 from yobikake.accounts.models import User
 from yobikake.accounts.permissions import Permission
 from yobikake.accounts.selectors import has_permission
-from yobikake.calling import forms, selectors, services
-from yobikake.calling.models import Attempt, CallTarget, Campaign, Disposition
+from yobikake.calling import dispositions, forms, selectors, services
+from yobikake.calling.models import Attempt, CallTarget, Campaign
 from yobikake.calling.rules import TOKYO
 from yobikake.vault.models import Purpose
 from yobikake.vault.reveal import RevealRefused, reveal
@@ -32,7 +32,7 @@ def _script(campaign: Campaign, shown: dict[str, str], operator: User) -> str:
 
 
 def _call_page(request: HttpRequest, call_target: CallTarget | None) -> HttpResponse:
-    context: dict[str, object] = {"dispositions": Disposition.objects.all()}
+    context: dict[str, object] = {"dispositions": dispositions.current()}
     if call_target is not None:
         try:
             # Outside any transaction: the reveal commits its own audit event.

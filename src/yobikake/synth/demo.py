@@ -232,7 +232,7 @@ def load_demo_campaign() -> str:
         starts=today - timedelta(days=30),
         ends=today + timedelta(days=60),
         window_start=time(0, 0),
-        window_end=time(23, 59),
+        window_end=time.max,
         saturdays=True,
         script=(
             "{氏名}様でいらっしゃいますか。{保険者}の特定健診のご案内でお電話しました、"

@@ -90,6 +90,16 @@ def queue_grant(*, holder: Any, target: Any, purpose: Purpose, minutes: int, **d
     )
 
 
+def release_queue_grant(*, holder: Any, grant_id: int | None, target: Any) -> None:
+    """End the holder's grant from a queue (the call recorded, the task done), inside
+    the caller's transaction; `target` is the grant's, already loaded."""
+    grant = Grant.objects.select_for_update().filter(pk=grant_id, holder=holder).first()
+    if grant is None or grant.released_at is not None or grant.target_id != target.pk:
+        return
+    grant.holder, grant.target = holder, target
+    _release(actor=holder, grant=grant, reason="done")
+
+
 def _issue(
     *,
     actor: Any,
@@ -99,7 +109,9 @@ def _issue(
     minutes: int | None,
     details: dict[str, Any] | None = None,
 ) -> Any:
-    target = Target.objects.select_related("target_list").get(pk=target.pk)
+    if not Target._meta.get_field("target_list").is_cached(target):
+        # (A queue hands over the target it has just locked, with its list.)
+        target = Target.objects.select_related("target_list").get(pk=target.pk)
     if target.target_list.state != TargetList.State.ACTIVE:
         raise AccountError(_("This list has been shredded."), code="list_shredded")
     if target.insurer_id != target.target_list.insurer_id:
