@@ -90,3 +90,50 @@ def test_the_insurer_sees_its_own_progress_and_another_insurer_gets_404(calling_
         "campaign_id": campaign.pk
     }
     assert campaign.name not in other.get("/campaigns/").text
+
+
+def test_a_supervisor_creates_assigns_and_starts_a_campaign_on_its_pages(calling_day, world):
+    from tests.conftest import load_people
+    from yobikake.calling.models import Campaign
+
+    target_list, _ = load_people(world, count=30, seed=8)
+    supervisor = verified_client(world.supervisor)
+    form = supervisor.get("/campaigns/new/")
+    assert form.status_code == 200 and "テスト市A 2022年度（30人）" in form.text
+    refused = supervisor.post(
+        "/campaigns/new/",
+        {"target_list": target_list.pk, "window_start": "20:00", "window_end": "09:00",
+         "max_attempts": 3, "holdout_share": "0.10"},
+    )  # fmt: skip
+    assert refused.status_code == 200 and not Campaign.objects.exists()
+    created = supervisor.post(
+        "/campaigns/new/",
+        {"target_list": target_list.pk, "window_start": "09:00", "window_end": "20:00",
+         "max_attempts": 2, "holdout_share": "0.20", "script": "{氏名}様"},
+    )  # fmt: skip
+    campaign = Campaign.objects.get()
+    assert created.status_code == 302 and created["Location"] == f"/campaigns/{campaign.pk}/"
+    assert (campaign.state, campaign.max_attempts, campaign.starts.isoformat()) == (
+        "draft",
+        2,
+        "2022-09-01",
+    )  # the contract's calling period
+    supervisor.post(f"/campaigns/{campaign.pk}/operators/", {"operators": [world.operator.pk]})
+    assert list(campaign.operators.all()) == [world.operator]
+    page = supervisor.post(f"/campaigns/{campaign.pk}/start/", follow=True)
+    campaign.refresh_from_db()
+    assert campaign.state == "running" and campaign.holdout_seed is not None
+    assert f'data-testid="holdout-seed">{campaign.holdout_seed}<' in page.text
+    assert CallTarget.objects.filter(campaign=campaign, holdout=True).count() == 6
+    assert services_next(world.operator).campaign_id == campaign.pk
+    # Insurer staff and operators may not create or start campaigns.
+    for user in (world.staff_a, world.operator):
+        client = verified_client(user)
+        assert client.get("/campaigns/new/").status_code == 403
+        assert client.post(f"/campaigns/{campaign.pk}/start/").status_code == 403
+
+
+def services_next(operator):
+    from yobikake.calling import services
+
+    return services.next_call(operator=operator).call_target

@@ -10,6 +10,9 @@ urlpatterns = [
     path("campaigns/", views.campaign_index, name="campaign_index"),
     path("campaigns/board/", views.board, name="board"),
     path("campaigns/board/live/", views.board_live, name="board_live"),
+    path("campaigns/new/", views.campaign_new, name="campaign_new"),
     path("campaigns/<int:campaign_id>/", views.progress, name="progress"),
+    path("campaigns/<int:campaign_id>/operators/", views.campaign_operators, name="operators"),
+    path("campaigns/<int:campaign_id>/start/", views.campaign_start, name="start"),
     path("", include("yobikake.calling.research_urls")),
 ]

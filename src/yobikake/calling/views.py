@@ -8,7 +8,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from yobikake.accounts.decorators import permission_required
 from yobikake.accounts.errors import AccountError
@@ -130,8 +130,9 @@ def _access(request: HttpRequest, campaign_id: int) -> Campaign:
 @permission_required(*_SEES_CAMPAIGNS)
 def progress(request: HttpRequest, campaign_id: int) -> HttpResponse:
     """A campaign's progress and outcome counts: for its insurer, the federation and
-    the call centre's supervisors."""
+    the call centre's supervisors (who also assign its operators and start it here)."""
     campaign = _access(request, campaign_id)
+    runs = has_permission(request.user, Permission.CAMPAIGN_ANY_RUN)
     return render(
         request,
         "calling/progress.html",
@@ -140,8 +141,67 @@ def progress(request: HttpRequest, campaign_id: int) -> HttpResponse:
             "funnel": selectors.funnel(campaign),
             "outcomes": selectors.outcome_counts(campaign),
             "simulated": selectors.simulated_calls(campaign),
+            "operators_form": forms.OperatorsForm(
+                initial={"operators": list(campaign.operators.all())}
+            )
+            if runs
+            else None,
         },
     )
+
+
+@permission_required(Permission.CAMPAIGN_ANY_RUN)
+@require_http_methods(["GET", "POST"])
+def campaign_new(request: HttpRequest) -> HttpResponse:
+    form = forms.CampaignForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        target_list = data.pop("target_list")
+        settings = {k: v for k, v in data.items() if v not in (None, "")}
+        try:
+            campaign = services.create_campaign(
+                actor=request.user,
+                insurer=target_list.insurer,
+                fiscal_year=target_list.fiscal_year,
+                lists=[target_list],
+                **settings,
+            )
+        except AccountError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("calling:progress", campaign_id=campaign.pk)
+    return render(request, "calling/campaign_new.html", {"form": form})
+
+
+@permission_required(Permission.OPERATOR_ANY_ASSIGN)
+@require_POST
+def campaign_operators(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    campaign = _access(request, campaign_id)
+    form = forms.OperatorsForm(request.POST)
+    if form.is_valid():
+        try:
+            services.assign_operators(
+                actor=request.user,
+                campaign=campaign,
+                operators=list(form.cleaned_data["operators"]),
+            )
+            messages.success(request, _("Operators saved."))
+        except AccountError as exc:
+            messages.error(request, str(exc))
+    return redirect("calling:progress", campaign_id=campaign.pk)
+
+
+@permission_required(Permission.CAMPAIGN_ANY_RUN)
+@require_POST
+def campaign_start(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """Start: the queue is built and the control group drawn (its seed recorded)."""
+    campaign = _access(request, campaign_id)
+    try:
+        services.start_campaign(actor=request.user, campaign=campaign)
+        messages.success(request, _("The campaign has started; its control group is fixed."))
+    except AccountError as exc:
+        messages.error(request, str(exc))
+    return redirect("calling:progress", campaign_id=campaign.pk)
 
 
 def _board_context() -> dict[str, object]:
