@@ -118,6 +118,12 @@ def test_a_supervisor_creates_assigns_and_starts_a_campaign_on_its_pages(calling
         2,
         "2022-09-01",
     )  # the contract's calling period
+    draft = supervisor.get(f"/campaigns/{campaign.pk}/").text
+    assert f"<title>{campaign.name} |" in draft
+    body = draft.split("</title>", 1)[1]
+    assert 'data-testid="operators-form"' in body and 'data-testid="start"' in body
+    staff_page = verified_client(world.staff_a).get(f"/campaigns/{campaign.pk}/").text
+    assert "operators-form" not in staff_page and 'data-testid="start"' not in staff_page
     supervisor.post(f"/campaigns/{campaign.pk}/operators/", {"operators": [world.operator.pk]})
     assert list(campaign.operators.all()) == [world.operator]
     page = supervisor.post(f"/campaigns/{campaign.pk}/start/", follow=True)
