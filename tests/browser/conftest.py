@@ -30,11 +30,9 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser):
-    """A fresh page; `page.console_errors` collects every console error, failed request
-    and CSP violation, and the test fails if any remain unexpected."""
-    context = browser.new_context(locale="ja-JP", timezone_id="Asia/Tokyo")
+def watched_page(context):
+    """A new page of `context` whose `page.console_errors` collects every console error,
+    failed static request and CSP violation."""
     page = context.new_page()
     page.console_errors = []
     page.on(
@@ -49,5 +47,12 @@ def page(browser):
             else None
         ),
     )
-    yield page
+    return page
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page (see `watched_page`); the test fails if errors remain unexpected."""
+    context = browser.new_context(locale="ja-JP", timezone_id="Asia/Tokyo")
+    yield watched_page(context)
     context.close()

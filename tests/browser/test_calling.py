@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.conftest import watched_page
 from tests.browser.test_login_and_menus import log_in
 from tests.calling import conftest as calling
 from tests.calling.conftest import running_campaign
@@ -47,23 +48,7 @@ def new_page(browser):
     def open_page():
         context = browser.new_context(locale="ja-JP", timezone_id="Asia/Tokyo", viewport=VIEWPORT)
         contexts.append(context)
-        page = context.new_page()
-        page.console_errors = []
-        page.on(
-            "console",
-            lambda m: (
-                page.console_errors.append(m.text) if m.type in ("error", "warning") else None
-            ),
-        )
-        page.on(
-            "response",
-            lambda r: (
-                page.console_errors.append(f"{r.status} {r.url}")
-                if r.status >= 400 and "/static/" in r.url
-                else None
-            ),
-        )
-        return page
+        return watched_page(context)
 
     yield open_page
     for context in contexts:
