@@ -69,3 +69,29 @@ def test_no_target_is_checked_out_twice_at_once(calling_day, world):
     grants = Grant.objects.filter(purpose="call")
     assert grants.count() == OPERATORS * ROUNDS
     assert not grants.filter(released_at__isnull=True).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_double_press_checks_out_one_person(calling_day, world):
+    running_campaign(world, count=20, seed=12, holdout_share=0)
+    start = threading.Barrier(2)
+    got, errors = [], []
+
+    def press():
+        try:
+            start.wait()
+            got.append(services.next_call(operator=world.operator).call_target.pk)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=press) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    assert len(got) == 2 and got[0] == got[1]
+    assert CallTarget.objects.filter(state=CallTarget.State.CHECKED_OUT).count() == 1
+    assert Grant.objects.filter(purpose="call", released_at__isnull=True).count() == 1

@@ -1,7 +1,7 @@
 """The queue: what "next call" hands out, what an outcome does, and who is never called."""
 
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from django.utils import timezone
@@ -235,3 +235,51 @@ def test_the_note_is_sealed(calling_day, world):
     ct = work(world.operator, "considering", note="夕方なら在宅とのこと")
     attempt = Attempt.objects.get(call_target=ct)
     assert attempt.note and "夕方".encode() not in bytes(attempt.note)
+
+
+def test_a_call_back_may_not_be_booked_when_no_calls_are_made(calling_day, world):
+    running_campaign(world, count=3, seed=5, holdout_share=0)
+    checkout = services.next_call(operator=world.operator)
+    sunday = timezone.now() + timedelta(days=5)  # Tuesday 10:00 + 5 days
+    evening = timezone.now() + timedelta(hours=11)  # 21:00
+    for when in (sunday, evening):
+        with pytest.raises(AccountError) as refused:
+            services.record_outcome(
+                actor=world.operator,
+                call_target_id=checkout.call_target.pk,
+                code="callback",
+                callback_at=when,
+            )
+        assert refused.value.code == "callback_closed"
+
+
+def test_a_call_back_booked_on_the_last_attempt_is_still_made(calling_day, world):
+    running_campaign(world, count=1, seed=6, holdout_share=0, max_attempts=1)
+    ct = work(world.operator, "callback", callback_at=timezone.now() + timedelta(hours=2))
+    calling_day.shift(timedelta(hours=2, minutes=1))
+    again = services.next_call(operator=world.operator)
+    assert again.call_target.pk == ct.pk
+
+
+def test_an_abandoned_call_back_checkout_does_not_stall_the_others(calling_day, world):
+    campaign, _, _ = running_campaign(world, count=4, seed=4, holdout_share=0)
+    colleague = make_user("operator-2", world.call_centre, Role.OPERATOR)
+    services.assign_operators(
+        actor=world.supervisor, campaign=campaign, operators=[world.operator, colleague]
+    )
+    ct = work(world.operator, "callback", callback_at=timezone.now() + timedelta(hours=2))
+    calling_day.shift(timedelta(hours=2))
+    services.next_call(operator=world.operator)  # the call back, then left open
+    calling_day.shift(timedelta(minutes=11))  # the checkout lapsed, the call back is not free
+    taken = services.next_call(operator=colleague)
+    assert taken.call_target.pk != ct.pk
+
+
+def test_each_campaign_year_gets_its_blackout_days(calling_day, world):
+    from yobikake.calling.models import BlackoutPeriod
+
+    running_campaign(world, count=2, seed=1, fiscal_year=2021)
+    running_campaign(world, count=2, seed=2, fiscal_year=2022)
+    periods = set(BlackoutPeriod.objects.values_list("starts", "label"))
+    assert (date(2022, 8, 13), "お盆") in periods and (date(2022, 12, 29), "年末年始") in periods
+    assert (date(2021, 8, 13), "お盆") in periods

@@ -53,7 +53,9 @@ class SlidingSessionMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         session = getattr(request, "session", None)
-        if session is not None and not session.is_empty():
+        # A page refreshing itself (htmx polling) is not the user at work.
+        polling = request.method == "GET" and request.headers.get("HX-Request") == "true"
+        if session is not None and not polling and not session.is_empty():
             now = int(time.time())
             if now - int(session.get(self.KEY, 0)) >= self.EVERY_SECONDS:
                 session[self.KEY] = now  # saved, with a new expiry, by SessionMiddleware

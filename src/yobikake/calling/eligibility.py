@@ -100,7 +100,8 @@ def reason(
         return Reason.NO_PHONE
     if blocked:
         return Reason.DO_NOT_CALL
-    if ct.attempts >= campaign.max_attempts:
+    own_callback = operator is not None and ct.callback_owner_id == operator.pk
+    if ct.attempts >= campaign.max_attempts and not own_callback:
         return Reason.MAX_ATTEMPTS
     if closed is not None:
         return closed

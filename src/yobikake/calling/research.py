@@ -94,6 +94,8 @@ def next_research(*, researcher: Any) -> Checkout:
     now = timezone.now()
     minutes = _minutes()
     with transaction.atomic():
+        # One task at a time per researcher (the account's row is the lock).
+        vault.lock_holder(researcher)
         held = current_research(researcher, now)
         if held is not None and held.research_grant_id:
             return Checkout(held, Grant.objects.filter(pk=held.research_grant_id).first())

@@ -60,7 +60,7 @@ def create_campaign(
     **settings: Any,
 ) -> Campaign:
     """A campaign over some of the insurer's lists of one fiscal year, in draft. The
-    insurer gets the usual blackout periods (New Year, Obon) if it has none."""
+    insurer gets the usual blackout periods (New Year, Obon) of those years."""
     require(actor, Permission.CAMPAIGN_ANY_RUN)
     if not lists:
         raise AccountError(_("A campaign needs at least one list."), code="no_lists")
@@ -85,10 +85,10 @@ def create_campaign(
         **settings,
     )
     campaign.lists.set(lists)
-    if not insurer.blackouts.exists():
-        BlackoutPeriod.objects.bulk_create(
-            BlackoutPeriod(insurer=insurer, starts=starts, ends=ends, label=label)
-            for starts, ends, label in rules.default_blackouts([fiscal_year - 1, fiscal_year])
+    # The usual blackout days around the campaign's year, each added once.
+    for starts, ends, label in rules.default_blackouts([fiscal_year - 1, fiscal_year]):
+        BlackoutPeriod.objects.get_or_create(
+            insurer=insurer, starts=starts, ends=ends, defaults={"label": label}
         )
     append_event(
         tag=AuditTag.CAMPAIGN_CREATE,
@@ -202,7 +202,7 @@ def current_checkout(operator: Any, now: datetime | None = None) -> CallTarget |
 _CHECKED_OUT = (
     f"SELECT id FROM {CallTarget._meta.db_table} "  # noqa: S608 - fixed names
     f"WHERE checked_out_by_id = %s AND state = '{CallTarget.State.CHECKED_OUT.value}' "
-    "AND checked_out_until > %s LIMIT 1"
+    "AND checked_out_until > %s AND target_id IS NOT NULL ORDER BY checked_out_until DESC LIMIT 1"
 )
 
 
@@ -221,6 +221,9 @@ def next_call(*, operator: Any) -> Checkout:
     closed = {c.pk: eligibility.campaign_closed(c, now) for c in campaigns}
     open_ids = [pk for pk, reason in closed.items() if reason is None]
     with transaction.atomic():
+        # One checkout at a time per operator (the account's row is the lock): a double
+        # press must not check out two people, the first then stranded.
+        vault.lock_holder(operator)
         held = current_checkout(operator, now)
         if held is not None and held.grant_id:
             grant = Grant.objects.filter(pk=held.grant_id).first()
@@ -272,19 +275,30 @@ _QUEUED, _CHECKED = CallTarget.State.QUEUED.value, CallTarget.State.CHECKED_OUT.
 # The three places the next call comes from, in order; each walks an index and stops at
 # the first row it may take. Written out because they run in every checkout, where
 # building them with the ORM cost more than running them (bench/calling.py).
-_TAKEABLE = (
+_CALLABLE = (
     f"SELECT ct.id FROM {_CT} ct JOIN {_T} t ON t.id = ct.target_id "  # noqa: S608 - fixed names
-    "WHERE ct.campaign_id = %(campaign)s AND ct.has_phone AND ct.attempts < %(max_attempts)s "
+    "WHERE ct.campaign_id = %(campaign)s AND ct.has_phone "
     f"AND NOT EXISTS (SELECT 1 FROM {_DNC} d "
     "WHERE d.insurer_id = ct.insurer_id AND d.idx_phone = t.idx_phone) AND "
 )
+_TAKEABLE = _CALLABLE + "ct.attempts < %(max_attempts)s AND "
+# Not reserved for someone else's call back.
+_FREE = (
+    "(ct.callback_owner_id IS NULL OR ct.callback_owner_id = %(operator)s "
+    "OR ct.callback_release_at <= %(now)s) "
+)
+# The operator's own call backs that are due (made even on the last attempt: the person
+# asked for it).
+_CALLBACKS = (
+    _CALLABLE + f"ct.state = '{_QUEUED}' AND ct.callback_owner_id = %(operator)s "
+    "AND ct.callback_at <= %(now)s ORDER BY ct.callback_at"
+)
 _PICKS = (
-    # The operator's own call backs that are due.
-    _TAKEABLE + f"ct.state = '{_QUEUED}' AND ct.callback_owner_id = %(operator)s "
-    "AND ct.callback_at <= %(now)s ORDER BY ct.callback_at",
     # Checkouts abandoned (their time ran out).
-    _TAKEABLE + f"ct.state = '{_CHECKED}' AND ct.checked_out_until <= %(now)s "
-    "ORDER BY ct.checked_out_until",
+    _TAKEABLE
+    + f"ct.state = '{_CHECKED}' AND ct.checked_out_until <= %(now)s AND "
+    + _FREE
+    + "ORDER BY ct.checked_out_until",
     # The pool: spaced, not reserved for someone's call back; fewer attempts first.
     _TAKEABLE + f"ct.state = '{_QUEUED}' AND (ct.next_at IS NULL OR ct.next_at <= %(now)s) "
     "AND (ct.callback_owner_id IS NULL OR ct.callback_release_at <= %(now)s) "
@@ -303,20 +317,22 @@ def _pick(operator: Any, campaigns: list[Campaign], now: datetime) -> CallTarget
     if connection.features.has_select_for_update_skip_locked:
         lock += " FOR UPDATE OF ct SKIP LOCKED"
     at = connection.ops.adapt_datetimefield_value(now)
+    order = random.sample(campaigns, len(campaigns))
+    # The operator's due call backs in every campaign first, then each campaign's pool.
+    steps = [(c, _CALLBACKS) for c in order] + [(c, sql) for c in order for sql in _PICKS]
     with connection.cursor() as cursor:
-        for campaign in random.sample(campaigns, len(campaigns)):
+        for campaign, sql in steps:
             params = {
                 "campaign": campaign.pk,
                 "max_attempts": campaign.max_attempts,
                 "operator": operator.pk,
                 "now": at,
             }
-            for sql in _PICKS:
-                cursor.execute(sql + lock, params)
-                row = cursor.fetchone()
-                if row is not None:
-                    # Locked above; read whole, with its person and list, in this transaction.
-                    return CallTarget.objects.select_related("target__target_list").get(pk=row[0])
+            cursor.execute(sql + lock, params)
+            row = cursor.fetchone()
+            if row is not None:
+                # Locked above; read whole, with its person and list, in this transaction.
+                return CallTarget.objects.select_related("target__target_list").get(pk=row[0])
     return None
 
 
@@ -344,9 +360,19 @@ def record_outcome(
     disposition = dispositions.by_code(code)
     if disposition is None:
         raise AccountError(_("Unknown outcome."), code="unknown_outcome")
+    campaign = call_target.campaign
     if disposition.callback and (callback_at is None or callback_at <= now):
         raise AccountError(_("A call back needs a time in the future."), code="callback_time")
-    campaign = call_target.campaign
+    if disposition.callback and callback_at is not None:
+        closed = rules.closed_reason(eligibility.calendar(campaign), callback_at)
+        if closed is not None:
+            raise AccountError(
+                _("No calls can be made at that time: %(reason)s")
+                % {"reason": eligibility.LABELS[closed]},
+                code="callback_closed",
+            )
+    if call_target.target is None:  # its list shredded meanwhile
+        raise AccountError(_("This list has been deleted."), code="list_shredded")
     attempt = Attempt.objects.create(
         call_target=call_target,
         operator=actor,
@@ -415,6 +441,10 @@ def _apply(
         call_target.state = CallTarget.State.RESEARCH
         call_target.has_phone = False
         Target.objects.filter(pk=call_target.target_id).update(has_phone=False)
+        # The same person waiting in other campaigns is not called on it either.
+        CallTarget.objects.filter(
+            target_id=call_target.target_id, state=CallTarget.State.QUEUED
+        ).exclude(pk=call_target.pk).update(has_phone=False, state=CallTarget.State.RESEARCH)
     elif not disposition.callable_again or call_target.attempts >= campaign.max_attempts:
         call_target.state = CallTarget.State.DONE
     else:

@@ -69,10 +69,18 @@ def issue_grant(
     return _issue(actor=actor, holder=holder, target=target, purpose=purpose, minutes=minutes)
 
 
+def lock_holder(holder: Any) -> None:
+    """Take the holder's row lock for the rest of the transaction. Grants for one holder
+    are issued one at a time under it, so two assignments (or two presses of "next
+    call") at the same moment cannot leave two live grants or two checkouts."""
+    get_user_model().objects.select_for_update().filter(pk=holder.pk).first()
+
+
 def queue_grant(*, holder: Any, target: Any, purpose: Purpose, minutes: int, **details: Any) -> Any:
     """A task the holder takes from their own queue (the operator's "next call"): the
     queue chose the target, not the holder, so the grant is the queue's on the holder's
-    behalf. Only queue services call this, inside their checkout's transaction."""
+    behalf. Only queue services call this, inside their checkout's transaction, having
+    taken `lock_holder` before they looked for the holder's current task."""
     if ONE_AT_A_TIME.isdisjoint({purpose}):
         raise NotPermitted(_("Only calls and research come from a queue."), code="not_queued")
     if not has_permission(holder, PURPOSE_PERMISSION[purpose]):
@@ -87,6 +95,7 @@ def queue_grant(*, holder: Any, target: Any, purpose: Purpose, minutes: int, **d
         purpose=purpose,
         minutes=minutes,
         details=details,
+        holder_locked=True,
     )
 
 
@@ -108,6 +117,7 @@ def _issue(
     purpose: Purpose,
     minutes: int | None,
     details: dict[str, Any] | None = None,
+    holder_locked: bool = False,
 ) -> Any:
     if not Target._meta.get_field("target_list").is_cached(target):
         # (A queue hands over the target it has just locked, with its list.)
@@ -121,9 +131,8 @@ def _issue(
         raise AccountError(_("This person's phone number is known."), code="has_phone")
     now = timezone.now()
     if purpose in ONE_AT_A_TIME:
-        # Grants for one holder are issued one at a time (the holder's row is the lock),
-        # so two assignments at the same moment cannot leave two live grants.
-        get_user_model().objects.select_for_update().filter(pk=holder.pk).first()
+        if not holder_locked:
+            lock_holder(holder)
         for previous in Grant.objects.select_for_update().filter(
             holder=holder, purpose=purpose, released_at__isnull=True, expires_at__gt=now
         ):
