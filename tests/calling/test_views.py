@@ -143,3 +143,17 @@ def services_next(operator):
     from yobikake.calling import services
 
     return services.next_call(operator=operator).call_target
+
+
+def test_a_call_back_time_typed_on_the_screen_is_tokyo_time(calling_day, world):
+    from datetime import datetime
+
+    from yobikake.calling.rules import TOKYO
+
+    running_campaign(world, count=3, holdout_share=0)
+    client = verified_client(world.operator)
+    client.post("/calls/next/")
+    ct = CallTarget.objects.get(state=CallTarget.State.CHECKED_OUT)
+    client.post(f"/calls/{ct.pk}/outcome/", {"code": "callback", "callback_at": "2022-10-04T15:30"})
+    ct.refresh_from_db()
+    assert ct.callback_at == datetime(2022, 10, 4, 15, 30, tzinfo=TOKYO)

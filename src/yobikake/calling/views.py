@@ -17,7 +17,6 @@ from yobikake.accounts.permissions import Permission
 from yobikake.accounts.selectors import has_permission
 from yobikake.calling import dispositions, forms, selectors, services
 from yobikake.calling.models import Attempt, CallTarget, Campaign
-from yobikake.calling.rules import TOKYO
 from yobikake.vault.models import Purpose
 from yobikake.vault.reveal import RevealRefused, reveal
 
@@ -80,9 +79,8 @@ def outcome(request: HttpRequest, call_target_id: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
         return redirect("calling:operator")
+    # Entered as Tokyo time: the form makes it aware in the project's zone (Asia/Tokyo).
     callback_at: datetime | None = form.cleaned_data.get("callback_at")
-    if callback_at is not None:
-        callback_at = callback_at.replace(tzinfo=TOKYO)
     try:
         services.record_outcome(
             actor=request.user,
