@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "yobikake.intake",
     "yobikake.calling",
     "yobikake.vault",
+    "yobikake.incidents",
     "yobikake.reports",
     "yobikake.synth",
 ]
@@ -318,3 +319,13 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("YOBIKAKE_LOG_LEVEL", "WARNING")},
 }
+
+# Canary residents planted in every list at import (incidents/canaries.py), and the phone
+# numbers they are given: numbers the federation holds and watches, so a call to one is
+# noticed. Comma-separated; the default is a block of 050 numbers for the demo.
+YOBIKAKE_CANARIES_PER_LIST = envint("YOBIKAKE_CANARIES_PER_LIST", 3)
+YOBIKAKE_CANARY_PHONES = [
+    p.strip()
+    for p in os.environ.get("YOBIKAKE_CANARY_PHONES", "").split(",")
+    if p.strip()
+] or [f"050-3{n // 100:03d}-{4000 + n % 100:04d}" for n in range(200)]

@@ -253,14 +253,6 @@ def test_an_operator_over_budget_is_refused_and_an_alert_is_raised(
     assert (alert.severity, alert.subject_user_id) == (Alert.Severity.CRITICAL, world.operator.pk)
 
 
-def test_revealing_a_canary_raises_a_critical_alert(world, listed):
-    targets, _ = listed
-    Target.objects.filter(pk=targets[4].pk).update(is_canary=True)
-    checked_out(world, targets[4])
-    reveal(world.operator, targets[4], Purpose.CALL)
-    assert Alert.objects.get(rule="canary_touched").severity == Alert.Severity.CRITICAL
-
-
 def test_ciphertext_moved_to_another_row_does_not_open(world, listed):
     targets, _ = listed
     source, victim = [t for t in targets if t.phone is not None][:2]

@@ -33,6 +33,7 @@ from yobikake.calling.models import (
     Disposition,
     DoNotCall,
 )
+from yobikake.incidents import canaries
 from yobikake.intake.models import Target, TargetList
 from yobikake.vault import datakeys
 from yobikake.vault import services as vault
@@ -108,11 +109,15 @@ def start_campaign(*, actor: Any, campaign: Campaign, seed: int | None = None) -
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if campaign.state != Campaign.State.DRAFT:
         raise AccountError(_("This campaign has already started."), code="already_started")
-    people = list(
-        Target.objects.filter(target_list__in=campaign.lists.all(), is_canary=False)
+    lists = list(campaign.lists.all())
+    hidden = canaries.of_lists(lists)  # never called, never counted
+    people = [
+        row
+        for row in Target.objects.filter(target_list__in=lists)
         .order_by("pk")
         .values_list("pk", "sex", "age", "has_phone")
-    )
+        if row[0] not in hidden
+    ]
     campaign.holdout_seed = secrets.randbits(62) if seed is None else seed
     held = rules.holdout(
         campaign.holdout_seed, [pk for pk, *_rest in people], float(campaign.holdout_share)

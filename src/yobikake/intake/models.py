@@ -58,7 +58,6 @@ class Target(models.Model):
     age = models.PositiveSmallIntegerField()  # at the end of the fiscal year
     postal_area = models.CharField(max_length=3, blank=True)
     has_phone = models.BooleanField(default=False)
-    is_canary = models.BooleanField(default=False)
     name_kanji = SealedField()
     name_kana = SealedField()
     birth_date = SealedField()

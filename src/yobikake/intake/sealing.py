@@ -62,7 +62,6 @@ COLUMNS = (
     "age",
     "postal_area",
     "has_phone",
-    "is_canary",
     *SEALED_FIELDS,
     *INDEX_COLUMNS.values(),
 )
@@ -162,7 +161,6 @@ def seal_batch(job: SealJob) -> list[Sealed]:
             age,
             postal_digits[:3],
             bool(person.phone),
-            False,
             *(sealed.get(column) for column in SEALED_FIELDS),
             *(indexed.get(kind) for kind in INDEX_COLUMNS),
         )

@@ -17,6 +17,7 @@ from yobikake.accounts.permissions import Permission
 from yobikake.accounts.selectors import require
 from yobikake.audit.services import append_event, audited, record_denial
 from yobikake.audit.tags import AuditTag
+from yobikake.incidents import canaries
 from yobikake.intake.models import (
     ColumnMapping,
     ImportFinding,
@@ -53,6 +54,7 @@ def load_target_list(
     )
     writer = ListWriter(target_list)
     writer.store_all(list(enumerate(people, 1)))
+    canaries.plant(writer)
     writer.finish()
     append_event(
         tag=AuditTag.LIST_LOAD,
@@ -216,6 +218,8 @@ def _import_rows(
     except BaseException:
         writer.abandon()
         raise
+    if isinstance(writer, ListWriter):  # not the bench's baseline, which stores in the clear
+        canaries.plant(writer)
     writer.finish(rows_submitted=outcome.submitted)
     outcome.target_list = target_list
 

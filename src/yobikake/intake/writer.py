@@ -7,6 +7,7 @@ worker process while the importer checks the next rows.
 counts by sex and age band, the list's totals. bench/intake.py's baseline is a `Writer`
 that stores rows in the clear, so the two differ only in the protection."""
 
+import secrets
 from collections import Counter
 from collections.abc import Sequence
 from datetime import date
@@ -19,7 +20,8 @@ from django.db.models import QuerySet
 from yobikake.intake import sealing
 from yobikake.intake.models import Target, TargetList
 from yobikake.synth.people import Person
-from yobikake.vault import datakeys
+from yobikake.vault import datakeys, records
+from yobikake.vault.crypto import FieldCipher
 
 BATCH = sealing.BATCH
 
@@ -57,6 +59,7 @@ class Writer:
         self.year_end = date(target_list.fiscal_year + 1, 3, 31)
         self.counts: Counter[str] = Counter()
         self.written = 0
+        self.rows: list[int] = []  # the row numbers stored
         self._other_lists: bool | None = None
 
     def submit(self, people: list[tuple[int, Person]]) -> None:
@@ -71,6 +74,7 @@ class Writer:
         for p in rows:
             self.counts[f"{p.sex}:{age_band(p.age)}"] += 1
         self._insert([p.values for p in rows])
+        self.rows.extend(p.row for p in rows)
         self.written += len(rows)
 
     def store_all(self, people: list[tuple[int, Person]]) -> None:
@@ -146,6 +150,60 @@ class ListWriter(Writer):
     def prepared(self, *, everything: bool = False) -> list[list[Prepared]]:
         batches = self._sealer.drain() if everything else self._sealer.ready()
         return [[Prepared(*sealed) for sealed in batch] for batch in batches]
+
+    @property
+    def data_key(self) -> bytes:
+        return self._data_key
+
+    def plant(self, people: list[Person]) -> list[int]:
+        """Store `people` (canaries) at row numbers drawn at random from the rows stored,
+        moving each row they displace to the end of the list: the canaries' places are
+        as random as anyone's, and no row number is left empty. Returns their ids."""
+        chosen = secrets.SystemRandom().sample(self.rows, min(len(people), len(self.rows)))
+        end = max(self.rows, default=1)
+        # Displaced rows go to end+1…; canaries beyond the rows there are (a list shorter
+        # than the canaries) after them.
+        tail = end + len(chosen)
+        places = chosen + list(range(tail + 1, tail + 1 + len(people) - len(chosen)))
+        cipher = FieldCipher(self._data_key)
+        base = self.target_list.pk * sealing.ROWS_PER_LIST
+        for n, row in enumerate(chosen, 1):
+            self._move(cipher, base + row, base + end + n, end + n)
+        moved = set(chosen)
+        self.rows = [r for r in self.rows if r not in moved]
+        self.rows += range(end + 1, end + 1 + len(chosen))
+        job = sealing.SealJob(
+            data_key=self._data_key,
+            index_key=self._index_key,
+            list_id=self.target_list.pk,
+            insurer_id=self.target_list.insurer_id,
+            year_end=self.year_end,
+            people=list(zip(places, people, strict=True)),
+        )
+        self._insert([values for *_head, values in sealing.seal_batch(job)])
+        return [base + row for row in places]
+
+    def _move(self, cipher: FieldCipher, old_id: int, new_id: int, row: int) -> None:
+        """Give a stored row a new id and row number: its values are sealed afresh, bound
+        to the new id (the blind indexes do not depend on it)."""
+        table = Target._meta.db_table
+        fields = sealing.SEALED_FIELDS
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {', '.join(fields)} FROM {table} WHERE id = %s",  # noqa: S608
+                [old_id],
+            )
+            sealed = dict(zip(fields, cursor.fetchone(), strict=True))
+            plain = records.open_row(
+                cipher, table, old_id, {f: bytes(v) if v else None for f, v in sealed.items()}
+            )
+            resealed = records.seal_row(cipher, table, new_id, plain)
+            assignments = ", ".join(f"{f} = %s" for f in fields)
+            cursor.execute(
+                f"UPDATE {table} SET id = %s, row_number = %s, {assignments} "  # noqa: S608
+                "WHERE id = %s",
+                [new_id, row, *(resealed[f] for f in fields), old_id],
+            )
 
     def finish(self, **fields: object) -> TargetList:
         return super().finish(wrapped_key=self._wrapped.token, **fields)

@@ -21,6 +21,7 @@ from yobikake.accounts.selectors import has_permission
 from yobikake.audit.models import Event
 from yobikake.audit.services import append_event, record_denial
 from yobikake.audit.tags import REVEAL_TAGS, AuditTag
+from yobikake.incidents.canaries import is_canary
 from yobikake.intake.models import Target, TargetList
 from yobikake.vault import datakeys, grants, records
 from yobikake.vault.crypto import CannotOpen, FieldCipher
@@ -146,7 +147,7 @@ def _record(actor: Any, grant: Any, purpose: Purpose) -> None:
             target_id=target.pk,
             purpose=str(purpose),
             # A canary is never assigned to anyone honest: revealing one is a critical alert.
-            details={"grant_id": grant.pk} | ({"canary": True} if target.is_canary else {}),
+            details={"grant_id": grant.pk} | ({"canary": True} if is_canary(target) else {}),
         )
         if reveals_in_last_hour(actor) > budget(purpose):
             raise _refuse("over_budget")  # the event goes with the rollback

@@ -1,0 +1,103 @@
+"""Incidents: a leaked file scoped against every stored list, what it matched, and the
+canary residents planted in each list to be found in such files.
+
+Nothing here holds plaintext. A match names a target by id (and the list, insurer and
+fiscal year it was on, so the table outlives a list's shredding); which targets are
+canaries is sealed under the list's own data key, so a copy of the database does not
+say which rows to leave out of a stolen copy."""
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from yobikake.intake.models import TargetList
+
+
+class CanarySet(models.Model):
+    """The ids of a list's canary residents, sealed under the list's data key (AAD binds
+    the list); padded, so its length says nothing either. Shredding the list shreds it."""
+
+    target_list = models.OneToOneField(
+        TargetList, on_delete=models.CASCADE, related_name="canary_set", primary_key=True
+    )
+    sealed_ids = models.BinaryField()
+
+    def __str__(self) -> str:
+        return f"canaries of list #{self.target_list_id}"
+
+
+class Incident(models.Model):
+    """One leaked file, as the security officer received it, and what scoping found."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Scoping")
+        SCOPED = "scoped", _("Scoped")
+        FAILED = "failed", _("Failed")
+
+    title = models.CharField(_("title"), max_length=200)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
+    # The day the federation became aware of the leak: the reporting deadlines run from it.
+    aware_on = models.DateField(_("date of awareness"))
+    malicious = models.BooleanField(
+        _("caused by a wrongful act"), default=True
+    )  # final report within 60 days instead of 30
+    file_name = models.CharField(max_length=255, blank=True)
+    file_sha256 = models.CharField(max_length=64, blank=True)
+    file_kind = models.CharField(max_length=10, blank=True)
+    encoding = models.CharField(max_length=12, blank=True)
+    rows = models.PositiveIntegerField(default=0)
+    # Column number → what its content looked like (phone, kana, name, birth, …).
+    columns = models.JSONField(default=dict)
+    # The kinds of personal data the file holds (items leaked), in report order.
+    items = models.JSONField(default=list)
+    # Leaked rows per confidence tier, and rows that matched no one.
+    tiers = models.JSONField(default=dict)
+    unmatched = models.PositiveIntegerField(default=0)
+    persons = models.PositiveIntegerField(default=0)  # distinct targets matched
+    seconds = models.FloatField(default=0)
+    error_code = models.CharField(max_length=40, blank=True)
+    error_message = models.TextField(blank=True)
+    # The regulator report's free-text items (cause, secondary damage, …), as drafted.
+    report = models.JSONField(default=dict)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"incident #{self.pk}"
+
+
+class Match(models.Model):
+    """A stored target that a leaked row names, at a confidence tier. The list, insurer
+    and fiscal year are copied: the affected-persons table outlives shredding."""
+
+    class Tier(models.TextChoices):
+        CERTAIN = "certain", _("Certain")
+        PROBABLE = "probable", _("Probable")
+        POSSIBLE = "possible", _("Possible")
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="matches")
+    leak_row = models.PositiveIntegerField()  # as a spreadsheet numbers it
+    target_id = models.BigIntegerField()
+    target_list_id = models.BigIntegerField()
+    insurer_id = models.BigIntegerField()
+    fiscal_year = models.PositiveSmallIntegerField()
+    tier = models.CharField(max_length=10, choices=Tier.choices)
+    keys = models.CharField(max_length=120)  # the index kinds that agreed, comma-separated
+    canary = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["leak_row", "target_id"]
+        indexes = [
+            models.Index(fields=["incident", "insurer_id", "fiscal_year"], name="match_table"),
+            models.Index(fields=["incident", "target_id"], name="match_target"),
+        ]
+
+    def __str__(self) -> str:
+        return f"row {self.leak_row} → target #{self.target_id} ({self.tier})"
