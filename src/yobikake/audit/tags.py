@@ -50,6 +50,9 @@ class AuditTag(StrEnum):
     REVEAL_RESEARCH = "target:reveal:research"
     REVEAL_EXPORT = "target:reveal:export"
     CANARY_TOUCH = "incident:canary:touch"
+    # Incidents
+    INCIDENT_OPEN = "incident:record:open"
+    INCIDENT_SCOPE = "incident:file:scope"
     # The audit log itself
     CHECKPOINT_SIGN = "audit:checkpoint:sign"
     VERIFY_FAILURE = "audit:verify:failure"

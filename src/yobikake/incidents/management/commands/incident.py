@@ -1,0 +1,167 @@
+import csv
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from yobikake.incidents import selectors, services
+from yobikake.incidents.models import Incident
+from yobikake.jp.wareki import fiscal_year_label
+
+
+class Command(BaseCommand):
+    help = "Incidents: scope a leaked file against every stored list; replay the 2023 drill."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+        scope = sub.add_parser(
+            "scope",
+            help="Name every stored person a leaked file holds (CSV, TSV or XLSX, any "
+            "headers), per insurer and fiscal year, through blind indexes only.",
+        )
+        scope.add_argument("file", type=Path, metavar="FILE")
+        scope.add_argument("--title", default="", help="The incident's title.")
+        scope.add_argument(
+            "--aware-on",
+            type=date.fromisoformat,
+            default=None,
+            metavar="YYYY-MM-DD",
+            help="When the federation became aware (default today): the reporting "
+            "deadlines run from it.",
+        )
+        scope.add_argument(
+            "--not-malicious",
+            action="store_true",
+            help="No wrongful act involved: the final report is due in 30 days, not 60.",
+        )
+        scope.add_argument("--json", action="store_true", help="Print the result as JSON.")
+        scope.add_argument(
+            "--out",
+            type=Path,
+            metavar="DIR",
+            help="Also write table.csv (persons per insurer × fiscal year), matches.csv "
+            "(leaked row → target id, list, tier) and incident.json there.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        getattr(self, f"_{options['action']}")(**options)
+
+    def _scope(self, file: Path, title: str, aware_on: date | None, not_malicious: bool,
+               json: bool, out: Path | None, **_: Any) -> None:  # fmt: skip
+        if not file.is_file():
+            raise CommandError(f"{file}: no such file.")
+        incident = services.open_incident(
+            actor=None,
+            title=title or file.name,
+            aware_on=aware_on or date.today(),
+            malicious=not not_malicious,
+            file_name=file.name,
+            file_sha256=services.file_sha256(file),
+        )
+        console = Console(stderr=True)
+        with console.status("Scoping…") as status:
+            incident = services.run_scoping(
+                incident, file, progress=lambda n: status.update(f"Scoping… {n:,} rows read")
+            )
+        summary = summary_of(incident)
+        if out:
+            write_out(incident, summary, out)
+        if json:
+            self.stdout.write(_json(summary))
+        else:
+            self._print(incident, summary)
+        if incident.state != Incident.State.SCOPED:
+            raise CommandError(f"The file could not be scoped: {incident.error_message}")
+
+    def _print(self, incident: Incident, summary: dict[str, Any]) -> None:
+        console = Console()
+        if incident.state != Incident.State.SCOPED:
+            return
+        console.print(
+            f"Incident #{incident.pk}: {incident.rows:,} rows in {incident.seconds:.1f} s; "
+            f"{incident.persons:,} persons named; {incident.unmatched:,} rows matched no one."
+        )
+        console.print(f"Rows by confidence: {summary['tiers']}")
+        table = RichTable(title="Affected persons per insurer × fiscal year")
+        table.add_column("Insurer")
+        for year in summary["years"]:
+            table.add_column(fiscal_year_label(year), justify="right")
+        table.add_column("Total", justify="right")
+        for row in summary["table"]:
+            cells = [str(c) if c is not None else "" for c in row["persons"]]
+            table.add_row(f"{row['number']} {row['name']}", *cells, str(row["total"]))
+        table.add_row("Total", *map(str, summary["totals"]), str(summary["total"]))
+        console.print(table)
+        for canary in summary["canaries"]:
+            console.print(
+                f"[red]Canary[/red] at row {canary['leak_row']}: planted in list "
+                f"#{canary['list_id']} ({canary['insurer']}, FY{canary['fiscal_year']})."
+            )
+        d = summary["deadlines"]
+        console.print(
+            f"Preliminary report (速報) due {d['preliminary_from']}–{d['preliminary_by']}; "
+            f"final report (確報) by {d['final_by']}."
+        )
+
+
+def summary_of(incident: Incident) -> dict[str, Any]:
+    table = selectors.table(incident)
+    d = selectors.deadlines(incident)
+    return {
+        "incident": incident.pk,
+        "state": str(incident.state),
+        "error": incident.error_code,
+        "rows": incident.rows,
+        "seconds": incident.seconds,
+        "items": incident.items,
+        "persons": incident.persons,
+        "tiers": incident.tiers,
+        "unmatched": incident.unmatched,
+        "years": table.years,
+        "table": [
+            {"number": ins.number, "name": ins.name, "persons": counts, "total": total}
+            for ins, counts, total in table.rows
+        ],
+        "totals": table.totals,
+        "total": table.total,
+        "canaries": [
+            {
+                "leak_row": m.leak_row,
+                "list_id": m.target_list_id,
+                "insurer": m.insurer_id,
+                "fiscal_year": m.fiscal_year,
+            }
+            for m in selectors.canaries_found(incident)
+        ],
+        "deadlines": {
+            "preliminary_from": d.preliminary_from.isoformat(),
+            "preliminary_by": d.preliminary_by.isoformat(),
+            "final_by": d.final_by.isoformat(),
+        },
+    }
+
+
+def _json(summary: dict[str, Any]) -> str:
+    return json.dumps(summary, ensure_ascii=False)
+
+
+def write_out(incident: Incident, summary: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "incident.json").write_text(_json(summary) + "\n", encoding="utf-8")
+    with (out / "table.csv").open("w", newline="", encoding="utf-8-sig") as f:
+        writer = csv.writer(f)
+        writer.writerow(["insurer_number", "insurer", *summary["years"], "total"])
+        for row in summary["table"]:
+            writer.writerow([row["number"], row["name"], *row["persons"], row["total"]])
+        writer.writerow(["", "total", *summary["totals"], summary["total"]])
+    with (out / "matches.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["leak_row", "target_id", "list_id", "insurer_id", "fiscal_year",
+                         "tier", "keys", "canary"])  # fmt: skip
+        for m in incident.matches.order_by("leak_row", "target_id").iterator(chunk_size=5000):
+            writer.writerow([m.leak_row, m.target_id, m.target_list_id, m.insurer_id,
+                             m.fiscal_year, m.tier, m.keys, int(m.canary)])  # fmt: skip

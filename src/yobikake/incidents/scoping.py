@@ -1,0 +1,355 @@
+"""Leak scoping: which stored people a leaked file names, without opening any of them.
+
+A leaked file comes in any layout: CSV, TSV or XLSX, any of the encodings Japanese
+systems write, headers a broker made up or none at all. Its columns are recognised by
+what they hold (`detect_columns`); each row is normalised as intake normalises a list
+(`jp/`), and every blind index the row allows is computed under each insurer's index
+key the row may belong to — the insurer whose municipality its address names, else all.
+The stored indexes are read once, as they are, and compared; nothing is decrypted.
+
+A stored person a row names is scored by the fields that agree (names, birth date,
+phone, address, insured number, through the index kinds that cover them):
+
+- certain: a name (kanji or kana) and at least two other fields;
+- probable: a name and one other field, or the insured number;
+- possible: the phone alone — a household's landline: a relative, not the person.
+
+Of the people a row names, only the best-scored are kept (the same person on two years'
+lists is kept on both); a relative matched only by the shared landline is kept apart
+when the row also names the person.
+"""
+
+import re
+import time
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from django.db import connection
+
+from yobikake.intake.models import Target, TargetList
+from yobikake.intake.reading import UnreadableFile, map_headers, open_sheet
+from yobikake.intake.sealing import INDEX_COLUMNS
+from yobikake.jp import normalize
+from yobikake.jp.dates import InvalidDate, parse_date
+from yobikake.jp.insured_numbers import InvalidInsuredNumber, parse_insured_number
+from yobikake.synth.areas import municipality_key
+from yobikake.tenancy.models import Insurer
+from yobikake.vault import datakeys
+from yobikake.vault.blind import Indexer, IndexKind
+from yobikake.vault.records import IndexedFields
+
+# What a column can hold, in the order a report lists the items leaked.
+ITEMS = ("name", "kana", "sex", "birth", "phone", "postal", "address", "insured")
+SAMPLE_ROWS = 200
+SHARE = 0.6  # of a column's sampled values that must look like one kind
+
+# The fields each index kind covers.
+FIELDS = {
+    IndexKind.PHONE: ("phone",),
+    IndexKind.INSURED_NUMBER: ("insured",),
+    IndexKind.KANA_BIRTH: ("kana", "birth"),
+    IndexKind.NAME_BIRTH: ("name", "birth"),
+    IndexKind.KANA_ADDRESS: ("kana", "address"),
+    IndexKind.NAME_ADDRESS: ("name", "address"),
+    IndexKind.KANA_PHONE: ("kana", "phone"),
+}
+CERTAIN, PROBABLE, POSSIBLE = "certain", "probable", "possible"
+TIER_ORDER = {CERTAIN: 3, PROBABLE: 2, POSSIBLE: 1}
+
+# Synonyms the intake knows, in intake's field names → ours.
+_INTAKE_FIELDS = {
+    "name_kanji": "name",
+    "name_kana": "kana",
+    "sex": "sex",
+    "birth_date": "birth",
+    "phone": "phone",
+    "postal_code": "postal",
+    "address": "address",
+    "insured_number": "insured",
+}
+_POSTAL = re.compile(r"〒?\s*\d{3}-?\d{4}")
+_KANA = re.compile(r"[\u3041-\u3096\u30a1-\u30fa\u30fc\u30fb\s]+")
+_IDEOGRAPH = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f々〆ヶ]")
+_ADDRESS_MARK = re.compile(r"[都道府県市区町村郡]|丁目|番地?|号")
+_SEX = {"1", "2", "男", "女", "男性", "女性", "M", "F", "m", "f"}
+
+
+def looks_like(value: str) -> str | None:
+    """Which kind of item a cell looks like, or None."""
+    text = unicodedata.normalize("NFKC", value).strip()
+    if not text:
+        return None
+    if text in _SEX:
+        return "sex"
+    if _POSTAL.fullmatch(text):
+        return "postal"
+    if normalize.phone_key(text) and not re.search(r"[^\d\s()+\-]", text):
+        return "phone"
+    try:
+        born = parse_date(text)
+    except InvalidDate:
+        pass
+    else:
+        return "birth" if 1890 < born.year < 2020 else None
+    if _KANA.fullmatch(text):
+        return "kana"
+    has_digit = any(c.isdigit() for c in text) or re.search("[一二三四五六七八九十]丁目", text)
+    if _IDEOGRAPH.search(text) and has_digit and _ADDRESS_MARK.search(text):
+        return "address"
+    if _IDEOGRAPH.search(text) and not has_digit and len(text.replace(" ", "")) <= 12:
+        return "name"
+    try:
+        parse_insured_number(text)
+    except InvalidInsuredNumber:
+        return None
+    return "insured"
+
+
+def detect_columns(headers: list[str], sample: list[list[str]]) -> dict[int, str]:
+    """Column number → item. Content decides; a header the intake knows breaks ties and
+    names a column whose sample was empty. A name or kana split over two columns (surname,
+    given name) keeps both: `row_fields` joins them."""
+    try:
+        mapped = map_headers(headers).items()
+        known = {col: _INTAKE_FIELDS[f] for f, col in mapped if f in _INTAKE_FIELDS}
+    except UnreadableFile:
+        known = {}
+    columns: dict[int, str] = {}
+    for col in range(max([len(headers), *(len(r) for r in sample)], default=0)):
+        seen = Counter(k for r in sample if col < len(r) and (k := looks_like(r[col])))
+        filled = sum(1 for r in sample if col < len(r) and r[col].strip())
+        kind, count = seen.most_common(1)[0] if seen else (None, 0)
+        if kind and count >= SHARE * filled:
+            # "1"/"2" might be a sex code or a digit column; the header settles it.
+            columns[col] = known.get(col, kind) if kind == "sex" else kind
+        elif col in known and not filled:
+            columns[col] = known[col]
+    return columns
+
+
+@dataclass
+class LeakedRow:
+    row: int
+    parts: dict[IndexKind, tuple[str, ...]]
+    insurers: tuple[int, ...] | None  # None: any insurer
+
+
+@dataclass
+class LeakFile:
+    kind: str
+    encoding: str
+    columns: dict[int, str]
+    rows: list[LeakedRow] = field(default_factory=list)
+    count: int = 0
+
+    @property
+    def items(self) -> list[str]:
+        present = set(self.columns.values())
+        return [item for item in ITEMS if item in present]
+
+
+def _joined(cells: list[str], columns: list[int]) -> str:
+    return " ".join(cells[c].strip() for c in columns if c < len(cells) and cells[c].strip())
+
+
+def _birth(text: str) -> date | None:
+    try:
+        return parse_date(text) if text else None
+    except InvalidDate:
+        return None
+
+
+def row_fields(cells: list[str], by_item: dict[str, list[int]]) -> IndexedFields:
+    return IndexedFields(
+        name_kanji=_joined(cells, by_item.get("name", [])),
+        name_kana=_joined(cells, by_item.get("kana", [])),
+        birth_date=_birth(_joined(cells, by_item.get("birth", [])[:1])),
+        phone=_joined(cells, by_item.get("phone", [])[:1]),
+        address=_joined(cells, by_item.get("address", [])),
+        insured_number=_joined(cells, by_item.get("insured", [])[:1]),
+    )
+
+
+def _address_of(parts: dict[IndexKind, tuple[str, ...]]) -> str:
+    for kind in (IndexKind.KANA_ADDRESS, IndexKind.NAME_ADDRESS):
+        if kind in parts:
+            return parts[kind][1]
+    return ""
+
+
+class _InsurerByAddress:
+    """The insurers a normalised address may belong to: the municipality it names (and
+    every association, whose members live anywhere); None when it names none."""
+
+    def __init__(self) -> None:
+        self.municipalities: list[tuple[str, int]] = []
+        self.associations: list[int] = []
+        for pk, name, kind in Insurer.objects.values_list("pk", "name", "kind"):
+            if kind == Insurer.Kind.NHI_ASSOCIATION:
+                self.associations.append(pk)
+            else:
+                self.municipalities.append((municipality_key(name), pk))
+
+    def __call__(self, address: str) -> tuple[int, ...] | None:
+        found = [pk for key, pk in self.municipalities if key and key in address]
+        return (*found, *self.associations) if found else None
+
+
+def read_leak(path: Path, progress: Callable[[int], None] | None = None) -> LeakFile:
+    """The leaked file's rows as the index parts each allows. A file whose first row is
+    data, not headers, is read from its first row."""
+    sheet = open_sheet(path)
+    rows: Iterator[tuple[int, list[str]]] = sheet.rows
+    sample: list[tuple[int, list[str]]] = []
+    for item in rows:
+        sample.append(item)
+        if len(sample) >= SAMPLE_ROWS:
+            break
+    headers = sheet.headers
+    header_kinds = [looks_like(h) for h in headers]
+    if sum(1 for k in header_kinds if k in ("phone", "birth", "postal", "address", "kana")) >= 2:
+        sample.insert(0, (1, headers))  # no header row: the first row is a person
+        headers = [""] * len(headers)
+    columns = detect_columns(headers, [cells for _, cells in sample])
+    if not {"name", "kana", "phone", "insured"} & set(columns.values()):
+        raise UnreadableFile(
+            "no_person_columns",
+            "No column holds names, kana, phone numbers or insured numbers.",
+        )
+    by_item: dict[str, list[int]] = defaultdict(list)
+    for col, item in sorted(columns.items()):
+        by_item[item].append(col)
+    leak = LeakFile(sheet.kind, sheet.encoding, columns)
+    insurers_of = _InsurerByAddress()
+
+    def take(row: int, cells: list[str]) -> None:
+        fields = row_fields(cells, by_item)
+        parts = fields.parts()
+        address = _address_of(parts) or normalize.address_key(fields.address)
+        leak.rows.append(LeakedRow(row, parts, insurers_of(address) if address else None))
+        leak.count += 1
+        if progress and leak.count % 5000 == 0:
+            progress(leak.count)
+
+    for row, cells in sample:
+        take(row, cells)
+    for row, cells in rows:
+        take(row, cells)
+    return leak
+
+
+@dataclass
+class Found:
+    """A stored person a leaked row names."""
+
+    row: int
+    target_id: int
+    list_id: int
+    kinds: frozenset[IndexKind]
+    tier: str
+
+
+def tier_of(kinds: Iterable[IndexKind]) -> str:
+    fields = {f for kind in kinds for f in FIELDS[kind]}
+    named = bool(fields & {"name", "kana"})
+    if named and len(fields) >= 3:
+        return CERTAIN
+    if (named and len(fields) == 2) or "insured" in fields:
+        return PROBABLE
+    return POSSIBLE
+
+
+def _score(kinds: frozenset[IndexKind]) -> tuple[int, int]:
+    fields = {f for kind in kinds for f in FIELDS[kind]}
+    return TIER_ORDER[tier_of(kinds)], len(fields)
+
+
+_STORED = (
+    f"SELECT t.id, t.target_list_id, t.insurer_id, {', '.join(INDEX_COLUMNS.values())} "  # noqa: S608
+    f"FROM {Target._meta.db_table} t JOIN {TargetList._meta.db_table} l "
+    "ON l.id = t.target_list_id WHERE l.state = %s"
+)
+_KINDS = list(INDEX_COLUMNS)
+
+
+def _wanted(
+    rows: Iterable[LeakedRow], insurers: Callable[[LeakedRow], Iterable[int]]
+) -> dict[bytes, list[tuple[int, IndexKind]]]:
+    """Each blind-index value the rows allow under each insurer they may belong to →
+    (row, kind). Values are keyed per insurer, so one dictionary holds them all."""
+    indexers: dict[int, Indexer] = {}
+    wanted: dict[bytes, list[tuple[int, IndexKind]]] = defaultdict(list)
+    for leaked in rows:
+        for insurer_id in insurers(leaked):
+            indexer = indexers.get(insurer_id)
+            if indexer is None:
+                indexer = indexers[insurer_id] = Indexer(datakeys.index_key(insurer_id))
+            for kind, parts in leaked.parts.items():
+                wanted[indexer.value(kind, *parts)].append((leaked.row, kind))
+    return wanted
+
+
+def _hits(
+    wanted: dict[bytes, list[tuple[int, IndexKind]]],
+    found: dict[int, dict[int, set[IndexKind]]],
+    lists: dict[int, int],
+) -> None:
+    """Read every stored index once; each value a row wanted adds (target, kind) to it."""
+    get = wanted.get
+    with connection.cursor() as cursor:
+        cursor.execute(_STORED, [TargetList.State.ACTIVE])
+        while chunk := cursor.fetchmany(5000):
+            for target_id, list_id, _insurer, *values in chunk:
+                for kind, value in zip(_KINDS, values, strict=True):
+                    if value is None:
+                        continue
+                    wanting = get(bytes(value))
+                    if wanting:
+                        lists[target_id] = list_id
+                        for row, wanted_kind in wanting:
+                            if wanted_kind is kind:
+                                found[row].setdefault(target_id, set()).add(kind)
+
+
+def match(leak: LeakFile) -> list[Found]:
+    """The stored people each leaked row names, best-scored only."""
+    everyone = list(Insurer.objects.values_list("pk", flat=True))
+    found: dict[int, dict[int, set[IndexKind]]] = defaultdict(dict)
+    lists: dict[int, int] = {}
+    _hits(_wanted(leak.rows, lambda r: r.insurers or everyone), found, lists)
+    # A row whose address named an insurer but matched no one there: any other insurer
+    # (a typo in the municipality, a person listed where they used to live).
+    retry = [r for r in leak.rows if r.insurers and r.row not in found]
+    if retry:
+        _hits(
+            _wanted(retry, lambda r: [i for i in everyone if i not in (r.insurers or ())]),
+            found,
+            lists,
+        )
+    results = []
+    for row, targets in sorted(found.items()):
+        scored = {t: _score(frozenset(k)) for t, k in targets.items()}
+        best = max(scored.values())
+        for target_id, kinds in sorted(targets.items()):
+            if scored[target_id] == best:
+                frozen = frozenset(kinds)
+                results.append(Found(row, target_id, lists[target_id], frozen, tier_of(frozen)))
+    return results
+
+
+@dataclass
+class Scoped:
+    leak: LeakFile
+    found: list[Found]
+    seconds: float
+
+
+def scope(path: Path, progress: Callable[[int], None] | None = None) -> Scoped:
+    started = time.perf_counter()
+    leak = read_leak(path, progress)
+    found = match(leak)
+    return Scoped(leak, found, time.perf_counter() - started)

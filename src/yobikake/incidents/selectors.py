@@ -1,0 +1,81 @@
+"""Reading an incident: the affected persons per insurer × fiscal year (the layout of
+the seed's participation table), the canaries found, the reporting deadlines."""
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from django.db.models import Count, QuerySet
+
+from yobikake.incidents.models import Incident, Match
+from yobikake.tenancy.models import Insurer
+
+# The preliminary report (速報) is due promptly, in practice within 3–5 days of becoming
+# aware; the final report (確報) within 30 days, 60 when the leak was a wrongful act.
+PRELIMINARY_DAYS = (3, 5)
+FINAL_DAYS, FINAL_DAYS_MALICIOUS = 30, 60
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    preliminary_from: date
+    preliminary_by: date
+    final_by: date
+
+
+def deadlines(incident: Incident) -> Deadlines:
+    aware = incident.aware_on
+    final = FINAL_DAYS_MALICIOUS if incident.malicious else FINAL_DAYS
+    return Deadlines(
+        preliminary_from=aware + timedelta(days=PRELIMINARY_DAYS[0]),
+        preliminary_by=aware + timedelta(days=PRELIMINARY_DAYS[1]),
+        final_by=aware + timedelta(days=final),
+    )
+
+
+def affected(incident: Incident) -> QuerySet[Match]:
+    """The matches that name a person (not a canary, not a household's phone alone)."""
+    return incident.matches.filter(canary=False).exclude(tier=Match.Tier.POSSIBLE)
+
+
+@dataclass(frozen=True)
+class Table:
+    years: list[int]
+    rows: list[tuple[Insurer, list[int | None], int]]  # insurer, persons per year, total
+    totals: list[int]
+    total: int
+
+
+def table(incident: Incident, insurer: Insurer | None = None) -> Table:
+    """Affected persons per insurer × fiscal year (a person on two years' lists counts in
+    both, as the seed's table counts list rows)."""
+    matches = affected(incident)
+    if insurer is not None:
+        matches = matches.filter(insurer_id=insurer.pk)
+    cells = {
+        (c["insurer_id"], c["fiscal_year"]): c["n"]
+        for c in matches.values("insurer_id", "fiscal_year").annotate(
+            n=Count("target_id", distinct=True)
+        )
+    }
+    years = sorted({year for _, year in cells})
+    insurers = Insurer.objects.filter(pk__in={i for i, _ in cells}).order_by("number")
+    rows = []
+    for ins in insurers:
+        counts = [cells.get((ins.pk, year)) for year in years]
+        rows.append((ins, counts, sum(c or 0 for c in counts)))
+    totals = [sum(cells.get((ins.pk, y), 0) for ins in insurers) for y in years]
+    return Table(years, rows, totals, sum(totals))
+
+
+def canaries_found(incident: Incident) -> list[Match]:
+    """Each canary the file held: the list (insurer, fiscal year) it was planted in."""
+    return list(incident.matches.filter(canary=True).order_by("insurer_id", "fiscal_year"))
+
+
+def persons_by_tier(incident: Incident) -> dict[str, int]:
+    counts = (
+        incident.matches.filter(canary=False)
+        .values("tier")
+        .annotate(n=Count("target_id", distinct=True))
+    )
+    return {c["tier"]: c["n"] for c in counts}
