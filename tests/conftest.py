@@ -141,6 +141,7 @@ class World:
     supervisor: User
     operator: User
     researcher: User
+    desk: User
 
     def users(self) -> dict[Role, User]:
         return {
@@ -151,6 +152,7 @@ class World:
             Role.SUPERVISOR: self.supervisor,
             Role.OPERATOR: self.operator,
             Role.RESEARCHER: self.researcher,
+            Role.INQUIRY_DESK: self.desk,
         }
 
 
@@ -216,6 +218,7 @@ def world(db) -> World:
         supervisor=make_user("supervisor", call_centre, Role.SUPERVISOR),
         operator=make_user("operator", call_centre, Role.OPERATOR),
         researcher=make_user("researcher", call_centre, Role.RESEARCHER),
+        desk=make_user("desk", federation, Role.INQUIRY_DESK),
     )
 
 

@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "yobikake.calling",
     "yobikake.vault",
     "yobikake.incidents",
+    "yobikake.exports",
     "yobikake.reports",
     "yobikake.synth",
 ]
@@ -273,6 +274,8 @@ YOBIKAKE_IMPORT_WORKERS = envint("YOBIKAKE_IMPORT_WORKERS", 1 if (os.cpu_count()
 
 # How long a reveal grant lasts unless its issuer says otherwise (a call, a research task).
 YOBIKAKE_GRANT_MINUTES = envint("YOBIKAKE_GRANT_MINUTES", 30)
+# How long an export request waits for its second person, and an approval for its download.
+YOBIKAKE_APPROVAL_HOURS = envint("YOBIKAKE_APPROVAL_HOURS", 24)
 
 # The last verified head of the audit log, outside the database (see audit/witness.py).
 YOBIKAKE_AUDIT_WITNESS = Path(
@@ -291,6 +294,8 @@ YOBIKAKE_REVEAL_BUDGETS = {
     "researcher": envint("YOBIKAKE_REVEAL_BUDGET_RESEARCHER", 120),
     "default": envint("YOBIKAKE_REVEAL_BUDGET_DEFAULT", 60),
 }
+# Lookups one inquiry desk user may make in an hour (the next is refused and alerted).
+YOBIKAKE_INQUIRY_BUDGET = envint("YOBIKAKE_INQUIRY_BUDGET", 30)
 _hours = os.environ.get("YOBIKAKE_CALLING_HOURS", "9-20").split("-")
 YOBIKAKE_CALLING_HOURS = (int(_hours[0]), int(_hours[1]))  # Asia/Tokyo, Monday–Saturday
 YOBIKAKE_ALERT_EMAILS = os.environ.get("YOBIKAKE_ALERT_EMAILS", "").split(",")
@@ -325,7 +330,5 @@ LOGGING = {
 # noticed. Comma-separated; the default is a block of 050 numbers for the demo.
 YOBIKAKE_CANARIES_PER_LIST = envint("YOBIKAKE_CANARIES_PER_LIST", 3)
 YOBIKAKE_CANARY_PHONES = [
-    p.strip()
-    for p in os.environ.get("YOBIKAKE_CANARY_PHONES", "").split(",")
-    if p.strip()
+    p.strip() for p in os.environ.get("YOBIKAKE_CANARY_PHONES", "").split(",") if p.strip()
 ] or [f"050-3{n // 100:03d}-{4000 + n % 100:04d}" for n in range(200)]

@@ -15,20 +15,23 @@ MENUS = {
         "参加状況",
         "キャンペーン",
         "権限申請の承認",
+        "データ出力の承認",
         "APIトークン",
     ],
     Role.SECURITY_OFFICER: [
         "権限申請の承認",
         "アラート",
+        "インシデント",
         "監査ログ",
         "チェックポイント",
         "APIトークン",
     ],
     Role.SYSADMIN: ["アカウント管理", "APIトークン"],
-    Role.INSURER_STAFF: ["自保険者", "対象者リスト", "キャンペーン", "APIトークン"],
+    Role.INSURER_STAFF: ["自保険者", "対象者リスト", "キャンペーン", "データ出力", "APIトークン"],
     Role.SUPERVISOR: ["キャンペーン", "スーパーバイザー画面", "電話帳取込", "APIトークン"],
     Role.OPERATOR: ["架電"],
     Role.RESEARCHER: ["電話番号調査"],
+    Role.INQUIRY_DESK: ["問い合わせ窓口"],
 }
 
 

@@ -72,7 +72,7 @@ def opened(target):
 
 @pytest.mark.usefixtures("key_profile")
 def test_retyped_rows_name_their_people_per_insurer_and_year(world, tmp_path):
-    target_list, people = load_people(world, count=40)
+    _target_list, people = load_people(world, count=40)
     with_phone = [p for p in people if p.phone][:10]
     path = write_csv(tmp_path, [retyped(p) for p in with_phone])
     incident = scope(path)

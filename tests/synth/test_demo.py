@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command
 from tests.conftest import current_code
 from yobikake.accounts.models import Organization, RoleAssignment, User
 from yobikake.accounts.selectors import active_roles
+from yobikake.exports.selectors import current_key
 from yobikake.intake.models import TargetList
 from yobikake.synth.demo import DEMO_USERS
 from yobikake.synth.gifu import FISCAL_YEARS, seed_insurers
@@ -36,6 +37,8 @@ def test_demo_loads_the_seed_and_one_user_per_role_and_is_safe_to_repeat():
     gifu = Insurer.objects.get(name="岐阜市")
     assert sorted(gifu.contracts.values_list("fiscal_year", flat=True)) == [2019, 2021]
     assert Insurer.objects.get(name="建設国保").kind == Insurer.Kind.NHI_ASSOCIATION
+    # The demo insurer can receive exports: its age public key (only that) is registered.
+    assert current_key(gifu.pk).public_key.startswith("age1")
     assert User.objects.count() == len(DEMO_USERS)
     for demo in DEMO_USERS:
         assert active_roles(User.objects.get(username=demo.username)) == {demo.role}

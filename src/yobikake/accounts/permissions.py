@@ -28,6 +28,7 @@ class Role(models.TextChoices):
     RESEARCHER = "researcher", _("Researcher")
     SYSADMIN = "sysadmin", _("System administrator")
     SECURITY_OFFICER = "security_officer", _("Security officer")
+    INQUIRY_DESK = "inquiry_desk", _("Inquiry desk")
 
 
 class Permission(StrEnum):
@@ -54,6 +55,7 @@ class Permission(StrEnum):
     AUDIT_LOG_VIEW = "audit:log:view"
     ALERT_ANY_MANAGE = "alert:any:manage"
     INCIDENT_ANY_MANAGE = "incident:any:manage"
+    INCIDENT_INQUIRY_LOOKUP = "incident:inquiry:lookup"
     KEY_SERVICE_MANAGE = "key:service:manage"
     RETENTION_ANY_MANAGE = "retention:any:manage"
     API_TOKEN_CREATE = "api:token:create"  # noqa: S105 - a permission name
@@ -61,9 +63,17 @@ class Permission(StrEnum):
 
 P = Permission
 
-# Permissions that put residents' personal data in front of the holder.
+# Permissions that put residents' personal data in front of the holder. The inquiry
+# desk's lookup is one: told a name and a birth date, it answers which insurer the person
+# is insured with and in which years they were on a list.
 PERSONAL_DATA_PERMISSIONS = frozenset(
-    {P.LIST_OWN_IMPORT, P.EXPORT_OWN_DOWNLOAD, P.TARGET_REVEAL_CALL, P.TARGET_REVEAL_RESEARCH}
+    {
+        P.LIST_OWN_IMPORT,
+        P.EXPORT_OWN_DOWNLOAD,
+        P.TARGET_REVEAL_CALL,
+        P.TARGET_REVEAL_RESEARCH,
+        P.INCIDENT_INQUIRY_LOOKUP,
+    }
 )
 # Permissions that approve other people's actions; a sysadmin granting these alone would
 # bypass the second person, so granting them needs one too.
@@ -111,12 +121,15 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.API_TOKEN_CREATE,
         }
     ),
+    # Answers a resident's "was I in the leak?" — and nothing else: no reveal, no lists.
+    Role.INQUIRY_DESK: frozenset({P.INCIDENT_INQUIRY_LOOKUP}),
 }
 
 # Every user belongs to one organisation, and each role belongs to one kind of organisation.
 ROLE_ORGANIZATION_KIND: dict[Role, OrganizationKind] = {
     Role.FEDERATION_ADMIN: OrganizationKind.FEDERATION,
     Role.SECURITY_OFFICER: OrganizationKind.FEDERATION,
+    Role.INQUIRY_DESK: OrganizationKind.FEDERATION,
     Role.INSURER_STAFF: OrganizationKind.INSURER,
     Role.SUPERVISOR: OrganizationKind.CALL_CENTRE,
     Role.OPERATOR: OrganizationKind.CALL_CENTRE,
@@ -159,6 +172,7 @@ PERMISSION_DESCRIPTIONS: dict[Permission, str] = {
     P.AUDIT_LOG_VIEW: _("Read the audit log"),
     P.ALERT_ANY_MANAGE: _("Handle alerts"),
     P.INCIDENT_ANY_MANAGE: _("Handle incidents and leak scoping"),
+    P.INCIDENT_INQUIRY_LOOKUP: _("Tell residents who call whether a leak included them"),
     P.KEY_SERVICE_MANAGE: _("Manage the key service"),
     P.RETENTION_ANY_MANAGE: _("Enforce retention"),
     P.API_TOKEN_CREATE: _("Create personal API tokens"),

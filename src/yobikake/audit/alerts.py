@@ -4,6 +4,7 @@ the delivery of alerts to mail and an optional webhook."""
 import json
 import logging
 import urllib.request
+from collections.abc import Iterable
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -24,6 +25,7 @@ TOKYO = ZoneInfo("Asia/Tokyo")
 RULE_LABELS = {
     "repeated_denials": _("Repeated denied actions"),
     "reveal_budget": _("Reveals over the hourly budget"),
+    "inquiry_budget": _("Inquiry desk lookups over the hourly budget"),
     "reveal_off_hours": _("Reveal outside calling hours"),
     "contractor_role": _("Role granted to a contractor"),
     "canary_touched": _("Canary resident touched"),
@@ -50,6 +52,7 @@ def evaluate(event: Event) -> None:
     for rule in (
         _repeated_denials,
         _reveal_budget,
+        _inquiry_budget,
         _reveal_off_hours,
         _contractor_role,
         _canary,
@@ -100,20 +103,28 @@ def _repeated_denials(event: Event) -> None:
         )
 
 
-def _reveal_budget(event: Event) -> None:
-    """The reveal gate enforces the budget (vault/reveal.py) and refuses the reveal over
-    it with the reason `over_budget`: that refusal is the alert."""
+def _over_budget(event: Event, rule: str, tags: Iterable[str], summary: str) -> None:
+    """An hourly budget is enforced where the action is taken, which refuses the one
+    over it with the reason `over_budget`: that refusal is the alert (one an hour)."""
     if (
-        event.tag in REVEAL_TAGS
+        event.tag in tags
         and event.reason == "over_budget"
-        and not _already_open("reveal_budget", event.actor_user_id, timedelta(hours=1))
+        and not _already_open(rule, event.actor_user_id, timedelta(hours=1))
     ):
-        raise_alert(
-            "reveal_budget",
-            Alert.Severity.CRITICAL,
-            event,
-            f"reveal refused: over the hourly budget ({event.purpose})",
-        )
+        raise_alert(rule, Alert.Severity.CRITICAL, event, summary)
+
+
+def _reveal_budget(event: Event) -> None:
+    """Reveals (vault/reveal.py): a user reading people in bulk, one at a time."""
+    summary = f"reveal refused: over the hourly budget ({event.purpose})"
+    _over_budget(event, "reveal_budget", REVEAL_TAGS, summary)
+
+
+def _inquiry_budget(event: Event) -> None:
+    """Inquiry desk lookups (incidents/inquiry.py): a desk user testing a list of people
+    against the leak rather than answering callers."""
+    summary = "inquiry lookup refused: over the hourly budget"
+    _over_budget(event, "inquiry_budget", (AuditTag.INCIDENT_INQUIRY,), summary)
 
 
 def calling_hours_contain(at: "timezone.datetime") -> bool:

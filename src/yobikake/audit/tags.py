@@ -50,9 +50,20 @@ class AuditTag(StrEnum):
     REVEAL_RESEARCH = "target:reveal:research"
     REVEAL_EXPORT = "target:reveal:export"
     CANARY_TOUCH = "incident:canary:touch"
+    # Synthetic data made from the store (test and benchmark installations only)
+    SYNTH_LEAK = "synth:leak:from-store"
     # Incidents
     INCIDENT_OPEN = "incident:record:open"
     INCIDENT_SCOPE = "incident:file:scope"
+    INCIDENT_DENY = "incident:record:deny"
+    INCIDENT_REPORT = "incident:report:edit"
+    INCIDENT_INQUIRY = "incident:inquiry:lookup"  # the inquiry desk asked about a caller
+    # Exports: insurers' keys, the second person's approval, a file for another insurer
+    EXPORT_KEY_REGISTER = "export:key:register"
+    APPROVAL_REQUEST = "export:approval:request"
+    APPROVAL_APPROVE = "export:approval:approve"
+    APPROVAL_REFUSE = "export:approval:refuse"
+    EXPORT_DENY = "export:file:deny"
     # The audit log itself
     CHECKPOINT_SIGN = "audit:checkpoint:sign"
     VERIFY_FAILURE = "audit:verify:failure"

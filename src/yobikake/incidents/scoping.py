@@ -57,6 +57,9 @@ FIELDS = {
     IndexKind.NAME_ADDRESS: ("name", "address"),
     IndexKind.KANA_PHONE: ("kana", "phone"),
 }
+RETRY_KINDS = frozenset(
+    {IndexKind.KANA_BIRTH, IndexKind.NAME_BIRTH, IndexKind.KANA_PHONE, IndexKind.INSURED_NUMBER}
+)
 CERTAIN, PROBABLE, POSSIBLE = "certain", "probable", "possible"
 TIER_ORDER = {CERTAIN: 3, PROBABLE: 2, POSSIBLE: 1}
 
@@ -277,19 +280,26 @@ _KINDS = list(INDEX_COLUMNS)
 
 
 def _wanted(
-    rows: Iterable[LeakedRow], insurers: Callable[[LeakedRow], Iterable[int]]
+    rows: Iterable[LeakedRow],
+    insurers: Callable[[LeakedRow], Iterable[int]],
+    kinds: frozenset[IndexKind] = frozenset(IndexKind),
 ) -> dict[bytes, list[tuple[int, IndexKind]]]:
-    """Each blind-index value the rows allow under each insurer they may belong to →
-    (row, kind). Values are keyed per insurer, so one dictionary holds them all."""
+    """Each blind-index value (of `kinds`) the rows allow under each insurer they may
+    belong to → (row, kind). Values are keyed per insurer: one dictionary holds them all."""
     indexers: dict[int, Indexer] = {}
     wanted: dict[bytes, list[tuple[int, IndexKind]]] = defaultdict(list)
     for leaked in rows:
+        parts = (
+            leaked.parts
+            if len(kinds) == len(IndexKind)
+            else {k: p for k, p in leaked.parts.items() if k in kinds}
+        )
         for insurer_id in insurers(leaked):
             indexer = indexers.get(insurer_id)
             if indexer is None:
                 indexer = indexers[insurer_id] = Indexer(datakeys.index_key(insurer_id))
-            for kind, parts in leaked.parts.items():
-                wanted[indexer.value(kind, *parts)].append((leaked.row, kind))
+            for kind, value in indexer.values(parts):
+                wanted[value].append((leaked.row, kind))
     return wanted
 
 
@@ -322,14 +332,14 @@ def match(leak: LeakFile) -> list[Found]:
     lists: dict[int, int] = {}
     _hits(_wanted(leak.rows, lambda r: r.insurers or everyone), found, lists)
     # A row whose address named an insurer but matched no one there: any other insurer
-    # (a typo in the municipality, a person listed where they used to live).
+    # (a typo in the municipality, a person listed where they used to live) — by the
+    # kinds without the address, which would not agree there anyway.
     retry = [r for r in leak.rows if r.insurers and r.row not in found]
     if retry:
-        _hits(
-            _wanted(retry, lambda r: [i for i in everyone if i not in (r.insurers or ())]),
-            found,
-            lists,
+        others = _wanted(
+            retry, lambda r: [i for i in everyone if i not in (r.insurers or ())], RETRY_KINDS
         )
+        _hits(others, found, lists)
     results = []
     for row, targets in sorted(found.items()):
         scored = {t: _score(frozenset(k)) for t, k in targets.items()}

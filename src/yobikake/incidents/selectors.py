@@ -6,7 +6,13 @@ from datetime import date, timedelta
 
 from django.db.models import Count, QuerySet
 
+from yobikake.accounts.models import User
+from yobikake.accounts.permissions import Permission
+from yobikake.accounts.selectors import has_permission
+from yobikake.audit.services import get_or_record_denial
+from yobikake.audit.tags import AuditTag
 from yobikake.incidents.models import Incident, Match
+from yobikake.tenancy.fiscal import FiscalYear
 from yobikake.tenancy.models import Insurer
 
 # The preliminary report (速報) is due promptly, in practice within 3–5 days of becoming
@@ -79,3 +85,47 @@ def persons_by_tier(incident: Incident) -> dict[str, int]:
         .annotate(n=Count("target_id", distinct=True))
     )
     return {c["tier"]: c["n"] for c in counts}
+
+
+def visible_incidents(actor: User) -> QuerySet[Incident]:
+    """Every incident for the security officer; none for anyone else."""
+    if has_permission(actor, Permission.INCIDENT_ANY_MANAGE):
+        return Incident.objects.all()
+    return Incident.objects.none()
+
+
+def access_incident(actor: User, incident_id: int) -> Incident:
+    """The incident, or `Incident.DoesNotExist` alike for "missing" and "not yours";
+    the refusal is on the record."""
+    return get_or_record_denial(
+        visible_incidents(actor),
+        incident_id,
+        actor=actor,
+        tag=AuditTag.INCIDENT_DENY,
+        ref="details:incident_id",
+    )
+
+
+@dataclass(frozen=True)
+class CanaryFound:
+    leak_row: int
+    list_id: int
+    insurer: Insurer | None  # None: the insurer is gone from the database
+    fiscal_year: FiscalYear
+
+
+def canaries_named(incident: Incident) -> list[CanaryFound]:
+    """`canaries_found` with each list's insurer and fiscal year, for the screens."""
+    found = canaries_found(incident)
+    insurers = Insurer.objects.in_bulk({m.insurer_id for m in found})
+    return [
+        CanaryFound(
+            m.leak_row, m.target_list_id, insurers.get(m.insurer_id), FiscalYear(m.fiscal_year)
+        )
+        for m in found
+    ]
+
+
+def days_left(day: date, today: date) -> int:
+    """Days from `today` to `day` (negative once it has passed)."""
+    return (day - today).days

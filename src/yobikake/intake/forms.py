@@ -26,7 +26,12 @@ class UploadForm(forms.Form):
         ]
 
     def too_large(self) -> forms.ValidationError:
-        return forms.ValidationError(
-            _("The file is larger than %(mb)s MB.") % {"mb": settings.YOBIKAKE_UPLOAD_MAX_MB},
-            code="too_large",
-        )
+        return too_large()
+
+
+def too_large() -> forms.ValidationError:
+    """The error for a file cut off at YOBIKAKE_UPLOAD_MAX_MB while it arrived."""
+    return forms.ValidationError(
+        _("The file is larger than %(mb)s MB.") % {"mb": settings.YOBIKAKE_UPLOAD_MAX_MB},
+        code="too_large",
+    )

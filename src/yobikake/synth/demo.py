@@ -18,6 +18,8 @@ from yobikake.accounts.permissions import OrganizationKind, Role
 from yobikake.calling import services as calling
 from yobikake.calling.models import Campaign
 from yobikake.calling.simulate import simulate_day
+from yobikake.exports import services as exports
+from yobikake.exports.selectors import current_key
 from yobikake.intake.models import TargetList
 from yobikake.synth.gifu import seed_insurers
 from yobikake.tenancy import services as tenancy
@@ -40,6 +42,7 @@ class DemoUser:
 DEMO_USERS = (
     DemoUser("fed-admin", Role.FEDERATION_ADMIN, FEDERATION),
     DemoUser("security", Role.SECURITY_OFFICER, FEDERATION),
+    DemoUser("desk", Role.INQUIRY_DESK, FEDERATION),
     DemoUser("sysadmin", Role.SYSADMIN, MAINTENANCE),
     DemoUser("staff-gifu", Role.INSURER_STAFF, "岐阜市"),
     DemoUser("staff-ogaki", Role.INSURER_STAFF, "大垣市"),
@@ -175,6 +178,18 @@ def _totp_devices() -> None:
             TOTPDevice.objects.create(user=user, name="demo", confirmed=True)
 
 
+# The demo insurer's age public key. Its private key was not kept: a demo export can be
+# approved and downloaded but opened by no one (register a key of your own to open one).
+DEMO_AGE_KEYS = {"staff-gifu": "age124rqucwkh0yv5nzkylkh3759udcypuc5m3da4pa3vzddvhuk6scsvtu0wr"}
+
+
+def _insurer_keys() -> None:
+    for username, public_key in DEMO_AGE_KEYS.items():
+        staff = User.objects.get(username=username)
+        if current_key(staff.organization.insurer_id) is None:
+            exports.register_insurer_key(actor=staff, public_key=public_key)
+
+
 class NotADemoInstallation(Exception):
     pass
 
@@ -192,6 +207,7 @@ def load_demo() -> None:
     _insurers_and_contracts(fed_admin)
     _other_users(orgs, sysadmin, fed_admin)
     _totp_devices()
+    _insurer_keys()
 
 
 def current_totp(username: str) -> str:

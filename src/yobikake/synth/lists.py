@@ -250,7 +250,7 @@ def split_rows(total: int, parts: int, rng: random.Random) -> list[int]:
     return counts
 
 
-def _deal[T](rng: random.Random, weights: dict[T, float], n: int) -> list[T]:
+def deal[T](rng: random.Random, weights: dict[T, float], n: int) -> list[T]:
     """`n` picks in proportion to `weights`, shuffled."""
     counts = _apportion(n, list(weights.values()))
     picks = [option for option, count in zip(weights, counts, strict=True) for _ in range(count)]
@@ -259,7 +259,7 @@ def _deal[T](rng: random.Random, weights: dict[T, float], n: int) -> list[T]:
 
 
 def _styles(rng: random.Random, n: int) -> list[ListStyle]:
-    dealt = {name: _deal(rng, weights, n) for name, weights in STYLE_WEIGHTS.items()}
+    dealt = {name: deal(rng, weights, n) for name, weights in STYLE_WEIGHTS.items()}
     styles = []
     for i in range(n):
         traits = {name: picks[i] for name, picks in dealt.items()}
@@ -279,7 +279,7 @@ def plan_lists(*, scale: float, seed: int, xlsx_share: float = 0.1) -> list[List
     insurers = seed_insurers()
     styles = _styles(rng, len(insurers))
     files = sum(len(insurer.fiscal_years) for insurer in insurers)
-    xlsx = iter(_deal(rng, {True: xlsx_share, False: 1 - xlsx_share}, files))
+    xlsx = iter(deal(rng, {True: xlsx_share, False: 1 - xlsx_share}, files))
     plans = []
     for insurer, style in zip(insurers, styles, strict=True):
         years = insurer.fiscal_years

@@ -10,6 +10,7 @@ such digests gives the values back by frequency. Combinations only.
 """
 
 import hashlib
+from collections.abc import Iterator, Mapping
 from enum import StrEnum
 
 DIGEST_BYTES = 16
@@ -49,6 +50,20 @@ class Indexer:
             )
             for kind in IndexKind
         }
+
+    def values(
+        self, parts: Mapping[IndexKind, tuple[str, ...]]
+    ) -> Iterator[tuple[IndexKind, bytes]]:
+        """(kind, `value`) for each kind in `parts`, as `IndexedFields.parts` gives them;
+        for many rows under many keys (leak scoping) without a call per value."""
+        start = self._start
+        for kind, row in parts.items():
+            joined = _SEPARATOR.join(row)
+            if len(row) != PARTS[kind] or "" in row or joined.count(_SEPARATOR) != len(row) - 1:
+                raise ValueError(f"{kind} takes {PARTS[kind]} non-empty parts without separators")
+            digest = start[kind].copy()
+            digest.update(joined.encode())
+            yield kind, digest.digest()
 
     def value(self, kind: IndexKind, *parts: str) -> bytes:
         # As many parts as the kind takes, none empty, none holding the separator.

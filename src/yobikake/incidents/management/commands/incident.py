@@ -11,6 +11,7 @@ from rich.table import Table as RichTable
 from yobikake.incidents import selectors, services
 from yobikake.incidents.models import Incident
 from yobikake.jp.wareki import fiscal_year_label
+from yobikake.tenancy.models import Insurer
 
 
 class Command(BaseCommand):
@@ -47,6 +48,16 @@ class Command(BaseCommand):
             "(leaked row → target id, list, tier) and incident.json there.",
         )
 
+        drill = sub.add_parser(
+            "drill",
+            help="Replay the 2023 incident on demo data: a sysadmin copies the database, "
+            "tries a superuser reveal and an API scrape, then a leaked copy is scoped.",
+        )
+        drill.add_argument(
+            "--rows", type=int, default=2000, help="Rows in the leaked copy (default 2000)."
+        )
+        drill.add_argument("--json", action="store_true", help="Print the result as JSON.")
+
     def handle(self, *args: Any, **options: Any) -> None:
         getattr(self, f"_{options['action']}")(**options)
 
@@ -77,6 +88,39 @@ class Command(BaseCommand):
         if incident.state != Incident.State.SCOPED:
             raise CommandError(f"The file could not be scoped: {incident.error_message}")
 
+    def _drill(self, rows: int, json: bool, **_: Any) -> None:
+        from yobikake.incidents import drill
+
+        try:
+            report = drill.run(rows=rows)
+        except drill.NotADemo:
+            raise CommandError(
+                "The drill runs only on a demo installation with lists loaded (yobikake demo)."
+            ) from None
+        result = drill.summary(report)
+        if report.incident is not None:
+            result["scoping"] = summary_of(report.incident)
+        if json:
+            self.stdout.write(_json(result))
+            return
+        console = Console()
+        console.rule("1. The sysadmin copies the database")
+        copy = result["copy"]
+        console.print(
+            f"Copy of every table: {copy['bytes']:,} bytes. Of {copy['values_looked_for']} "
+            f"names, kana, phones and addresses of stored people, {copy['values_found']} "
+            "are readable in it."
+        )
+        console.rule("2–3. What was stopped")
+        for line in report.stopped:
+            console.print(f"• {line}")
+        console.rule("What was detected (alerts raised)")
+        for line in report.detected:
+            console.print(f"• {line}")
+        console.rule("4. The leaked copy, scoped")
+        if report.incident is not None:
+            self._print(report.incident, result["scoping"])
+
     def _print(self, incident: Incident, summary: dict[str, Any]) -> None:
         console = Console()
         if incident.state != Incident.State.SCOPED:
@@ -96,11 +140,17 @@ class Command(BaseCommand):
             table.add_row(f"{row['number']} {row['name']}", *cells, str(row["total"]))
         table.add_row("Total", *map(str, summary["totals"]), str(summary["total"]))
         console.print(table)
-        for canary in summary["canaries"]:
-            console.print(
-                f"[red]Canary[/red] at row {canary['leak_row']}: planted in list "
-                f"#{canary['list_id']} ({canary['insurer']}, FY{canary['fiscal_year']})."
-            )
+        if summary["canaries"]:
+            planted = RichTable(title="Canaries found: the lists they were planted in")
+            for column in ("List", "Insurer", "Fiscal year", "Canaries", "Leaked rows"):
+                planted.add_column(column)
+            for entry in summary["canary_lists"]:
+                year = fiscal_year_label(entry["fiscal_year"])
+                rows = ", ".join(map(str, entry["rows"][:5]))
+                planted.add_row(
+                    f"#{entry['list_id']}", entry["insurer"], year, str(len(entry["rows"])), rows
+                )
+            console.print(planted)
         d = summary["deadlines"]
         console.print(
             f"Preliminary report (速報) due {d['preliminary_from']}–{d['preliminary_by']}; "
@@ -137,12 +187,26 @@ def summary_of(incident: Incident) -> dict[str, Any]:
             }
             for m in selectors.canaries_found(incident)
         ],
+        "canary_lists": _canary_lists(incident),
         "deadlines": {
             "preliminary_from": d.preliminary_from.isoformat(),
             "preliminary_by": d.preliminary_by.isoformat(),
             "final_by": d.final_by.isoformat(),
         },
     }
+
+
+def _canary_lists(incident: Incident) -> list[dict[str, Any]]:
+    lists: dict[int, dict[str, Any]] = {}
+    names = dict(Insurer.objects.values_list("pk", "name"))
+    for m in selectors.canaries_found(incident):
+        entry = lists.setdefault(
+            m.target_list_id,
+            {"list_id": m.target_list_id, "insurer": names.get(m.insurer_id, ""),
+             "fiscal_year": m.fiscal_year, "rows": []},
+        )  # fmt: skip
+        entry["rows"].append(m.leak_row)
+    return list(lists.values())
 
 
 def _json(summary: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+from yobikake.synth import leak
 from yobikake.synth.lists import check_arguments, remove_lists, write_lists
 
 
@@ -52,6 +53,62 @@ class Command(BaseCommand):
             help="Write into a non-empty DIR, replacing the lists and manifest of an earlier run.",
         )
 
+        made = sub.add_parser(
+            "leak",
+            help="Write a synthetic leaked file: stored people re-typed as a list broker would "
+            "have them, with unrelated people among them, and the truth about each row. "
+            "Test and benchmark installations only.",
+        )
+        made.add_argument(
+            "--from-store",
+            action="store_true",
+            help="Take the people from the database (every active list), opened with their "
+            "lists' keys: refused where any organisation is real, and an audit event.",
+        )
+        made.add_argument(
+            "--rows", type=int, required=True, metavar="N", help="Stored people to take."
+        )
+        made.add_argument(
+            "--noise",
+            default=",".join(f"{noise}={share}" for noise, share in leak.DEFAULT_NOISE.items()),
+            metavar="CLASS=SHARE,…",
+            help="Shares of the rows re-typed by each noise class, adding up to 1: format "
+            "(formatting only), typo (and one typo in one field), dropped (and one cell "
+            "emptied). Default %(default)s.",
+        )
+        made.add_argument(
+            "--unrelated",
+            type=float,
+            default=0.1,
+            metavar="F",
+            help="Add round(N × F) people who are on no list (default 0.1).",
+        )
+        made.add_argument(
+            "--canaries",
+            choices=("all", "none"),
+            default="all",
+            help="all (default): every canary of every list the rows come from is in the "
+            "leak, as in a stolen copy of whole lists; none: no canary.",
+        )
+        made.add_argument(
+            "--columns",
+            default=",".join(leak.DEFAULT_COLUMNS),
+            metavar="COLUMN,…",
+            help=f"The file's columns, among {', '.join(leak.LEAK_COLUMNS)} (default: all "
+            "but insured_number, which brokers rarely have).",
+        )
+        made.add_argument(
+            "--seed", type=int, default=0, metavar="S", help="Same seed and database, same file."
+        )
+        made.add_argument("--out", type=Path, required=True, metavar="FILE", help="The leak (CSV).")
+        made.add_argument(
+            "--truth",
+            type=Path,
+            metavar="FILE",
+            help="Also write the truth as CSV: leak_row (the header is row 1), target_id "
+            "(empty for an unrelated person), noise, canary (0/1).",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         getattr(self, f"_{options['action']}")(**options)
 
@@ -86,4 +143,54 @@ class Command(BaseCommand):
             f"wrote {len(manifest)} lists ({len(manifest) - xlsx} CSV, {xlsx} XLSX), "
             f"{sum(row.rows for row in manifest):,} rows, to {out} in "
             f"{time.monotonic() - started:.1f} s"
+        )
+
+    def _leak(
+        self,
+        from_store: bool,
+        rows: int,
+        noise: str,
+        unrelated: float,
+        canaries: str,
+        columns: str,
+        seed: int,
+        out: Path,
+        truth: Path | None,
+        **_: Any,
+    ) -> None:
+        if not from_store:
+            raise CommandError("Say where the people come from: --from-store.")
+        try:
+            options = leak.LeakOptions(
+                rows=rows,
+                noise=leak.parse_noise(noise),
+                unrelated=unrelated,
+                canaries=canaries == "all",
+                columns=leak.parse_columns(columns),
+                seed=seed,
+            )
+            leak.check_options(options)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        for path in filter(None, (out, truth)):
+            if not path.parent.is_dir():
+                raise CommandError(f"{path.parent} is not a directory.")
+        started = time.monotonic()
+        try:
+            made = leak.leak_from_store(options)
+        except leak.NotATestInstallation:
+            raise CommandError(
+                "Refused: this installation holds real organisations. A synthetic leak opens "
+                "stored people in bulk, past the reveal gate; make it on a test or benchmark "
+                "database only."
+            ) from None
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        encoding = leak.write_leak(made, out, truth)
+        canary_rows = sum(row.canary for row in made.rows)
+        unrelated_rows = sum(row.target_id is None for row in made.rows)
+        self.stdout.write(
+            f"wrote {len(made.rows):,} rows to {out} ({encoding}): {rows:,} stored people from "
+            f"{made.lists} lists, {canary_rows} canaries, {unrelated_rows:,} unrelated, in "
+            f"{time.monotonic() - started:.1f} s" + (f"; the truth in {truth}" if truth else "")
         )

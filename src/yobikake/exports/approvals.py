@@ -1,0 +1,108 @@
+"""The rules an approval and an insurer's key live by: their MACs, and who may approve.
+
+Both rows are MAC'd under the authorization key (accounts/authz.py), written only by
+exports/services.py (and the vault, when it marks an approval used). A row that does not
+match its MAC releases nothing and raises a critical alert. A MAC cannot tell a used
+approval from its earlier approved state, so the vault also asks the audit log whether
+the approval was already used (vault/exports.py)."""
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from django.utils.translation import gettext as _
+
+from yobikake.accounts import authz
+from yobikake.accounts.errors import NotPermitted
+from yobikake.accounts.permissions import Permission
+from yobikake.accounts.selectors import active_roles, has_permission
+from yobikake.exports.models import Approval, InsurerKey
+
+
+def _when(at: datetime | None) -> str:
+    return at.astimezone(UTC).isoformat() if at else ""
+
+
+def _join(label: str, fields: tuple[Any, ...]) -> bytes:
+    return "\x1f".join([label, *("" if f is None else str(f) for f in fields)]).encode()
+
+
+def _approval_message(a: Approval) -> bytes:
+    return _join(
+        "approval v1",
+        (
+            a.pk,
+            a.kind,
+            a.insurer_id,
+            json.dumps(a.subject, sort_keys=True, separators=(",", ":")),
+            a.recipient_id,
+            a.state,
+            a.requested_by_id,
+            _when(a.requested_at),
+            a.decided_by_id,
+            _when(a.decided_at),
+            _when(a.expires_at),
+            a.used_by_id,
+            _when(a.used_at),
+        ),
+    )
+
+
+def _key_message(k: InsurerKey) -> bytes:
+    return _join(
+        "insurer-key v1",
+        (k.pk, k.insurer_id, k.public_key, k.registered_by_id, _when(k.registered_at)),
+    )
+
+
+def seal(row: Approval | InsurerKey) -> None:
+    message = _approval_message(row) if isinstance(row, Approval) else _key_message(row)
+    row.mac = authz.mac(message)
+    row.save(update_fields=["mac"])
+
+
+def is_sealed(row: Approval | InsurerKey) -> bool:
+    message = _approval_message(row) if isinstance(row, Approval) else _key_message(row)
+    return authz.mac_matches(message, row.mac)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Who may ask for an export of a kind, and who may then approve it. The approver is
+    never the requester; a policy may also want them in another organisation, or holding
+    none of the requester's roles."""
+
+    request_permission: Permission
+    approve_permission: Permission = Permission.EXPORT_ANY_APPROVE
+    other_organization: bool = False
+    other_roles: bool = False
+
+
+POLICIES = {
+    # The security officer asks for the letters' list; a federation admin approves.
+    Approval.Kind.NOTIFICATION_LIST: Policy(request_permission=Permission.INCIDENT_ANY_MANAGE),
+}
+
+
+def check_approver(policy: Policy, approval: Approval, approver: Any) -> None:
+    """Raise `NotPermitted` (with the code the audit log records) unless `approver` may
+    decide on `approval` under `policy`."""
+    requester = approval.requested_by
+    if approver.pk == requester.pk:
+        raise NotPermitted(
+            _("A second person must decide on a request, not its requester."), code="own_request"
+        )
+    if not has_permission(approver, policy.approve_permission):
+        raise NotPermitted(
+            _("You may not approve exports."), code=f"missing:{policy.approve_permission}"
+        )
+    if policy.other_organization and approver.organization_id == requester.organization_id:
+        raise NotPermitted(
+            _("The approver must belong to another organisation than the requester."),
+            code="same_organization",
+        )
+    if policy.other_roles and active_roles(approver) & active_roles(requester):
+        raise NotPermitted(
+            _("The approver must hold none of the requester's roles."), code="same_role"
+        )

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ExportsConfig(AppConfig):
+    name = "yobikake.exports"
+    verbose_name = "データ出力"

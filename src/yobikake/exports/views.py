@@ -1,0 +1,100 @@
+"""Exports: the insurer's page of exports for it (and its age key), and the approvers'
+page of requests waiting for a second person."""
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import content_disposition_header
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from yobikake.accounts.decorators import permission_required
+from yobikake.accounts.errors import AccountError
+from yobikake.accounts.permissions import Permission
+from yobikake.exports import selectors, services
+from yobikake.exports.forms import InsurerKeyForm
+from yobikake.exports.models import Approval
+
+
+def _described(approvals: list[Approval]) -> list[tuple[Approval, str]]:
+    return [(a, services.producer(a.kind).describe(a)) for a in approvals]
+
+
+@permission_required(Permission.EXPORT_OWN_DOWNLOAD)
+def export_index(request: HttpRequest, form: InsurerKeyForm | None = None) -> HttpResponse:
+    """The insurer's exports and the key they are encrypted to."""
+    insurer_id = request.user.organization.insurer_id
+    return render(
+        request,
+        "exports/export_index.html",
+        {
+            "approvals": _described(list(selectors.own_approvals(request.user)[:100])),
+            "key": selectors.current_key(insurer_id) if insurer_id else None,
+            "form": form or InsurerKeyForm(),
+        },
+    )
+
+
+@permission_required(Permission.EXPORT_OWN_DOWNLOAD)
+@require_POST
+def register_key(request: HttpRequest) -> HttpResponse:
+    form = InsurerKeyForm(request.POST)
+    if form.is_valid():
+        try:
+            services.register_insurer_key(
+                actor=request.user, public_key=form.cleaned_data["public_key"]
+            )
+        except AccountError as exc:
+            form.add_error("public_key", str(exc))
+        else:
+            messages.success(request, _("The key is registered."))
+            return redirect("exports:export_index")
+    return export_index(request, form=form)
+
+
+@permission_required(Permission.EXPORT_OWN_DOWNLOAD)
+@require_POST
+def download(request: HttpRequest, approval_id: int) -> HttpResponse:
+    """The approved file, produced now and encrypted to the insurer's key; once."""
+    try:
+        approval = selectors.access_own_approval(request.user, approval_id)
+    except Approval.DoesNotExist:
+        raise Http404 from None
+    try:
+        released = services.release_export(actor=request.user, approval=approval)
+    except AccountError as exc:
+        messages.error(request, str(exc))
+        return redirect("exports:export_index")
+    response = HttpResponse(released.data, content_type="application/octet-stream")
+    response["Content-Disposition"] = content_disposition_header(True, released.name)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@permission_required(Permission.EXPORT_ANY_APPROVE)
+def approval_list(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "exports/approval_list.html",
+        {
+            "waiting": _described(list(selectors.waiting_for_decision())),
+            "decided": _described(selectors.decided_recently()),
+        },
+    )
+
+
+@permission_required(Permission.EXPORT_ANY_APPROVE)
+@require_POST
+def decide(request: HttpRequest, approval_id: int) -> HttpResponse:
+    try:
+        approval = selectors.access_pending_approval(request.user, approval_id)
+    except Approval.DoesNotExist:
+        raise Http404 from None
+    decision = services.approve if request.POST.get("decision") == "approve" else services.refuse
+    try:
+        decision(actor=request.user, approval=approval)
+    except AccountError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _("Approved.") if decision is services.approve else _("Refused."))
+    return redirect("exports:approval_list")

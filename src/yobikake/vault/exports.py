@@ -1,0 +1,189 @@
+"""Opening many people at once: for an approved export, and for nothing else.
+
+`open_for_export` is the reveal gate's bulk counterpart (vault/reveal.py). It opens the
+sealed fields of many targets of one insurer in one go — one cipher per list — for a
+staff member of that insurer who downloads an approved export, and only when the
+approval is genuine (its MAC), approved, unexpired, unused (the audit log holds no
+export under it either: a used approval put back to "approved" in the database stays
+used) and for exactly this insurer. It marks the approval used and writes ONE audit
+event naming the approval and how many people were opened, never a value; both are
+committed before anything is returned. Every refusal is on the record.
+"""
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy
+
+from yobikake.accounts.permissions import Permission
+from yobikake.accounts.selectors import has_permission
+from yobikake.audit.models import Event
+from yobikake.audit.services import append_event, record_denial
+from yobikake.audit.tags import AuditTag
+from yobikake.exports import approvals
+from yobikake.exports.models import Approval
+from yobikake.incidents import canaries
+from yobikake.intake.models import Target, TargetList
+from yobikake.vault import datakeys, records
+from yobikake.vault.crypto import CannotOpen, FieldCipher
+from yobikake.vault.models import Purpose
+from yobikake.vault.ports import KeyServiceError
+from yobikake.vault.reveal import RevealRefused, RevealUnavailable
+
+BATCH = 2000  # targets read per query
+
+REFUSALS = {
+    "not_permitted": gettext_lazy("You may not receive exports."),
+    "not_yours": gettext_lazy("This export is for another insurer."),
+    "forged_authorization": gettext_lazy(
+        "This export's approval is damaged; the security officer has been told."
+    ),
+    "not_approved": gettext_lazy("This export has not been approved."),
+    "expired": gettext_lazy("This export's approval has expired."),
+    "used": gettext_lazy("This export has already been downloaded."),
+    "canary": gettext_lazy("This export cannot be produced; the security officer has been told."),
+    "cannot_open": gettext_lazy("A record cannot be opened; the security officer has been told."),
+}
+
+
+def _refuse(code: str) -> RevealRefused:
+    return RevealRefused(str(REFUSALS[code]), code=code)
+
+
+def _used_on_record(approval_id: int) -> bool:
+    # Event details are canonical JSON with sorted keys: they begin with the approval.
+    used: bool = Event.objects.filter(
+        tag=AuditTag.REVEAL_EXPORT,
+        outcome=Event.Outcome.ALLOWED,
+        details__startswith=f'{{"approval_id":{approval_id},',
+    ).exists()
+    return used
+
+
+def _check(actor: Any, approval_id: int, insurer_id: int) -> Any:
+    """The approval, locked, when it lets `actor` receive `insurer_id`'s people now."""
+    approval = Approval.objects.select_for_update().select_related("recipient").get(pk=approval_id)
+    if not approvals.is_sealed(approval) or not approvals.is_sealed(approval.recipient):
+        raise _refuse("forged_authorization")
+    if not has_permission(actor, Permission.EXPORT_OWN_DOWNLOAD):
+        raise _refuse("not_permitted")
+    if not insurer_id == approval.insurer_id == actor.organization.insurer_id:
+        raise _refuse("not_yours")
+    if approval.state == Approval.State.USED or _used_on_record(approval.pk):
+        raise _refuse("used")
+    if approval.state != Approval.State.APPROVED:
+        raise _refuse("not_approved")
+    if approval.expires_at <= timezone.now():
+        raise _refuse("expired")
+    return approval
+
+
+def _targets(ids: Sequence[int], fields: Iterable[str]) -> list[Any]:
+    columns = ["id", "target_list_id", "insurer_id", *fields]
+    found = []
+    for start in range(0, len(ids), BATCH):
+        chunk = ids[start : start + BATCH]
+        found += list(Target.objects.filter(pk__in=chunk).only(*columns).order_by("pk"))
+    return found
+
+
+def _open(
+    insurer_id: int, target_ids: Sequence[int], fields: tuple[str, ...]
+) -> dict[int, dict[str, str]]:
+    targets = _targets(target_ids, fields)
+    lists = {
+        tl.pk: tl for tl in TargetList.objects.filter(pk__in={t.target_list_id for t in targets})
+    }
+    for target in targets:
+        target_list = lists[target.target_list_id]
+        if target_list.state != TargetList.State.ACTIVE:
+            raise _refuse("cannot_open")
+        if not target.insurer_id == target_list.insurer_id == insurer_id:
+            raise _refuse("cannot_open")  # moved to another insurer in the database
+    # No honest export names a canary: one here means the matches were altered.
+    if canaries.of_lists(lists.values()) & {t.pk for t in targets}:
+        raise _refuse("canary")
+    ciphers = {pk: FieldCipher(datakeys.list_data_key(tl)) for pk, tl in lists.items()}
+    table = Target._meta.db_table
+    return {
+        t.pk: records.open_row(
+            ciphers[t.target_list_id],
+            table,
+            t.pk,
+            {f: getattr(t, f) for f in fields},
+        )
+        for t in targets
+    }
+
+
+def _use(actor: Any, approval: Any, opened: int, asked: int) -> None:
+    approval.state = Approval.State.USED
+    approval.used_by, approval.used_at = actor, timezone.now()
+    approval.save(update_fields=["state", "used_by", "used_at"])
+    approvals.seal(approval)
+    append_event(
+        tag=AuditTag.REVEAL_EXPORT,
+        actor=actor,
+        insurer_id=approval.insurer_id,
+        purpose=str(Purpose.EXPORT),
+        details={
+            "approval_id": approval.pk,
+            "count": opened,
+            "kind": approval.kind,
+            "missing": asked - opened,  # people whose list was shredded since
+        },
+    )
+
+
+def open_for_export(
+    *,
+    actor: Any,
+    approval: Any,
+    insurer_id: int,
+    target_ids: Sequence[int],
+    fields: tuple[str, ...],
+) -> dict[int, dict[str, str]]:
+    """Target id → the `fields` asked for, in plaintext, for each of `target_ids` still
+    stored. Only `approval.pk` is taken from the argument; everything else is read
+    afresh under the approval's row lock. Call it outside any transaction: its event
+    must be committed before the values leave."""
+    unknown = set(fields) - set(Target.SEALED_FIELDS)
+    if unknown:
+        raise ValueError(f"not sealed fields: {sorted(unknown)}")
+    ids = sorted(set(target_ids))
+    try:
+        with transaction.atomic(durable=True):
+            locked = _check(actor, approval.pk, insurer_id)
+            opened = _open(insurer_id, ids, fields)
+            _use(actor, locked, len(opened), len(ids))
+    except RevealRefused as exc:
+        _deny(actor, approval, exc.code)
+        raise
+    except KeyServiceError:
+        _deny(actor, approval, "key_service_unavailable")
+        raise RevealUnavailable(
+            str(gettext_lazy("The key service cannot be reached; nothing can be shown now.")),
+            code="key_service_unavailable",
+        ) from None
+    except CannotOpen:
+        _deny(actor, approval, "cannot_open")
+        raise _refuse("cannot_open") from None
+    return opened
+
+
+def _deny(actor: Any, approval: Any, code: str) -> None:
+    details: dict[str, int | bool] = {"approval_id": approval.pk}
+    if code == "canary":
+        details["canary"] = True  # a critical alert: someone altered the matches
+    subject = actor if code == "forged_authorization" else None
+    record_denial(
+        tag=AuditTag.REVEAL_EXPORT,
+        actor=actor,
+        reason=code,
+        subject=subject,
+        insurer_id=approval.insurer_id,
+        purpose=str(Purpose.EXPORT),
+        details=details,
+    )

@@ -1,0 +1,37 @@
+"""`yobikake incident drill`: the 2023 scenario replayed on demo data."""
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from yobikake.audit.models import Alert
+from yobikake.incidents.models import Incident
+
+
+@pytest.mark.django_db
+def test_the_drill_stops_the_sysadmin_detects_it_and_scopes_the_leaked_copy(canaries):
+    call_command("demo", "--no-serve", stdout=StringIO())
+    out = StringIO()
+    call_command("incident", "drill", "--rows", "300", "--json", stdout=out)
+    result = json.loads(out.getvalue())
+
+    assert result["copy"]["values_looked_for"] > 20
+    assert result["copy"]["values_found"] == 0  # the copy holds ciphertext only
+    assert not [line for line in result["stopped"] if line.startswith("FAILED")]
+    assert any("forged_authorization" in line for line in result["stopped"])
+    assert "API scrape: 20 of 20 requests refused" in result["stopped"]
+    rules = set(Alert.objects.values_list("rule", flat=True))
+    assert {"forged_authorization", "repeated_denials", "canary_touched"} <= rules
+    incident = Incident.objects.get(pk=result["incident"])
+    assert incident.state == Incident.State.SCOPED
+    scoped = result["scoping"]
+    assert scoped["persons"] >= 0.95 * 300 * 0.9 and scoped["canaries"]
+    assert all(c["list_id"] for c in scoped["canaries"])
+
+
+@pytest.mark.django_db
+def test_the_drill_refuses_a_real_installation(world):
+    with pytest.raises(CommandError, match="demo installation"):
+        call_command("incident", "drill", stdout=StringIO())
