@@ -31,42 +31,24 @@ sys.path.insert(0, os.path.dirname(__file__))
 from common import machine, run_child
 
 
-def _people(target_ids=None):  # type: ignore[no-untyped-def]
-    """Every stored target opened: {id: fields}, with its normalised matching keys."""
-    from yobikake.intake.models import Target, TargetList
+def _people():  # type: ignore[no-untyped-def]
+    """Every stored target opened (as Splink gets them) and the person it is: the same
+    insurer, kana and birth date — or insured number, on lists that give only an age."""
+    import splink_baseline
+
+    from yobikake.intake.models import TargetList
+    from yobikake.intake.sealing import ROWS_PER_LIST
     from yobikake.jp import normalize
-    from yobikake.vault import datakeys, records
-    from yobikake.vault.crypto import FieldCipher
+    from yobikake.synth.leak import open_targets
 
-    out = {}
-    fields = Target.SEALED_FIELDS
-    for target_list in TargetList.objects.filter(state=TargetList.State.ACTIVE):
-        cipher = FieldCipher(datakeys.list_data_key(target_list))
-        rows = Target.objects.filter(target_list=target_list).values_list("pk", *fields)
-        for pk, *sealed in rows.iterator(chunk_size=5000):
-            if target_ids is not None and pk not in target_ids:
-                continue
-            values = records.open_row(
-                cipher,
-                Target._meta.db_table,
-                pk,
-                {f: bytes(v) if v else None for f, v in zip(fields, sealed, strict=True)},
-            )
-            out[pk] = {
-                "insurer": target_list.insurer_id,
-                "name": normalize.name_key(values["name_kanji"]),
-                "kana": normalize.kana_key(values["name_kana"]),
-                "birth": values["birth_date"],
-                "phone": normalize.phone_key(values["phone"]),
-                "address": normalize.address_key(values["address"]),
-                "postal": "".join(c for c in values["postal_code"] if c.isdigit()),
-            }
-    return out
-
-
-def _person(p: dict) -> tuple:  # type: ignore[type-arg]
-    # One person across years' lists: the same insurer, kana and birth date.
-    return (p["insurer"], p["kana"], p["birth"])
+    insurer_of = dict(TargetList.objects.values_list("pk", "insurer_id"))
+    store, person_of = [], {}
+    for target_id, person in open_targets():
+        store.append(splink_baseline.store_row(target_id, person))
+        who = person.birth_date.isoformat() if person.birth_date else person.insured_number
+        insurer = insurer_of[target_id // ROWS_PER_LIST]
+        person_of[target_id] = (insurer, normalize.kana_key(person.name_kana), who)
+    return store, person_of
 
 
 def _truth(path: Path) -> dict[int, dict[str, str]]:
@@ -74,9 +56,8 @@ def _truth(path: Path) -> dict[int, dict[str, str]]:
         return {int(r["leak_row"]): r for r in csv.DictReader(f)}
 
 
-def _score(named: dict[int, set[int]], truth, people) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _score(named: dict[int, set[int]], truth, person_of) -> dict[str, object]:  # type: ignore[no-untyped-def]
     """Recall per noise class and precision of `named` (leak row → target ids)."""
-    person_of = {pk: _person(p) for pk, p in people.items()}
     found: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     right = wrong = 0
     for row, t in truth.items():
@@ -141,7 +122,7 @@ def child(directory: str, rows: str, seed: str, splink: str) -> dict[str, object
             canary_lists[row] = list_id
         elif tier != Match.Tier.POSSIBLE:
             named[row].add(target)
-    people = _people()
+    store, person_of = _people()
     result: dict[str, object] = {
         "stored_rows": imported["rows_accepted"],
         "import_s": imported["wall_s"],
@@ -150,7 +131,7 @@ def child(directory: str, rows: str, seed: str, splink: str) -> dict[str, object
         "ours": {
             "seconds": round(ours_s, 1),
             "scoping_s": incident.seconds,
-            **_score(named, truth, people),
+            **_score(named, truth, person_of),
         },
     }
     planted = {r: int(t["target_id"]) for r, t in truth.items() if t.get("canary") == "1"}
@@ -161,22 +142,18 @@ def child(directory: str, rows: str, seed: str, splink: str) -> dict[str, object
         ),
     }
     if splink == "yes":
-        result["splink"] = _splink(leak, truth, people)
+        result["splink"] = _splink(leak, truth, store, person_of)
     return result
 
 
-def _splink(leak: Path, truth, people) -> dict[str, object]:  # type: ignore[no-untyped-def]
+def _splink(leak: Path, truth, store, person_of) -> dict[str, object]:  # type: ignore[no-untyped-def]
     import splink_baseline
 
-    store = [
-        {"id": pk, **{k: v for k, v in p.items() if k != "insurer"}} for pk, p in people.items()
-    ]
-    leaked = splink_baseline.read_leak(leak)
-    seconds, links = splink_baseline.link(store, leaked)
+    seconds, links = splink_baseline.link(store, splink_baseline.read_leak(leak))
     named: dict[int, set[int]] = defaultdict(set)
     for row, target, _probability in links:
         named[row].add(target)
-    return {"seconds": round(seconds, 1), **_score(named, truth, people)}
+    return {"seconds": round(seconds, 1), **_score(named, truth, person_of)}
 
 
 def main() -> None:

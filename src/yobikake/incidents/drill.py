@@ -33,7 +33,7 @@ from django.utils import timezone
 from yobikake.accounts.models import Organization, User
 from yobikake.accounts.services import create_api_token
 from yobikake.audit.models import Alert
-from yobikake.incidents import services
+from yobikake.incidents import canaries, services
 from yobikake.incidents.models import Incident
 from yobikake.intake.models import Target, TargetList
 from yobikake.vault import datakeys, records
@@ -178,8 +178,9 @@ def run(*, rows: int = 2000) -> DrillReport:
         _copy(report, work)
         _scrape(report, sysadmin)
         _reveal_attempts(report, sysadmin)
-        stored = Target.objects.filter(target_list__state=TargetList.State.ACTIVE).count()
-        _leak(report, work, min(rows, stored))
+        active = TargetList.objects.filter(state=TargetList.State.ACTIVE)
+        people = Target.objects.filter(target_list__in=active).count()
+        _leak(report, work, min(rows, people - len(canaries.of_lists(active))))
     raised = Counter(Alert.objects.filter(pk__gt=first_alert).values_list("severity", "rule"))
     report.detected = [f"{severity}: {rule} ×{n}" for (severity, rule), n in raised.items()]
     return report

@@ -29,11 +29,12 @@ import csv
 import io
 import random
 import re
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import jaconv
 
@@ -155,9 +156,11 @@ def check_options(options: LeakOptions) -> None:
 
 
 # --- the store ---------------------------------------------------------------------------
+# Django's models are imported where the store is used: re-typing people and reading and
+# writing the files need no database (benchmarks use them on plaintext of their own).
 
 
-def _active_lists() -> dict[int, object]:
+def _active_lists() -> dict[int, Any]:
     from yobikake.intake.models import TargetList
 
     return {tl.pk: tl for tl in TargetList.objects.filter(state=TargetList.State.ACTIVE)}
@@ -179,7 +182,7 @@ def open_targets(
     columns = ("id", "target_list_id", "sex", "age", *Target.SEALED_FIELDS)
     active = Target.objects.filter(target_list_id__in=list(lists)).order_by("id")
     if ids is None:
-        batches: Iterable[Iterable[tuple[object, ...]]] = [
+        batches: Iterable[Iterable[tuple[Any, ...]]] = [
             active.values_list(*columns).iterator(chunk_size=2000)
         ]
     else:
@@ -329,11 +332,10 @@ class _BrokerStyle:
 
     @classmethod
     def pick(cls, rng: random.Random, columns: Sequence[Column]) -> "_BrokerStyle":
-        order = list(columns)
         # Brokers keep the name first; the rest comes in whatever order they merged it.
-        rest = [c for c in order if c is not Column.NAME]
+        rest = [c for c in columns if c is not Column.NAME]
         rng.shuffle(rest)
-        order = ([Column.NAME] if Column.NAME in order else []) + rest
+        order = [c for c in columns if c is Column.NAME] + rest
         headers = tuple(rng.choice(BROKER_HEADERS[c]) for c in order)
         return cls(tuple(order), headers, rng.choice(ENCODINGS))
 
@@ -430,10 +432,9 @@ def _address(rng: random.Random, address: str, *, typo: bool = False) -> str | N
     ]
     # Dropping the prefecture of a city whose name other prefectures share loses it, and
     # so, rarely, may a form the normaliser reads otherwise: keep the first that holds.
-    wanted = parsed.key if not typo else None
     for candidate in candidates:
         key = normalize.address_key(candidate)
-        if (key == wanted) if wanted is not None else (key and key != parsed.key):
+        if (bool(key) and key != parsed.key) if typo else key == parsed.key:
             return _wide(candidate, rng)
     return None if typo else _wide(address, rng)
 
@@ -448,7 +449,9 @@ def _digit_typo(rng: random.Random, numbers: list[str]) -> list[str]:
     return [*numbers[:which], "".join(digits), *numbers[which + 1 :]]
 
 
-def _text_typo(rng: random.Random, text: str, alphabet: str, key: object) -> str | None:
+def _text_typo(
+    rng: random.Random, text: str, alphabet: str, key: Callable[[str], str]
+) -> str | None:
     """A character changed, dropped or swapped with its neighbour, such that the
     matching `key` of the text changes; None if no try did."""
     for _ in range(20):
@@ -465,7 +468,7 @@ def _text_typo(rng: random.Random, text: str, alphabet: str, key: object) -> str
         else:
             continue
         typed = "".join(chars)
-        if key(typed) and key(typed) != key(text):  # type: ignore[operator]
+        if key(typed) and key(typed) != key(text):
             return typed
     return None
 

@@ -12,7 +12,7 @@ from yobikake.synth.lists import check_arguments, remove_lists, write_lists
 
 class Command(BaseCommand):
     help = "Synthetic data for the demo, the tests and the benchmarks: it describes no one."
-    # Writing files needs neither the database nor the URLconf.
+    # Lists need neither the database nor the URLconf; a leak needs the database only.
     requires_system_checks: list[str] = []
 
     def add_arguments(self, parser: CommandParser) -> None:
