@@ -2,6 +2,7 @@
 policy before it expires; insurers' keys. Every action writes one audit row; every
 refusal is on the record."""
 
+import hashlib
 import json
 from datetime import timedelta
 
@@ -21,6 +22,7 @@ from yobikake.audit.tags import AuditTag
 from yobikake.exports import approvals, services
 from yobikake.exports.models import Approval, InsurerKey
 from yobikake.exports.selectors import current_key
+from yobikake.incidents import selectors
 from yobikake.incidents.notification import request_notification_list
 
 
@@ -33,13 +35,23 @@ def test_a_request_is_approved_by_a_second_person_with_one_event_each(world, req
     approval = requested.approval
     assert approval.current_state == Approval.State.REQUESTED
     assert approval.recipient == current_key(world.insurer_a.pk)
-    assert approval.subject == {"incident_id": requested.leak.incident.pk}
+    # The people it will release are bound into it: how many, and which (a digest).
+    leak = requested.leak
+    affected = selectors.affected(leak.incident).filter(insurer_id=world.insurer_a.pk)
+    ids = sorted(set(affected.values_list("target_id", flat=True)))
+    assert len(ids) == len(leak.leaked_a) + len(leak.both_years)
+    assert approval.subject == {
+        "incident_id": leak.incident.pk,
+        "target_count": len(ids),
+        "targets_sha256": hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest(),
+    }
     event = only_event(AuditTag.APPROVAL_REQUEST)
     assert event.actor_user_id == world.security.pk and event.insurer_id == world.insurer_a.pk
     assert json.loads(event.details) == {
         "approval_id": approval.pk,
-        "incident_id": requested.leak.incident.pk,
+        "incident_id": leak.incident.pk,
         "kind": "notification_list",
+        "target_count": len(ids),
     }
 
     approved = services.approve(actor=world.fed_admin, approval=approval)

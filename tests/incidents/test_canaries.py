@@ -1,7 +1,10 @@
 """Canary residents: planted in every list, looking like everyone else in the database,
 and never called, counted or shown."""
 
+from datetime import date
+
 import pytest
+from django.db import connection
 
 from tests.calling.conftest import running_campaign
 from tests.conftest import load_people
@@ -36,26 +39,96 @@ def test_a_list_gets_its_canaries_among_its_rows_and_every_row_still_opens(world
     assert len(planted) == 3 and planted <= set(stored.values_list("pk", flat=True))
     # Counted as the list's rows: only the people sent.
     assert target_list.row_count == 30 == sum(target_list.aggregates["sex_age_band"].values())
-    # No gap and no tail of their own: the row numbers run 1..33 without a hole.
+    # No gap and no tail of their own: the row numbers run 1..33 without a hole, and the
+    # canaries sit among the rows sent (the people they displaced went to the end).
     assert sorted(stored.values_list("row_number", flat=True)) == list(range(1, 34))
-    # The rows they displaced moved (sealed afresh for their new ids) and still open.
+    assert all(pk % 10_000_000 <= 30 for pk in planted)
     values = opened(target_list)
     real = {v for pk, v in values.items() if pk not in planted}
     assert real == {(p.name_kana, p.birth_date.isoformat()) for p in people}
     assert not {v for pk, v in values.items() if pk in planted} & real
 
 
+def _write_order(target_list):
+    """The list's ids in the order the database wrote them (SQLite's rowid — the id is a
+    bigint, not an alias of it — or PostgreSQL's physical order)."""
+    order = "rowid" if connection.vendor == "sqlite" else "ctid"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM intake_target WHERE target_list_id = %s ORDER BY {order}",
+            [target_list.pk],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_canaries_are_written_in_row_order_with_their_neighbours(world, canaries, settings):
+    settings.YOBIKAKE_IMPORT_WORKERS = 0
+    target_list, _ = load_people(world, count=600)  # three batches
+    written = _write_order(target_list)
+    tail = written[-3:]  # the people the canaries displaced, after the last row sent
+    assert written[:-3] == sorted(written[:-3])
+    assert not set(tail) & canaries.of_list(target_list)
+
+
+def test_canaries_have_the_shape_of_their_list(world, canaries, tmp_path):
+    """A list that gives ages only and no insured numbers, addresses in hyphen form:
+    its canaries leave the same columns empty and seal values of the same lengths."""
+    import random
+
+    from tests.intake.files import csv_bytes, people, write
+    from tests.intake.test_import import run
+    from yobikake.synth.areas import random_address, towns_of
+
+    world.insurer_a.name = "岐阜市"  # real towns, as the canaries get
+    world.insurer_a.save()
+    rng = random.Random(3)
+    town_addresses = [
+        random_address(towns_of("岐阜市"), rng).text(prefecture=False, dash="-") for _ in range(40)
+    ]
+    headers = ["氏名", "カナ氏名", "性別", "年齢", "住所", "電話番号"]
+    rows = [
+        [p.name_kanji, p.name_kana, p.sex, str(p.age_on(date(2023, 3, 31))), address, p.phone]
+        for p, address in zip(people(40), town_addresses, strict=True)
+    ]
+    result = run(world, write(tmp_path, "ages.csv", csv_bytes(rows, headers=headers)))
+    target_list = result.target_list
+    planted = canaries.of_list(target_list)
+    assert len(planted) == 3
+    stored = list(Target.objects.filter(target_list=target_list))
+    for column in ("birth_date", "insured_number", "postal_code"):
+        assert {getattr(t, column) is None for t in stored} == {True}, column
+    real = [len(bytes(t.address)) for t in stored if t.pk not in planted]
+    for canary in (t for t in stored if t.pk in planted):
+        assert min(real) - 9 <= len(bytes(canary.address)) <= max(real) + 9
+        assert opened_address(canary).startswith("岐阜県") is False
+
+
+def opened_address(target):
+    cipher = FieldCipher(datakeys.list_data_key(target.target_list))
+    sealed = {"address": bytes(target.address)}
+    return records.open_row(cipher, Target._meta.db_table, target.pk, sealed)["address"]
+
+
 def test_which_rows_are_canaries_is_sealed_and_bound_to_its_list(world, canaries):
     first, _ = load_people(world, count=10)
     second, _ = load_people(world, count=10, seed=2, fiscal_year=2023)
     stored = CanarySet.objects.get(target_list=first)
-    assert str(sorted(canaries.of_list(first))[0]).encode() not in bytes(stored.sealed_ids)
 
     # Pasted onto another list in the database, the set does not open.
     CanarySet.objects.filter(target_list=second).update(sealed_ids=stored.sealed_ids)
     canaries.forget()
     with pytest.raises(CannotOpen):
         canaries.of_list(TargetList.objects.get(pk=second.pk))
+
+
+def test_a_canary_set_deleted_in_the_database_fails_closed_with_an_alert(world, canaries):
+    target_list, _ = load_people(world, count=10)
+    CanarySet.objects.filter(target_list=target_list).delete()
+    canaries.forget()
+    with pytest.raises(CannotOpen):
+        canaries.of_list(TargetList.objects.get(pk=target_list.pk))
+    alert = Alert.objects.get(rule="vault_tampered")
+    assert alert.severity == Alert.Severity.CRITICAL
 
 
 def test_canaries_never_enter_a_campaigns_queue_or_counts(world, canaries):

@@ -219,7 +219,28 @@ def test_refused_where_any_organisation_is_real(world, canaries, tmp_path):
     with pytest.raises(CommandError, match="real organisations"):
         make_leak(tmp_path, "--rows", "3")
     assert not (tmp_path / "leak.csv").exists()
-    assert not Event.objects.filter(tag=AuditTag.SYNTH_LEAK).exists()
+    refusal = Event.objects.get(tag=AuditTag.SYNTH_LEAK)
+    assert (refusal.outcome, refusal.reason) == (Event.Outcome.DENIED, "not_a_test_leak")
+
+
+def test_refused_where_the_keys_are_in_openbao_even_if_every_organisation_says_demo(
+    on_openbao, world, canaries, tmp_path
+):
+    # Keys in OpenBao (a setting the database's administrator cannot change)…
+    load_people(world, count=5)
+    Organization.objects.update(is_demo=True)  # …whatever a column they can set says
+    with pytest.raises(CommandError, match="real organisations"):
+        make_leak(tmp_path, "--rows", "3")
+    assert Event.objects.get(tag=AuditTag.SYNTH_LEAK).outcome == Event.Outcome.DENIED
+
+
+def test_every_synthetic_leak_raises_a_critical_alert(world, canaries, tmp_path):
+    from yobikake.audit.models import Alert
+
+    load_people(world, count=5)
+    Organization.objects.update(is_demo=True)
+    make_leak(tmp_path, "--rows", "3")
+    assert Alert.objects.get(rule="bulk_opening").severity == Alert.Severity.CRITICAL
 
 
 @pytest.mark.parametrize(

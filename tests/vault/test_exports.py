@@ -8,12 +8,16 @@ import json
 import pytest
 
 from tests.exports import conftest as exports
+from tests.incidents.leaks import scoped_leak
 from yobikake.audit.models import Alert, Event
 from yobikake.audit.tags import AuditTag
 from yobikake.exports import services
 from yobikake.exports.models import Approval
+from yobikake.exports.selectors import current_key
 from yobikake.incidents import selectors
-from yobikake.intake.models import TargetList
+from yobikake.incidents.models import Match
+from yobikake.incidents.notification import request_notification_list
+from yobikake.intake.models import Target, TargetList
 from yobikake.vault.exports import open_for_export
 from yobikake.vault.reveal import RevealRefused
 
@@ -44,14 +48,35 @@ def refusal(actor, approval, insurer, ids):
     return refused.value.code
 
 
+def approved_with_a_match_slipped_in(world, leak, target, insurer_id):
+    """Insurer A's list approved after someone added a match of `target` (labelled as
+    `insurer_id`'s) in the database, before the request: the request binds it."""
+    Match.objects.create(
+        incident=leak.incident,
+        leak_row=999,
+        target_id=target.pk,
+        target_list_id=target.target_list_id,
+        insurer_id=insurer_id,
+        fiscal_year=2022,
+        tier=Match.Tier.CERTAIN,
+        keys="phone",
+    )
+    approval = request_notification_list(
+        actor=world.security, incident=leak.incident, insurer=world.insurer_a
+    )
+    return services.approve(actor=world.fed_admin, approval=approval)
+
+
 def test_an_approved_export_opens_its_people_once_with_one_event(world, requested):
     leak = requested.leak
     approval = services.approve(actor=world.fed_admin, approval=requested.approval)
     ids = target_ids(leak, world.insurer_a)
     opened = open_as(world.staff_a, approval, world.insurer_a, ids)
-    assert set(opened) == set(ids)
-    assert {v["name_kanji"] for v in opened.values()} == {p.name_kanji for p in leak.leaked_a}
-    assert all(set(v) == set(FIELDS) for v in opened.values())
+    assert set(opened.values) == set(ids)
+    names = {v["name_kanji"] for v in opened.values.values()}
+    assert names == {p.name_kanji for p in leak.leaked_a}
+    assert all(set(v) == set(FIELDS) for v in opened.values.values())
+    assert opened.recipient == current_key(world.insurer_a.pk)
     [event] = Event.objects.filter(tag=AuditTag.REVEAL_EXPORT)
     assert event.purpose == "export" and json.loads(event.details)["count"] == len(ids)
     assert refusal(world.staff_a, approval, world.insurer_a, ids) == "used"
@@ -74,10 +99,28 @@ def test_nothing_opens_before_approval_or_for_another_insurer(world, requested):
     assert approval.state == Approval.State.APPROVED  # still there for A's staff
 
 
-def test_another_insurers_people_are_not_opened_under_an_approval(world, requested):
+def test_only_the_people_the_request_bound_are_opened(world, requested):
     approval = services.approve(actor=world.fed_admin, approval=requested.approval)
-    ids_b = target_ids(requested.leak, world.insurer_b)
-    assert refusal(world.staff_a, approval, world.insurer_a, ids_b) == "cannot_open"
+    ids = target_ids(requested.leak, world.insurer_a)
+    not_leaked = Target.objects.filter(insurer=world.insurer_a).exclude(pk__in=ids).first()
+    alerts = Alert.objects.filter(rule="export_tampered", severity=Alert.Severity.CRITICAL)
+    for other in (ids[1:], [*ids, not_leaked.pk], target_ids(requested.leak, world.insurer_b)):
+        assert refusal(world.staff_a, approval, world.insurer_a, other) == "targets_changed"
+    assert alerts.count() == 3
+    denials = Event.objects.filter(tag=AuditTag.REVEAL_EXPORT, reason="targets_changed")
+    assert [json.loads(d.details) for d in denials] == [{"approval_id": approval.pk}] * 3
+    approval.refresh_from_db()
+    assert approval.state == Approval.State.APPROVED
+    assert set(open_as(world.staff_a, approval, world.insurer_a, ids).values) == set(ids)
+
+
+def test_another_insurers_people_are_not_opened_under_an_approval(world, identities, tmp_path):
+    leak = scoped_leak(world, tmp_path)
+    of_b = Target.objects.get(pk=target_ids(leak, world.insurer_b)[0])
+    approval = approved_with_a_match_slipped_in(world, leak, of_b, world.insurer_a.pk)
+    ids = target_ids(leak, world.insurer_a)
+    assert of_b.pk in ids
+    assert refusal(world.staff_a, approval, world.insurer_a, ids) == "cannot_open"
     approval.refresh_from_db()
     assert approval.state == Approval.State.APPROVED
 
@@ -101,11 +144,16 @@ def test_a_used_approval_put_back_in_the_database_stays_used(world, requested):
     assert refusal(world.staff_a, approval, world.insurer_a, ids) == "used"
 
 
-def test_a_canary_slipped_into_the_targets_is_refused_and_alerted(world, canaries, requested):
-    # (`canaries` before `requested`: the lists are loaded with their canaries planted.)
-    approval = services.approve(actor=world.fed_admin, approval=requested.approval)
+def test_a_canary_slipped_into_the_targets_is_refused_and_alerted(
+    world, canaries, identities, tmp_path
+):
+    # (`canaries` first: the lists are loaded with their canaries planted.)
+    leak = scoped_leak(world, tmp_path)
     list_a = TargetList.objects.filter(insurer=world.insurer_a, fiscal_year=2022).get()
-    ids = [*target_ids(requested.leak, world.insurer_a), min(canaries.of_list(list_a))]
+    canary = Target.objects.get(pk=min(canaries.of_list(list_a)))
+    approval = approved_with_a_match_slipped_in(world, leak, canary, world.insurer_a.pk)
+    ids = target_ids(leak, world.insurer_a)
+    assert canary.pk in ids
     alerts = Alert.objects.filter(rule="canary_touched", severity=Alert.Severity.CRITICAL)
     before = alerts.count()
     assert refusal(world.staff_a, approval, world.insurer_a, ids) == "canary"

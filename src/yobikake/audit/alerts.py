@@ -28,10 +28,12 @@ RULE_LABELS = {
     "inquiry_budget": _("Inquiry desk lookups over the hourly budget"),
     "reveal_off_hours": _("Reveal outside calling hours"),
     "contractor_role": _("Role granted to a contractor"),
+    "bulk_opening": _("Stored people opened in bulk"),
     "canary_touched": _("Canary resident touched"),
     "audit_verify_failed": _("Audit log verification failed"),
     "forged_authorization": _("Role assignment written outside Yobikake"),
     "vault_tampered": _("Vault keys tampered with in the database"),
+    "export_tampered": _("An approved export's people changed in the database"),
 }
 
 # Events about the log itself never raise alerts (an alert writes such an event).
@@ -56,8 +58,10 @@ def evaluate(event: Event) -> None:
         _reveal_off_hours,
         _contractor_role,
         _canary,
+        _bulk_opening,
         _forged_authorization,
         _vault_tampered,
+        _export_tampered,
     ):
         rule(event)
 
@@ -185,6 +189,17 @@ def _vault_tampered(event: Event) -> None:
         )
 
 
+def _export_tampered(event: Event) -> None:
+    if event.tag == AuditTag.REVEAL_EXPORT and event.reason == "targets_changed":
+        raise_alert(
+            "export_tampered",
+            Alert.Severity.CRITICAL,
+            event,
+            f"export of approval #{json.loads(event.details).get('approval_id')} refused: "
+            "the rows it is built from no longer name the people it was approved for",
+        )
+
+
 def _canary(event: Event) -> None:
     details = json.loads(event.details or "{}")
     if event.tag == AuditTag.CANARY_TOUCH or details.get("canary"):
@@ -193,6 +208,18 @@ def _canary(event: Event) -> None:
             Alert.Severity.CRITICAL,
             event,
             f"{event.tag} of target #{event.target_id}",
+        )
+
+
+def _bulk_opening(event: Event) -> None:
+    # Stored people opened in bulk past the reveal gate (a synthetic leak for a test, a
+    # benchmark or the drill): never routine on an installation in use.
+    if event.tag == AuditTag.SYNTH_LEAK and event.outcome == Event.Outcome.ALLOWED:
+        raise_alert(
+            "bulk_opening",
+            Alert.Severity.CRITICAL,
+            event,
+            "stored people opened in bulk for a synthetic leak (synth leak --from-store)",
         )
 
 

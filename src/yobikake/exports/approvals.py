@@ -4,9 +4,15 @@ Both rows are MAC'd under the authorization key (accounts/authz.py), written onl
 exports/services.py (and the vault, when it marks an approval used). A row that does not
 match its MAC releases nothing and raises a critical alert. A MAC cannot tell a used
 approval from its earlier approved state, so the vault also asks the audit log whether
-the approval was already used (vault/exports.py)."""
+the approval was already used (vault/exports.py).
 
+An approval also binds the people it releases (`bind_targets`): the file is built at
+download time from rows nothing protects (an incident's matches), so the vault checks
+that they still name exactly the people the approver saw counted (`binds`)."""
+
+import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -54,6 +60,21 @@ def _key_message(k: InsurerKey) -> bytes:
         "insurer-key v1",
         (k.pk, k.insurer_id, k.public_key, k.registered_by_id, _when(k.registered_at)),
     )
+
+
+def bind_targets(target_ids: Iterable[int]) -> dict[str, int | str]:
+    """What an approval's subject records of the people it will release: how many, and
+    a SHA-256 over their sorted ids. Sealed with the rest of the approval."""
+    ids = sorted(set(target_ids))
+    digest = hashlib.sha256(",".join(map(str, ids)).encode()).hexdigest()
+    return {"target_count": len(ids), "targets_sha256": digest}
+
+
+def binds(approval: Approval, target_ids: Iterable[int]) -> bool:
+    """Whether `target_ids` are exactly the people `approval` was requested for (an
+    approval that binds none releases no one)."""
+    bound = bind_targets(target_ids)
+    return {key: approval.subject.get(key) for key in bound} == bound
 
 
 def seal(row: Approval | InsurerKey) -> None:

@@ -24,10 +24,15 @@ def _live() -> Q:
     )
 
 
+def _about(subject: dict[str, int]) -> Q:
+    # A stored subject also holds the people the request bound (approvals.bind_targets).
+    return Q(**{f"subject__{key}": value for key, value in subject.items()})
+
+
 def live_approval(kind: str, insurer_id: int, subject: dict[str, int]) -> Approval | None:
     """A request for the same thing still waiting for its decision or its download."""
     return (
-        Approval.objects.filter(_live(), kind=kind, insurer_id=insurer_id, subject=subject)
+        Approval.objects.filter(_live(), _about(subject), kind=kind, insurer_id=insurer_id)
         .order_by("-pk")
         .first()
     )
@@ -36,7 +41,7 @@ def live_approval(kind: str, insurer_id: int, subject: dict[str, int]) -> Approv
 def latest_approvals(kind: str, subject: dict[str, int]) -> dict[int, Approval]:
     """The newest request for `subject` per insurer."""
     latest: dict[int, Approval] = {}
-    rows = Approval.objects.filter(kind=kind, subject=subject).select_related(
+    rows = Approval.objects.filter(_about(subject), kind=kind).select_related(
         "requested_by", "decided_by", "used_by"
     )
     for approval in rows.order_by("pk"):

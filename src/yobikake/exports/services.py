@@ -2,10 +2,11 @@
 person's decision on it, and the release of the approved file to the insurer's staff.
 
 What an export holds depends on its kind; each kind has a producer module (PRODUCERS)
-with `validate(insurer=, subject=)` (raises `ExportError` when there is nothing to ask
-for), `describe(approval)` (a line for the approver) and `produce(actor=, approval=)`
-(the file's name and bytes, opened through `vault.exports.open_for_export`, which checks
-the approval and marks it used)."""
+with `targets(insurer=, subject=)` (the ids of the people it would release now, or
+`ExportError` when there is nothing to ask for: the request binds them), `describe(approval)`
+(a line for the approver) and `produce(actor=, approval=)` (a `Produced` file, opened
+through `vault.exports.open_for_export`, which checks the approval, its recipient and
+its people, and marks it used)."""
 
 import functools
 from collections.abc import Callable
@@ -86,12 +87,12 @@ def request_approval(
     *, actor: Any, kind: Approval.Kind, insurer: Insurer, subject: dict[str, int]
 ) -> Approval:
     """Ask a second person to approve releasing `subject` of `kind` to `insurer`,
-    encrypted to the insurer's key in force now."""
+    encrypted to the insurer's key in force now: to exactly the people it names now."""
     kind = Approval.Kind(kind)
     require(actor, approvals.POLICIES[kind].request_permission)
     # One request at a time per insurer: two at once cannot both pass the check below.
     insurer = Insurer.objects.select_for_update().get(pk=insurer.pk)
-    producer(kind).validate(insurer=insurer, subject=subject)
+    target_ids = producer(kind).targets(insurer=insurer, subject=subject)
     recipient = selectors.current_key(insurer.pk)
     if recipient is None:
         raise ExportError(
@@ -111,7 +112,7 @@ def request_approval(
     approval = Approval.objects.create(
         kind=kind,
         insurer=insurer,
-        subject=subject,
+        subject={**subject, **approvals.bind_targets(target_ids)},
         recipient=recipient,
         requested_by=actor,
         requested_at=now,
@@ -122,7 +123,12 @@ def request_approval(
         tag=AuditTag.APPROVAL_REQUEST,
         actor=actor,
         insurer_id=insurer.pk,
-        details={"approval_id": approval.pk, "kind": str(kind), **subject},
+        details={
+            "approval_id": approval.pk,
+            "kind": str(kind),
+            **subject,
+            "target_count": approval.subject["target_count"],
+        },
     )
     return approval
 
@@ -210,6 +216,14 @@ def refuse(*, actor: Any, approval: Approval) -> Approval:
 
 
 @dataclass(frozen=True)
+class Produced:
+    name: str
+    plaintext: bytes
+    # `open_for_export`'s `recipient`: read under the approval's lock, its MAC checked.
+    recipient: InsurerKey
+
+
+@dataclass(frozen=True)
 class Released:
     name: str
     data: bytes  # age-encrypted: only the insurer's private key opens it
@@ -219,6 +233,8 @@ def release_export(*, actor: Any, approval: Approval) -> Released:
     """The approved file, produced now for the insurer's staff member `actor` and
     encrypted to the insurer's key the approver saw; once. The plaintext exists only in
     this process's memory, between the vault and the encryption."""
-    name, plaintext = producer(approval.kind).produce(actor=actor, approval=approval)
-    recipient = pyrage.x25519.Recipient.from_str(approval.recipient.public_key)
-    return Released(f"{name}.age", pyrage.encrypt(plaintext, [recipient]))
+    produced = producer(approval.kind).produce(actor=actor, approval=approval)
+    # Never `approval.recipient`: that copy was loaded before the vault's checks, and
+    # the row could have held another key then.
+    recipient = pyrage.x25519.Recipient.from_str(produced.recipient.public_key)
+    return Released(f"{produced.name}.age", pyrage.encrypt(produced.plaintext, [recipient]))

@@ -1,24 +1,26 @@
 """Canary residents: K synthetic people planted in every list at import (setting
-YOBIKAKE_CANARIES_PER_LIST), stored like everyone else — sealed fields, blind indexes,
-a row number among the real ones — so they travel wherever bulk data travels.
+YOBIKAKE_CANARIES_PER_LIST) by the list's writer (`Planter`), stored like everyone
+else — sealed fields, blind indexes, a row number among the real ones, written in the
+batch of their neighbours — so they travel wherever bulk data travels.
 
 Which rows they are is sealed under the list's data key (`CanarySet`): a copy of the
 database cannot tell them apart, and shredding the list forgets them with it. The
-services that build queues, counts and screens ask `ids_among` and leave them out;
+services that build queues, counts and screens ask `of_lists` and leave them out;
 the reveal gate asks `is_canary` and raises a critical alert.
 """
 
 import json
+import random
 from collections.abc import Iterable
-from typing import Any
 
 from django.conf import settings
 
 from yobikake.incidents.models import CanarySet
-from yobikake.intake.models import TargetList
-from yobikake.synth.canaries import canary_people
+from yobikake.intake.models import Target, TargetList
+from yobikake.synth.canaries import canary_like
+from yobikake.synth.people import Person
 from yobikake.vault import datakeys
-from yobikake.vault.crypto import FieldCipher, field_aad
+from yobikake.vault.crypto import CannotOpen, FieldCipher, field_aad
 
 TABLE = "incidents_canaryset"
 PAD = 256  # the sealed set is padded to a multiple of this many bytes
@@ -37,24 +39,80 @@ def seal_ids(data_key: bytes, list_id: int, ids: Iterable[int]) -> bytes:
     return FieldCipher(data_key).seal(_aad(list_id), text)
 
 
-def plant(writer: Any) -> list[int]:
-    """Plant the configured number of canaries in the list `writer` is writing (inside
-    its transaction) and record which they are. Returns their target ids."""
-    target_list = writer.target_list
-    count = settings.YOBIKAKE_CANARIES_PER_LIST
-    if count <= 0:
-        return []
-    people = canary_people(
-        municipality=target_list.insurer.name,
-        fiscal_year=target_list.fiscal_year,
-        count=count,
-        phones=settings.YOBIKAKE_CANARY_PHONES,
-    )
-    ids = writer.plant(people)
-    CanarySet.objects.create(
-        target_list=target_list, sealed_ids=seal_ids(writer.data_key, target_list.pk, ids)
-    )
-    return ids
+class Planter:
+    """Where a list's canaries go, decided as its rows stream past the writer.
+
+    Before the first row, K ranks are drawn at random among the rows the file is
+    expected to hold. The valid row at each of those ranks gives its row number (and
+    its shape, synth/canaries.py) to a canary, which is sealed and written in that
+    row's batch, in its place; the real person it displaced is written after the last
+    row of the file. So the canaries sit among the real rows in row numbers and in the
+    order rows were written; no row is moved or written twice. A file shorter than
+    expected gets its remaining canaries at the end, shuffled in among the displaced.
+    """
+
+    def __init__(self, target_list: TargetList, *, count: int, expected: int) -> None:
+        self._rng = random.SystemRandom()
+        self._municipality = target_list.insurer.name
+        self._fiscal_year = target_list.fiscal_year
+        span = max(count, round(expected * 0.9))  # an estimate: keep clear of its end
+        self._ranks = sorted(self._rng.sample(range(span), count))
+        self._seen = 0
+        self._template: Person | None = None
+        self.displaced: list[tuple[int, Person]] = []  # (file row, person)
+        self.rows: set[int] = set()  # the canaries' row numbers
+
+    def _canary(self, template: Person) -> Person:
+        return canary_like(
+            template,
+            municipality=self._municipality,
+            fiscal_year=self._fiscal_year,
+            phones=settings.YOBIKAKE_CANARY_PHONES,
+            rng=self._rng,
+        )
+
+    def mix(self, people: list[tuple[int, Person]]) -> list[tuple[int, Person]]:
+        """`people` with a canary in the place of each one at a drawn rank."""
+        mixed = []
+        for row, person in people:
+            if self._ranks and self._ranks[0] == self._seen:
+                self._ranks.pop(0)
+                self.displaced.append((row, person))
+                self.rows.add(row)
+                mixed.append((row, self._canary(person)))
+            else:
+                mixed.append((row, person))
+            self._seen += 1
+        if people and self._rng.random() < len(people) / max(self._seen, 1):
+            self._template = self._rng.choice(people)[1]  # any row, for the tail's canaries
+        return mixed
+
+    def tail(self, after: int) -> tuple[list[tuple[int, Person]], dict[int, int]]:
+        """The displaced people and the canaries not yet placed, numbered from `after`
+        + 1 in random order; and, for each displaced person, new row → file row."""
+        late: list[tuple[int | None, Person]] = list(self.displaced)
+        if self._template is not None:
+            late += [(None, self._canary(self._template)) for _ in self._ranks]
+        self._ranks = []
+        self._rng.shuffle(late)
+        people, original = [], {}
+        for row, (file_row, person) in enumerate(late, after + 1):
+            people.append((row, person))
+            if file_row is None:
+                self.rows.add(row)
+            else:
+                original[row] = file_row
+        self.displaced = []
+        return people, original
+
+
+def record(target_list: TargetList, data_key: bytes, ids: Iterable[int]) -> None:
+    """Which of the list's rows are canaries, sealed under its data key."""
+    ids = sorted(ids)
+    if ids:
+        CanarySet.objects.create(
+            target_list=target_list, sealed_ids=seal_ids(data_key, target_list.pk, ids)
+        )
 
 
 def of_list(target_list: TargetList) -> frozenset[int]:
@@ -66,6 +124,7 @@ def of_list(target_list: TargetList) -> frozenset[int]:
         return frozenset()
     stored = CanarySet.objects.filter(target_list=target_list).first()
     if stored is None:
+        _check_none_planted(target_list)
         ids: frozenset[int] = frozenset()
     else:
         # A set edited or moved in the database does not open (CannotOpen): fail closed.
@@ -75,11 +134,32 @@ def of_list(target_list: TargetList) -> frozenset[int]:
     return ids
 
 
+def _check_none_planted(target_list: TargetList) -> None:
+    """A list whose import planted canaries (its audit event says how many) has its set:
+    a set deleted in the database would silently let them be called, counted and
+    revealed. Refuse, with a critical alert."""
+    from yobikake.audit.alerts import raise_alert
+    from yobikake.audit.models import Alert, Event
+    from yobikake.audit.tags import AuditTag
+
+    events = Event.objects.filter(
+        list_id=target_list.pk, tag__in=[AuditTag.LIST_IMPORT, AuditTag.LIST_LOAD]
+    ).values_list("details", flat=True)
+    if any(json.loads(details or "{}").get("canaries") for details in events):
+        raise_alert(
+            "vault_tampered",
+            Alert.Severity.CRITICAL,
+            None,
+            f"the canary set of list #{target_list.pk} is missing from the database",
+        )
+        raise CannotOpen(f"canaries of list #{target_list.pk}")
+
+
 def of_lists(lists: Iterable[TargetList]) -> frozenset[int]:
     return frozenset().union(*(of_list(tl) for tl in lists))
 
 
-def is_canary(target: Any) -> bool:
+def is_canary(target: Target) -> bool:
     return target.pk in of_list(target.target_list)
 
 

@@ -19,7 +19,7 @@ import logging
 import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -30,12 +30,13 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from yobikake.accounts.models import Organization, User
+from yobikake.accounts.models import User
 from yobikake.accounts.services import create_api_token
 from yobikake.audit.models import Alert
 from yobikake.incidents import canaries, services
 from yobikake.incidents.models import Incident
 from yobikake.intake.models import Target, TargetList
+from yobikake.synth.leak import NotATestInstallation, refuse_real_installation
 from yobikake.vault import datakeys, records
 from yobikake.vault.crypto import FieldCipher
 from yobikake.vault.models import Grant, Purpose
@@ -160,7 +161,7 @@ def _leak(report: DrillReport, work: Path, rows: int) -> None:
     incident = services.open_incident(
         actor=None,
         title="Drill: a leaked copy of the lists",
-        aware_on=date.today(),
+        aware_on=timezone.localdate(),
         file_name=leak.name,
         file_sha256=services.file_sha256(leak),
     )
@@ -168,7 +169,11 @@ def _leak(report: DrillReport, work: Path, rows: int) -> None:
 
 
 def run(*, rows: int = 2000) -> DrillReport:
-    if Organization.objects.filter(is_demo=False).exists() or not TargetList.objects.exists():
+    try:
+        refuse_real_installation("drill")
+    except NotATestInstallation:
+        raise NotADemo from None
+    if not TargetList.objects.exists():
         raise NotADemo
     sysadmin = User.objects.get(username="sysadmin")
     report = DrillReport()

@@ -54,7 +54,9 @@ class Incident(models.Model):
     # Leaked rows per confidence tier, and rows that matched no one.
     tiers = models.JSONField(default=dict)
     unmatched = models.PositiveIntegerField(default=0)
-    persons = models.PositiveIntegerField(default=0)  # distinct targets matched
+    persons = models.PositiveIntegerField(default=0)  # records named: targets on lists
+    # Persons named: a person on two years' lists is one (told apart by blind index).
+    people = models.PositiveIntegerField(default=0)
     seconds = models.FloatField(default=0)
     error_code = models.CharField(max_length=40, blank=True)
     error_message = models.TextField(blank=True)

@@ -3,7 +3,9 @@ incident — certain and probable, never a canary — for the insurer to write t
 
 The security officer requests it per insurer (`request_notification_list`); a second
 person approves it (exports); then the insurer's own staff download it once, opened by
-the vault in one go and encrypted to the insurer's age key. This module is the
+the vault in one go and encrypted to the insurer's age key. The people are those the
+matches named when the list was requested: the request binds them, and the vault
+refuses a download after a match was added or removed. This module is the
 `notification_list` kind's producer for exports/services.py."""
 
 import csv
@@ -67,14 +69,16 @@ def _years_of(incident: Incident, insurer_id: int) -> dict[int, int]:
 # The producer interface (exports/services.py).
 
 
-def validate(*, insurer: Insurer, subject: dict[str, int]) -> None:
+def targets(*, insurer: Insurer, subject: dict[str, int]) -> list[int]:
     incident = Incident.objects.filter(pk=subject.get("incident_id")).first()
     if incident is None or incident.state != Incident.State.SCOPED:
         raise export_services.ExportError(_("The incident has not been scoped."), code="not_scoped")
-    if not selectors.affected(incident).filter(insurer_id=insurer.pk).exists():
+    ids = sorted(_years_of(incident, insurer.pk))
+    if not ids:
         raise export_services.ExportError(
             _("No affected person is on this insurer's lists."), code="nothing_to_export"
         )
+    return ids
 
 
 def describe(approval: Approval) -> str:
@@ -82,11 +86,11 @@ def describe(approval: Approval) -> str:
     return _("Incident #%(id)s “%(title)s”: %(n)s records of affected persons") % {
         "id": incident.pk,
         "title": incident.title,
-        "n": len(_years_of(incident, approval.insurer_id)),
+        "n": approval.subject["target_count"],  # what the request bound
     }
 
 
-def produce(*, actor: Any, approval: Approval) -> tuple[str, bytes]:
+def produce(*, actor: Any, approval: Approval) -> export_services.Produced:
     """The CSV (UTF-8 with a BOM, Japanese headers): one line per person and address,
     with the fiscal years whose lists held them and the items leaked."""
     incident = Incident.objects.get(pk=approval.subject["incident_id"])
@@ -100,7 +104,7 @@ def produce(*, actor: Any, approval: Approval) -> tuple[str, bytes]:
     )
     # The same person on two years' lists is one letter (while the address is the same).
     persons: dict[tuple[str, ...], set[int]] = defaultdict(set)
-    for target_id, values in opened.items():
+    for target_id, values in opened.values.items():
         persons[tuple(values[f] for f in FIELDS)].add(years[target_id])
     out = io.StringIO()
     out.write("\ufeff")
@@ -112,4 +116,4 @@ def produce(*, actor: Any, approval: Approval) -> tuple[str, bytes]:
         fiscal = "、".join(str(FiscalYear(y)) for y in sorted(persons[person]))
         writer.writerow([*person, fiscal, items])
     name = f"notification-list-incident{incident.pk}-{approval.insurer.number}.csv"
-    return name, out.getvalue().encode("utf-8")
+    return export_services.Produced(name, out.getvalue().encode("utf-8"), opened.recipient)

@@ -10,8 +10,8 @@ The stored indexes are read once, as they are, and compared; nothing is decrypte
 A stored person a row names is scored by the fields that agree (names, birth date,
 phone, address, insured number, through the index kinds that cover them):
 
-- certain: a name (kanji or kana) and at least two other fields;
-- probable: a name and one other field, or the insured number;
+- certain: the name (kanji or kana, or both: one field) and at least two other fields;
+- probable: the name and one other field, or the insured number;
 - possible: the phone alone — a household's landline: a relative, not the person.
 
 Of the people a row names, only the best-scored are kept (the same person on two years'
@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from django.db import connection
 
@@ -254,11 +255,17 @@ class Found:
     list_id: int
     kinds: frozenset[IndexKind]
     tier: str
+    person: object  # the same for one person's targets on several years' lists
+
+
+def _fields(kinds: Iterable[IndexKind]) -> set[str]:
+    # The kanji name and its kana are one field: the name.
+    return {"name" if f == "kana" else f for kind in kinds for f in FIELDS[kind]}
 
 
 def tier_of(kinds: Iterable[IndexKind]) -> str:
-    fields = {f for kind in kinds for f in FIELDS[kind]}
-    named = bool(fields & {"name", "kana"})
+    fields = _fields(kinds)
+    named = "name" in fields
     if named and len(fields) >= 3:
         return CERTAIN
     if (named and len(fields) == 2) or "insured" in fields:
@@ -266,9 +273,9 @@ def tier_of(kinds: Iterable[IndexKind]) -> str:
     return POSSIBLE
 
 
-def _score(kinds: frozenset[IndexKind]) -> tuple[int, int]:
-    fields = {f for kind in kinds for f in FIELDS[kind]}
-    return TIER_ORDER[tier_of(kinds)], len(fields)
+def _score(kinds: frozenset[IndexKind]) -> tuple[int, int, int]:
+    # Ties between tiers go to more fields, then more kinds (kanji and kana both).
+    return TIER_ORDER[tier_of(kinds)], len(_fields(kinds)), len(kinds)
 
 
 _STORED = (
@@ -277,6 +284,14 @@ _STORED = (
     "ON l.id = t.target_list_id WHERE l.state = %s"
 )
 _KINDS = list(INDEX_COLUMNS)
+_INSURED, _KANA_BIRTH = _KINDS.index(IndexKind.INSURED_NUMBER), _KINDS.index(IndexKind.KANA_BIRTH)
+
+
+def _person(insurer_id: int, target_id: int, values: list[Any]) -> object:
+    """Who a target is, across the insurer's lists of several years: its insured number's
+    index, else its kana + birth date's, else itself — blind indexes, nothing opened."""
+    key = values[_INSURED] or values[_KANA_BIRTH]
+    return (insurer_id, bytes(key)) if key is not None else target_id
 
 
 def _wanted(
@@ -306,20 +321,21 @@ def _wanted(
 def _hits(
     wanted: dict[bytes, list[tuple[int, IndexKind]]],
     found: dict[int, dict[int, set[IndexKind]]],
-    lists: dict[int, int],
+    lists: dict[int, tuple[int, object]],
 ) -> None:
-    """Read every stored index once; each value a row wanted adds (target, kind) to it."""
+    """Read every stored index once; each value a row wanted adds (target, kind) to it,
+    and the target's list and person (`Found.person`) to `lists`."""
     get = wanted.get
     with connection.cursor() as cursor:
         cursor.execute(_STORED, [TargetList.State.ACTIVE])
         while chunk := cursor.fetchmany(5000):
-            for target_id, list_id, _insurer, *values in chunk:
+            for target_id, list_id, insurer_id, *values in chunk:
                 for kind, value in zip(_KINDS, values, strict=True):
                     if value is None:
                         continue
                     wanting = get(bytes(value))
                     if wanting:
-                        lists[target_id] = list_id
+                        lists[target_id] = (list_id, _person(insurer_id, target_id, values))
                         for row, wanted_kind in wanting:
                             if wanted_kind is kind:
                                 found[row].setdefault(target_id, set()).add(kind)
@@ -329,7 +345,7 @@ def match(leak: LeakFile) -> list[Found]:
     """The stored people each leaked row names, best-scored only."""
     everyone = list(Insurer.objects.values_list("pk", flat=True))
     found: dict[int, dict[int, set[IndexKind]]] = defaultdict(dict)
-    lists: dict[int, int] = {}
+    lists: dict[int, tuple[int, object]] = {}
     _hits(_wanted(leak.rows, lambda r: r.insurers or everyone), found, lists)
     # A row whose address named an insurer but matched no one there: any other insurer
     # (a typo in the municipality, a person listed where they used to live) — by the
@@ -347,7 +363,8 @@ def match(leak: LeakFile) -> list[Found]:
         for target_id, kinds in sorted(targets.items()):
             if scored[target_id] == best:
                 frozen = frozenset(kinds)
-                results.append(Found(row, target_id, lists[target_id], frozen, tier_of(frozen)))
+                list_id, person = lists[target_id]
+                results.append(Found(row, target_id, list_id, frozen, tier_of(frozen), person))
     return results
 
 

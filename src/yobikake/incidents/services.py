@@ -131,7 +131,7 @@ def _record(incident: Incident, scoped: scoping.Scoped) -> None:
         while batch := list(itertools.islice(rows, 5000)):
             cursor.executemany(_INSERT_MATCH, batch)
     best: dict[int, str] = {}
-    for f in scoped.found:
+    for f in (f for f in scoped.found if f.target_id not in planted):
         if scoping.TIER_ORDER[f.tier] > scoping.TIER_ORDER.get(best.get(f.row, ""), 0):
             best[f.row] = f.tier
     tiers = {tier: 0 for tier in scoping.TIER_ORDER}
@@ -143,7 +143,8 @@ def _record(incident: Incident, scoped: scoping.Scoped) -> None:
     incident.columns = {str(col): item for col, item in sorted(leak.columns.items())}
     incident.items = leak.items
     incident.tiers = tiers
-    incident.unmatched = leak.count - len(best)
+    canary_rows = {f.row for f in scoped.found if f.target_id in planted}
+    incident.unmatched = leak.count - len(best) - len(canary_rows - set(best))
     incident.persons = len(
         {
             f.target_id
@@ -161,6 +162,7 @@ def _record(incident: Incident, scoped: scoping.Scoped) -> None:
             "incident_id": incident.pk,
             "rows": incident.rows,
             "persons": incident.persons,
+            "people": incident.people,
             "unmatched": incident.unmatched,
             "canaries": len({f.target_id for f in scoped.found} & planted),
         },

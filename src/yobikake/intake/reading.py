@@ -12,7 +12,7 @@ import re
 import unicodedata
 import zipfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from django.utils.translation import gettext_lazy as _
@@ -124,6 +124,8 @@ class Sheet:
     encoding: str
     headers: list[str]
     rows: Iterator[tuple[int, list[str]]]
+    # About how many data rows there are (canaries are spread over them), 0 if unknown.
+    rows_estimate: int = 0
 
 
 def open_sheet(path: Path) -> Sheet:
@@ -138,7 +140,10 @@ def open_sheet(path: Path) -> Sheet:
     encoding = detect_encoding(head)
     first_line = head.decode(encoding, errors="ignore").splitlines()[0]
     delimiter = "\t" if first_line.count("\t") > first_line.count(",") else ","
-    return _open_csv(path, encoding, delimiter)
+    sheet = _open_csv(path, encoding, delimiter)
+    lines = head.count(b"\n") or 1
+    estimate = round(path.stat().st_size * lines / len(head)) - 1
+    return replace(sheet, rows_estimate=max(estimate, 0))
 
 
 def _open_csv(path: Path, encoding: str, delimiter: str) -> Sheet:
@@ -233,4 +238,5 @@ def _open_xlsx(path: Path) -> Sheet:
             if any(c.strip() for c in cells):
                 yield number, cells
 
-    return Sheet("xlsx", "xlsx", headers[:MAX_COLUMNS], rows())
+    height = int(getattr(sheet, "height", 0) or 0)
+    return Sheet("xlsx", "xlsx", headers[:MAX_COLUMNS], rows(), max(height - 1, 0))

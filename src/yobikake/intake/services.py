@@ -17,7 +17,6 @@ from yobikake.accounts.permissions import Permission
 from yobikake.accounts.selectors import require
 from yobikake.audit.services import append_event, audited, record_denial
 from yobikake.audit.tags import AuditTag
-from yobikake.incidents import canaries
 from yobikake.intake.models import (
     ColumnMapping,
     ImportFinding,
@@ -53,15 +52,15 @@ def load_target_list(
         rows_submitted=len(people),
     )
     writer = ListWriter(target_list)
+    writer.expect(len(people))
     writer.store_all(list(enumerate(people, 1)))
-    canaries.plant(writer)
     writer.finish()
     append_event(
         tag=AuditTag.LIST_LOAD,
         actor=actor,
         insurer_id=insurer.pk,
         list_id=target_list.pk,
-        details={"rows": len(people), "fiscal_year": fiscal_year},
+        details={"rows": len(people), "fiscal_year": fiscal_year, "canaries": len(writer.canaries)},
     )
     return target_list
 
@@ -85,6 +84,7 @@ class _Outcome:
     findings: list[Finding] = field(default_factory=list)
     findings_count: int = 0
     target_list: TargetList | None = None
+    canaries: int = 0
 
     def add(self, finding: Finding) -> None:
         self.findings_count += 1
@@ -206,6 +206,7 @@ def _import_rows(
         source_sha256=list_import.file_sha256,
     )
     writer = writer_class(target_list)
+    writer.expect(sheet.rows_estimate)
     try:
         _check_and_write(
             RowChecker(mapping, list_import.fiscal_year),
@@ -218,9 +219,8 @@ def _import_rows(
     except BaseException:
         writer.abandon()
         raise
-    if isinstance(writer, ListWriter):  # not the bench's baseline, which stores in the clear
-        canaries.plant(writer)
     writer.finish(rows_submitted=outcome.submitted)
+    outcome.canaries = len(writer.canaries)
     outcome.target_list = target_list
 
 
@@ -326,6 +326,9 @@ def _finish(list_import: ListImport, outcome: _Outcome, state: str, error: str) 
                 "rows_submitted": list_import.rows_submitted,
                 "rows_accepted": list_import.rows_accepted,
                 "findings": list_import.findings_count,
+                # How many canaries the list holds (never which): a set later deleted
+                # from the database is noticed (incidents/canaries.py).
+                "canaries": outcome.canaries if state == ListImport.State.ACCEPTED else 0,
                 "source": "web" if list_import.created_by_id else "cli",
             },
         )

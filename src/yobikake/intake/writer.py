@@ -7,7 +7,6 @@ worker process while the importer checks the next rows.
 counts by sex and age band, the list's totals. bench/intake.py's baseline is a `Writer`
 that stores rows in the clear, so the two differ only in the protection."""
 
-import secrets
 from collections import Counter
 from collections.abc import Sequence
 from datetime import date
@@ -17,11 +16,11 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
 
+from yobikake.incidents import canaries
 from yobikake.intake import sealing
 from yobikake.intake.models import Target, TargetList
 from yobikake.synth.people import Person
-from yobikake.vault import datakeys, records
-from yobikake.vault.crypto import FieldCipher
+from yobikake.vault import datakeys
 
 BATCH = sealing.BATCH
 
@@ -59,8 +58,11 @@ class Writer:
         self.year_end = date(target_list.fiscal_year + 1, 3, 31)
         self.counts: Counter[str] = Counter()
         self.written = 0
-        self.rows: list[int] = []  # the row numbers stored
+        self.canaries: list[int] = []  # ids of the canaries planted (ListWriter)
         self._other_lists: bool | None = None
+
+    def expect(self, rows: int) -> None:
+        """About how many rows will be submitted (0: unknown); before the first."""
 
     def submit(self, people: list[tuple[int, Person]]) -> None:
         raise NotImplementedError
@@ -73,9 +75,11 @@ class Writer:
     def store(self, rows: list[Prepared]) -> None:
         for p in rows:
             self.counts[f"{p.sex}:{age_band(p.age)}"] += 1
-        self._insert([p.values for p in rows])
-        self.rows.extend(p.row for p in rows)
+        self._insert(self._with_canaries([p.values for p in rows]))
         self.written += len(rows)
+
+    def _with_canaries(self, values: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+        return values
 
     def store_all(self, people: list[tuple[int, Person]]) -> None:
         """Store every one of `people` (a synthetic list: nothing to check)."""
@@ -123,10 +127,18 @@ class Writer:
         raise NotImplementedError
 
 
+def _id(values: tuple[object, ...]) -> int:
+    return int(values[0])  # type: ignore[call-overload]  # sealing.COLUMNS starts with the id
+
+
 _INSERT_TARGET = insert_statement(Target._meta.db_table, sealing.COLUMNS)
 
 
 class ListWriter(Writer):
+    """Seals and indexes rows in a worker, and plants the list's canaries among them
+    (incidents/canaries.py `Planter`): each is sealed and written in the batch of the
+    row whose place it takes, and the importer never sees it."""
+
     def __init__(self, target_list: TargetList) -> None:
         super().__init__(target_list)
         self._data_key, self._wrapped = datakeys.new_list_key(
@@ -134,8 +146,26 @@ class ListWriter(Writer):
         )
         self._index_key = datakeys.index_key(target_list.insurer_id)
         self._sealer = sealing.Sealer(settings.YOBIKAKE_IMPORT_WORKERS)
+        self._planter: canaries.Planter | None = None
+        self._expected = 0
+        self._last_row = 0
+        self._original: dict[int, int] = {}  # a displaced person's row → their file row
+        self._canary_rows: list[Prepared] = []  # sealed, to be written with their batch
+
+    def expect(self, rows: int) -> None:
+        self._expected = rows
 
     def submit(self, people: list[tuple[int, Person]]) -> None:
+        count = settings.YOBIKAKE_CANARIES_PER_LIST
+        if self._planter is None and count > 0:
+            self._planter = canaries.Planter(self.target_list, count=count, expected=self._expected)
+        if self._planter is not None:
+            people = self._planter.mix(people)
+        if people:
+            self._last_row = max(self._last_row, people[-1][0])
+        self._submit(people)
+
+    def _submit(self, people: list[tuple[int, Person]]) -> None:
         self._sealer.submit(
             sealing.SealJob(
                 data_key=self._data_key,
@@ -148,64 +178,45 @@ class ListWriter(Writer):
         )
 
     def prepared(self, *, everything: bool = False) -> list[list[Prepared]]:
+        if everything and self._planter is not None:
+            late, self._original = self._planter.tail(self._last_row)
+            if late:
+                self._submit(late)
         batches = self._sealer.drain() if everything else self._sealer.ready()
-        return [[Prepared(*sealed) for sealed in batch] for batch in batches]
+        planted = self._planter.rows if self._planter is not None else set()
+        out = []
+        for batch in batches:
+            rows = []
+            for sealed in batch:
+                prepared = Prepared(*sealed)
+                if prepared.row in planted:
+                    self._canary_rows.append(prepared)
+                elif prepared.row in self._original:
+                    rows.append(prepared._replace(row=self._original[prepared.row]))
+                else:
+                    rows.append(prepared)
+            out.append(rows)
+        return out
 
-    @property
-    def data_key(self) -> bytes:
-        return self._data_key
+    def _with_canaries(self, values: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+        """The rows of a batch with its canaries in their places: one statement writes
+        them in row order, so neither row numbers nor the order rows were written in
+        set a canary apart."""
+        if not self._canary_rows:
+            return values
+        canary_values = [p.values for p in self._canary_rows]
+        self.canaries += [_id(v) for v in canary_values]
+        self._canary_rows = []
+        return sorted([*values, *canary_values], key=_id)
 
-    def plant(self, people: list[Person]) -> list[int]:
-        """Store `people` (canaries) at row numbers drawn at random from the rows stored,
-        moving each row they displace to the end of the list: the canaries' places are
-        as random as anyone's, and no row number is left empty. Returns their ids."""
-        chosen = secrets.SystemRandom().sample(self.rows, min(len(people), len(self.rows)))
-        end = max(self.rows, default=1)
-        # Displaced rows go to end+1…; canaries beyond the rows there are (a list shorter
-        # than the canaries) after them.
-        tail = end + len(chosen)
-        places = chosen + list(range(tail + 1, tail + 1 + len(people) - len(chosen)))
-        cipher = FieldCipher(self._data_key)
-        base = self.target_list.pk * sealing.ROWS_PER_LIST
-        for n, row in enumerate(chosen, 1):
-            self._move(cipher, base + row, base + end + n, end + n)
-        moved = set(chosen)
-        self.rows = [r for r in self.rows if r not in moved]
-        self.rows += range(end + 1, end + 1 + len(chosen))
-        job = sealing.SealJob(
-            data_key=self._data_key,
-            index_key=self._index_key,
-            list_id=self.target_list.pk,
-            insurer_id=self.target_list.insurer_id,
-            year_end=self.year_end,
-            people=list(zip(places, people, strict=True)),
-        )
-        self._insert([values for *_head, values in sealing.seal_batch(job)])
-        return [base + row for row in places]
-
-    def _move(self, cipher: FieldCipher, old_id: int, new_id: int, row: int) -> None:
-        """Give a stored row a new id and row number: its values are sealed afresh, bound
-        to the new id (the blind indexes do not depend on it)."""
-        table = Target._meta.db_table
-        fields = sealing.SEALED_FIELDS
+    def _insert(self, rows: list[tuple[object, ...]]) -> None:
         with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT {', '.join(fields)} FROM {table} WHERE id = %s",  # noqa: S608
-                [old_id],
-            )
-            sealed = dict(zip(fields, cursor.fetchone(), strict=True))
-            plain = records.open_row(
-                cipher, table, old_id, {f: bytes(v) if v else None for f, v in sealed.items()}
-            )
-            resealed = records.seal_row(cipher, table, new_id, plain)
-            assignments = ", ".join(f"{f} = %s" for f in fields)
-            cursor.execute(
-                f"UPDATE {table} SET id = %s, row_number = %s, {assignments} "  # noqa: S608
-                "WHERE id = %s",
-                [new_id, row, *(resealed[f] for f in fields), old_id],
-            )
+            cursor.executemany(_INSERT_TARGET, rows)
 
     def finish(self, **fields: object) -> TargetList:
+        if self._canary_rows:  # their batch had no row to keep
+            self._insert(self._with_canaries([]))
+        canaries.record(self.target_list, self._data_key, self.canaries)
         return super().finish(wrapped_key=self._wrapped.token, **fields)
 
     def abandon(self) -> None:
@@ -223,7 +234,3 @@ class ListWriter(Writer):
                 column, flat=True
             )
         }
-
-    def _insert(self, rows: list[tuple[object, ...]]) -> None:
-        with connection.cursor() as cursor:
-            cursor.executemany(_INSERT_TARGET, rows)

@@ -86,7 +86,8 @@ UNRELATED_PHONE_SHARE = 0.7
 
 
 class NotATestInstallation(Exception):
-    """The installation holds real organisations: their people must not be opened in bulk."""
+    """The installation holds real organisations, or its keys are in a key service run by
+    another party: its people must not be opened in bulk."""
 
 
 @dataclass(frozen=True)
@@ -220,10 +221,22 @@ def open_targets(
             yield target_id, person
 
 
-def _refuse_real_installation() -> None:
-    from yobikake.accounts.models import Organization
+def refuse_real_installation(what: str) -> None:
+    """Only where the keys are the local keyring (whoever runs this holds every key
+    already: it gives them nothing new) and every organisation is a demo one. The first
+    is a setting, out of reach of the database's administrator; the second is a column
+    they could set, so it is only the second line. A refusal is on the record."""
+    from django.conf import settings
 
-    if Organization.objects.filter(is_demo=False).exists():
+    from yobikake.accounts.models import Organization
+    from yobikake.audit.services import record_denial
+    from yobikake.audit.tags import AuditTag
+
+    if (
+        settings.YOBIKAKE_KEY_SERVICE != "local"
+        or Organization.objects.filter(is_demo=False).exists()
+    ):
+        record_denial(tag=AuditTag.SYNTH_LEAK, actor=None, reason=f"not_a_test_{what}")
         raise NotATestInstallation
 
 
@@ -237,7 +250,7 @@ def leak_from_store(options: LeakOptions) -> Leak:
     from yobikake.intake.models import Target
 
     check_options(options)
-    _refuse_real_installation()
+    refuse_real_installation("leak")
     rng = random.Random(f"{options.seed}:leak")  # noqa: S311 - synthetic, reproducible
     lists = _active_lists()
     canary_ids = canaries.of_lists(lists.values())

@@ -5,12 +5,15 @@ sealed fields of many targets of one insurer in one go — one cipher per list �
 staff member of that insurer who downloads an approved export, and only when the
 approval is genuine (its MAC), approved, unexpired, unused (the audit log holds no
 export under it either: a used approval put back to "approved" in the database stays
-used) and for exactly this insurer. It marks the approval used and writes ONE audit
-event naming the approval and how many people were opened, never a value; both are
-committed before anything is returned. Every refusal is on the record.
+used), for exactly this insurer and for exactly the people it was requested for. It
+marks the approval used and writes ONE audit event naming the approval and how many
+people were opened, never a value; both are committed before anything is returned, with
+the insurer key the file must be encrypted to as it was read and checked under the same
+lock. Every refusal is on the record.
 """
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -23,7 +26,7 @@ from yobikake.audit.models import Event
 from yobikake.audit.services import append_event, record_denial
 from yobikake.audit.tags import AuditTag
 from yobikake.exports import approvals
-from yobikake.exports.models import Approval
+from yobikake.exports.models import Approval, InsurerKey
 from yobikake.incidents import canaries
 from yobikake.intake.models import Target, TargetList
 from yobikake.vault import datakeys, records
@@ -43,6 +46,10 @@ REFUSALS = {
     "not_approved": gettext_lazy("This export has not been approved."),
     "expired": gettext_lazy("This export's approval has expired."),
     "used": gettext_lazy("This export has already been downloaded."),
+    "targets_changed": gettext_lazy(
+        "The people in this export have changed since it was approved; the security officer "
+        "has been told."
+    ),
     "canary": gettext_lazy("This export cannot be produced; the security officer has been told."),
     "cannot_open": gettext_lazy("A record cannot be opened; the security officer has been told."),
 }
@@ -62,11 +69,14 @@ def _used_on_record(approval_id: int) -> bool:
     return used
 
 
-def _check(actor: Any, approval_id: int, insurer_id: int) -> Any:
-    """The approval, locked, when it lets `actor` receive `insurer_id`'s people now."""
+def _check(actor: Any, approval_id: int, insurer_id: int, target_ids: Sequence[int]) -> Any:
+    """The approval, locked, when it lets `actor` receive `target_ids` of `insurer_id`'s
+    people now."""
     approval = Approval.objects.select_for_update().select_related("recipient").get(pk=approval_id)
     if not approvals.is_sealed(approval) or not approvals.is_sealed(approval.recipient):
         raise _refuse("forged_authorization")
+    if approval.recipient.insurer_id != approval.insurer_id:
+        raise _refuse("forged_authorization")  # no request is ever made to another's key
     if not has_permission(actor, Permission.EXPORT_OWN_DOWNLOAD):
         raise _refuse("not_permitted")
     if not insurer_id == approval.insurer_id == actor.organization.insurer_id:
@@ -77,6 +87,10 @@ def _check(actor: Any, approval_id: int, insurer_id: int) -> Any:
         raise _refuse("not_approved")
     if approval.expires_at <= timezone.now():
         raise _refuse("expired")
+    # The people come from rows nothing protects (an incident's matches): someone who
+    # added or removed one since the request would change who is released.
+    if not approvals.binds(approval, target_ids):
+        raise _refuse("targets_changed")
     return approval
 
 
@@ -137,6 +151,14 @@ def _use(actor: Any, approval: Any, opened: int, asked: int) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Opened:
+    values: dict[int, dict[str, str]]  # target id → field → plaintext
+    # The approval's recipient as read under its lock, MAC checked and of its insurer:
+    # the one key the file may be encrypted to.
+    recipient: InsurerKey
+
+
 def open_for_export(
     *,
     actor: Any,
@@ -144,18 +166,19 @@ def open_for_export(
     insurer_id: int,
     target_ids: Sequence[int],
     fields: tuple[str, ...],
-) -> dict[int, dict[str, str]]:
-    """Target id → the `fields` asked for, in plaintext, for each of `target_ids` still
-    stored. Only `approval.pk` is taken from the argument; everything else is read
-    afresh under the approval's row lock. Call it outside any transaction: its event
-    must be committed before the values leave."""
+) -> Opened:
+    """The `fields` asked for, in plaintext, for each of `target_ids` still stored, and
+    the key to encrypt them to. `target_ids` must be exactly the people the approval was
+    requested for. Only `approval.pk` is taken from the argument; everything else is
+    read afresh under the approval's row lock. Call it outside any transaction: its
+    event must be committed before the values leave."""
     unknown = set(fields) - set(Target.SEALED_FIELDS)
     if unknown:
         raise ValueError(f"not sealed fields: {sorted(unknown)}")
     ids = sorted(set(target_ids))
     try:
         with transaction.atomic(durable=True):
-            locked = _check(actor, approval.pk, insurer_id)
+            locked = _check(actor, approval.pk, insurer_id, ids)
             opened = _open(insurer_id, ids, fields)
             _use(actor, locked, len(opened), len(ids))
     except RevealRefused as exc:
@@ -170,7 +193,7 @@ def open_for_export(
     except CannotOpen:
         _deny(actor, approval, "cannot_open")
         raise _refuse("cannot_open") from None
-    return opened
+    return Opened(opened, locked.recipient)
 
 
 def _deny(actor: Any, approval: Any, code: str) -> None:

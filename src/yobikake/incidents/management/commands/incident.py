@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 from rich.console import Console
 from rich.table import Table as RichTable
 
@@ -68,7 +69,7 @@ class Command(BaseCommand):
         incident = services.open_incident(
             actor=None,
             title=title or file.name,
-            aware_on=aware_on or date.today(),
+            aware_on=aware_on or timezone.localdate(),
             malicious=not not_malicious,
             file_name=file.name,
             file_sha256=services.file_sha256(file),
@@ -127,7 +128,8 @@ class Command(BaseCommand):
             return
         console.print(
             f"Incident #{incident.pk}: {incident.rows:,} rows in {incident.seconds:.1f} s; "
-            f"{incident.persons:,} persons named; {incident.unmatched:,} rows matched no one."
+            f"{incident.people:,} persons named ({incident.persons:,} records on lists); "
+            f"{incident.unmatched:,} rows matched no one."
         )
         console.print(f"Rows by confidence: {summary['tiers']}")
         table = RichTable(title="Affected persons per insurer × fiscal year")
@@ -169,6 +171,7 @@ def summary_of(incident: Incident) -> dict[str, Any]:
         "seconds": incident.seconds,
         "items": incident.items,
         "persons": incident.persons,
+        "people": incident.people,
         "tiers": incident.tiers,
         "unmatched": incident.unmatched,
         "years": table.years,

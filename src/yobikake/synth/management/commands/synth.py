@@ -180,9 +180,9 @@ class Command(BaseCommand):
             made = leak.leak_from_store(options)
         except leak.NotATestInstallation:
             raise CommandError(
-                "Refused: this installation holds real organisations. A synthetic leak opens "
-                "stored people in bulk, past the reveal gate; make it on a test or benchmark "
-                "database only."
+                "Refused: this installation holds real organisations or keeps its keys in "
+                "OpenBao. A synthetic leak opens stored people in bulk, past the reveal "
+                "gate; make it on a test or benchmark database with the local keyring only."
             ) from None
         except ValueError as exc:
             raise CommandError(str(exc)) from None
