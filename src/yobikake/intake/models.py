@@ -65,9 +65,11 @@ class Target(models.Model):
     postal_code = SealedField()
     address = SealedField()
     insured_number = SealedField()
-    # Blind indexes (vault/blind.py): one column per kind, each indexed under its list: a
-    # list's entries then sit together at the end of each B-tree, so storing a list
-    # touches only its own pages (led by the insurer, every list touched every page).
+    # Blind indexes (vault/blind.py): one column per kind. Those looked up by value have a
+    # database index under their list (LOOKED_UP): a list's entries then sit together at
+    # the end of each B-tree, so storing a list touches only its own pages. The others
+    # are only read with their row (by id) or all at once (leak scoping): an index on
+    # them would cost every import and serve no query.
     idx_phone = models.BinaryField(max_length=16, null=True)
     idx_insured_number = models.BinaryField(max_length=16, null=True)
     idx_kana_birth = models.BinaryField(max_length=16, null=True)
@@ -84,7 +86,7 @@ class Target(models.Model):
         ]
         indexes = [
             models.Index(fields=["target_list", column], name=f"target_list_{column}")
-            for column in sealing.INDEX_COLUMNS.values()
+            for column in sealing.LOOKED_UP
         ]
 
     def __str__(self) -> str:
