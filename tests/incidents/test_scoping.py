@@ -180,3 +180,26 @@ def test_the_command_prints_json_and_writes_its_tables(world, tmp_path):
     assert summary["persons"] == 3 and summary["total"] == 3
     assert (tmp_path / "out" / "table.csv").read_text(encoding="utf-8-sig").count("\n") == 3
     assert (tmp_path / "out" / "matches.csv").read_text().count("\n") == 4
+
+
+def test_a_person_on_two_years_lists_is_one_person_and_two_records(world, tmp_path):
+    from yobikake.intake.services import load_target_list
+
+    _, people = load_people(world, count=6, seed=5, fiscal_year=2021)
+    load_target_list(  # the same people on the next year's list
+        actor=world.staff_a, insurer=world.insurer_a, fiscal_year=2022, people=people
+    )
+    person = next(p for p in people if p.phone)
+    incident = scope(write_csv(tmp_path, [retyped(person)]))
+    assert (incident.people, incident.persons) == (1, 2)
+    assert selectors.table(incident).totals == [1, 1]
+    assert json.loads(Event.objects.get(tag=AuditTag.INCIDENT_SCOPE).details)["people"] == 1
+
+
+def test_the_kanji_name_and_its_kana_are_one_field_in_the_tiers(world, tmp_path):
+    _, people = load_people(world, count=6)
+    person = people[0]
+    name, kana, birth, _phone, _address = retyped(person)
+    incident = scope(write_csv(tmp_path, [[name, kana, birth]], headers=HEADERS[:3]))
+    # Name, kana and birth date agree: the name and one other field — probable.
+    assert incident.tiers == {"certain": 0, "probable": 1, "possible": 0}

@@ -5,8 +5,10 @@ services real users go through. Running it again changes nothing."""
 import tempfile
 from dataclasses import dataclass
 from datetime import date, time, timedelta
+from io import StringIO
 from pathlib import Path
 
+from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
 from django_otp.oath import TOTP
@@ -266,4 +268,38 @@ def load_demo_campaign() -> str:
     dry = [code for code in outcomes if code.startswith("nothing")]
     return f"Campaign {campaign.name!r} started; SIMULATED calls: {made}" + (
         f" ({dry[0]})" if dry else ""
+    )
+
+
+DEMO_LEAK_ROWS = 300
+
+
+def load_demo_incident() -> str:
+    """A scoped incident for the security officer's screens and the inquiry desk: a
+    synthetic leaked file of 300 stored people (re-typed, with strangers and the
+    canaries of the lists they come from), scoped. Once only; says what it did. Making
+    the file opens stored people past the reveal gate, which raises its critical alert:
+    the demo's alert queue shows it."""
+    from yobikake.incidents import services as incidents
+    from yobikake.incidents.models import Incident
+
+    if Incident.objects.exists() or not TargetList.objects.exists():
+        return ""
+    with tempfile.TemporaryDirectory() as directory:
+        leak = Path(directory) / "leaked-copy.csv"
+        call_command(
+            "synth", "leak", "--from-store", "--rows", str(DEMO_LEAK_ROWS), "--out", str(leak),
+            stdout=StringIO(),
+        )  # fmt: skip
+        incident = incidents.open_incident(
+            actor=None,
+            title="デモ：名簿業者のサイトで見つかった流出ファイル",
+            aware_on=timezone.localdate(),
+            file_name=leak.name,
+            file_sha256=incidents.file_sha256(leak),
+        )
+        incident = incidents.run_scoping(incident, leak)
+    return (
+        f"Scoped a synthetic leaked file: incident #{incident.pk}, {incident.rows} rows, "
+        f"{incident.people} persons named."
     )

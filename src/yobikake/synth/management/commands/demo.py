@@ -18,6 +18,7 @@ from yobikake.synth.demo import (
     current_totp,
     load_demo,
     load_demo_campaign,
+    load_demo_incident,
     load_demo_lists,
 )
 
@@ -58,9 +59,9 @@ class Command(BaseCommand):
             rows = load_demo_lists()
             if rows:
                 self.stdout.write(f"Imported the seed's lists at a small scale: {rows} people.")
-            said = load_demo_campaign()
-            if said:
-                self.stdout.write(said)
+            for said in (load_demo_campaign(), load_demo_incident()):
+                if said:
+                    self.stdout.write(said)
         self._print_logins()
         if not options["no_serve"]:
             self._serve(options["addr"])
