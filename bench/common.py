@@ -50,3 +50,25 @@ def run_child(
         if out.returncode != 0:
             raise SystemExit(f"{backend} run failed:\n{out.stderr}")
         return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def setup_parent() -> None:
+    """Django for the parent of a benchmark's children, in a scratch home of its own."""
+    import tempfile
+
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "yobikake.settings")
+    os.environ.setdefault("YOBIKAKE_HOME", tempfile.mkdtemp(prefix="yobikake-bench-"))
+    django.setup()
+
+
+def setup_child_store() -> None:
+    """Django in a benchmark's child: migrated, with the demo's insurers and accounts."""
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    call_command("demo", "--no-serve", "--no-lists", stdout=open(os.devnull, "w"))  # noqa: SIM115

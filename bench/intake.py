@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import machine, run_child
+from common import machine, run_child, setup_child_store, setup_parent
 
 
 def _peak_rss_mb() -> float:
@@ -155,13 +155,7 @@ def import_all(directory: Path, writer_class=None) -> dict[str, float]:  # type:
 
 
 def child(directory: str, which: str) -> dict[str, float]:
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    call_command("demo", "--no-serve", "--no-lists", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    setup_child_store()
     result = import_all(Path(directory), plain_writer() if which == "plain" else None)
     result["peak_rss_mb"] = _peak_rss_mb()
     # The importer and its sealing worker (and multiprocessing's resource tracker).
@@ -181,11 +175,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(*args.child)))
         return
-    import django
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "yobikake.settings")
-    os.environ.setdefault("YOBIKAKE_HOME", tempfile.mkdtemp(prefix="yobikake-bench-"))
-    django.setup()
+    setup_parent()
     from yobikake.synth.lists import write_lists
 
     result: dict[str, object] = {

@@ -28,7 +28,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import machine, run_child
+from common import machine, run_child, setup_child_store, setup_parent
 
 
 def _people():  # type: ignore[no-untyped-def]
@@ -82,17 +82,13 @@ def _score(named: dict[int, set[int]], truth, person_of) -> dict[str, object]:  
 
 
 def child(directory: str, rows: str, seed: str, splink: str) -> dict[str, object]:
-    import django
-
-    django.setup()
+    setup_child_store()
     from django.core.management import call_command
     from intake import import_all  # bench/intake.py
 
     from yobikake.incidents import canaries, services
     from yobikake.incidents.models import Match
 
-    call_command("migrate", verbosity=0)
-    call_command("demo", "--no-serve", "--no-lists", stdout=open(os.devnull, "w"))  # noqa: SIM115
     imported = import_all(Path(directory))
     out = Path(directory) / "leak"
     out.mkdir()
@@ -167,11 +163,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(*args.child)))
         return
-    import django
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "yobikake.settings")
-    os.environ.setdefault("YOBIKAKE_HOME", tempfile.mkdtemp(prefix="yobikake-bench-"))
-    django.setup()
+    setup_parent()
     from yobikake.synth.lists import write_lists
 
     result: dict[str, object] = {

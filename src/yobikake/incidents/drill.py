@@ -152,20 +152,24 @@ def _scrape(report: DrillReport, sysadmin: User) -> None:
     report.stopped.append(f"API scrape: {refused} of {len(statuses)} requests refused")
 
 
-def _leak(report: DrillReport, work: Path, rows: int) -> None:
-    leak = work / "leaked-copy.csv"
-    call_command(
-        "synth", "leak", "--from-store", "--rows", str(rows), "--out", str(leak),
-        stdout=StringIO(),
-    )  # fmt: skip
-    incident = services.open_incident(
-        actor=None,
-        title="Drill: a leaked copy of the lists",
-        aware_on=timezone.localdate(),
-        file_name=leak.name,
-        file_sha256=services.file_sha256(leak),
-    )
-    report.incident = services.run_scoping(incident, leak)
+def scope_synthetic_leak(*, rows: int, title: str) -> Incident:
+    """A synthetic leaked copy of `rows` stored people (`synth leak --from-store`, the
+    canaries of their lists included), scoped as a new incident. The drill and the
+    demo's incident."""
+    with tempfile.TemporaryDirectory(prefix="yobikake-leak-") as directory:
+        leak = Path(directory) / "leaked-copy.csv"
+        call_command(
+            "synth", "leak", "--from-store", "--rows", str(rows), "--out", str(leak),
+            stdout=StringIO(),
+        )  # fmt: skip
+        incident = services.open_incident(
+            actor=None,
+            title=title,
+            aware_on=timezone.localdate(),
+            file_name=leak.name,
+            file_sha256=services.file_sha256(leak),
+        )
+        return services.run_scoping(incident, leak)
 
 
 def run(*, rows: int = 2000) -> DrillReport:
@@ -185,7 +189,10 @@ def run(*, rows: int = 2000) -> DrillReport:
         _reveal_attempts(report, sysadmin)
         active = TargetList.objects.filter(state=TargetList.State.ACTIVE)
         people = Target.objects.filter(target_list__in=active).count()
-        _leak(report, work, min(rows, people - len(canaries.of_lists(active))))
+        report.incident = scope_synthetic_leak(
+            rows=min(rows, people - len(canaries.of_lists(active))),
+            title="Drill: a leaked copy of the lists",
+        )
     raised = Counter(Alert.objects.filter(pk__gt=first_alert).values_list("severity", "rule"))
     report.detected = [f"{severity}: {rule} ×{n}" for (severity, rule), n in raised.items()]
     return report

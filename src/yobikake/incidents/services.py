@@ -145,9 +145,7 @@ def _record(incident: Incident, scoped: scoping.Scoped) -> None:
     incident.tiers = tiers
     canary_rows = {f.row for f in scoped.found if f.target_id in planted}
     incident.unmatched = leak.count - len(best) - len(canary_rows - set(best))
-    named = [
-        f for f in scoped.found if f.tier != scoping.POSSIBLE and f.target_id not in planted
-    ]
+    named = [f for f in scoped.found if f.tier != scoping.POSSIBLE and f.target_id not in planted]
     incident.persons = len({f.target_id for f in named})  # records: targets on lists
     incident.people = len({f.person for f in named})  # persons (one per person, any year)
     incident.seconds = round(scoped.seconds, 2)

@@ -5,10 +5,8 @@ services real users go through. Running it again changes nothing."""
 import tempfile
 from dataclasses import dataclass
 from datetime import date, time, timedelta
-from io import StringIO
 from pathlib import Path
 
-from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
 from django_otp.oath import TOTP
@@ -280,25 +278,14 @@ def load_demo_incident() -> str:
     canaries of the lists they come from), scoped. Once only; says what it did. Making
     the file opens stored people past the reveal gate, which raises its critical alert:
     the demo's alert queue shows it."""
-    from yobikake.incidents import services as incidents
+    from yobikake.incidents.drill import scope_synthetic_leak
     from yobikake.incidents.models import Incident
 
     if Incident.objects.exists() or not TargetList.objects.exists():
         return ""
-    with tempfile.TemporaryDirectory() as directory:
-        leak = Path(directory) / "leaked-copy.csv"
-        call_command(
-            "synth", "leak", "--from-store", "--rows", str(DEMO_LEAK_ROWS), "--out", str(leak),
-            stdout=StringIO(),
-        )  # fmt: skip
-        incident = incidents.open_incident(
-            actor=None,
-            title="デモ：名簿業者のサイトで見つかった流出ファイル",
-            aware_on=timezone.localdate(),
-            file_name=leak.name,
-            file_sha256=incidents.file_sha256(leak),
-        )
-        incident = incidents.run_scoping(incident, leak)
+    incident = scope_synthetic_leak(
+        rows=DEMO_LEAK_ROWS, title="デモ：名簿業者のサイトで見つかった流出ファイル"
+    )
     return (
         f"Scoped a synthetic leaked file: incident #{incident.pk}, {incident.rows} rows, "
         f"{incident.people} persons named."
