@@ -18,6 +18,7 @@ urlpatterns = [
     path("", include("yobikake.calling.urls")),
     path("", include("yobikake.incidents.urls")),
     path("", include("yobikake.exports.urls")),
+    path("", include("yobikake.reports.urls")),
     path("inquiry/", include("yobikake.incidents.inquiry_urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", api.urls),

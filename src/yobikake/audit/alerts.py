@@ -34,6 +34,7 @@ RULE_LABELS = {
     "forged_authorization": _("Role assignment written outside Yobikake"),
     "vault_tampered": _("Vault keys tampered with in the database"),
     "export_tampered": _("An approved export's people changed in the database"),
+    "retention_overdue": _("A list kept past its retention deadline"),
 }
 
 # Events about the log itself never raise alerts (an alert writes such an event).
@@ -62,6 +63,7 @@ def evaluate(event: Event) -> None:
         _forged_authorization,
         _vault_tampered,
         _export_tampered,
+        _retention_overdue,
     ):
         rule(event)
 
@@ -197,6 +199,18 @@ def _export_tampered(event: Event) -> None:
             event,
             f"export of approval #{json.loads(event.details).get('approval_id')} refused: "
             "the rows it is built from no longer name the people it was approved for",
+        )
+
+
+def _retention_overdue(event: Event) -> None:
+    # The event is written once per list (exports/retention.py), so is the alert.
+    if event.tag == AuditTag.RETENTION_OVERDUE:
+        deadline = json.loads(event.details or "{}").get("retention_until")
+        raise_alert(
+            "retention_overdue",
+            Alert.Severity.WARNING,
+            event,
+            f"list #{event.list_id} is kept past its retention deadline {deadline}",
         )
 
 

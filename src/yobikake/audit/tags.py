@@ -45,6 +45,7 @@ class AuditTag(StrEnum):
     CALL_OUTCOME = "call:attempt:record"
     RESEARCH_RESULT = "research:task:record"
     DIRECTORY_IMPORT = "research:directory:import"
+    CHECKUP_RESULTS_IMPORT = "checkup:results:import"  # counts only, never who
     # Personal data (written by the reveal gate, the canaries and the exports)
     REVEAL_CALL = "target:reveal:call"
     REVEAL_RESEARCH = "target:reveal:research"
@@ -64,6 +65,11 @@ class AuditTag(StrEnum):
     APPROVAL_APPROVE = "export:approval:approve"
     APPROVAL_REFUSE = "export:approval:refuse"
     EXPORT_DENY = "export:file:deny"
+    # Retention: a list past its deadline, its deletion certificate, a certificate of
+    # another insurer asked for
+    RETENTION_OVERDUE = "list:retention:overdue"
+    CERTIFICATE_ISSUE = "list:certificate:issue"
+    CERTIFICATE_DENY = "list:certificate:deny"
     # The audit log itself
     CHECKPOINT_SIGN = "audit:checkpoint:sign"
     VERIFY_FAILURE = "audit:verify:failure"

@@ -156,6 +156,9 @@ class CallTarget(models.Model):
     # Numbers the directory held for this name and address when it could not decide
     # alone (several people or several numbers): a count, never the numbers.
     directory_candidates = models.PositiveSmallIntegerField(default=0)
+    # The day the insurer's checkup results say the person took the checkup, when it
+    # falls in the campaign's fiscal year; only this match result is kept, never the file.
+    attended_on = models.DateField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -103,6 +103,13 @@ class Policy:
 POLICIES = {
     # The security officer asks for the letters' list; a federation admin approves.
     Approval.Kind.NOTIFICATION_LIST: Policy(request_permission=Permission.INCIDENT_ANY_MANAGE),
+    # The insurer's staff ask for their list to be shredded early; the security officer,
+    # who answers for retention (and whom shredding takes), approves, from the federation.
+    Approval.Kind.LIST_DELETION: Policy(
+        request_permission=Permission.EXPORT_OWN_REQUEST,
+        approve_permission=Permission.RETENTION_ANY_MANAGE,
+        other_organization=True,
+    ),
 }
 
 

@@ -45,6 +45,9 @@ class Approval(models.Model):
 
     class Kind(models.TextChoices):
         NOTIFICATION_LIST = "notification_list", _("Affected persons for notification letters")
+        # Not an export: the insurer asks for its list to be shredded before its deadline
+        # (exports/retention.py). Nothing is released; the approval only authorises it.
+        LIST_DELETION = "list_deletion", _("Early deletion of a list")
 
     class State(models.TextChoices):
         REQUESTED = "requested", _("Awaiting approval")
@@ -57,8 +60,11 @@ class Approval(models.Model):
     insurer = models.ForeignKey(Insurer, on_delete=models.PROTECT, related_name="+")
     # What is to be released, in the kind's own terms: ids only ({"incident_id": 7}).
     subject = models.JSONField(default=dict)
-    # The insurer's key when the request was made: what the approver approves sending to.
-    recipient = models.ForeignKey(InsurerKey, on_delete=models.PROTECT, related_name="+")
+    # The insurer's key when the request was made: what the approver approves sending to
+    # (none for a kind that releases nothing, such as an early deletion).
+    recipient = models.ForeignKey(
+        InsurerKey, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     state = models.CharField(max_length=10, choices=State.choices, default=State.REQUESTED)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
@@ -93,3 +99,43 @@ class Approval(models.Model):
 
     def get_current_state_display(self) -> str:
         return str(self.State(self.current_state).label)
+
+
+class DeletionCertificate(models.Model):
+    """データ消去証明書: the proof, for the insurer, that one of its lists was shredded.
+
+    It names what was destroyed (the list, the SHA-256 of the file it came from, its row
+    count, the key service key and version) and where the log says so (the LIST_SHRED
+    event and a signed checkpoint covering it), and is itself signed by the key service's
+    checkpoint key (exports/certificates.py), so the values cannot be edited unseen."""
+
+    insurer = models.ForeignKey(Insurer, on_delete=models.PROTECT, related_name="+")
+    insurer_number = models.CharField(max_length=6)
+    fiscal_year = models.PositiveSmallIntegerField()
+    list_id = models.PositiveIntegerField(unique=True)
+    source_sha256 = models.CharField(max_length=64, blank=True)
+    row_count = models.PositiveIntegerField()
+    key_name = models.CharField(max_length=100)
+    key_version = models.PositiveIntegerField()
+    # Why: "retention" (the deadline passed) or "early" (the insurer asked, a second
+    # person approved: `approval`).
+    reason = models.CharField(max_length=10)
+    approval = models.ForeignKey(
+        "Approval", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    shredded_at = models.DateTimeField()
+    event_seq = models.BigIntegerField()
+    event_hash = models.CharField(max_length=64)
+    checkpoint_seq = models.BigIntegerField()
+    checkpoint_hash = models.CharField(max_length=64)
+    checkpoint_at = models.DateTimeField()
+    checkpoint_signature = models.CharField(max_length=128)
+    issued_at = models.DateTimeField()
+    key_id = models.CharField(max_length=100)
+    signature = models.CharField(max_length=128)  # hex Ed25519 over certificates.message
+
+    class Meta:
+        ordering = ["-issued_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"deletion certificate #{self.pk} (list #{self.list_id})"

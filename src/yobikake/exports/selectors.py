@@ -17,6 +17,12 @@ def current_key(insurer_id: int) -> InsurerKey | None:
     return InsurerKey.objects.filter(insurer_id=insurer_id).select_related("registered_by").first()
 
 
+def _exports() -> QuerySet[Approval]:
+    # Early deletions use the same approvals but release nothing: they have their own
+    # page (retention), and their own approver.
+    return Approval.objects.exclude(kind=Approval.Kind.LIST_DELETION)
+
+
 def _live() -> Q:
     return Q(
         state__in=[Approval.State.REQUESTED, Approval.State.APPROVED],
@@ -52,7 +58,8 @@ def latest_approvals(kind: str, subject: dict[str, int]) -> dict[int, Approval]:
 def waiting_for_decision() -> QuerySet[Approval]:
     """Requests a second person may still approve, oldest first."""
     return (
-        Approval.objects.filter(_live(), state=Approval.State.REQUESTED)
+        _exports()
+        .filter(_live(), state=Approval.State.REQUESTED)
         .select_related("insurer", "requested_by", "recipient")
         .order_by("requested_at", "pk")
     )
@@ -60,7 +67,7 @@ def waiting_for_decision() -> QuerySet[Approval]:
 
 def decided_recently(limit: int = 50) -> list[Approval]:
     """Requests no longer waiting (decided, used or expired), newest first."""
-    decided = Approval.objects.exclude(_live() & Q(state=Approval.State.REQUESTED))
+    decided = _exports().exclude(_live() & Q(state=Approval.State.REQUESTED))
     decided = decided.select_related("insurer", "requested_by", "decided_by", "used_by")
     newest = (F("decided_at").desc(nulls_last=True), F("requested_at").desc(), "-pk")
     return list(decided.order_by(*newest)[:limit])
@@ -71,8 +78,10 @@ def own_approvals(actor: Any) -> QuerySet[Approval]:
     insurer_id = actor.organization.insurer_id
     if not insurer_id or not has_permission(actor, Permission.EXPORT_OWN_DOWNLOAD):
         return Approval.objects.none()
-    return Approval.objects.filter(insurer_id=insurer_id).select_related(
-        "insurer", "recipient", "requested_by", "decided_by", "used_by"
+    return (
+        _exports()
+        .filter(insurer_id=insurer_id)
+        .select_related("insurer", "recipient", "requested_by", "decided_by", "used_by")
     )
 
 
@@ -90,7 +99,7 @@ def access_own_approval(actor: Any, approval_id: int) -> Approval:
 
 def access_pending_approval(actor: Any, approval_id: int) -> Approval:
     """A request for the approvers' decision (the view checks the permission)."""
-    visible = Approval.objects.all()
+    visible = _exports()
     if not has_permission(actor, Permission.EXPORT_ANY_APPROVE):
         visible = visible.none()
     return get_or_record_denial(

@@ -42,7 +42,7 @@ def producer(kind: str) -> ModuleType:
     return import_module(PRODUCERS[Approval.Kind(kind)])
 
 
-def _valid_for() -> timedelta:
+def valid_for() -> timedelta:
     return timedelta(hours=settings.YOBIKAKE_APPROVAL_HOURS)
 
 
@@ -116,7 +116,7 @@ def request_approval(
         recipient=recipient,
         requested_by=actor,
         requested_at=now,
-        expires_at=now + _valid_for(),
+        expires_at=now + valid_for(),
     )
     approvals.seal(approval)
     append_event(
@@ -189,7 +189,7 @@ def _decide(actor: Any, approval: Approval, state: Approval.State, tag: AuditTag
     fields = ["state", "decided_by", "decided_at"]
     if state == Approval.State.APPROVED:
         # From now on the approval waits its full time for the insurer's download.
-        approval.expires_at = now + _valid_for()
+        approval.expires_at = now + valid_for()
         fields.append("expires_at")
     approval.save(update_fields=fields)
     approvals.seal(approval)

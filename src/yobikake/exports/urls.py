@@ -1,6 +1,6 @@
 from django.urls import path
 
-from yobikake.exports import views
+from yobikake.exports import retention_views, views
 
 app_name = "exports"
 urlpatterns = [
@@ -9,4 +9,20 @@ urlpatterns = [
     path("exports/<int:approval_id>/download/", views.download, name="download"),
     path("exports/approvals/", views.approval_list, name="approval_list"),
     path("exports/approvals/<int:approval_id>/decide/", views.decide, name="decide"),
+    path("retention/", retention_views.retention_index, name="retention_index"),
+    path(
+        "retention/lists/<int:list_id>/request-deletion/",
+        retention_views.request_deletion,
+        name="request_deletion",
+    ),
+    path(
+        "retention/requests/<int:approval_id>/decide/",
+        retention_views.decide_deletion,
+        name="decide_deletion",
+    ),
+    path(
+        "retention/certificates/<int:certificate_id>/",
+        retention_views.certificate,
+        name="certificate",
+    ),
 ]

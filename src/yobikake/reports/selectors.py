@@ -1,11 +1,14 @@
-"""Figures across insurers: the participation matrix with the rows each list held."""
+"""Figures across insurers: the participation matrix with the rows each list held, and
+the measured effect of calling."""
 
 from dataclasses import dataclass
 
-from django.db.models import Sum
+from django.db.models import Count, Q, QuerySet, Sum
 
 from yobikake.accounts.models import User
+from yobikake.calling.models import CallTarget, Campaign
 from yobikake.intake.models import TargetList
+from yobikake.reports.effect import Comparison, Effect, Group, Pooled, estimate, pool
 from yobikake.tenancy.fiscal import FiscalYear
 from yobikake.tenancy.models import Insurer
 from yobikake.tenancy.selectors import participation_matrix, participation_matrix_of
@@ -92,3 +95,36 @@ def list_matrix(actor: User | None) -> ListMatrix:
         for row in base.rows
     )
     return ListMatrix(base.fiscal_years, rows)
+
+
+def effect_groups(campaign: Campaign) -> list[Group]:
+    """The campaign's call targets counted by arm, sex, age and reached: people, and
+    those who took the checkup in the campaign's fiscal year."""
+    year = FiscalYear(campaign.fiscal_year)
+    in_year = Q(attended_on__gte=year.starts, attended_on__lte=year.ends)
+    rows = (
+        CallTarget.objects.filter(campaign=campaign)
+        .values("holdout", "sex", "age", "reached")
+        .annotate(n=Count("pk"), attended=Count("pk", filter=in_year))
+        .order_by("holdout", "sex", "age", "reached")
+    )
+    return [Group(**row) for row in rows]
+
+
+def campaign_effect(campaign: Campaign) -> Effect:
+    return estimate(effect_groups(campaign))
+
+
+@dataclass(frozen=True)
+class EffectSummary:
+    """Every campaign the actor may see that has started, with its overall comparison,
+    and the differences pooled."""
+
+    campaigns: tuple[tuple[Campaign, Comparison], ...]
+    pooled: Pooled
+
+
+def effect_summary(campaigns: QuerySet[Campaign]) -> EffectSummary:
+    started = campaigns.exclude(state=Campaign.State.DRAFT).order_by("-fiscal_year", "insurer")
+    rows = tuple((c, campaign_effect(c).overall) for c in started)
+    return EffectSummary(rows, pool(c for _, c in rows))

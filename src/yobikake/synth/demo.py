@@ -22,6 +22,7 @@ from yobikake.exports import services as exports
 from yobikake.exports.selectors import current_key
 from yobikake.intake.models import TargetList
 from yobikake.synth.gifu import seed_insurers
+from yobikake.synth.results import plant_checkup_results
 from yobikake.tenancy import services as tenancy
 from yobikake.tenancy.models import Contract, Insurer
 
@@ -92,6 +93,19 @@ def _first_accounts(orgs: dict[str, Organization]) -> None:
     )
 
 
+# The one demo list whose retention deadline has passed (the usual one: two years after
+# its fiscal year); `load_demo_retention` shreds it and issues its deletion certificate.
+DEMO_EXPIRED_LIST = ("岐阜市", 2019)
+
+
+def _demo_retention_until(insurer_name: str, year: int) -> date:
+    if (insurer_name, year) == DEMO_EXPIRED_LIST:
+        return date(year + 2, 3, 31)
+    # The seed's years are long past, and a demo whose lists were all shredded would show
+    # little: every other demo list is kept for years to come.
+    return date(timezone.localdate().year + 5, 3, 31)
+
+
 def _insurers_and_contracts(fed_admin: User) -> None:
     for seed in seed_insurers():
         insurer = Insurer.objects.filter(number=seed.synthetic_number).first()
@@ -113,7 +127,7 @@ def _insurers_and_contracts(fed_admin: User) -> None:
                     fiscal_year=year,
                     calling_starts=date(year, 9, 1),
                     calling_ends=date(year, 12, 20),
-                    retention_until=date(year + 2, 3, 31),
+                    retention_until=_demo_retention_until(seed.name, year),
                 )
 
 
@@ -290,3 +304,48 @@ def load_demo_incident() -> str:
         f"Scoped a synthetic leaked file: incident #{incident.pk}, {incident.rows} rows, "
         f"{incident.people} persons named."
     )
+
+
+def load_demo_retention() -> str:
+    """Run the retention schedule over the demo's lists: it shreds the one expired list
+    (DEMO_EXPIRED_LIST) and certifies it. Once only; and not at all on a demo database
+    made before deadlines were set this way, where it would shred every list."""
+    from yobikake.exports import retention
+    from yobikake.exports.models import DeletionCertificate
+
+    if DeletionCertificate.objects.exists():
+        return ""
+    due = list(retention.overdue_lists())
+    name, year = DEMO_EXPIRED_LIST
+    if [(t.insurer.name, t.fiscal_year) for t in due] != [(name, year)]:
+        return (
+            f"Retention: not run, {len(due)} lists are past their deadline "
+            "(see /retention/; `yobikake retention enforce` shreds them)."
+        )
+    result = retention.enforce_retention()
+    if not result.shredded:
+        return f"Retention: the expired list could not be shredded: {result.failed}"
+    certificate = result.shredded[0]
+    return (
+        f"Retention: {name}'s FY{year} list (#{certificate.list_id}) was past its deadline and "
+        f"is shredded; its deletion certificate: /retention/certificates/{certificate.pk}/"
+    )
+
+
+DEMO_RESULTS_SEED = 2026
+
+
+def load_demo_results() -> str:
+    """Checkup results on the demo campaign (岐阜市) with a planted effect of calling
+    (holdout 30%, called arm 35%), so that its effect page has a chart. Synthetic:
+    written directly, not through an insurer's upload. Once only; says what it did."""
+    campaign = (
+        Campaign.objects.filter(insurer__name=DEMO_CAMPAIGN_INSURER)
+        .exclude(state=Campaign.State.DRAFT)
+        .order_by("pk")
+        .first()
+    )
+    if campaign is None or campaign.call_targets.exclude(attended_on=None).exists():
+        return ""
+    attended = plant_checkup_results(campaign, p0=0.30, effect=0.05, seed=DEMO_RESULTS_SEED)
+    return f"Checkup results planted on {campaign.name!r}: {attended} attended (SYNTHETIC)"

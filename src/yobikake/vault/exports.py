@@ -72,7 +72,15 @@ def _used_on_record(approval_id: int) -> bool:
 def _check(actor: Any, approval_id: int, insurer_id: int, target_ids: Sequence[int]) -> Any:
     """The approval, locked, when it lets `actor` receive `target_ids` of `insurer_id`'s
     people now."""
-    approval = Approval.objects.select_for_update().select_related("recipient").get(pk=approval_id)
+    # Only the approval's row is locked: the recipient is nullable (kinds that release
+    # nothing have none), and PostgreSQL locks no row of an outer join's nullable side.
+    approval = (
+        Approval.objects.select_for_update(of=("self",))
+        .select_related("recipient")
+        .get(pk=approval_id)
+    )
+    if approval.recipient is None:
+        raise _refuse("forged_authorization")  # a deletion approval, never an export
     if not approvals.is_sealed(approval) or not approvals.is_sealed(approval.recipient):
         raise _refuse("forged_authorization")
     if approval.recipient.insurer_id != approval.insurer_id:

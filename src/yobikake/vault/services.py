@@ -4,6 +4,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -22,6 +23,8 @@ from yobikake.vault.adapters.local import LocalKeyService
 from yobikake.vault.models import Grant, IndexKey, Purpose
 from yobikake.vault.ports import KeyNotFound, KeyServiceError, Wrapped
 from yobikake.vault.service import key_service
+
+TOKYO = ZoneInfo("Asia/Tokyo")
 
 # What the holder of a grant must be allowed to do for each purpose.
 PURPOSE_PERMISSION = {
@@ -195,6 +198,29 @@ def shred_list(*, actor: Any, target_list: Any) -> Any:
     counts and aggregates stay. If the deletion fails after the key is gone, running
     this again finishes it."""
     require(actor, Permission.RETENTION_ANY_MANAGE)
+    return _shred(actor, target_list, reason="manual")
+
+
+@audited(AuditTag.LIST_SHRED)
+def shred_expired_list(*, target_list: Any) -> Any:
+    """The retention schedule's path (`yobikake retention enforce` and its task): no
+    person acts, so the event has no actor and the reason `retention`, and it shreds only
+    a list whose contract's retention deadline (a day in Asia/Tokyo) has passed; anything
+    else is refused, so this path cannot serve to shred a list early."""
+    from yobikake.tenancy.models import Contract
+
+    today = timezone.localdate(timezone.now(), timezone=TOKYO)
+    expired = Contract.objects.filter(
+        insurer_id=target_list.insurer_id,
+        fiscal_year=target_list.fiscal_year,
+        retention_until__lt=today,
+    ).exists()
+    if not expired:
+        raise NotPermitted(_("This list's retention deadline has not passed."), code="not_expired")
+    return _shred(None, target_list, reason="retention")
+
+
+def _shred(actor: Any, target_list: Any, *, reason: str) -> Any:
     target_list = TargetList.objects.select_for_update().get(pk=target_list.pk)
     if target_list.state == TargetList.State.SHREDDED:
         raise AccountError(_("This list has already been shredded."), code="already_shredded")
@@ -220,7 +246,7 @@ def shred_list(*, actor: Any, target_list: Any) -> Any:
         actor=actor,
         insurer_id=target_list.insurer_id,
         list_id=target_list.pk,
-        details={"key_name": wrapped.key_name, "rows": target_list.row_count},
+        details={"key_name": wrapped.key_name, "rows": target_list.row_count, "reason": reason},
     )
     return target_list
 

@@ -20,6 +20,8 @@ from yobikake.synth.demo import (
     load_demo_campaign,
     load_demo_incident,
     load_demo_lists,
+    load_demo_results,
+    load_demo_retention,
 )
 
 
@@ -59,7 +61,13 @@ class Command(BaseCommand):
             rows = load_demo_lists()
             if rows:
                 self.stdout.write(f"Imported the seed's lists at a small scale: {rows} people.")
-            for said in (load_demo_campaign(), load_demo_incident()):
+            steps = (
+                load_demo_retention,
+                load_demo_campaign,
+                load_demo_results,
+                load_demo_incident,
+            )
+            for said in (step() for step in steps):
                 if said:
                     self.stdout.write(said)
         self._print_logins()

@@ -1,0 +1,153 @@
+"""Deletion certificates (データ消去証明書): issued as a list is shredded, and checked.
+
+A certificate is signed by the key service's audit checkpoint key (audit/keys.py), the
+key whose public half insurers already hold to check published checkpoints. What it
+signs is `message(certificate)`: every value the page shows. Its claims are checked
+against the audit log itself (`verify`): the LIST_SHRED event it names is in the chain
+with the hash it states, a signed checkpoint covers that event, and the chain from the
+event to the head is intact."""
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from django.utils import timezone
+
+from yobikake.audit import chain
+from yobikake.audit.keys import audit_keys
+from yobikake.audit.models import Event
+from yobikake.audit.services import append_event, sign_checkpoint_now
+from yobikake.audit.tags import AuditTag
+from yobikake.audit.verify import verify_log
+from yobikake.exports.models import Approval, DeletionCertificate
+from yobikake.intake.models import Target, TargetList
+from yobikake.vault.ports import Wrapped
+
+# Both key services' wrapped tokens name the key version: `sw:v3:…`, `vault:v3:…`.
+_VERSION = re.compile(r"^[a-z]+:v([0-9]+):")
+FORMAT = "yobikake-deletion-certificate v1"
+
+
+def key_version(wrapped: Wrapped) -> int:
+    match = _VERSION.match(wrapped.token)
+    return int(match.group(1)) if match else 0
+
+
+def _when(at: datetime) -> str:
+    return chain.encode_time(at.astimezone(UTC))
+
+
+def message(c: DeletionCertificate) -> bytes:
+    """The bytes the certificate's signature covers: one value a line."""
+    lines = [
+        FORMAT,
+        str(c.pk),
+        c.insurer_number,
+        str(c.fiscal_year),
+        str(c.list_id),
+        c.source_sha256,
+        str(c.row_count),
+        c.key_name,
+        str(c.key_version),
+        c.reason,
+        str(c.approval_id or ""),
+        _when(c.shredded_at),
+        str(c.event_seq),
+        c.event_hash,
+        str(c.checkpoint_seq),
+        c.checkpoint_hash,
+        _when(c.checkpoint_at),
+        c.checkpoint_signature,
+        _when(c.issued_at),
+        c.key_id,
+    ]
+    return "\n".join(lines).encode()
+
+
+def issue_certificate(
+    *, target_list: TargetList, wrapped: Wrapped, approval: Approval | None = None
+) -> DeletionCertificate:
+    """The certificate for `target_list`, just shredded (inside the shredding's
+    transaction): a checkpoint is signed over the head, which is the LIST_SHRED event or
+    follows it, so the certificate can name one."""
+    event = Event.objects.filter(tag=AuditTag.LIST_SHRED, list_id=target_list.pk).latest("seq")
+    checkpoint = sign_checkpoint_now()
+    assert checkpoint is not None and checkpoint.head_seq >= event.seq  # noqa: S101
+    keys = audit_keys()
+    certificate = DeletionCertificate.objects.create(
+        insurer_id=target_list.insurer_id,
+        insurer_number=target_list.insurer.number,
+        fiscal_year=target_list.fiscal_year,
+        list_id=target_list.pk,
+        source_sha256=target_list.source_sha256,
+        row_count=target_list.row_count,
+        key_name=wrapped.key_name,
+        key_version=key_version(wrapped),
+        reason="early" if approval else "retention",
+        approval=approval,
+        shredded_at=target_list.shredded_at,
+        event_seq=event.seq,
+        event_hash=event.hash,
+        checkpoint_seq=checkpoint.head_seq,
+        checkpoint_hash=checkpoint.head_hash,
+        checkpoint_at=checkpoint.at,
+        checkpoint_signature=checkpoint.signature,
+        issued_at=timezone.now(),
+        key_id=keys.key_id,
+    )
+    certificate.signature = keys.sign(message(certificate)).hex()
+    certificate.save(update_fields=["signature"])
+    append_event(
+        tag=AuditTag.CERTIFICATE_ISSUE,
+        actor=None,
+        insurer_id=target_list.insurer_id,
+        list_id=target_list.pk,
+        details={"certificate_id": certificate.pk, "event_seq": event.seq},
+    )
+    return certificate
+
+
+def _signed(keys: Any, message: bytes, signature_hex: str) -> bool:
+    try:
+        signature = bytes.fromhex(signature_hex)
+    except ValueError:
+        return False
+    return bool(keys.signature_valid(message, signature))
+
+
+def verify(certificate: DeletionCertificate) -> list[str]:
+    """What is wrong with the certificate, checked against the audit log and the key
+    service; an empty list when it holds."""
+    keys = audit_keys()
+    problems = []
+    if not _signed(keys, message(certificate), certificate.signature):
+        problems.append("the certificate's signature does not match its content")
+    event = Event.objects.filter(seq=certificate.event_seq).first()
+    if event is None:
+        return [*problems, f"audit event {certificate.event_seq} is missing"]
+    if (event.tag, event.list_id, event.insurer_id) != (
+        AuditTag.LIST_SHRED,
+        certificate.list_id,
+        certificate.insurer_id,
+    ):
+        problems.append(f"audit event {event.seq} is not the shredding of this list")
+    if event.hash != certificate.event_hash:
+        problems.append(f"audit event {event.seq} has another hash than the certificate")
+    checkpoint = chain.checkpoint_message(
+        certificate.checkpoint_seq, certificate.checkpoint_hash, certificate.checkpoint_at
+    )
+    if not _signed(keys, checkpoint, certificate.checkpoint_signature):
+        problems.append("the checkpoint's signature is not the key service's")
+    if certificate.checkpoint_seq < certificate.event_seq:
+        problems.append("the checkpoint does not cover the shredding event")
+    head = Event.objects.filter(seq=certificate.checkpoint_seq).values_list("hash", flat=True)
+    if head.first() != certificate.checkpoint_hash:
+        problems.append(f"audit event {certificate.checkpoint_seq} differs from the checkpoint")
+    report = verify_log(certificate.event_seq)
+    problems.extend(f"audit log: {problem}" for problem in report.problems)
+    if Target.objects.filter(target_list_id=certificate.list_id).exists():
+        problems.append("rows of the list are still stored")
+    state = TargetList.objects.filter(pk=certificate.list_id).values_list("state", flat=True)
+    if state.first() != TargetList.State.SHREDDED:
+        problems.append("the list is not marked shredded")
+    return problems

@@ -1,0 +1,12 @@
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+
+class ResultsForm(forms.Form):
+    file = forms.FileField(
+        label=_("Checkup results (CSV, TSV or Excel)"),
+        help_text=_(
+            "One row per person who took the checkup: the insured number, or the kana name "
+            "and date of birth, and the day taken (受診日)."
+        ),
+    )

@@ -1,0 +1,275 @@
+"""Retention: lists past their deadline are shredded by the schedule and certified;
+early deletion needs a second person; certificates verify against the audit log and
+are shown only to their insurer and the security officer."""
+
+import json
+from datetime import date
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from tests.conftest import load_people, verified_client
+from yobikake.accounts.errors import AccountError, NotPermitted
+from yobikake.audit.models import Alert, Event
+from yobikake.audit.tags import AuditTag
+from yobikake.exports import certificates, retention
+from yobikake.exports.models import Approval, DeletionCertificate
+from yobikake.intake.models import Target, TargetList
+from yobikake.tenancy.models import Contract
+from yobikake.vault import datakeys
+from yobikake.vault.ports import KeyNotFound
+from yobikake.vault.service import key_service
+from yobikake.vault.services import shred_expired_list
+
+
+def keep_until(target_list: TargetList, until: date) -> None:
+    Contract.objects.filter(
+        insurer_id=target_list.insurer_id, fiscal_year=target_list.fiscal_year
+    ).update(retention_until=until)
+
+
+@pytest.fixture
+def expired(world):
+    """Insurer A's FY2021 list, whose deadline (2023-03-31) has passed, and its FY2022
+    list, kept until a deadline still to come."""
+    old, _people = load_people(world, count=8, seed=1, fiscal_year=2021)
+    current, _people = load_people(world, count=5, seed=2, fiscal_year=2022)
+    keep_until(current, date(2099, 3, 31))
+    return old, current
+
+
+def enforce(*args: str) -> dict:
+    out = []
+
+    class Sink:
+        def write(self, text: str) -> None:
+            out.append(text)
+
+    call_command("retention", "enforce", "--json", *args, stdout=Sink())
+    return json.loads("".join(out))
+
+
+def test_enforce_shreds_the_expired_list_and_certifies_it(world, expired):
+    old, current = expired
+    wrapped = datakeys.wrapped_list_key(old)
+    aad = datakeys.list_aad(old.pk, old.insurer_id)
+
+    record = enforce()
+
+    assert [row["list_id"] for row in record["shredded"]] == [old.pk]
+    assert record["failed"] == []
+    old.refresh_from_db()
+    assert old.state == TargetList.State.SHREDDED
+    assert not Target.objects.filter(target_list=old).exists()
+    with pytest.raises(KeyNotFound):  # the key service no longer unwraps it
+        key_service().unwrap([wrapped], aad=aad)
+    # The counts stay: rows and the sex × age band aggregates.
+    assert old.row_count == 8
+    assert sum(old.aggregates["sex_age_band"].values()) == 8
+    # The list still to be kept is untouched.
+    current.refresh_from_db()
+    assert current.state == TargetList.State.ACTIVE
+    assert Target.objects.filter(target_list=current).count() == 5
+
+    certificate = DeletionCertificate.objects.get(list_id=old.pk)
+    event = Event.objects.get(seq=certificate.event_seq)
+    assert (event.tag, event.list_id, event.actor_user_id) == (AuditTag.LIST_SHRED, old.pk, None)
+    assert json.loads(event.details)["reason"] == "retention"
+    assert certificate.checkpoint_seq >= certificate.event_seq
+    assert (certificate.key_name, certificate.key_version) == (wrapped.key_name, 1)
+    assert (certificate.row_count, certificate.fiscal_year) == (8, 2021)
+    assert certificate.source_sha256 == old.source_sha256
+    assert certificates.verify(certificate) == []
+    call_command("retention", "verify-certificate", str(certificate.pk))
+    call_command("audit", "verify")
+
+
+def test_enforce_runs_once_per_list(world, expired):
+    enforce()
+    again = enforce()
+    assert again["due"] == again["shredded"] == []
+    assert DeletionCertificate.objects.count() == 1
+    assert Event.objects.filter(tag=AuditTag.LIST_SHRED).count() == 1
+
+
+def test_dry_run_changes_nothing_and_flags_the_list_once(world, expired):
+    old, _current = expired
+    shreds_before = Event.objects.filter(tag=AuditTag.LIST_SHRED).count()
+
+    record = enforce("--dry-run")
+    enforce("--dry-run")
+
+    assert [row["list_id"] for row in record["due"]] == [old.pk]
+    assert record["shredded"] == []
+    assert record["flagged"] == [old.pk]
+    old.refresh_from_db()
+    assert old.state == TargetList.State.ACTIVE
+    assert Target.objects.filter(target_list=old).count() == 8
+    assert not DeletionCertificate.objects.exists()
+    assert Event.objects.filter(tag=AuditTag.LIST_SHRED).count() == shreds_before
+    # Flagged to the security officer once, however often it is checked.
+    assert Alert.objects.filter(rule="retention_overdue").count() == 1
+    assert Event.objects.filter(tag=AuditTag.RETENTION_OVERDUE, list_id=old.pk).count() == 1
+
+
+def test_one_list_failing_does_not_stop_the_others(world, expired, monkeypatch):
+    old, current = expired
+    keep_until(current, date(2024, 3, 31))
+    real = retention.shred_expired_list
+
+    def failing_for_old(*, target_list):
+        if target_list.pk == old.pk:
+            raise RuntimeError("key service unreachable")
+        return real(target_list=target_list)
+
+    monkeypatch.setattr(retention, "shred_expired_list", failing_for_old)
+    with pytest.raises(CommandError, match="1 list"):
+        call_command("retention", "enforce")
+    old.refresh_from_db()
+    current.refresh_from_db()
+    assert (old.state, current.state) == (TargetList.State.ACTIVE, TargetList.State.SHREDDED)
+    assert Target.objects.filter(target_list=old).count() == 8
+    # The one left behind is flagged.
+    assert Event.objects.filter(tag=AuditTag.RETENTION_OVERDUE, list_id=old.pk).exists()
+
+
+def test_the_schedule_cannot_shred_a_list_before_its_deadline(world, expired):
+    _old, current = expired
+    with pytest.raises(NotPermitted):
+        shred_expired_list(target_list=current)
+    denied = Event.objects.filter(tag=AuditTag.LIST_SHRED).latest("seq")
+    assert (denied.outcome, denied.reason) == (Event.Outcome.DENIED, "not_expired")
+    assert TargetList.objects.get(pk=current.pk).state == TargetList.State.ACTIVE
+
+
+def test_an_edited_certificate_does_not_verify(world, expired):
+    enforce()
+    certificate = DeletionCertificate.objects.get()
+    DeletionCertificate.objects.filter(pk=certificate.pk).update(row_count=7)
+    certificate.refresh_from_db()
+    assert "the certificate's signature does not match its content" in certificates.verify(
+        certificate
+    )
+    with pytest.raises(CommandError):
+        call_command("retention", "verify-certificate", str(certificate.pk))
+
+
+def test_the_certificate_page_is_for_its_insurer_and_the_security_officer(world, expired):
+    enforce()
+    certificate = DeletionCertificate.objects.get()
+    url = reverse("exports:certificate", args=[certificate.pk])
+
+    for user in (world.staff_a, world.security):
+        page = verified_client(user).get(url)
+        assert page.status_code == 200
+        assert certificate.event_hash in page.text
+        assert certificate.checkpoint_hash in page.text
+        assert certificate.signature in page.text
+
+    assert verified_client(world.staff_b).get(url).status_code == 404
+    denied = Event.objects.filter(tag=AuditTag.CERTIFICATE_DENY).latest("seq")
+    assert (denied.actor_user_id, denied.reason) == (world.staff_b.pk, "not_yours")
+    assert verified_client(world.operator).get(url).status_code == 403
+
+
+def test_the_retention_page_flags_lists_past_their_deadline(world, expired):
+    old, current = expired
+    page = verified_client(world.security).get(reverse("exports:retention_index"))
+    assert page.status_code == 200
+    assert f'data-testid="overdue-{old.pk}"' in page.text
+    assert f'data-testid="overdue-{current.pk}"' not in page.text
+    # Insurer B's staff see none of insurer A's lists.
+    other = verified_client(world.staff_b).get(reverse("exports:retention_index"))
+    assert f'data-testid="list-{old.pk}"' not in other.text
+
+
+def test_early_deletion_needs_the_security_officer_as_second_person(world, expired):
+    _old, current = expired
+    client = verified_client(world.staff_a)
+    client.post(reverse("exports:request_deletion", args=[current.pk]))
+    approval = Approval.objects.get(kind=Approval.Kind.LIST_DELETION)
+    assert approval.subject == {"list_id": current.pk}
+
+    # Neither the requester nor a federation admin (no retention permission) decides.
+    for actor in (world.staff_a, world.fed_admin):
+        with pytest.raises(AccountError):
+            retention.approve_list_deletion(actor=actor, approval=approval)
+    refusals = Event.objects.filter(tag=AuditTag.APPROVAL_APPROVE, outcome=Event.Outcome.DENIED)
+    assert [e.reason for e in refusals.order_by("seq")] == [
+        "own_request",
+        "missing:retention:any:manage",
+    ]
+    assert TargetList.objects.get(pk=current.pk).state == TargetList.State.ACTIVE
+    # Not an export: the export approvers' page does not list it.
+    approvers = verified_client(world.fed_admin).get(reverse("exports:approval_list"))
+    assert f'data-testid="approval-{approval.pk}"' not in approvers.text
+
+    verified_client(world.security).post(
+        reverse("exports:decide_deletion", args=[approval.pk]), {"decision": "approve"}
+    )
+    current.refresh_from_db()
+    assert current.state == TargetList.State.SHREDDED
+    certificate = DeletionCertificate.objects.get(list_id=current.pk)
+    assert (certificate.reason, certificate.approval_id) == ("early", approval.pk)
+    assert certificates.verify(certificate) == []
+    approval.refresh_from_db()
+    assert (approval.state, approval.used_by_id) == (Approval.State.USED, world.security.pk)
+    shred = Event.objects.get(seq=certificate.event_seq)
+    assert shred.actor_user_id == world.security.pk
+
+
+def test_a_refused_early_deletion_keeps_the_list_and_is_audited(world, expired):
+    _old, current = expired
+    approval = retention.request_list_deletion(actor=world.staff_a, target_list=current)
+    retention.refuse_list_deletion(actor=world.security, approval=approval)
+    assert Approval.objects.get(pk=approval.pk).state == Approval.State.REFUSED
+    refused = Event.objects.filter(tag=AuditTag.APPROVAL_REFUSE).latest("seq")
+    assert (refused.actor_user_id, refused.outcome) == (world.security.pk, Event.Outcome.ALLOWED)
+    assert TargetList.objects.get(pk=current.pk).state == TargetList.State.ACTIVE
+
+
+def test_another_insurers_staff_cannot_ask_to_delete_a_list(world, expired):
+    _old, current = expired
+    response = verified_client(world.staff_b).post(
+        reverse("exports:request_deletion", args=[current.pk])
+    )
+    assert response.status_code == 404
+    assert not Approval.objects.filter(kind=Approval.Kind.LIST_DELETION).exists()
+    denied = Event.objects.filter(tag=AuditTag.LIST_DENY).latest("seq")
+    assert (denied.actor_user_id, denied.reason) == (world.staff_b.pk, "not_yours")
+
+
+def test_the_task_runs_the_same_enforcement(world, expired):
+    from yobikake.exports.tasks import enforce_retention_task
+
+    result = enforce_retention_task.enqueue()
+    old, _current = expired
+    assert json.loads(result.return_value)["shredded"][0]["list_id"] == old.pk
+
+
+def test_the_demo_shreds_its_one_expired_list_and_certifies_it(db):
+    from tests.conftest import LOADED_PEOPLE
+    from yobikake.accounts.models import User
+    from yobikake.intake.services import load_target_list
+    from yobikake.synth.demo import load_demo, load_demo_retention
+    from yobikake.synth.people import synthetic_people
+    from yobikake.tenancy.models import Insurer
+
+    load_demo()
+    gifu = Insurer.objects.get(name="岐阜市")
+    staff = User.objects.get(username="staff-gifu")
+    lists = {}
+    for year in (2019, 2021):
+        people = synthetic_people(4, seed=year, fiscal_year=year)
+        LOADED_PEOPLE.extend(people)
+        lists[year] = load_target_list(actor=staff, insurer=gifu, fiscal_year=year, people=people)
+
+    said = load_demo_retention()
+
+    certificate = DeletionCertificate.objects.get()
+    assert certificate.list_id == lists[2019].pk
+    assert f"/retention/certificates/{certificate.pk}/" in said
+    assert TargetList.objects.get(pk=lists[2021].pk).state == TargetList.State.ACTIVE
+    assert verified_client(staff).get(said.rsplit(" ", 1)[-1]).status_code == 200
+    assert load_demo_retention() == ""

@@ -1,0 +1,12 @@
+from tests.calling.conftest import running_campaign
+from yobikake.reports.selectors import campaign_effect
+from yobikake.synth.demo import load_demo_results
+
+
+def test_demo_results_plant_an_effect_on_the_gifu_campaign_once(world):
+    world.insurer_a.name = "岐阜市"
+    world.insurer_a.save(update_fields=["name"])
+    campaign, _, _ = running_campaign(world, count=40, seed=8, holdout_share=0.5)
+    assert "SYNTHETIC" in load_demo_results()
+    assert load_demo_results() == ""
+    assert not campaign_effect(campaign).overall.suppressed
