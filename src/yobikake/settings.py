@@ -276,6 +276,9 @@ YOBIKAKE_IMPORT_WORKERS = envint("YOBIKAKE_IMPORT_WORKERS", 1 if (os.cpu_count()
 YOBIKAKE_GRANT_MINUTES = envint("YOBIKAKE_GRANT_MINUTES", 30)
 # How long an export request waits for its second person, and an approval for its download.
 YOBIKAKE_APPROVAL_HOURS = envint("YOBIKAKE_APPROVAL_HOURS", 24)
+# Synthetic rows mixed into each results export when it is produced: its own watermark,
+# which leak scoping finds in a leaked copy to name the export it came from.
+YOBIKAKE_EXPORT_WATERMARK_ROWS = envint("YOBIKAKE_EXPORT_WATERMARK_ROWS", 3)
 
 # The last verified head of the audit log, outside the database (see audit/witness.py).
 YOBIKAKE_AUDIT_WITNESS = Path(

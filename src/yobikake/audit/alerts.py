@@ -217,12 +217,12 @@ def _retention_overdue(event: Event) -> None:
 def _canary(event: Event) -> None:
     details = json.loads(event.details or "{}")
     if event.tag == AuditTag.CANARY_TOUCH or details.get("canary"):
-        raise_alert(
-            "canary_touched",
-            Alert.Severity.CRITICAL,
-            event,
-            f"{event.tag} of target #{event.target_id}",
+        touched = (
+            f"a watermark row of export #{details.get('approval_id')}"
+            if details.get("watermark")
+            else f"target #{event.target_id}"
         )
+        raise_alert("canary_touched", Alert.Severity.CRITICAL, event, f"{event.tag} of {touched}")
 
 
 def _bulk_opening(event: Event) -> None:

@@ -27,6 +27,8 @@ class AuditTag(StrEnum):
     INSURER_REGISTER = "insurer:record:register"
     INSURER_DENY = "insurer:record:deny"
     CONTRACT_CREATE = "contract:record:create"
+    CONTRACT_BILLING_SET = "contract:billing:set"
+    CONTRACT_DENY = "contract:record:deny"
     # Target lists and the vault
     LIST_LOAD = "list:record:load"
     LIST_IMPORT = "list:file:import"

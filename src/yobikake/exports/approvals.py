@@ -92,12 +92,13 @@ def is_sealed(row: Approval | InsurerKey) -> bool:
 class Policy:
     """Who may ask for an export of a kind, and who may then approve it. The approver is
     never the requester; a policy may also want them in another organisation, or holding
-    none of the requester's roles."""
+    none of the requester's roles — or either of the two (`other_organization_or_roles`)."""
 
     request_permission: Permission
     approve_permission: Permission = Permission.EXPORT_ANY_APPROVE
     other_organization: bool = False
     other_roles: bool = False
+    other_organization_or_roles: bool = False
 
 
 POLICIES = {
@@ -109,6 +110,11 @@ POLICIES = {
         request_permission=Permission.EXPORT_OWN_REQUEST,
         approve_permission=Permission.RETENTION_ANY_MANAGE,
         other_organization=True,
+    ),
+    # The insurer's staff ask for their campaign's results; a second person from another
+    # organisation, or in another role, approves (issue 8: in practice the federation).
+    Approval.Kind.RESULTS: Policy(
+        request_permission=Permission.EXPORT_OWN_REQUEST, other_organization_or_roles=True
     ),
 }
 
@@ -133,4 +139,13 @@ def check_approver(policy: Policy, approval: Approval, approver: Any) -> None:
     if policy.other_roles and active_roles(approver) & active_roles(requester):
         raise NotPermitted(
             _("The approver must hold none of the requester's roles."), code="same_role"
+        )
+    if (
+        policy.other_organization_or_roles
+        and approver.organization_id == requester.organization_id
+        and active_roles(approver) & active_roles(requester)
+    ):
+        raise NotPermitted(
+            _("The approver must belong to another organisation or hold another role."),
+            code="same_organization_and_role",
         )

@@ -45,6 +45,7 @@ class Approval(models.Model):
 
     class Kind(models.TextChoices):
         NOTIFICATION_LIST = "notification_list", _("Affected persons for notification letters")
+        RESULTS = "results", _("Results of a campaign")
         # Not an export: the insurer asks for its list to be shredded before its deadline
         # (exports/retention.py). Nothing is released; the approval only authorises it.
         LIST_DELETION = "list_deletion", _("Early deletion of a list")
@@ -139,3 +140,26 @@ class DeletionCertificate(models.Model):
 
     def __str__(self) -> str:
         return f"deletion certificate #{self.pk} (list #{self.list_id})"
+
+
+class WatermarkRow(models.Model):
+    """One of an export's own canary rows (its watermark): a synthetic person mixed into
+    the file when it was produced, stored only as its blind indexes under the insurer's
+    index key, like a target's — never in plaintext. Leak scoping looks the indexes up,
+    so a leaked copy of the file names the export (the approval) it came from."""
+
+    approval = models.ForeignKey(Approval, on_delete=models.PROTECT, related_name="watermark")
+    insurer_id = models.BigIntegerField()
+    idx_phone = models.BinaryField(max_length=16, null=True)
+    idx_insured_number = models.BinaryField(max_length=16, null=True)
+    idx_kana_birth = models.BinaryField(max_length=16, null=True)
+    idx_name_birth = models.BinaryField(max_length=16, null=True)
+    idx_kana_address = models.BinaryField(max_length=16, null=True)
+    idx_name_address = models.BinaryField(max_length=16, null=True)
+    idx_kana_phone = models.BinaryField(max_length=16, null=True)
+
+    class Meta:
+        ordering = ["approval", "pk"]
+
+    def __str__(self) -> str:
+        return f"watermark row #{self.pk} of approval #{self.approval_id}"

@@ -31,7 +31,10 @@ from yobikake.exports import approvals, selectors
 from yobikake.exports.models import Approval, InsurerKey
 from yobikake.tenancy.models import Insurer
 
-PRODUCERS = {Approval.Kind.NOTIFICATION_LIST: "yobikake.incidents.notification"}
+PRODUCERS = {
+    Approval.Kind.NOTIFICATION_LIST: "yobikake.incidents.notification",
+    Approval.Kind.RESULTS: "yobikake.exports.results",
+}
 
 
 class ExportError(AccountError):

@@ -11,7 +11,10 @@ from django.views.decorators.http import require_POST
 from yobikake.accounts.decorators import permission_required
 from yobikake.accounts.errors import AccountError
 from yobikake.accounts.permissions import Permission
-from yobikake.exports import selectors, services
+from yobikake.accounts.selectors import has_permission
+from yobikake.calling.models import Campaign
+from yobikake.calling.selectors import access_campaign, visible_campaigns
+from yobikake.exports import results, selectors, services
 from yobikake.exports.forms import InsurerKeyForm
 from yobikake.exports.models import Approval
 
@@ -31,8 +34,30 @@ def export_index(request: HttpRequest, form: InsurerKeyForm | None = None) -> Ht
             "approvals": _described(list(selectors.own_approvals(request.user)[:100])),
             "key": selectors.current_key(insurer_id) if insurer_id else None,
             "form": form or InsurerKeyForm(),
+            "campaigns": (
+                visible_campaigns(request.user).exclude(state=Campaign.State.DRAFT)
+                if insurer_id and has_permission(request.user, Permission.EXPORT_OWN_REQUEST)
+                else []
+            ),
         },
     )
+
+
+@permission_required(Permission.EXPORT_OWN_REQUEST)
+@require_POST
+def request_results(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """Ask for a campaign's results file; a second person approves it."""
+    try:
+        campaign = access_campaign(request.user, campaign_id)
+    except Campaign.DoesNotExist:
+        raise Http404 from None
+    try:
+        results.request_results(actor=request.user, campaign=campaign)
+    except AccountError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _("Requested: a second person must approve it."))
+    return redirect("exports:export_index")
 
 
 @permission_required(Permission.EXPORT_OWN_DOWNLOAD)

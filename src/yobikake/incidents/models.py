@@ -103,3 +103,22 @@ class Match(models.Model):
 
     def __str__(self) -> str:
         return f"row {self.leak_row} → target #{self.target_id} ({self.tier})"
+
+
+class WatermarkMatch(models.Model):
+    """A leaked row that is one of an export's watermark rows: the file is a copy of
+    that export (`approval_id`, exports.models.Approval), for `insurer_id`. Ids only,
+    copied, like a match's: the incident outlives what it names."""
+
+    incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="watermarks")
+    leak_row = models.PositiveIntegerField()
+    watermark_id = models.BigIntegerField()
+    approval_id = models.BigIntegerField()
+    insurer_id = models.BigIntegerField()
+    keys = models.CharField(max_length=120)  # the index kinds that agreed, comma-separated
+
+    class Meta:
+        ordering = ["approval_id", "leak_row"]
+
+    def __str__(self) -> str:
+        return f"row {self.leak_row} → watermark of export #{self.approval_id}"

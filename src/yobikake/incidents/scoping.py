@@ -17,6 +17,11 @@ phone, address, insured number, through the index kinds that cover them):
 Of the people a row names, only the best-scored are kept (the same person on two years'
 lists is kept on both); a relative matched only by the shared landline is kept apart
 when the row also names the person.
+
+The same wanted values are also looked up among the exports' watermark rows
+(exports.models.WatermarkRow): a row that names one as surely as a probable person
+(`tier_of`) is that export's own canary, so the file is a copy of that export. Such a
+row names nobody else.
 """
 
 import re
@@ -31,6 +36,7 @@ from typing import Any
 
 from django.db import connection
 
+from yobikake.exports.models import WatermarkRow
 from yobikake.intake.models import Target, TargetList
 from yobikake.intake.reading import UnreadableFile, map_headers, open_sheet
 from yobikake.intake.sealing import INDEX_COLUMNS
@@ -341,16 +347,61 @@ def _hits(
                                 found[row].setdefault(target_id, set()).add(kind)
 
 
-def match(leak: LeakFile) -> list[Found]:
-    """The stored people each leaked row names, best-scored only."""
+@dataclass(frozen=True)
+class WatermarkFound:
+    """An export's watermark row that a leaked row names."""
+
+    row: int
+    watermark_id: int
+    approval_id: int
+    insurer_id: int
+    kinds: frozenset[IndexKind]
+
+
+_WATERMARKS = (
+    f"SELECT id, approval_id, insurer_id, {', '.join(INDEX_COLUMNS.values())} "  # noqa: S608
+    f"FROM {WatermarkRow._meta.db_table}"
+)
+
+
+def _watermark_hits(wanted: dict[bytes, list[tuple[int, IndexKind]]]) -> list[WatermarkFound]:
+    """The watermark row each leaked row names best, when it names it more surely than a
+    phone alone (the canaries' phones come from one watched pool)."""
+    hits: dict[int, dict[int, set[IndexKind]]] = defaultdict(dict)
+    owners: dict[int, tuple[int, int]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(_WATERMARKS)
+        while chunk := cursor.fetchmany(5000):
+            for mark_id, approval_id, insurer_id, *values in chunk:
+                for kind, value in zip(_KINDS, values, strict=True):
+                    for row, wanted_kind in wanted.get(bytes(value), ()) if value else ():
+                        if wanted_kind is kind:
+                            hits[row].setdefault(mark_id, set()).add(kind)
+                            owners[mark_id] = (approval_id, insurer_id)
+    found = []
+    for row, marks in sorted(hits.items()):
+        mark_id, kinds = max(marks.items(), key=lambda m: _score(frozenset(m[1])))
+        if tier_of(kinds) != POSSIBLE:
+            found.append(WatermarkFound(row, mark_id, *owners[mark_id], frozenset(kinds)))
+    return found
+
+
+def match(leak: LeakFile) -> tuple[list[Found], list[WatermarkFound]]:
+    """The stored people each leaked row names, best-scored only; and the exports'
+    watermark rows the file holds (rows that then name no one)."""
     everyone = list(Insurer.objects.values_list("pk", flat=True))
     found: dict[int, dict[int, set[IndexKind]]] = defaultdict(dict)
     lists: dict[int, tuple[int, object]] = {}
-    _hits(_wanted(leak.rows, lambda r: r.insurers or everyone), found, lists)
+    wanted = _wanted(leak.rows, lambda r: r.insurers or everyone)
+    _hits(wanted, found, lists)
+    watermarks = _watermark_hits(wanted)
+    for mark in watermarks:
+        found.pop(mark.row, None)
+    marked = {mark.row for mark in watermarks}
     # A row whose address named an insurer but matched no one there: any other insurer
     # (a typo in the municipality, a person listed where they used to live) — by the
     # kinds without the address, which would not agree there anyway.
-    retry = [r for r in leak.rows if r.insurers and r.row not in found]
+    retry = [r for r in leak.rows if r.insurers and r.row not in found and r.row not in marked]
     if retry:
         others = _wanted(
             retry, lambda r: [i for i in everyone if i not in (r.insurers or ())], RETRY_KINDS
@@ -365,18 +416,19 @@ def match(leak: LeakFile) -> list[Found]:
                 frozen = frozenset(kinds)
                 list_id, person = lists[target_id]
                 results.append(Found(row, target_id, list_id, frozen, tier_of(frozen), person))
-    return results
+    return results, watermarks
 
 
 @dataclass
 class Scoped:
     leak: LeakFile
     found: list[Found]
+    watermarks: list[WatermarkFound]
     seconds: float
 
 
 def scope(path: Path, progress: Callable[[int], None] | None = None) -> Scoped:
     started = time.perf_counter()
     leak = read_leak(path, progress)
-    found = match(leak)
-    return Scoped(leak, found, time.perf_counter() - started)
+    found, watermarks = match(leak)
+    return Scoped(leak, found, watermarks, time.perf_counter() - started)

@@ -11,6 +11,7 @@ from yobikake.accounts.permissions import Permission
 from yobikake.accounts.selectors import has_permission
 from yobikake.audit.services import get_or_record_denial
 from yobikake.audit.tags import AuditTag
+from yobikake.exports.models import Approval
 from yobikake.incidents.models import Incident, Match
 from yobikake.tenancy.fiscal import FiscalYear
 from yobikake.tenancy.models import Insurer
@@ -129,3 +130,30 @@ def canaries_named(incident: Incident) -> list[CanaryFound]:
 def days_left(day: date, today: date) -> int:
     """Days from `today` to `day` (negative once it has passed)."""
     return (day - today).days
+
+
+@dataclass(frozen=True)
+class ExportFound:
+    """An export whose watermark rows the file holds: the file is a copy of it."""
+
+    approval_id: int
+    approval: Approval | None  # None: gone from the database
+    insurer: Insurer | None
+    leak_rows: list[int]
+
+
+def exports_found(incident: Incident) -> list[ExportFound]:
+    """The exports the leaked file's watermark rows name, with who asked for each."""
+    rows: dict[int, list[int]] = {}
+    insurer_ids: dict[int, int] = {}
+    for mark in incident.watermarks.order_by("approval_id", "leak_row"):
+        rows.setdefault(mark.approval_id, []).append(mark.leak_row)
+        insurer_ids[mark.approval_id] = mark.insurer_id
+    approvals = Approval.objects.select_related("requested_by", "decided_by", "used_by").in_bulk(
+        list(rows)
+    )
+    insurers = Insurer.objects.in_bulk(set(insurer_ids.values()))
+    return [
+        ExportFound(pk, approvals.get(pk), insurers.get(insurer_ids[pk]), leak_rows)
+        for pk, leak_rows in rows.items()
+    ]

@@ -19,7 +19,7 @@ from yobikake.accounts.selectors import require
 from yobikake.audit.services import append_event, audited
 from yobikake.audit.tags import AuditTag
 from yobikake.incidents import canaries, scoping
-from yobikake.incidents.models import Incident, Match
+from yobikake.incidents.models import Incident, Match, WatermarkMatch
 from yobikake.intake.models import TargetList
 from yobikake.intake.reading import UnreadableFile
 from yobikake.intake.writer import insert_statement
@@ -144,6 +144,7 @@ def _record(incident: Incident, scoped: scoping.Scoped) -> None:
     incident.items = leak.items
     incident.tiers = tiers
     canary_rows = {f.row for f in scoped.found if f.target_id in planted}
+    canary_rows |= {w.row for w in scoped.watermarks}
     incident.unmatched = leak.count - len(best) - len(canary_rows - set(best))
     named = [f for f in scoped.found if f.tier != scoping.POSSIBLE and f.target_id not in planted]
     incident.persons = len({f.target_id for f in named})  # records: targets on lists
@@ -161,8 +162,10 @@ def _record(incident: Incident, scoped: scoping.Scoped) -> None:
             "people": incident.people,
             "unmatched": incident.unmatched,
             "canaries": len({f.target_id for f in scoped.found} & planted),
+            "watermarks": len(scoped.watermarks),
         },
     )
+    _record_watermarks(incident, scoped.watermarks)
     # Each canary in the file says which list leaked: a critical alert per canary.
     for f in scoped.found:
         if f.target_id in planted:
@@ -174,3 +177,31 @@ def _record(incident: Incident, scoped: scoping.Scoped) -> None:
                 target_id=f.target_id,
                 details={"incident_id": incident.pk, "leak_row": f.row},
             )
+
+
+def _record_watermarks(incident: Incident, found: list[scoping.WatermarkFound]) -> None:
+    """Each export's watermark row in the file says which export leaked: recorded, and a
+    critical alert per row, as for a list's canary."""
+    WatermarkMatch.objects.bulk_create(
+        WatermarkMatch(
+            incident=incident,
+            leak_row=w.row,
+            watermark_id=w.watermark_id,
+            approval_id=w.approval_id,
+            insurer_id=w.insurer_id,
+            keys=",".join(sorted(k.value for k in w.kinds)),
+        )
+        for w in found
+    )
+    for w in found:
+        append_event(
+            tag=AuditTag.CANARY_TOUCH,
+            actor=incident.created_by,
+            insurer_id=w.insurer_id,
+            details={
+                "approval_id": w.approval_id,
+                "incident_id": incident.pk,
+                "leak_row": w.row,
+                "watermark": True,
+            },
+        )

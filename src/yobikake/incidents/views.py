@@ -97,6 +97,7 @@ def _detail_context(incident: Incident) -> dict[str, Any]:
         "table": table,
         "rows": [(ins, counts, total, requests.get(ins.pk)) for ins, counts, total in table.rows],
         "canaries": selectors.canaries_named(incident),
+        "exports_found": selectors.exports_found(incident),
     }
 
 

@@ -56,14 +56,33 @@ class Insurer(models.Model):
         return self.parsed_number.prefecture_name
 
 
+class BillingRule(models.TextChoices):
+    """What the insurer pays for: `tenancy.billing.cases` counts the cases by it."""
+
+    REACHED_OR_TRIES = "reached_or_tries", _("A person reached, or not reached after N tries")
+    PER_PERSON_REACHED = "per_person_reached", _("A person reached")
+    PER_PERSON_ATTEMPTED = "per_person_attempted", _("A person called at least once")
+    PER_ATTEMPT = "per_attempt", _("Every call made")
+
+
 class Contract(models.Model):
-    """The outreach work an insurer entrusted to the federation for one fiscal year."""
+    """The outreach work an insurer entrusted to the federation for one fiscal year,
+    and what it pays: the unit price (integer yen) times the cases its rule counts."""
 
     insurer = models.ForeignKey(Insurer, on_delete=models.PROTECT, related_name="contracts")
     fiscal_year = models.PositiveSmallIntegerField(_("fiscal year"))
     calling_starts = models.DateField(_("calling starts"))
     calling_ends = models.DateField(_("calling ends"))
     retention_until = models.DateField(_("retention deadline"))
+    unit_price_yen = models.PositiveIntegerField(_("unit price (yen per case)"), default=0)
+    billing_rule = models.CharField(
+        _("billing rule"),
+        max_length=30,
+        choices=BillingRule.choices,
+        default=BillingRule.REACHED_OR_TRIES,
+    )
+    # For REACHED_OR_TRIES: this many calls without reaching the person make one case.
+    unanswered_tries = models.PositiveSmallIntegerField(_("tries that count as a case"), default=3)
 
     class Meta:
         ordering = ["insurer__number", "fiscal_year"]
@@ -78,6 +97,9 @@ class Contract(models.Model):
             models.CheckConstraint(
                 condition=Q(retention_until__gte=F("calling_ends")),
                 name="contract_retention_after_calling",
+            ),
+            models.CheckConstraint(
+                condition=Q(unanswered_tries__gte=1), name="contract_unanswered_tries_positive"
             ),
         ]
 

@@ -12,7 +12,7 @@ from yobikake.accounts.selectors import require
 from yobikake.audit.services import append_event, audited
 from yobikake.audit.tags import AuditTag
 from yobikake.jp.insurer_numbers import InvalidInsurerNumber, parse_insurer_number
-from yobikake.tenancy.models import INSURER_NUMBER_ERRORS, Contract, Insurer
+from yobikake.tenancy.models import INSURER_NUMBER_ERRORS, BillingRule, Contract, Insurer
 
 
 class TenancyError(AccountError):
@@ -83,5 +83,44 @@ def create_contract(
         actor=actor,
         insurer_id=insurer.pk,
         details={"contract_id": contract.pk, "fiscal_year": fiscal_year},
+    )
+    return contract
+
+
+@audited(AuditTag.CONTRACT_BILLING_SET)
+def set_billing_terms(
+    *,
+    actor: User,
+    contract: Contract,
+    unit_price_yen: int,
+    rule: BillingRule,
+    unanswered_tries: int = 3,
+) -> Contract:
+    """Set what the contract pays: yen per case and the rule that counts the cases. The
+    event keeps the terms before and after, so a changed price is on the record."""
+    require(actor, Permission.CONTRACT_ANY_MANAGE)
+    if unit_price_yen < 0:
+        raise TenancyError(_("The unit price cannot be negative."))
+    if unanswered_tries < 1:
+        raise TenancyError(_("At least one try must count as a case."))
+    before = (contract.unit_price_yen, contract.billing_rule, contract.unanswered_tries)
+    contract.unit_price_yen = unit_price_yen
+    contract.billing_rule = rule
+    contract.unanswered_tries = unanswered_tries
+    _full_clean(contract)
+    contract.save(update_fields=["unit_price_yen", "billing_rule", "unanswered_tries"])
+    append_event(
+        tag=AuditTag.CONTRACT_BILLING_SET,
+        actor=actor,
+        insurer_id=contract.insurer_id,
+        details={
+            "contract_id": contract.pk,
+            "unit_price_yen_before": before[0],
+            "rule_before": before[1],
+            "unanswered_tries_before": before[2],
+            "unit_price_yen": unit_price_yen,
+            "rule": str(rule),
+            "unanswered_tries": unanswered_tries,
+        },
     )
     return contract

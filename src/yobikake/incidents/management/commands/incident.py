@@ -153,6 +153,12 @@ class Command(BaseCommand):
                     f"#{entry['list_id']}", entry["insurer"], year, str(len(entry["rows"])), rows
                 )
             console.print(planted)
+        for entry in summary["exports"]:
+            console.print(
+                f"This file contains rows of export #{entry['approval_id']} (requested by "
+                f"{entry['requested_by']} on {entry['requested_at'][:16]}, for insurer "
+                f"{entry['insurer']}): leaked rows {', '.join(map(str, entry['leak_rows'][:5]))}."
+            )
         d = summary["deadlines"]
         console.print(
             f"Preliminary report (速報) due {d['preliminary_from']}–{d['preliminary_by']}; "
@@ -191,6 +197,16 @@ def summary_of(incident: Incident) -> dict[str, Any]:
             for m in selectors.canaries_found(incident)
         ],
         "canary_lists": _canary_lists(incident),
+        "exports": [
+            {
+                "approval_id": e.approval_id,
+                "insurer": e.insurer.name if e.insurer else "",
+                "requested_by": e.approval.requested_by.username if e.approval else "",
+                "requested_at": e.approval.requested_at.isoformat() if e.approval else "",
+                "leak_rows": e.leak_rows,
+            }
+            for e in selectors.exports_found(incident)
+        ],
         "deadlines": {
             "preliminary_from": d.preliminary_from.isoformat(),
             "preliminary_by": d.preliminary_by.isoformat(),

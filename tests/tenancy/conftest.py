@@ -1,0 +1,1 @@
+from tests.calling.conftest import calling_day  # noqa: F401 - the clock on a calling day
