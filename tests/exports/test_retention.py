@@ -273,3 +273,29 @@ def test_the_demo_shreds_its_one_expired_list_and_certifies_it(db):
     assert TargetList.objects.get(pk=lists[2021].pk).state == TargetList.State.ACTIVE
     assert verified_client(staff).get(said.rsplit(" ", 1)[-1]).status_code == 200
     assert load_demo_retention() == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_list_that_was_called_is_shredded_and_committed_its_calls_counted_still(world):
+    """Committed for real (a transactional test): the database checks its foreign keys
+    at commit, which a test rolled back never reaches."""
+    from tests.calling.conftest import running_campaign
+    from yobikake.calling.models import CallTarget
+    from yobikake.reports.selectors import campaign_effect
+
+    campaign, target_list, _ = running_campaign(world, count=12, fiscal_year=2021)
+    keep_until(target_list, date(2023, 3, 31))
+    wrapped = datakeys.wrapped_list_key(target_list)
+
+    record = enforce()
+
+    assert [row["list_id"] for row in record["shredded"]] == [target_list.pk]
+    assert TargetList.objects.get(pk=target_list.pk).state == TargetList.State.SHREDDED
+    assert not Target.objects.filter(target_list_id=target_list.pk).exists()
+    kept = CallTarget.objects.filter(campaign=campaign)
+    assert kept.count() == 12 and not kept.exclude(target=None).exists()
+    with pytest.raises(KeyNotFound):
+        key_service().unwrap([wrapped], aad=datakeys.list_aad(target_list.pk, world.insurer_a.pk))
+    certificate = DeletionCertificate.objects.get(list_id=target_list.pk)
+    assert certificates.verify(certificate) == []
+    assert campaign_effect(campaign) is not None  # the effect report still shows

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -225,18 +225,19 @@ def _shred(actor: Any, target_list: Any, *, reason: str) -> Any:
     if target_list.state == TargetList.State.SHREDDED:
         raise AccountError(_("This list has already been shredded."), code="already_shredded")
     wrapped = datakeys.wrapped_list_key(target_list)
-    keys = key_service()
-    with contextlib.suppress(KeyNotFound):  # destroyed by an earlier, interrupted run
-        keys.destroy(wrapped.key_name)
-    datakeys.key_cache().forget(wrapped.key_name)
-    _check_destroyed(wrapped, datakeys.list_aad(target_list.pk, target_list.insurer_id))
-    Grant.objects.filter(target__target_list=target_list).delete()
-    # In one statement, the grants (all that referred to the targets) being gone.
+    # The rows first, inside the transaction: if anything refuses, nothing is lost. Then
+    # the key, which cannot be taken back (an interrupted run is finished by the next).
+    _cut_links(target_list)
     with connection.cursor() as cursor:
         cursor.execute(
             f"DELETE FROM {Target._meta.db_table} WHERE target_list_id = %s",  # noqa: S608
             [target_list.pk],
         )
+    keys = key_service()
+    with contextlib.suppress(KeyNotFound):  # destroyed by an earlier, interrupted run
+        keys.destroy(wrapped.key_name)
+    datakeys.key_cache().forget(wrapped.key_name)
+    _check_destroyed(wrapped, datakeys.list_aad(target_list.pk, target_list.insurer_id))
     target_list.state = TargetList.State.SHREDDED
     target_list.wrapped_key = ""
     target_list.shredded_at = timezone.now()
@@ -249,6 +250,22 @@ def _shred(actor: Any, target_list: Any, *, reason: str) -> Any:
         details={"key_name": wrapped.key_name, "rows": target_list.row_count, "reason": reason},
     )
     return target_list
+
+
+def _cut_links(target_list: Any) -> None:
+    """What refers to the list's targets, before they are deleted in one statement:
+    grants go with them; links that outlive them (a campaign's call targets keep their
+    counts and outcomes) are cut."""
+    for relation in Target._meta.get_fields(include_hidden=True):
+        if not (relation.auto_created and not relation.concrete and relation.is_relation):
+            continue
+        linked = relation.related_model._base_manager.filter(
+            **{f"{relation.field.name}__target_list": target_list}
+        )
+        if relation.on_delete is models.SET_NULL:
+            linked.update(**{relation.field.name: None})
+        else:  # CASCADE (grants); PROTECT refuses here, before the key is touched
+            linked.delete()
 
 
 def _check_destroyed(wrapped: Wrapped, aad: bytes) -> None:
