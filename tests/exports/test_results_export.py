@@ -173,10 +173,11 @@ def test_a_request_expired_before_its_approval_is_refused_on_the_record(world, r
     assert requested.state == Approval.State.EXPIRED
 
 
-def test_an_approver_of_the_same_organisation_and_role_is_refused_on_the_record(
+def test_an_approver_of_the_same_organisation_is_refused_on_the_record(
     world, requested, monkeypatch
 ):
-    # As if the insurer's staff could approve exports: a colleague still may not.
+    # As if the insurer's staff could approve exports: a colleague still may not (issue
+    # 8: requested and approved by the same organisation is refused, whatever the role).
     staff = ROLE_PERMISSIONS[Role.INSURER_STAFF]
     monkeypatch.setitem(
         ROLE_PERMISSIONS, Role.INSURER_STAFF, staff | {Permission.EXPORT_ANY_APPROVE}
@@ -184,11 +185,34 @@ def test_an_approver_of_the_same_organisation_and_role_is_refused_on_the_record(
     colleague = make_user("staff-a2", world.insurer_a.organization, Role.INSURER_STAFF)
     with pytest.raises(AccountError) as refused:
         services.approve(actor=colleague, approval=requested)
-    assert refused.value.code == "same_organization_and_role"
+    assert refused.value.code == "same_organization"
     [denial] = denials(AuditTag.APPROVAL_APPROVE)
-    assert denial.actor_user_id == colleague.pk and denial.reason == "same_organization_and_role"
+    assert denial.actor_user_id == colleague.pk and denial.reason == "same_organization"
     requested.refresh_from_db()
     assert requested.state == Approval.State.REQUESTED
+
+
+def test_every_row_s_age_agrees_with_its_birth_date_watermarks_included(
+    world, identities, approved
+):
+    import csv
+    import io
+    from datetime import date
+
+    released = services.release_export(actor=world.staff_a, approval=approved)
+    text = pyrage.decrypt(released.data, [identities[world.insurer_a.pk]]).decode("utf-8-sig")
+    rows = list(csv.reader(io.StringIO(text)))[1:]
+    year_end = date(approved_fiscal_year(approved) + 1, 3, 31)
+    for row in rows:
+        born = date.fromisoformat(row[3])
+        age = year_end.year - born.year - ((year_end.month, year_end.day) < (born.month, born.day))
+        assert int(row[4]) == age
+
+
+def approved_fiscal_year(approval):
+    from yobikake.calling.models import Campaign
+
+    return Campaign.objects.get(pk=approval.subject["campaign_id"]).fiscal_year
 
 
 def test_an_approver_without_the_approval_permission_is_refused(world, requested):
@@ -284,3 +308,27 @@ def test_a_campaign_of_another_insurer_cannot_be_requested_through_the_service(w
     [denial] = denials(AuditTag.APPROVAL_REQUEST)
     assert denial.actor_user_id == world.staff_b.pk
     assert not Approval.objects.exists()
+
+
+def test_a_watermark_row_forged_from_a_real_persons_indexes_does_not_hide_them(
+    world, approved, tmp_path
+):
+    """The database's administrator copies a real person's blind indexes into a watermark
+    row: a leaked row of that person still names them (and the watermark is reported)."""
+    from yobikake.exports.models import WatermarkRow
+    from yobikake.intake.models import Target
+
+    target = Target.objects.filter(insurer_id=world.insurer_a.pk).exclude(idx_phone=None).first()
+    WatermarkRow.objects.create(
+        approval=approved,
+        insurer_id=world.insurer_a.pk,
+        **{f"idx_{k}": getattr(target, f"idx_{k}") for k in (
+            "phone", "insured_number", "kana_birth", "name_birth", "kana_address",
+            "name_address", "kana_phone")},
+    )  # fmt: skip
+    values = opened(target)
+    row = [values["name_kanji"], values["name_kana"], values["birth_date"].replace("-", "/"),
+           values["phone"], values["address"]]  # fmt: skip
+    incident = scope(write_csv(tmp_path, [row]))
+    assert incident.people == 1
+    assert incident.matches.filter(target_id=target.pk).exists()

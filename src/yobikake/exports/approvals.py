@@ -113,8 +113,9 @@ POLICIES = {
     ),
     # The insurer's staff ask for their campaign's results; a second person from another
     # organisation, or in another role, approves (issue 8: in practice the federation).
+    # Issue 8: an export approved within the requester's own organisation is refused.
     Approval.Kind.RESULTS: Policy(
-        request_permission=Permission.EXPORT_OWN_REQUEST, other_organization_or_roles=True
+        request_permission=Permission.EXPORT_OWN_REQUEST, other_organization=True
     ),
 }
 

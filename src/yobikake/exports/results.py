@@ -25,6 +25,7 @@ from yobikake.exports import services as export_services
 from yobikake.exports import watermarks
 from yobikake.exports.models import Approval
 from yobikake.incidents import canaries
+from yobikake.jp.wareki import fiscal_year_end
 from yobikake.synth.people import Person
 from yobikake.tenancy.models import Insurer
 from yobikake.vault.exports import open_for_export
@@ -131,7 +132,7 @@ def _flag(value: bool) -> str:
     return "1" if value else "0"
 
 
-def _line(person: Person, ct: CallTarget) -> list[str]:
+def _line(person: Person, ct: CallTarget, year_end: date) -> list[str]:
     callback = (
         timezone.localtime(ct.callback_at).strftime("%Y-%m-%d %H:%M") if ct.callback_at else ""
     )
@@ -141,7 +142,9 @@ def _line(person: Person, ct: CallTarget) -> list[str]:
         person.name_kana,
         person.sex,
         person.birth_date.isoformat() if person.birth_date else "",
-        str(person.age if person.age is not None else ct.age),
+        # From the birth date where there is one, as for every row (a watermark row's
+        # own birth date, not the row its calling columns come from).
+        str(person.age_on(year_end) if person.birth_date else (person.age or ct.age)),
         person.postal_code,
         person.address,
         person.phone,
@@ -182,15 +185,20 @@ def produce(*, actor: Any, approval: Approval) -> export_services.Produced:
         count=settings.YOBIKAKE_EXPORT_WATERMARK_ROWS,
         rng=rng,
     )
-    # A watermark row's calling columns are a real row's: nothing sets it apart.
+    # A watermark row's calling columns are a real row's, one never called (there are
+    # many: the control group aside, people without a number or not yet reached by the
+    # queue): nothing sets it apart, and a recount of the statement from the file holds.
+    uncalled = [ct for _person, ct in rows if ct.attempts == 0 and not ct.holdout]
     for mark in marks:
-        rows.insert(rng.randint(0, len(rows)), (mark, rng.choice(rows)[1]))
+        calls = rng.choice(uncalled or [ct for _person, ct in rows])
+        rows.insert(rng.randint(0, len(rows)), (mark, calls))
     out = io.StringIO()
     out.write("\ufeff")
     writer = csv.writer(out)
     with translation.override("ja"):
         writer.writerow([str(h) for h in HEADERS])
+        year_end = fiscal_year_end(campaign.fiscal_year)
         for person, ct in rows:
-            writer.writerow(_line(person, ct))
+            writer.writerow(_line(person, ct, year_end))
     name = f"results-campaign{campaign.pk}-{campaign.insurer.number}.csv"
     return export_services.Produced(name, out.getvalue().encode("utf-8"), opened.recipient)

@@ -396,7 +396,12 @@ def match(leak: LeakFile) -> tuple[list[Found], list[WatermarkFound]]:
     _hits(wanted, found, lists)
     watermarks = _watermark_hits(wanted)
     for mark in watermarks:
-        found.pop(mark.row, None)
+        # A watermark row is no one — unless the row also names a stored person for sure
+        # (a watermark row copied from a real person's indexes into the database must
+        # not hide that person from the count): then both stand.
+        named = found.get(mark.row, {})
+        if not any(TIER_ORDER[tier_of(kinds)] >= TIER_ORDER[PROBABLE] for kinds in named.values()):
+            found.pop(mark.row, None)
     marked = {mark.row for mark in watermarks}
     # A row whose address named an insurer but matched no one there: any other insurer
     # (a typo in the municipality, a person listed where they used to live) — by the
