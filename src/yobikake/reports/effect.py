@@ -176,24 +176,44 @@ def _small_suppressed(tally: Tally, small: int) -> Tally:
     return tally if tally.n >= small else Tally()
 
 
+def _split(cells: list[tuple[str, list[Group]]], small: int) -> tuple[Comparison, ...]:
+    """One comparison per cell, with secondary suppression: were exactly one cell that has
+    people hidden, it would come back as the overall figure minus the others — so the
+    smallest shown cell is hidden with it."""
+    raw = [
+        (key, _tally(g for g in groups if not g.holdout), _tally(g for g in groups if g.holdout))
+        for key, groups in cells
+    ]
+    populated = [r for r in raw if r[1].n + r[2].n > 0]
+    hidden = {key for key, called, held in populated if min(called.n, held.n) < small}
+    if len(hidden) == 1 and len(populated) > 1:
+        shown = [r for r in populated if r[0] not in hidden]
+        hidden.add(min(shown, key=lambda r: min(r[1].n, r[2].n))[0])
+    return tuple(
+        Comparison(key, Tally(), Tally()) if key in hidden else compare(key, c, h, small=small)
+        for key, c, h in raw
+    )
+
+
 def estimate(groups: Iterable[Group], *, small: int = SMALL_CELL) -> Effect:
     """A campaign's effect from its counted groups."""
     rows = list(groups)
     called = [g for g in rows if not g.holdout]
+    reached = _small_suppressed(_tally(g for g in called if g.reached), small)
+    not_reached = _small_suppressed(_tally(g for g in called if not g.reached), small)
     bands = [f"{low}-{high}" for low, high in AGE_BANDS]
     if any(age_band(g.age) == "other" for g in rows):
         bands.append("other")
     return Effect(
         overall=_cell("all", rows, small=small),
-        by_sex=tuple(
-            _cell(f"sex-{sex}", [g for g in rows if g.sex == sex], small=small) for sex in SEXES
+        by_sex=_split([(f"sex-{sex}", [g for g in rows if g.sex == sex]) for sex in SEXES], small),
+        by_age=_split(
+            [(f"age-{band}", [g for g in rows if age_band(g.age) == band]) for band in bands],
+            small,
         ),
-        by_age=tuple(
-            _cell(f"age-{band}", [g for g in rows if age_band(g.age) == band], small=small)
-            for band in bands
-        ),
-        reached=_small_suppressed(_tally(g for g in called if g.reached), small),
-        not_reached=_small_suppressed(_tally(g for g in called if not g.reached), small),
+        # Both or neither: one would give the other back from the called arm's total.
+        reached=reached if not_reached.n and reached.n else Tally(),
+        not_reached=not_reached if not_reached.n and reached.n else Tally(),
     )
 
 
