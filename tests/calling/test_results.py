@@ -86,3 +86,18 @@ def test_a_file_without_a_day_taken_column_is_refused_whole(calling_day, world, 
         record_checkup_results(actor=world.staff_a, insurer=world.insurer_a, path=path)
     assert refused.value.code == "columns"
     assert Event.objects.get(tag=AuditTag.CHECKUP_RESULTS_IMPORT).reason == "columns"
+
+
+def test_a_row_whose_insured_number_and_kana_name_two_people_marks_only_the_first(
+    calling_day, world, tmp_path
+):
+    campaign, _, people = running_campaign(world, count=12, seed=5)
+    first, second = [p for p in people if p.birth_date is not None][:2]
+    mixed = [first.insured_number, second.name_kana, second.birth_date.strftime("%Y/%m/%d"),
+             IN_YEAR.isoformat()]  # fmt: skip
+    record_checkup_results(
+        actor=world.staff_a,
+        insurer=world.insurer_a,
+        path=write_results(tmp_path / "results.csv", [mixed]),
+    )
+    assert CallTarget.objects.filter(campaign=campaign).exclude(attended_on=None).count() == 1

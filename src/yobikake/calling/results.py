@@ -147,7 +147,12 @@ def _match(
     attended: dict[int, date] = {}
     outside = unmatched = 0
     for row in rows:
-        people = {c for value in row.keys.values() for c in candidates.get(value, ())}
+        # The insured number names the person when it matches; kana + birth date only
+        # when it does not (a union could mark two different people for one row).
+        people: set[tuple[int, int]] = set()
+        for kind in (IndexKind.INSURED_NUMBER, IndexKind.KANA_BIRTH):
+            if not people and kind in row.keys:
+                people = set(candidates.get(row.keys[kind], ()))
         if not people:
             unmatched += 1
             continue
