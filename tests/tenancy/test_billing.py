@@ -287,3 +287,30 @@ def test_a_contract_without_campaigns_has_an_empty_statement(world):
     statement = page.context["statement"]
     assert (statement.bill.persons, statement.bill.cases, statement.bill.amount_yen) == (0, 0, 0)
     assert statement.agrees and 'data-testid="no-price"' in page.text
+
+
+def test_a_person_on_two_of_the_years_lists_is_billed_once(calling_day, world):
+    """The same people on two lists of one year (a list sent again, corrected): each is
+    two call targets, and one person, one case."""
+    from yobikake.intake.services import load_target_list
+
+    campaign, first_list, people = running_campaign(world, count=4)
+    again = load_target_list(
+        actor=world.staff_a, insurer=world.insurer_a, fiscal_year=2022, people=people
+    )
+    # A second campaign of the year over the second list (the contract covers both).
+    second = calling.create_campaign(
+        actor=world.supervisor, insurer=world.insurer_a, fiscal_year=2022, lists=[again]
+    )
+    calling.assign_operators(actor=world.supervisor, campaign=second, operators=[world.operator])
+    calling.start_campaign(actor=world.supervisor, campaign=second, seed=1)
+    made = _work(campaign, world, calling_day, lambda n: "intends")
+    made |= _work(second, world, calling_day, lambda n: "intends")
+    contract = Contract.objects.get(insurer=world.insurer_a, fiscal_year=2022)
+    services.set_billing_terms(
+        actor=world.fed_admin, contract=contract, unit_price_yen=1_000,
+        rule=BillingRule.PER_PERSON_REACHED,
+    )  # fmt: skip
+    statement = selectors.closing_statement(Contract.objects.get(pk=contract.pk))
+    assert len(made) == 2 * statement.bill.cases > 0  # two call targets per person
+    assert statement.bill.amount_yen == statement.bill.cases * 1_000

@@ -194,13 +194,23 @@ def closing_statement(contract: Contract) -> ClosingStatement:
         .order_by("call_target_id", "ended_at", "pk")
         .values_list("call_target_id", "disposition__code", "disposition__reached_person")
     )
-    people: dict[int, Person] = {}
+    # A person counts once however many of the year's lists and campaigns hold them: told
+    # apart by blind index (insured number, else kana + birth date), as leak scoping does;
+    # a call target whose list was shredded is its own person.
+    person_of = {
+        pk: bytes(insured or kana_birth) if (insured or kana_birth) is not None else pk
+        for pk, insured, kana_birth in called.values_list(
+            "pk", "target__idx_insured_number", "target__idx_kana_birth"
+        ).iterator(chunk_size=5000)
+    }
+    people: dict[object, Person] = {}
     billed: Counter[str] = Counter()
     for target_id, code, reached in calls.iterator(chunk_size=5000):
-        before = people.get(target_id, Person(0, False, None))
-        people[target_id] = Person(before.attempts + 1, before.reached or reached, code)
+        who = person_of[target_id]
+        before = people.get(who, Person(0, False, None))
+        people[who] = Person(before.attempts + 1, before.reached or reached, code)
         billed[code] += 1
-    never_called = called.count() - len(people)
+    never_called = len(set(person_of.values()) - set(people))
     everyone = [*people.values(), *[Person(0, False, None)] * never_called]
     simulated = dict(
         Attempt.objects.filter(call_target__campaign__in=campaigns, simulated=True)
