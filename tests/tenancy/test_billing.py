@@ -294,7 +294,7 @@ def test_a_person_on_two_of_the_years_lists_is_billed_once(calling_day, world):
     two call targets, and one person, one case."""
     from yobikake.intake.services import load_target_list
 
-    campaign, first_list, people = running_campaign(world, count=4)
+    campaign, _, people = running_campaign(world, count=4)
     again = load_target_list(
         actor=world.staff_a, insurer=world.insurer_a, fiscal_year=2022, people=people
     )
