@@ -2,8 +2,11 @@
 early deletion needs a second person; certificates verify against the audit log and
 are shown only to their insurer and the security officer."""
 
+import copy
+import hashlib
 import json
 from datetime import date
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -299,3 +302,122 @@ def test_a_list_that_was_called_is_shredded_and_committed_its_calls_counted_stil
     certificate = DeletionCertificate.objects.get(list_id=target_list.pk)
     assert certificates.verify(certificate) == []
     assert campaign_effect(campaign) is not None  # the effect report still shows
+
+
+def documented_checker():
+    """The bundle checker exactly as docs/operations.md gives it to insurers."""
+    docs = (Path(__file__).parents[2] / "docs" / "operations.md").read_text(encoding="utf-8")
+    code = docs.split("**Verification bundle**", 1)[1].split("```python\n", 1)[1]
+    namespace: dict = {"__name__": "checker"}
+    exec(code.split("```", 1)[0], namespace)  # noqa: S102 - our own documentation
+    return namespace["check_bundle"]
+
+
+def download_bundle(world) -> dict:
+    certificate = DeletionCertificate.objects.get()
+    response = verified_client(world.staff_a).get(
+        reverse("exports:certificate_bundle", args=[certificate.pk])
+    )
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_the_verification_bundle_checks_with_the_documented_checker(world, expired):
+    enforce()
+    certificate = DeletionCertificate.objects.get()
+    url = reverse("exports:certificate_bundle", args=[certificate.pk])
+    check_bundle = documented_checker()
+
+    for user in (world.staff_a, world.security):
+        response = verified_client(user).get(url)
+        assert response.status_code == 200
+        assert "attachment" in response["Content-Disposition"]
+        bundle = response.json()
+        check_bundle(bundle)  # raises unless signature and chain hold
+    assert certificates.message(certificate).decode() == bundle["certificate"]["message"]
+    seqs = [event["seq"] for event in bundle["events"]]
+    assert seqs == list(range(certificate.event_seq, certificate.checkpoint_seq + 1))
+    assert bundle["events"][0]["hash"] == certificate.event_hash
+    assert bundle["events"][0]["tag"] == AuditTag.LIST_SHRED
+    assert set(bundle["events"][0]) == {"seq", "tag", "canonical", "hash"}
+
+    assert verified_client(world.staff_b).get(url).status_code == 404
+    denied = Event.objects.filter(tag=AuditTag.CERTIFICATE_DENY).latest("seq")
+    assert (denied.actor_user_id, denied.reason) == (world.staff_b.pk, "not_yours")
+    assert verified_client(world.operator).get(url).status_code == 403
+
+
+def _replace_line(text: str, index: int, value: str) -> str:
+    lines = text.split("\n")
+    lines[index] = value
+    return "\n".join(lines)
+
+
+def _edit_event(bundle: dict) -> None:
+    # An edited event with its hash recomputed: its own hash holds, the chain does not.
+    event = bundle["events"][0]
+    event["canonical"] = event["canonical"].replace("retention", "retentioN")
+    event["hash"] = hashlib.sha256(event["canonical"].encode()).hexdigest()
+
+
+TAMPERINGS = {
+    "row count": lambda b: b["certificate"].update(
+        message=_replace_line(b["certificate"]["message"], 6, "7")
+    ),
+    "certificate signature": lambda b: b["certificate"].update(
+        signature=b["certificate"]["signature"][:-2]
+        + ("00" if not b["certificate"]["signature"].endswith("00") else "01")
+    ),
+    "event encoding": lambda b: b["events"][0].update(
+        canonical=b["events"][0]["canonical"].replace("retention", "retentioN")
+    ),
+    "event rehashed": _edit_event,
+    "event dropped": lambda b: b["events"].pop(),
+    "checkpoint swapped": lambda b: b["checkpoint"].update(signature="00" * 64),
+}
+
+
+@pytest.mark.parametrize("tampering", TAMPERINGS)
+def test_a_tampered_verification_bundle_fails_the_documented_checker(world, expired, tampering):
+    from cryptography.exceptions import InvalidSignature
+
+    enforce()
+    bundle = download_bundle(world)
+    check_bundle = documented_checker()
+    check_bundle(copy.deepcopy(bundle))
+
+    TAMPERINGS[tampering](bundle)
+
+    with pytest.raises((InvalidSignature, ValueError)):
+        check_bundle(bundle)
+
+
+def test_the_pdf_link_answers_503_without_chromium_and_the_page_stays(world, expired, monkeypatch):
+    enforce()
+    certificate = DeletionCertificate.objects.get()
+    monkeypatch.setattr(certificates, "CHROMIUM", "/nonexistent/chromium")
+    client = verified_client(world.staff_a)
+
+    response = client.get(reverse("exports:certificate_pdf", args=[certificate.pk]))
+
+    assert response.status_code == 503
+    assert "ブラウザから印刷" in response.text  # the Japanese UI says to print from the browser
+    assert client.get(reverse("exports:certificate", args=[certificate.pk])).status_code == 200
+
+
+@pytest.mark.browser
+def test_the_certificate_prints_to_pdf_for_its_insurer_only(world, expired):
+    if not Path(certificates.CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {certificates.CHROMIUM}")
+    enforce()
+    certificate = DeletionCertificate.objects.get()
+    url = reverse("exports:certificate_pdf", args=[certificate.pk])
+
+    response = verified_client(world.staff_a).get(url)
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
+    assert response.content.startswith(b"%PDF")
+    assert verified_client(world.staff_b).get(url).status_code == 404
+    denied = Event.objects.filter(tag=AuditTag.CERTIFICATE_DENY).latest("seq")
+    assert (denied.actor_user_id, denied.reason) == (world.staff_b.pk, "not_yours")

@@ -1,13 +1,15 @@
 """Checkup results handed back by an insurer: who took the checkup, and when.
 
-The file (CSV/TSV in any encoding intake reads, or XLSX) names each person by insured
-number, or by kana name and birth date, beside the day taken. Each row is matched by
+The file (CSV/TSV in any encoding intake reads, XLSX, or the national standard electronic
+format: one CDA document or a ZIP of them, see `jp.checkup_cda`) names each person by
+insured number, or by kana name and birth date, beside the day taken. Each row is matched by
 blind index under the insurer's own key against the call targets of the insurer's
 running and closed campaigns; only the match result is stored (`CallTarget.attended_on`,
 when the day falls in that campaign's fiscal year). The file itself is never stored,
 and the audit event carries counts only.
 """
 
+import zipfile
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from yobikake.audit.services import append_event, audited
 from yobikake.audit.tags import AuditTag
 from yobikake.calling.models import CallTarget, Campaign
 from yobikake.intake.reading import UnreadableFile, header_key, map_headers, open_sheet
+from yobikake.jp import checkup_cda
 from yobikake.jp.dates import InvalidDate, parse_date
 from yobikake.jp.insured_numbers import InvalidInsuredNumber, parse_insured_number
 from yobikake.tenancy.fiscal import FiscalYear
@@ -61,6 +64,12 @@ def _cell(row: list[str], column: int | None) -> str:
 
 def _read(path: Path, indexer: Indexer) -> tuple[list[_Row], int]:
     """The usable rows of the file, and how many were not."""
+    with path.open("rb") as f:
+        head = f.read(len(checkup_cda.ZIP_MAGIC))
+    if checkup_cda.looks_like_cda(head) or (
+        head == checkup_cda.ZIP_MAGIC and checkup_cda.is_cda_zip(path)
+    ):
+        return _read_cda(path, indexer)
     try:
         sheet = open_sheet(path)
         columns = map_headers(sheet.headers)
@@ -89,6 +98,35 @@ def _read(path: Path, indexer: Indexer) -> tuple[list[_Row], int]:
                 rows.append(row)
     except UnreadableFile as exc:
         raise AccountError(str(exc), code=exc.code) from None
+    return rows, invalid
+
+
+# The row shape a CDA document is turned into, so that both roads share `_row`.
+_CDA_COLUMNS = {"insured_number": 0, "name_kana": 1, "birth_date": 2}
+_CDA_DAY_COLUMN = 3
+
+
+def _read_cda(path: Path, indexer: Indexer) -> tuple[list[_Row], int]:
+    rows: list[_Row] = []
+    invalid = 0
+    try:
+        for record in checkup_cda.read_documents(path):
+            row = (
+                None
+                if record is None
+                else _row(
+                    [record.insured_number, record.name_kana, record.birth_date, record.day_taken],
+                    _CDA_COLUMNS,
+                    _CDA_DAY_COLUMN,
+                    indexer,
+                )
+            )
+            if row is None:
+                invalid += 1
+            else:
+                rows.append(row)
+    except zipfile.BadZipFile:
+        raise AccountError(_("The ZIP file cannot be read."), code="format") from None
     return rows, invalid
 
 

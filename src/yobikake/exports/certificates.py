@@ -8,7 +8,9 @@ with the hash it states, a signed checkpoint covers that event, and the chain fr
 event to the head is intact."""
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from django.utils import timezone
@@ -26,6 +28,9 @@ from yobikake.vault.ports import Wrapped
 # Both key services' wrapped tokens name the key version: `sw:v3:…`, `vault:v3:…`.
 _VERSION = re.compile(r"^[a-z]+:v([0-9]+):")
 FORMAT = "yobikake-deletion-certificate v1"
+BUNDLE_FORMAT = "yobikake-deletion-certificate-bundle v1"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
 def key_version(wrapped: Wrapped) -> int:
@@ -151,3 +156,76 @@ def verify(certificate: DeletionCertificate) -> list[str]:
     if state.first() != TargetList.State.SHREDDED:
         problems.append("the list is not marked shredded")
     return problems
+
+
+def verification_bundle(certificate: DeletionCertificate) -> dict[str, Any]:
+    """What an insurer needs to check the certificate with no access to our systems:
+    the signed bytes and signature, the public key, every event from the shredding to
+    the checkpoint's head as the chain hashes them (events hold ids and codes only), and
+    the checkpoint with its signature. docs/operations.md has the checker."""
+    events = Event.objects.filter(
+        seq__gte=certificate.event_seq, seq__lte=certificate.checkpoint_seq
+    ).order_by("seq")
+    return {
+        "format": BUNDLE_FORMAT,
+        "certificate": {
+            "id": certificate.pk,
+            "message": message(certificate).decode(),
+            "signature": certificate.signature,
+            "key_id": certificate.key_id,
+        },
+        "public_key_pem": audit_keys().public_key_pem(),
+        "events": [
+            {
+                "seq": event.seq,
+                "tag": event.tag,
+                "canonical": chain.canonical(event.chained_values(), checked=False).decode(),
+                "hash": event.hash,
+            }
+            for event in events
+        ],
+        "checkpoint": {
+            "head_seq": certificate.checkpoint_seq,
+            "head_hash": certificate.checkpoint_hash,
+            "at": _when(certificate.checkpoint_at),
+            "message": chain.checkpoint_message(
+                certificate.checkpoint_seq, certificate.checkpoint_hash, certificate.checkpoint_at
+            ).decode(),
+            "signature": certificate.checkpoint_signature,
+        },
+    }
+
+
+class PdfUnavailable(Exception):
+    """No browser to print with on this server."""
+
+
+def _print_pdf(html: str) -> bytes:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            # Everything is inline: refuse any request the page might still try.
+            page.route("**/*", lambda route: route.abort())
+            page.set_content(html, wait_until="load")
+            return page.pdf(format="A4", print_background=True)
+        finally:
+            browser.close()
+
+
+def render_pdf(html: str) -> bytes:
+    """`html` (self-contained) printed to A4 PDF by headless Chromium, or
+    `PdfUnavailable`."""
+    if not Path(CHROMIUM).exists():
+        raise PdfUnavailable(f"no Chromium at {CHROMIUM}")
+    from playwright.sync_api import Error as PlaywrightError
+
+    # Playwright's sync API refuses a thread with a running event loop (ASGI, or a test
+    # already driving a browser): print from a thread of its own.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            return pool.submit(_print_pdf, html).result()
+        except PlaywrightError as exc:
+            raise PdfUnavailable(str(exc)) from exc

@@ -1,9 +1,13 @@
 """Retention pages: the lists and their deadlines (with the overdue ones flagged and the
 early deletions waiting for the security officer), and the deletion certificates."""
 
+from pathlib import Path
+
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.contrib.staticfiles import finders
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -12,7 +16,7 @@ from yobikake.accounts.errors import AccountError
 from yobikake.accounts.permissions import Permission
 from yobikake.accounts.selectors import has_permission
 from yobikake.audit.keys import audit_keys
-from yobikake.exports import retention
+from yobikake.exports import certificates, retention
 from yobikake.exports.models import Approval, DeletionCertificate
 from yobikake.intake.models import TargetList
 
@@ -82,15 +86,55 @@ def decide_deletion(request: HttpRequest, approval_id: int) -> HttpResponse:
     return redirect("exports:retention_index")
 
 
+def _certificate(request: HttpRequest, certificate_id: int) -> DeletionCertificate:
+    try:
+        return retention.access_certificate(request.user, certificate_id)
+    except DeletionCertificate.DoesNotExist:
+        raise Http404 from None
+
+
 @permission_required(Permission.RETENTION_ANY_MANAGE, Permission.INSURER_OWN_VIEW)
 def certificate(request: HttpRequest, certificate_id: int) -> HttpResponse:
     """The printable certificate, with what it takes to check it by hand."""
-    try:
-        found = retention.access_certificate(request.user, certificate_id)
-    except DeletionCertificate.DoesNotExist:
-        raise Http404 from None
     return render(
         request,
         "retention/certificate.html",
-        {"c": found, "public_key": audit_keys().public_key_pem()},
+        {"c": _certificate(request, certificate_id), "public_key": audit_keys().public_key_pem()},
     )
+
+
+@permission_required(Permission.RETENTION_ANY_MANAGE, Permission.INSURER_OWN_VIEW)
+def certificate_bundle(request: HttpRequest, certificate_id: int) -> HttpResponse:
+    """The certificate's verification bundle: everything the insurer's own checker needs."""
+    found = _certificate(request, certificate_id)
+    response = JsonResponse(
+        certificates.verification_bundle(found), json_dumps_params={"indent": 1}
+    )
+    response["Content-Disposition"] = f'attachment; filename="deletion-certificate-{found.pk}.json"'
+    return response
+
+
+@permission_required(Permission.RETENTION_ANY_MANAGE, Permission.INSURER_OWN_VIEW)
+def certificate_pdf(request: HttpRequest, certificate_id: int) -> HttpResponse:
+    """The certificate printed to PDF by headless Chromium from a self-contained page."""
+    found = _certificate(request, certificate_id)
+    css = Path(finders.find("yobikake/report.css")).read_text(encoding="utf-8")
+    html = render_to_string(
+        "retention/certificate_pdf.html",
+        {"c": found, "public_key": audit_keys().public_key_pem(), "css": css},
+        request=request,
+    )
+    try:
+        pdf = certificates.render_pdf(html)
+    except certificates.PdfUnavailable:
+        return HttpResponse(
+            _(
+                "The PDF cannot be made on this server (no browser to print with). "
+                "Open the certificate and print it from your browser instead."
+            ),
+            status=503,
+            content_type="text/plain; charset=utf-8",
+        )
+    response = HttpResponse(pdf, content_type="application/pdf")
+    response["Content-Disposition"] = f'attachment; filename="deletion-certificate-{found.pk}.pdf"'
+    return response

@@ -30,4 +30,14 @@ urlpatterns = [
         retention_views.certificate,
         name="certificate",
     ),
+    path(
+        "retention/certificates/<int:certificate_id>/bundle.json",
+        retention_views.certificate_bundle,
+        name="certificate_bundle",
+    ),
+    path(
+        "retention/certificates/<int:certificate_id>/certificate.pdf",
+        retention_views.certificate_pdf,
+        name="certificate_pdf",
+    ),
 ]
