@@ -88,7 +88,8 @@ def test_the_file_opens_only_with_the_insurers_key_and_holds_exactly_its_persons
     }
 
 
-def test_canaries_are_never_on_the_list(world, as_user, identities, tmp_path, canaries):
+def test_canaries_are_never_on_the_list(world, as_user, identities, tmp_path, canaries, settings):
+    settings.YOBIKAKE_EXPORT_WATERMARK_ROWS = 0  # the file then holds exactly the persons
     leak = scoped_leak(world, tmp_path)
     assert leak.canary_row is not None
     approval = notification.request_notification_list(
@@ -194,3 +195,32 @@ def test_a_request_past_its_time_leaves_the_approvers_waiting_list(world, as_use
         assert approval.current_state == Approval.State.EXPIRED
     assert page.context["waiting"] == []
     assert approval.pk == requested.approval.pk
+
+
+def test_the_list_carries_its_own_watermark_which_scoping_traces_back_to_it(
+    world, as_user, identities, tmp_path, settings
+):
+    """Three fictitious people, shaped like the list's rows and sorted in among them; a
+    leaked copy of the file names this export."""
+    from yobikake.incidents import services as incidents
+    from yobikake.incidents.models import WatermarkMatch
+
+    settings.YOBIKAKE_EXPORT_WATERMARK_ROWS = 3
+    leak = scoped_leak(world, tmp_path)
+    approval = notification.request_notification_list(
+        actor=world.security, incident=leak.incident, insurer=world.insurer_a
+    )
+    services.approve(actor=world.fed_admin, approval=approval)
+    header, *rows = decrypt_csv(
+        download(as_user(world.staff_a), approval).content, identities[world.insurer_a.pk]
+    )
+    real = {p.name_kanji for p in leak.leaked_a}
+    assert len(rows) == len(real) + 3 and real <= {r[0] for r in rows}
+    assert rows == sorted(rows, key=lambda r: (r[1], r[3], r[0]))  # nothing out of place
+
+    copy = tmp_path / "copy.csv"
+    copy.write_text("\n".join(",".join(r[:4]) for r in [header, *rows]), encoding="utf-8")
+    incident = incidents.open_incident(actor=None, title="copy", aware_on=leak.incident.aware_on)
+    incident = incidents.run_scoping(incident, copy)
+    marks = WatermarkMatch.objects.filter(incident=incident)
+    assert marks.count() == 3 and {m.approval_id for m in marks} == {approval.pk}

@@ -92,8 +92,9 @@ def test_the_supervisor_board_counts_the_people_sent(canaries, calling_day, worl
 
 
 def test_a_canary_in_a_leaked_file_is_not_on_the_insurers_notification_list(
-    canaries, world, identities, tmp_path, as_user
+    canaries, world, identities, tmp_path, as_user, settings
 ):
+    settings.YOBIKAKE_EXPORT_WATERMARK_ROWS = 0  # the file then holds exactly the persons
     leak = scoped_leak(world, tmp_path)
     canary = Target.objects.get(pk=min(canaries.of_list(leak.list_b)))
     [found] = selectors.canaries_found(leak.incident)  # the file named it: it was matched

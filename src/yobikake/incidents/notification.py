@@ -10,19 +10,23 @@ refuses a download after a match was added or removed. This module is the
 
 import csv
 import io
+import random
 from collections import defaultdict
 from typing import Any
 
+from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from yobikake.exports import selectors as export_selectors
 from yobikake.exports import services as export_services
+from yobikake.exports import watermarks
 from yobikake.exports.models import Approval
 from yobikake.incidents import selectors
 from yobikake.incidents.models import Incident
 from yobikake.incidents.reporting import item_labels
+from yobikake.synth.people import Person
 from yobikake.tenancy.fiscal import FiscalYear
 from yobikake.tenancy.models import Insurer
 from yobikake.vault.exports import open_for_export
@@ -106,6 +110,25 @@ def produce(*, actor: Any, approval: Approval) -> export_services.Produced:
     persons: dict[tuple[str, ...], set[int]] = defaultdict(set)
     for target_id, values in opened.values.items():
         persons[tuple(values[f] for f in FIELDS)].add(years[target_id])
+    # The export's watermark: fictitious people shaped like its rows, sorted in among
+    # them, their blind indexes kept so that leak scoping names this export.
+    rng = random.SystemRandom()
+    real = list(persons)
+    marks = watermarks.make_watermark(
+        approval=approval,
+        templates=[
+            Person(name, kana, "1", None, "", postal, address, "", age=60)
+            for name, kana, postal, address in real
+        ],
+        municipality=approval.insurer.name,
+        fiscal_year=min(years.values(), default=incident.aware_on.year),
+        count=settings.YOBIKAKE_EXPORT_WATERMARK_ROWS,
+        rng=rng,
+    )
+    for mark in marks:
+        persons[(mark.name_kanji, mark.name_kana, mark.postal_code, mark.address)] = set(
+            persons[rng.choice(real)]
+        )
     out = io.StringIO()
     out.write("\ufeff")
     writer = csv.writer(out)
