@@ -28,6 +28,7 @@ MIN_AGE, MAX_AGE = 40, 74
 _HALF_WIDTH_KANA = re.compile("[\uff66-\uff9f]")
 _FULL_WIDTH_DIGIT = re.compile("[０-９]")
 _DASHED = re.compile(r"\d[-‐－ー―]\d")
+_MARKERS = re.compile("丁目|番")
 _LAST_DIGITS = re.compile(r"\d+(?=\D*$)")
 
 
@@ -85,9 +86,11 @@ def canary_like(
         earliest = date(fiscal_year_end(fiscal_year).year - age - 1, 4, 1)
         birth = date.fromordinal(earliest.toordinal() + rng.randint(0, 364))
     address = random_address(_towns(municipality), rng)
+    # 丁目・番・号 (or 番地) where the template writes them; else the hyphen form, which a
+    # single block number (1626) shares with it.
+    written_out = _DASHED.search(template.address) is None and _MARKERS.search(template.address)
     text = address.text(
-        prefecture=template.address.startswith(PREFECTURE),
-        dash="-" if _DASHED.search(template.address) else "",
+        prefecture=template.address.startswith(PREFECTURE), dash="" if written_out else "-"
     )
     if _FULL_WIDTH_DIGIT.search(template.address):
         text = jaconv.h2z(text, kana=False, ascii=False, digit=True)
