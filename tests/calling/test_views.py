@@ -157,3 +157,55 @@ def test_a_call_back_time_typed_on_the_screen_is_tokyo_time(calling_day, world):
     client.post(f"/calls/{ct.pk}/outcome/", {"code": "callback", "callback_at": "2022-10-04T15:30"})
     ct.refresh_from_db()
     assert ct.callback_at == datetime(2022, 10, 4, 15, 30, tzinfo=TOKYO)
+
+
+def test_a_supervisor_closes_a_campaign_and_nobody_in_it_is_called_again(calling_day, world):
+    from datetime import timedelta
+
+    import pytest
+
+    from yobikake.accounts.errors import AccountError
+    from yobikake.calling import services
+    from yobikake.calling.models import Campaign
+
+    campaign, _, _ = running_campaign(world, count=10, seed=9, holdout_share=0)
+    operator = verified_client(world.operator)
+    operator.post("/calls/next/")
+    on_call = CallTarget.objects.get(state=CallTarget.State.CHECKED_OUT)
+    supervisor = verified_client(world.supervisor)
+    page = supervisor.get(f"/campaigns/{campaign.pk}/").text
+    assert 'data-testid="close"' in page
+    # Not while the operator is on the phone.
+    refused = supervisor.post(f"/campaigns/{campaign.pk}/close/", follow=True)
+    assert "オペレーターがこのキャンペーンの架電中です" in refused.text
+    campaign.refresh_from_db()
+    assert campaign.state == Campaign.State.RUNNING
+    assert Event.objects.filter(
+        tag=AuditTag.CAMPAIGN_CLOSE, outcome=Event.Outcome.DENIED, reason="calls_in_progress"
+    ).exists()
+    # The checkout's time runs out (the operator walked away): now it closes.
+    calling_day.shift(timedelta(minutes=campaign.checkout_minutes + 1))
+    closed = supervisor.post(f"/campaigns/{campaign.pk}/close/", follow=True)
+    assert "キャンペーンを終了しました" in closed.text and 'data-testid="closed-at"' in closed.text
+    assert 'data-testid="close"' not in closed.text
+    campaign.refresh_from_db()
+    on_call.refresh_from_db()
+    assert campaign.state == Campaign.State.CLOSED and campaign.closed_at is not None
+    assert on_call.state == CallTarget.State.QUEUED and on_call.checked_out_by is None
+    event = Event.objects.get(tag=AuditTag.CAMPAIGN_CLOSE, outcome=Event.Outcome.ALLOWED)
+    assert event.actor_user_id == world.supervisor.pk and event.insurer_id == world.insurer_a.pk
+    assert json.loads(event.details) == {
+        "campaign_id": campaign.pk,
+        "called_arm": 10,
+        "attempted": 0,
+        "reached": 0,
+    }
+    with pytest.raises(services.NothingToCall):
+        services.next_call(operator=world.operator)
+    with pytest.raises(AccountError) as again:
+        services.close_campaign(actor=world.supervisor, campaign=campaign)
+    assert again.value.code == "not_running"
+    # Insurer staff and operators may not close one; another insurer's staff see nothing.
+    for user in (world.staff_a, world.operator):
+        assert verified_client(user).post(f"/campaigns/{campaign.pk}/close/").status_code == 403
+    assert verified_client(world.staff_b).get(f"/campaigns/{campaign.pk}/").status_code == 404

@@ -70,6 +70,16 @@ def test_the_effect_page_draws_its_chart_and_offers_downloads(calling_day, world
         and "<script" not in page.text.split("<svg")[1].split("</svg>")[0]
     )
     assert 'data-testid="biased"' in page.text
+    # Planted by synth, and calling still running: both said on the page and in the API.
+    assert "合成データの受診結果です" in page.text and 'data-testid="interim"' in page.text
+    event = Event.objects.get(tag=AuditTag.CHECKUP_RESULTS_SYNTHETIC)
+    assert event.insurer_id == world.insurer_a.pk
+    assert json.loads(event.details)["campaign_id"] == campaign.pk
+    api = client.get(f"/api/v1/campaigns/{campaign.pk}/effect").json()
+    assert api["synthetic_results"] is True and api["state"] == "running"
+    other, _, _ = running_campaign(world, count=12, seed=12)
+    other_page = client.get(f"/campaigns/{other.pk}/effect/").text
+    assert 'data-testid="synthetic-results"' not in other_page
     rows = list(csv.reader(io.StringIO(client.get(f"/campaigns/{campaign.pk}/effect.csv").text)))
     assert rows[0][0] == "cell" and rows[1][0] == "all" and rows[-1][-1].startswith("biased")
     xlsx = client.get(f"/campaigns/{campaign.pk}/effect.xlsx")

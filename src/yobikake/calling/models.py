@@ -70,6 +70,7 @@ class Campaign(models.Model):
     # Fixed (and recorded in the audit log) when the campaign starts, before any call.
     holdout_seed = models.BigIntegerField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
     operators = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="campaigns")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"

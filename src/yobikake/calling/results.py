@@ -62,14 +62,14 @@ def _cell(row: list[str], column: int | None) -> str:
     return row[column] if column is not None and column < len(row) else ""
 
 
-def _read(path: Path, indexer: Indexer) -> tuple[list[_Row], int]:
+def _read(path: Path, indexer: Indexer, insurer_number: str) -> tuple[list[_Row], int]:
     """The usable rows of the file, and how many were not."""
     with path.open("rb") as f:
         head = f.read(len(checkup_cda.ZIP_MAGIC))
     if checkup_cda.looks_like_cda(head) or (
         head == checkup_cda.ZIP_MAGIC and checkup_cda.is_cda_zip(path)
     ):
-        return _read_cda(path, indexer)
+        return _read_cda(path, indexer, insurer_number)
     try:
         sheet = open_sheet(path)
         columns = map_headers(sheet.headers)
@@ -106,11 +106,23 @@ _CDA_COLUMNS = {"insured_number": 0, "name_kana": 1, "birth_date": 2}
 _CDA_DAY_COLUMN = 3
 
 
-def _read_cda(path: Path, indexer: Indexer) -> tuple[list[_Row], int]:
+def _read_cda(path: Path, indexer: Indexer, insurer_number: str) -> tuple[list[_Row], int]:
+    """A document naming another insurer refuses the whole file: those are another
+    insurer's residents (sent to the wrong place), and nothing of it is recorded."""
     rows: list[_Row] = []
     invalid = 0
     try:
         for record in checkup_cda.read_documents(path):
+            stated = "".join(c for c in record.insurer_number if c.isdigit()) if record else ""
+            if stated and stated != insurer_number:
+                raise AccountError(
+                    _(
+                        "This file holds checkup results of another insurer (insurer number "
+                        "%(number)s); nothing was recorded."
+                    )
+                    % {"number": stated},
+                    code="other_insurer",
+                )
             row = (
                 None
                 if record is None
@@ -209,7 +221,7 @@ def record_checkup_results(*, actor: Any, insurer: Any, path: Path) -> ResultsSu
     require(actor, Permission.LIST_OWN_IMPORT)
     if actor.organization.insurer_id != insurer.pk:
         raise NotPermitted(_("Results can only be uploaded for your own insurer."), "not_yours")
-    rows, invalid = _read(path, Indexer(datakeys.index_key(insurer.pk)))
+    rows, invalid = _read(path, Indexer(datakeys.index_key(insurer.pk)), insurer.number)
     attended, outside, unmatched = _match(rows, _candidates(insurer.pk, rows))
     by_day: dict[date, list[int]] = defaultdict(list)
     for pk, day in attended.items():

@@ -155,6 +155,45 @@ def start_campaign(*, actor: Any, campaign: Campaign, seed: int | None = None) -
     return campaign
 
 
+@audited(AuditTag.CAMPAIGN_CLOSE)
+def close_campaign(*, actor: Any, campaign: Campaign) -> Campaign:
+    """End calling: nobody in the campaign is called again, and its queue as it stands
+    is its result (people never reached count as not reached; the effect is measured
+    on everyone assigned, as before). Refused while an operator is on one of its calls
+    (their checkout's time not up): the call is recorded first. A checkout abandoned
+    (its time up, its grant expired with it) goes back to the queue it is closing."""
+    require(actor, Permission.CAMPAIGN_ANY_RUN)
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if campaign.state != Campaign.State.RUNNING:
+        raise AccountError(_("Only a running campaign can be closed."), code="not_running")
+    now = timezone.now()
+    checked_out = campaign.call_targets.filter(state=CallTarget.State.CHECKED_OUT)
+    if checked_out.filter(checked_out_until__gt=now).exists():
+        raise AccountError(
+            _("An operator is on one of this campaign's calls; close it when it is recorded."),
+            code="calls_in_progress",
+        )
+    checked_out.update(
+        state=CallTarget.State.QUEUED, checked_out_by=None, checked_out_until=None, grant_id=None
+    )
+    campaign.state = Campaign.State.CLOSED
+    campaign.closed_at = now
+    campaign.save(update_fields=["state", "closed_at"])
+    called = campaign.call_targets.filter(holdout=False)
+    append_event(
+        tag=AuditTag.CAMPAIGN_CLOSE,
+        actor=actor,
+        insurer_id=campaign.insurer_id,
+        details={
+            "campaign_id": campaign.pk,
+            "called_arm": called.count(),
+            "attempted": called.filter(attempts__gt=0).count(),
+            "reached": called.filter(reached=True).count(),
+        },
+    )
+    return campaign
+
+
 def _initial_state(held: bool, has_phone: bool) -> str:
     if held:
         return CallTarget.State.HOLDOUT

@@ -14,5 +14,6 @@ urlpatterns = [
     path("campaigns/<int:campaign_id>/", views.progress, name="progress"),
     path("campaigns/<int:campaign_id>/operators/", views.campaign_operators, name="operators"),
     path("campaigns/<int:campaign_id>/start/", views.campaign_start, name="start"),
+    path("campaigns/<int:campaign_id>/close/", views.campaign_close, name="close"),
     path("", include("yobikake.calling.research_urls")),
 ]

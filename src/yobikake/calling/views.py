@@ -202,6 +202,19 @@ def campaign_start(request: HttpRequest, campaign_id: int) -> HttpResponse:
     return redirect("calling:progress", campaign_id=campaign.pk)
 
 
+@permission_required(Permission.CAMPAIGN_ANY_RUN)
+@require_POST
+def campaign_close(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """Close: calling ends; the queue as it stands is the campaign's result."""
+    campaign = _access(request, campaign_id)
+    try:
+        services.close_campaign(actor=request.user, campaign=campaign)
+        messages.success(request, _("The campaign is closed; nobody in it will be called again."))
+    except AccountError as exc:
+        messages.error(request, str(exc))
+    return redirect("calling:progress", campaign_id=campaign.pk)
+
+
 def _board_context() -> dict[str, object]:
     now = timezone.now()
     campaigns = list(

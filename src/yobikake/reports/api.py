@@ -7,7 +7,7 @@ from ninja.errors import HttpError
 from yobikake.calling.models import Campaign
 from yobikake.calling.selectors import access_campaign
 from yobikake.reports.effect import effect_dict
-from yobikake.reports.selectors import campaign_effect
+from yobikake.reports.selectors import campaign_effect, synthetic_results
 
 router = Router(tags=["campaigns"])
 
@@ -21,13 +21,17 @@ class EffectOut(Schema):
     by_sex: list[dict[str, Any]]
     by_age: list[dict[str, Any]]
     reached_split: dict[str, Any]
+    state: str
+    synthetic_results: bool
 
 
 @router.get("/campaigns/{campaign_id}/effect", response=EffectOut, summary="A campaign's effect")
 def campaign_effect_api(request: HttpRequest, campaign_id: int) -> EffectOut:
     """Checkup uptake in the called arm (intention to treat) against the holdout, with
     the difference, its 95% interval and p-value; by sex and age band (cells under 10
-    people per arm suppressed); the reached split, which is biased (not randomised)."""
+    people per arm suppressed); the reached split, which is biased (not randomised).
+    `state` says whether calling is still running (an interim figure);
+    `synthetic_results` whether the checkup results were planted by `synth` (demo)."""
     try:
         campaign = access_campaign(request.auth, campaign_id)
     except Campaign.DoesNotExist:
@@ -36,5 +40,7 @@ def campaign_effect_api(request: HttpRequest, campaign_id: int) -> EffectOut:
         id=campaign.pk,
         insurer_number=campaign.insurer.number,
         fiscal_year=campaign.fiscal_year,
+        state=campaign.state,
+        synthetic_results=synthetic_results(campaign),
         **effect_dict(campaign_effect(campaign)),
     )

@@ -1,11 +1,14 @@
 """Figures across insurers: the participation matrix with the rows each list held, and
 the measured effect of calling."""
 
+import json
 from dataclasses import dataclass
 
 from django.db.models import Count, Q, QuerySet, Sum
 
 from yobikake.accounts.models import User
+from yobikake.audit.models import Event
+from yobikake.audit.tags import AuditTag
 from yobikake.calling.models import CallTarget, Campaign
 from yobikake.intake.models import TargetList
 from yobikake.reports.effect import Comparison, Effect, Group, Pooled, estimate, pool
@@ -113,6 +116,15 @@ def effect_groups(campaign: Campaign) -> list[Group]:
 
 def campaign_effect(campaign: Campaign) -> Effect:
     return estimate(effect_groups(campaign))
+
+
+def synthetic_results(campaign: Campaign) -> bool:
+    """Whether checkup results on this campaign were planted by `synth` (the demo's, a
+    test's) rather than uploaded by its insurer: the audit log says so."""
+    planted = Event.objects.filter(
+        tag=AuditTag.CHECKUP_RESULTS_SYNTHETIC, insurer_id=campaign.insurer_id
+    ).values_list("details", flat=True)
+    return any(json.loads(details).get("campaign_id") == campaign.pk for details in planted)
 
 
 @dataclass(frozen=True)

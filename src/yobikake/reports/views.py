@@ -18,7 +18,7 @@ from yobikake.reports.chart import uptake_chart
 from yobikake.reports.effect import Comparison, effect_rows
 from yobikake.reports.files import csv_text, xlsx_bytes
 from yobikake.reports.forms import ResultsForm
-from yobikake.reports.selectors import campaign_effect, effect_summary
+from yobikake.reports.selectors import campaign_effect, effect_summary, synthetic_results
 
 SEES_CAMPAIGNS = (
     Permission.PROGRESS_OWN_VIEW,
@@ -67,6 +67,7 @@ def effect(request: HttpRequest, campaign_id: int) -> HttpResponse:
             "cells": _labelled(cells),
             "chart": chart,
             "chart_groups": [(g, cell_label(g.key)) for g in chart.groups] if chart else [],
+            "synthetic": synthetic_results(campaign),
         },
     )
 

@@ -6,6 +6,8 @@ import random
 from collections.abc import Sequence
 from datetime import timedelta
 
+from yobikake.audit.services import append_event
+from yobikake.audit.tags import AuditTag
 from yobikake.calling.models import CallTarget, Campaign
 from yobikake.tenancy.fiscal import FiscalYear
 
@@ -21,7 +23,8 @@ def plant_checkup_results(
 ) -> int:
     """Set `attended_on` on the campaign's call targets as drawn (a day in its fiscal
     year), clearing the others; how many took the checkup. Test and demo data only: a
-    real insurer's results come through `record_checkup_results`."""
+    real insurer's results come through `record_checkup_results`. Written on the record
+    (`checkup:results:synthetic`), so the campaign's effect is marked synthetic."""
     targets = list(CallTarget.objects.filter(campaign=campaign).order_by("pk"))
     attended = draw_attendance([t.holdout for t in targets], p0=p0, effect=effect, seed=seed)
     fiscal_year = FiscalYear(campaign.fiscal_year)
@@ -32,4 +35,10 @@ def plant_checkup_results(
             fiscal_year.starts + timedelta(days=rng.randrange(days + 1)) if took else None
         )
     CallTarget.objects.bulk_update(targets, ["attended_on"], batch_size=2000)
+    append_event(
+        tag=AuditTag.CHECKUP_RESULTS_SYNTHETIC,
+        actor=None,
+        insurer_id=campaign.insurer_id,
+        details={"campaign_id": campaign.pk, "attended": sum(attended), "seed": seed},
+    )
     return sum(attended)

@@ -9,7 +9,7 @@ from django.utils import translation
 from yobikake.calling.models import Campaign
 from yobikake.reports.effect import ROW_HEADER, effect_dict, effect_rows
 from yobikake.reports.files import csv_text, xlsx_bytes
-from yobikake.reports.selectors import ListMatrix, campaign_effect, list_matrix
+from yobikake.reports.selectors import ListMatrix, campaign_effect, list_matrix, synthetic_results
 
 
 def matrix_rows(matrix: ListMatrix) -> list[list[object]]:
@@ -91,6 +91,8 @@ class Command(BaseCommand):
                         "id": c.pk,
                         "insurer_number": c.insurer.number,
                         "fiscal_year": c.fiscal_year,
+                        "state": c.state,
+                        "synthetic_results": synthetic_results(c),
                         **effect_dict(e),
                     }
                     for c, e in measured
