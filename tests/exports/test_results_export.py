@@ -332,3 +332,31 @@ def test_a_watermark_row_forged_from_a_real_persons_indexes_does_not_hide_them(
     incident = scope(write_csv(tmp_path, [row]))
     assert incident.people == 1
     assert incident.matches.filter(target_id=target.pk).exists()
+    # A row written into the database has no record: the export's watermark is untrusted.
+    assert Alert.objects.filter(rule="watermark_tampered", severity="critical").exists()
+
+
+def test_the_watermark_is_on_the_record_and_rows_deleted_in_the_database_raise_an_alert(
+    world, identities, approved, tmp_path
+):
+    from yobikake.exports import watermarks
+
+    released = services.release_export(actor=world.staff_a, approval=approved)
+    [made] = Event.objects.filter(tag=AuditTag.EXPORT_WATERMARK)
+    details = json.loads(made.details)
+    assert (details["approval_id"], details["rows"]) == (approved.pk, K)
+    assert made.actor_user_id == world.staff_a.pk and made.insurer_id == world.insurer_a.pk
+    assert watermarks.tampered() == []
+    # Someone hides which export leaked: a watermark row deleted in the database.
+    WatermarkRow.objects.filter(approval=approved).first().delete()
+    assert watermarks.tampered() == [approved.pk]
+    path = tmp_path / "leak.csv"
+    path.write_bytes(pyrage.decrypt(released.data, [identities[world.insurer_a.pk]]))
+    incident = scope(path)
+    [alert] = Alert.objects.filter(rule="watermark_tampered")
+    assert alert.severity == "critical" and f"#{approved.pk}" in alert.summary
+    scoped = Event.objects.get(tag=AuditTag.INCIDENT_SCOPE)
+    assert json.loads(scoped.details)["watermarks_tampered"] == 1
+    # The two rows left still name the export.
+    [found] = incident_selectors.exports_found(incident)
+    assert found.approval_id == approved.pk and len(found.leak_rows) == K - 1

@@ -34,7 +34,9 @@ RULE_LABELS = {
     "forged_authorization": _("Role assignment written outside Yobikake"),
     "vault_tampered": _("Vault keys tampered with in the database"),
     "export_tampered": _("An approved export's people changed in the database"),
+    "watermark_tampered": _("An export's watermark changed in the database"),
     "retention_overdue": _("A list kept past its retention deadline"),
+    "retention_moved": _("A retention deadline moved in the database"),
 }
 
 # Events about the log itself never raise alerts (an alert writes such an event).
@@ -64,6 +66,7 @@ def evaluate(event: Event) -> None:
         _vault_tampered,
         _export_tampered,
         _retention_overdue,
+        _retention_moved,
     ):
         rule(event)
 
@@ -318,3 +321,17 @@ def deliver(alert_id: int) -> None:
             outcome.append("webhook:failed")
     if outcome:
         Alert.objects.filter(pk=alert.pk).update(delivery=" ".join(outcome))
+
+
+def _retention_moved(event: Event) -> None:
+    # Written once per contract and moved value (exports/retention.py), so is the alert.
+    if event.tag == AuditTag.RETENTION_MOVED:
+        moved = json.loads(event.details or "{}")
+        raise_alert(
+            "retention_moved",
+            Alert.Severity.CRITICAL,
+            event,
+            f"contract #{moved.get('contract_id')}: its retention deadline reads "
+            f"{moved.get('column')} in the database but {moved.get('recorded')} on the record; "
+            "the schedule goes by the record",
+        )

@@ -41,6 +41,7 @@ class AuditTag(StrEnum):
     # Calling
     CAMPAIGN_CREATE = "campaign:record:create"
     CAMPAIGN_START = "campaign:record:start"
+    CAMPAIGN_CLOSE = "campaign:record:close"
     CAMPAIGN_ASSIGN = "campaign:operator:assign"
     CAMPAIGN_DENY = "campaign:record:deny"
     CALL_CHECKOUT = "call:task:checkout"
@@ -48,6 +49,7 @@ class AuditTag(StrEnum):
     RESEARCH_RESULT = "research:task:record"
     DIRECTORY_IMPORT = "research:directory:import"
     CHECKUP_RESULTS_IMPORT = "checkup:results:import"  # counts only, never who
+    CHECKUP_RESULTS_SYNTHETIC = "checkup:results:synthetic"  # planted by synth (demo, tests)
     # Personal data (written by the reveal gate, the canaries and the exports)
     REVEAL_CALL = "target:reveal:call"
     REVEAL_RESEARCH = "target:reveal:research"
@@ -67,9 +69,11 @@ class AuditTag(StrEnum):
     APPROVAL_APPROVE = "export:approval:approve"
     APPROVAL_REFUSE = "export:approval:refuse"
     EXPORT_DENY = "export:file:deny"
+    EXPORT_WATERMARK = "export:watermark:create"  # how many rows, and a digest of them
     # Retention: a list past its deadline, its deletion certificate, a certificate of
     # another insurer asked for
     RETENTION_OVERDUE = "list:retention:overdue"
+    RETENTION_MOVED = "contract:retention:moved"  # the column disagrees with the record
     CERTIFICATE_ISSUE = "list:certificate:issue"
     CERTIFICATE_DENY = "list:certificate:deny"
     # The audit log itself

@@ -178,6 +178,7 @@ def produce(*, actor: Any, approval: Approval) -> export_services.Produced:
     ]
     rng = random.SystemRandom()
     marks = watermarks.make_watermark(
+        actor=actor,
         approval=approval,
         templates=[person for person, _ct in rows],
         municipality=campaign.insurer.name,

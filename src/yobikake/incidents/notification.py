@@ -115,6 +115,7 @@ def produce(*, actor: Any, approval: Approval) -> export_services.Produced:
     rng = random.SystemRandom()
     real = list(persons)
     marks = watermarks.make_watermark(
+        actor=actor,
         approval=approval,
         templates=[
             Person(name, kana, "1", None, "", postal, address, "", age=60)

@@ -16,8 +16,11 @@ from django.utils.translation import gettext as _
 
 from yobikake.accounts.permissions import Permission
 from yobikake.accounts.selectors import require
+from yobikake.audit.alerts import raise_alert
+from yobikake.audit.models import Alert
 from yobikake.audit.services import append_event, audited
 from yobikake.audit.tags import AuditTag
+from yobikake.exports import watermarks
 from yobikake.incidents import canaries, scoping
 from yobikake.incidents.models import Incident, Match, WatermarkMatch
 from yobikake.intake.models import TargetList
@@ -152,6 +155,8 @@ def _record(incident: Incident, scoped: scoping.Scoped) -> None:
     incident.seconds = round(scoped.seconds, 2)
     incident.finished_at = timezone.now()
     incident.save()
+    # The watermarks it was matched against must be the ones made with the exports.
+    untrusted = watermarks.tampered()
     append_event(
         tag=AuditTag.INCIDENT_SCOPE,
         actor=incident.created_by,
@@ -163,9 +168,19 @@ def _record(incident: Incident, scoped: scoping.Scoped) -> None:
             "unmatched": incident.unmatched,
             "canaries": len({f.target_id for f in scoped.found} & planted),
             "watermarks": len(scoped.watermarks),
+            "watermarks_tampered": len(untrusted),
         },
     )
     _record_watermarks(incident, scoped.watermarks)
+    for approval_id in untrusted:
+        raise_alert(
+            "watermark_tampered",
+            Alert.Severity.CRITICAL,
+            None,
+            f"incident #{incident.pk}: the watermark rows of export (approval) #{approval_id} "
+            "differ from those recorded when it was made; which export leaked cannot be "
+            "trusted for it",
+        )
     # Each canary in the file says which list leaked: a critical alert per canary.
     for f in scoped.found:
         if f.target_id in planted:
