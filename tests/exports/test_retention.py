@@ -421,3 +421,50 @@ def test_the_certificate_prints_to_pdf_for_its_insurer_only(world, expired):
     assert verified_client(world.staff_b).get(url).status_code == 404
     denied = Event.objects.filter(tag=AuditTag.CERTIFICATE_DENY).latest("seq")
     assert (denied.actor_user_id, denied.reason) == (world.staff_b.pk, "not_yours")
+
+
+def contract_on_record(world, fiscal_year: int, until: date) -> TargetList:
+    """A contract made through the service (its deadline on the record) and a list."""
+    from yobikake.tenancy.services import create_contract
+
+    create_contract(
+        actor=world.fed_admin,
+        insurer=world.insurer_a,
+        fiscal_year=fiscal_year,
+        calling_starts=date(fiscal_year, 9, 1),
+        calling_ends=date(fiscal_year, 12, 20),
+        retention_until=until,
+    )
+    target_list, _people = load_people(world, count=4, seed=fiscal_year, fiscal_year=fiscal_year)
+    return target_list
+
+
+def test_a_deadline_moved_later_in_the_database_does_not_keep_the_list(world):
+    """The 2023 leak held lists kept for eight years: a deadline pushed back in the
+    database is caught, the list shredded by the record's deadline, the officer told."""
+    target_list = contract_on_record(world, 2020, date(2022, 3, 31))
+    keep_until(target_list, date(2099, 3, 31))  # by the database's administrator
+    record = enforce()
+    assert [row["list_id"] for row in record["shredded"]] == [target_list.pk]
+    assert TargetList.objects.get(pk=target_list.pk).state == TargetList.State.SHREDDED
+    contract = Contract.objects.get(insurer=world.insurer_a, fiscal_year=2020)
+    assert record["moved_deadlines"] == [contract.pk]
+    [moved] = Event.objects.filter(tag=AuditTag.RETENTION_MOVED)
+    assert json.loads(moved.details) == {
+        "contract_id": contract.pk, "fiscal_year": 2020, "column": 20990331, "recorded": 20220331,
+    }  # fmt: skip
+    [alert] = Alert.objects.filter(rule="retention_moved")
+    assert alert.severity == "critical" and "20220331" in alert.summary
+    assert enforce()["moved_deadlines"] == []  # once per moved value
+    assert Event.objects.filter(tag=AuditTag.RETENTION_MOVED).count() == 1
+
+
+def test_a_deadline_moved_earlier_in_the_database_does_not_shred_the_list(world):
+    target_list = contract_on_record(world, 2020, date(2099, 3, 31))
+    keep_until(target_list, date(2021, 3, 31))
+    record = enforce()
+    assert record["due"] == [] and record["shredded"] == []
+    assert Alert.objects.filter(rule="retention_moved", severity="critical").exists()
+    with pytest.raises(NotPermitted):
+        shred_expired_list(target_list=target_list)
+    assert TargetList.objects.get(pk=target_list.pk).state == TargetList.State.ACTIVE

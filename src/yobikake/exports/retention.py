@@ -9,6 +9,7 @@ asked for by the insurer's staff and approved by the security officer (who holds
 `retention:any:manage`, the permission shredding takes), from another organisation, by
 the `exports` approval model and its policy (exports/approvals.py)."""
 
+import json
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -28,6 +29,7 @@ from yobikake.audit.tags import AuditTag
 from yobikake.exports import approvals, certificates, selectors, services
 from yobikake.exports.models import Approval, DeletionCertificate
 from yobikake.intake.models import TargetList
+from yobikake.tenancy import deadlines
 from yobikake.tenancy.models import Contract
 from yobikake.vault import datakeys
 from yobikake.vault.services import shred_expired_list, shred_list
@@ -54,17 +56,51 @@ def lists_with_deadlines() -> QuerySet[TargetList]:
 
 
 def overdue_lists(on: date | None = None) -> QuerySet[TargetList]:
-    """Active lists whose deadline is before `on` (today in Japan): to be shredded."""
-    expired = Contract.objects.filter(
-        insurer_id=OuterRef("insurer_id"),
-        fiscal_year=OuterRef("fiscal_year"),
-        retention_until__lt=on or today(),
-    )
-    return (
-        lists_with_deadlines()
-        .filter(Exists(expired), state=TargetList.State.ACTIVE)
-        .order_by("retention_until", "pk")
-    )
+    """Active lists whose deadline — the one on the record (tenancy/deadlines.py) — is
+    before `on` (today in Japan): to be shredded."""
+    on = on or today()
+    effective, _moved = deadlines.deadlines()
+    due = [
+        pk
+        for pk, insurer_id, fiscal_year in TargetList.objects.filter(
+            state=TargetList.State.ACTIVE
+        ).values_list("pk", "insurer_id", "fiscal_year")
+        if (deadline := effective.get((insurer_id, fiscal_year))) is not None and deadline < on
+    ]
+    return lists_with_deadlines().filter(pk__in=due).order_by("retention_until", "pk")
+
+
+@transaction.atomic
+def flag_moved_deadlines() -> list[int]:
+    """Raise the `retention_moved` alert for each contract whose deadline column
+    disagrees with its record, once per moved value; the contracts newly flagged."""
+    _effective, moved = deadlines.deadlines()
+    seen = {
+        (d["contract_id"], d["column"])
+        for d in (
+            json.loads(details)
+            for details in Event.objects.filter(tag=AuditTag.RETENTION_MOVED).values_list(
+                "details", flat=True
+            )
+        )
+    }
+    new = []
+    for m in moved:
+        if (m.contract_id, deadlines.as_detail(m.column)) in seen:
+            continue
+        append_event(
+            tag=AuditTag.RETENTION_MOVED,
+            actor=None,
+            insurer_id=m.insurer_id,
+            details={
+                "contract_id": m.contract_id,
+                "fiscal_year": m.fiscal_year,
+                "column": deadlines.as_detail(m.column),
+                "recorded": deadlines.as_detail(m.recorded),
+            },
+        )
+        new.append(m.contract_id)
+    return new
 
 
 def visible_lists(actor: Any) -> QuerySet[TargetList]:
@@ -140,6 +176,7 @@ class Enforcement:
     due: list[TargetList] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)  # list id → error
     flagged: list[int] = field(default_factory=list)  # lists alerted about for the first time
+    moved: list[int] = field(default_factory=list)  # contracts whose deadline column moved
 
     def as_record(self) -> dict[str, Any]:
         """As the command's --json and the task's result print it."""
@@ -158,6 +195,7 @@ class Enforcement:
             "shredded": [{"list_id": c.list_id, "certificate_id": c.pk} for c in self.shredded],
             "failed": [{"list_id": pk, "error": error} for pk, error in self.failed.items()],
             "flagged": self.flagged,
+            "moved_deadlines": self.moved,
         }
 
 
@@ -166,6 +204,7 @@ def enforce_retention(*, dry_run: bool = False) -> Enforcement:
     does not stop the others. Lists still past their deadline afterwards (all of them,
     in a dry run) are flagged to the security officer, once per list."""
     result = Enforcement(dry_run=dry_run, due=list(overdue_lists()))
+    result.moved = flag_moved_deadlines()
     if not dry_run:
         for target_list in result.due:
             try:

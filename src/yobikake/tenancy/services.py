@@ -12,6 +12,7 @@ from yobikake.accounts.selectors import require
 from yobikake.audit.services import append_event, audited
 from yobikake.audit.tags import AuditTag
 from yobikake.jp.insurer_numbers import InvalidInsurerNumber, parse_insurer_number
+from yobikake.tenancy.deadlines import as_detail
 from yobikake.tenancy.models import INSURER_NUMBER_ERRORS, BillingRule, Contract, Insurer
 
 
@@ -82,7 +83,12 @@ def create_contract(
         tag=AuditTag.CONTRACT_CREATE,
         actor=actor,
         insurer_id=insurer.pk,
-        details={"contract_id": contract.pk, "fiscal_year": fiscal_year},
+        details={
+            "contract_id": contract.pk,
+            "fiscal_year": fiscal_year,
+            # The deadline on the record: the schedule goes by it (tenancy/deadlines.py).
+            "retention_until": as_detail(retention_until),
+        },
     )
     return contract
 

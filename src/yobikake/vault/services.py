@@ -207,15 +207,13 @@ def shred_expired_list(*, target_list: Any) -> Any:
     person acts, so the event has no actor and the reason `retention`, and it shreds only
     a list whose contract's retention deadline (a day in Asia/Tokyo) has passed; anything
     else is refused, so this path cannot serve to shred a list early."""
-    from yobikake.tenancy.models import Contract
+    from yobikake.tenancy.deadlines import deadline_of
 
     today = timezone.localdate(timezone.now(), timezone=TOKYO)
-    expired = Contract.objects.filter(
-        insurer_id=target_list.insurer_id,
-        fiscal_year=target_list.fiscal_year,
-        retention_until__lt=today,
-    ).exists()
-    if not expired:
+    # The deadline on the record, not the column alone: a column moved earlier in the
+    # database does not get a list shredded before its time.
+    deadline = deadline_of(target_list.insurer_id, target_list.fiscal_year)
+    if deadline is None or deadline >= today:
         raise NotPermitted(_("This list's retention deadline has not passed."), code="not_expired")
     return _shred(None, target_list, reason="retention")
 

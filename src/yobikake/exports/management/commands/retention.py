@@ -49,6 +49,11 @@ class Command(BaseCommand):
                 )
             for row in record["failed"]:
                 self.stderr.write(f"failed: list #{row['list_id']}: {row['error']}")
+            for contract_id in record["moved_deadlines"]:
+                self.stderr.write(
+                    f"contract #{contract_id}: its retention deadline was moved in the "
+                    "database; the record's is used (critical alert raised)"
+                )
             if not record["due"]:
                 self.stdout.write("no list is past its retention deadline")
         if result.failed:
