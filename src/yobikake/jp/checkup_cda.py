@@ -4,7 +4,8 @@ person, handed over singly or as a ZIP submission unit (index and summary files 
 folder of per-person documents).
 
 Only who took the checkup and when is read: the card's symbol and number, the kana
-name, the birth date and the day of the checkup, as the text a results sheet would hold.
+name, the birth date and the day of the checkup, as the text a results sheet would hold,
+and the insurer number the document names (whose results these are).
 The documents come from outside, so a DOCTYPE (and with it every entity declaration, the
 road to entity expansion) is refused before ElementTree sees the bytes.
 """
@@ -40,6 +41,7 @@ class CheckupRecord:
     name_kana: str
     birth_date: str  # YYYYMMDD
     day_taken: str  # YYYYMMDD
+    insurer_number: str = ""  # 保険者番号, as the document states it (may be absent)
 
 
 def looks_like_cda(head: bytes) -> bool:
@@ -133,7 +135,13 @@ def checkup_record(root: ET.Element) -> CheckupRecord:
         born = _day_value(birth)
     event = root.find("h:documentationOf/h:serviceEvent/h:effectiveTime", _Q)
     day = _day_value(event) or _day_value(root.find("h:effectiveTime", _Q))
-    return CheckupRecord(insured_number=insured, name_kana=kana, birth_date=born, day_taken=day)
+    return CheckupRecord(
+        insured_number=insured,
+        name_kana=kana,
+        birth_date=born,
+        day_taken=day,
+        insurer_number=ids.get(INSURER_NUMBER_OID, ""),
+    )
 
 
 def _day_value(element: ET.Element | None) -> str:

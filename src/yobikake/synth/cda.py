@@ -5,14 +5,18 @@ of the standard to exercise `jp.checkup_cda` (namespaces, the card ids under the
 kanji and kana names, birthTime, the checkup's effectiveTime); no test results.
 """
 
+import random
 import xml.etree.ElementTree as ET
 import zipfile
-from collections.abc import Iterable
-from datetime import date
+from collections.abc import Iterable, Sequence
+from datetime import date, timedelta
 from pathlib import Path
 
+from yobikake.intake.reading import map_headers, open_sheet
+from yobikake.intake.validation import RowChecker
 from yobikake.jp.checkup_cda import CARD_NUMBER_OID, CARD_SYMBOL_OID, INSURER_NUMBER_OID, NS
 from yobikake.synth.people import Person
+from yobikake.tenancy.fiscal import FiscalYear
 
 _XSI = "http://www.w3.org/2001/XMLSchema-instance"
 # 特定健診情報ファイル: the document type of a specific-checkup result.
@@ -84,3 +88,32 @@ def write_cda_zip(
         _el(summary, "totalRecordCount", value=str(count))
         bundle.writestr("summary.xml", ET.tostring(summary, encoding="utf-8", xml_declaration=True))
     return count
+
+
+def people_of_list(path: Path, fiscal_year: int) -> list[Person]:
+    """The valid rows of a list file as `synth lists` writes it (or any list file intake
+    reads), checked as intake checks them; invalid rows left out."""
+    sheet = open_sheet(path)
+    checker = RowChecker(map_headers(sheet.headers), fiscal_year)
+    return [
+        person
+        for person in (checker.check(number, cells)[0] for number, cells in sheet.rows)
+        if person is not None
+    ]
+
+
+def results_sample(
+    people: Sequence[Person], *, fiscal_year: int, share: float, seed: int
+) -> list[tuple[Person, date]]:
+    """A seeded `share` of `people` as having taken the checkup on a day of `fiscal_year`
+    (1 April – 31 March), in the order they came."""
+    if not 0 < share <= 1:
+        raise ValueError("The share must be more than 0 and at most 1.")
+    rng = random.Random(seed)  # noqa: S311 - synthetic data, reproducible by seed
+    year = FiscalYear(fiscal_year)
+    days = (year.ends - year.starts).days
+    return [
+        (person, year.starts + timedelta(days=rng.randrange(days + 1)))
+        for person in people
+        if rng.random() < share
+    ]

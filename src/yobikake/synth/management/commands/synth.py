@@ -1,3 +1,4 @@
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -6,8 +7,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-from yobikake.synth import leak
+from yobikake.intake.reading import UnreadableFile
+from yobikake.synth import cda, leak
 from yobikake.synth.lists import check_arguments, remove_lists, write_lists
+from yobikake.synth.people import synthetic_people
 
 
 class Command(BaseCommand):
@@ -109,6 +112,45 @@ class Command(BaseCommand):
             "(empty for an unrelated person), noise, canary (0/1).",
         )
 
+        cda = sub.add_parser(
+            "cda",
+            help="Write synthetic checkup results in the national standard electronic format "
+            "(a ZIP of HL7 CDA documents, one per person) for the results upload page.",
+        )
+        cda.add_argument(
+            "--from-list",
+            type=Path,
+            metavar="FILE",
+            help="Take the people from a list file as `synth lists` writes them "
+            "(<insurer number>_<fiscal year>.csv|xlsx): a share of its rows took the checkup, "
+            "so the file matches that list's people once imported. Without it, --people "
+            "synthetic people who are on no list.",
+        )
+        cda.add_argument(
+            "--people", type=int, default=20, metavar="N", help="Without --from-list (default 20)."
+        )
+        cda.add_argument(
+            "--share",
+            type=float,
+            default=0.3,
+            metavar="F",
+            help="Share of the list's people who took the checkup (default 0.3).",
+        )
+        cda.add_argument(
+            "--insurer",
+            metavar="NUMBER",
+            help="The insurer number the documents carry (default: the list file's name, or "
+            "a synthetic number).",
+        )
+        cda.add_argument(
+            "--fiscal-year",
+            type=int,
+            metavar="YYYY",
+            help="The checkups' fiscal year (default: the list file's name, or required).",
+        )
+        cda.add_argument("--seed", type=int, default=0, metavar="S", help="Same seed, same file.")
+        cda.add_argument("--out", type=Path, required=True, metavar="FILE", help="The ZIP.")
+
     def handle(self, *args: Any, **options: Any) -> None:
         getattr(self, f"_{options['action']}")(**options)
 
@@ -143,6 +185,44 @@ class Command(BaseCommand):
             f"wrote {len(manifest)} lists ({len(manifest) - xlsx} CSV, {xlsx} XLSX), "
             f"{sum(row.rows for row in manifest):,} rows, to {out} in "
             f"{time.monotonic() - started:.1f} s"
+        )
+
+    def _cda(
+        self,
+        from_list: Path | None,
+        people: int,
+        share: float,
+        insurer: str | None,
+        fiscal_year: int | None,
+        seed: int,
+        out: Path,
+        **_: Any,
+    ) -> None:
+        named = re.fullmatch(r"(\d{6,8})_(\d{4})", from_list.stem) if from_list else None
+        insurer = insurer or (named.group(1) if named else cda.SYNTHETIC_INSURER_NUMBER)
+        fiscal_year = fiscal_year or (int(named.group(2)) if named else None)
+        if fiscal_year is None:
+            raise CommandError("Say which fiscal year the checkups were in: --fiscal-year.")
+        if not out.parent.is_dir():
+            raise CommandError(f"{out.parent} is not a directory.")
+        try:
+            if from_list is None:
+                if people < 1:
+                    raise ValueError("--people must be at least 1.")
+                everyone = synthetic_people(people, seed=seed, fiscal_year=fiscal_year)
+                taken = cda.results_sample(everyone, fiscal_year=fiscal_year, share=1, seed=seed)
+            else:
+                everyone = cda.people_of_list(from_list, fiscal_year)
+                taken = cda.results_sample(
+                    everyone, fiscal_year=fiscal_year, share=share, seed=seed
+                )
+        except (OSError, UnreadableFile, ValueError) as exc:
+            raise CommandError(str(exc)) from None
+        documents = cda.write_cda_zip(taken, out, insurer_number=insurer)
+        source = f"of {len(everyone):,} people in {from_list}" if from_list else "synthetic"
+        self.stdout.write(
+            f"wrote {documents:,} checkup documents ({source}; insurer {insurer}, "
+            f"FY{fiscal_year}) to {out}"
         )
 
     def _leak(
