@@ -215,3 +215,26 @@ def test_an_insurer_sees_its_own_progress_and_not_another_insurers(
     assert not_yours_text == other.locator("main").inner_text()
     expect(other.get_by_role("heading", name="見つかりません")).to_be_visible()
     assert "テスト市A" not in not_yours_text
+
+
+def test_the_supervisor_closes_a_campaign_and_the_operator_has_nothing_to_call(
+    calling_day, live_server, world, new_page
+):
+    campaign, _, _ = running_campaign(world, count=8, seed=6, holdout_share=0)
+    record_a_call(world.operator, "busy")
+    page = new_page()
+    log_in(page, live_server.url, world.supervisor)
+    page.goto(f"{live_server.url}/campaigns/{campaign.pk}/")
+    page.get_by_test_id("close").click()
+    expect(page.get_by_test_id("closed-at")).to_be_visible()
+    expect(page.locator("main")).to_contain_text("キャンペーンを終了しました")
+    expect(page.get_by_test_id("close")).to_have_count(0)
+    campaign.refresh_from_db()
+    assert campaign.state == "closed"
+    operator = new_page()
+    log_in(operator, live_server.url, world.operator)
+    operator.goto(live_server.url + "/calls/")
+    operator.get_by_test_id("next-call").click()
+    expect(operator.locator("main")).to_contain_text("今は架電できる対象者がいません")
+    assert CallTarget.objects.filter(state=CallTarget.State.CHECKED_OUT).count() == 0
+    assert page.console_errors == [] and operator.console_errors == []

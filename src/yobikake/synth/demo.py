@@ -5,6 +5,7 @@ services real users go through. Running it again changes nothing."""
 import tempfile
 from dataclasses import dataclass
 from datetime import date, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from django.db import transaction
@@ -235,52 +236,103 @@ def current_totp(username: str) -> str:
     return f"{totp.token():0{device.digits}d}"
 
 
-DEMO_CAMPAIGN_INSURER = "岐阜市"
+DEMO_CAMPAIGN_INSURER = "大垣市"  # the running campaign the demo operator works
+DEMO_FINISHED_INSURER = "岐阜市"  # the finished one: results, effect, an export asked for
 SIMULATED_CALLS = 40
+FINISHED_CALLS = 1000  # more than a pass over its queue takes: the queue runs dry first
+DEMO_SCRIPT = (
+    "{氏名}様でいらっしゃいますか。{保険者}の特定健診のご案内でお電話しました、"
+    "{担当者}と申します。今年度の特定健診はもうお受けになりましたか。"
+)
 
 
-def load_demo_campaign() -> str:
-    """A running campaign over the demo insurer's latest list, worked by the demo
-    operator, with a short simulated calling day by the two simulated operators. The
-    demo's calling period runs from a month ago to two months ahead and its window is
-    all day, so that the demo can be tried whenever it is run (holidays and Sundays
-    still close it, as they would any campaign). Once only; says what it did."""
-    if Campaign.objects.exists():
-        return ""
-    insurer = Insurer.objects.get(name=DEMO_CAMPAIGN_INSURER)
-    latest = TargetList.objects.filter(insurer=insurer).order_by("-fiscal_year").first()
-    if latest is None:
-        return ""
+def _latest_list(insurer_name: str) -> TargetList | None:
+    return (
+        TargetList.objects.filter(insurer__name=insurer_name, state=TargetList.State.ACTIVE)
+        .order_by("-fiscal_year")
+        .first()
+    )
+
+
+def _demo_campaign(
+    target_list: TargetList,
+    label: str,
+    operators: list[str],
+    holdout_seed: int | None = None,
+    **settings: object,
+) -> Campaign:
+    """A campaign over one demo list, its window all day (so that the demo can be
+    tried whenever it is run; holidays and Sundays still close it, as they would any
+    campaign), created, staffed and started by the demo supervisor."""
     supervisor = User.objects.get(username="supervisor")
-    today = timezone.localdate()
+    insurer = target_list.insurer
     campaign = calling.create_campaign(
         actor=supervisor,
         insurer=insurer,
-        fiscal_year=latest.fiscal_year,
-        lists=[latest],
-        name=f"{insurer.name} {latest.fiscal_year}年度 受診勧奨（デモ：終日架電可）",
-        starts=today - timedelta(days=30),
-        ends=today + timedelta(days=60),
+        fiscal_year=target_list.fiscal_year,
+        lists=[target_list],
+        name=f"{insurer.name} {target_list.fiscal_year}年度 受診勧奨（デモ：{label}）",
         window_start=time(0, 0),
         window_end=time.max,
         saturdays=True,
-        script=(
-            "{氏名}様でいらっしゃいますか。{保険者}の特定健診のご案内でお電話しました、"
-            "{担当者}と申します。今年度の特定健診はもうお受けになりましたか。"
-        ),
+        script=DEMO_SCRIPT,
+        **settings,
     )
-    operators = list(
-        User.objects.filter(username__in=["operator", "sim-operator-1", "sim-operator-2"])
-    )
-    calling.assign_operators(actor=supervisor, campaign=campaign, operators=operators)
-    calling.start_campaign(actor=supervisor, campaign=campaign)
-    simulated = [o for o in operators if o.username.startswith("sim-")]
-    outcomes = simulate_day(simulated, SIMULATED_CALLS, seed=DEMO_LIST_SEED)
+    staff = list(User.objects.filter(username__in=operators))
+    calling.assign_operators(actor=supervisor, campaign=campaign, operators=staff)
+    return calling.start_campaign(actor=supervisor, campaign=campaign, seed=holdout_seed)
+
+
+def _simulated(campaign: Campaign, calls: int) -> str:
+    """Up to `calls` simulated calls on `campaign` by the two simulated operators; what
+    happened, said."""
+    operators = list(campaign.operators.filter(username__startswith="sim-"))
+    outcomes = simulate_day(operators, calls, seed=DEMO_LIST_SEED)
     made = sum(n for code, n in outcomes.items() if not code.startswith("nothing"))
     dry = [code for code in outcomes if code.startswith("nothing")]
-    return f"Campaign {campaign.name!r} started; SIMULATED calls: {made}" + (
-        f" ({dry[0]})" if dry else ""
+    return f"SIMULATED calls: {made}" + (f" ({dry[0]})" if dry else "")
+
+
+def load_demo_finished_campaign() -> str:
+    """A finished campaign over 岐阜市's latest list: started with a 30% control
+    group (a size that lets the effect page show more than suppressed cells at the
+    demo's scale), called through by the simulated operators until nobody more could
+    be called that day, and closed. Its checkup results and export come next
+    (`load_demo_results`, `load_demo_export`). Once only; says what it did."""
+    latest = _latest_list(DEMO_FINISHED_INSURER)
+    if latest is None or Campaign.objects.filter(lists=latest).exists():
+        return ""
+    today = timezone.localdate()
+    campaign = _demo_campaign(
+        latest,
+        "終了済み",
+        ["sim-operator-1", "sim-operator-2"],
+        holdout_seed=DEMO_LIST_SEED,  # the same control group on every demo
+        starts=today - timedelta(days=60),
+        ends=today,
+        holdout_share=Decimal("0.30"),
     )
+    said = _simulated(campaign, FINISHED_CALLS)
+    calling.close_campaign(actor=User.objects.get(username="supervisor"), campaign=campaign)
+    return f"Campaign {campaign.name!r} called through and closed; {said}"
+
+
+def load_demo_campaign() -> str:
+    """A running campaign over 大垣市's latest list, worked by the demo operator,
+    with a short simulated calling day by the two simulated operators; its calling
+    period runs from a month ago to two months ahead. Once only; says what it did."""
+    latest = _latest_list(DEMO_CAMPAIGN_INSURER)
+    if latest is None or Campaign.objects.filter(lists=latest).exists():
+        return ""
+    today = timezone.localdate()
+    campaign = _demo_campaign(
+        latest,
+        "終日架電可",
+        ["operator", "sim-operator-1", "sim-operator-2"],
+        starts=today - timedelta(days=30),
+        ends=today + timedelta(days=60),
+    )
+    return f"Campaign {campaign.name!r} started; {_simulated(campaign, SIMULATED_CALLS)}"
 
 
 DEMO_LEAK_ROWS = 300
@@ -332,20 +384,41 @@ def load_demo_retention() -> str:
     )
 
 
-DEMO_RESULTS_SEED = 2026
+DEMO_RESULTS_SEED = 2037  # a draw whose sample shows about the planted effect
 
 
-def load_demo_results() -> str:
-    """Checkup results on the demo campaign (岐阜市) with a planted effect of calling
-    (holdout 30%, called arm 35%), so that its effect page has a chart. Synthetic:
-    written directly, not through an insurer's upload. Once only; says what it did."""
-    campaign = (
-        Campaign.objects.filter(insurer__name=DEMO_CAMPAIGN_INSURER)
-        .exclude(state=Campaign.State.DRAFT)
+def _finished_campaign() -> Campaign | None:
+    return (
+        Campaign.objects.filter(insurer__name=DEMO_FINISHED_INSURER, state=Campaign.State.CLOSED)
         .order_by("pk")
         .first()
     )
+
+
+def load_demo_results() -> str:
+    """Checkup results on the finished demo campaign (岐阜市) with a planted effect of
+    calling (control group 30%, called arm 38%), so that its effect page has a chart.
+    Synthetic: written directly, not through an insurer's upload, and marked so on the
+    record and on the page. Once only; says what it did."""
+    campaign = _finished_campaign()
     if campaign is None or campaign.call_targets.exclude(attended_on=None).exists():
         return ""
-    attended = plant_checkup_results(campaign, p0=0.30, effect=0.05, seed=DEMO_RESULTS_SEED)
+    attended = plant_checkup_results(campaign, p0=0.30, effect=0.08, seed=DEMO_RESULTS_SEED)
     return f"Checkup results planted on {campaign.name!r}: {attended} attended (SYNTHETIC)"
+
+
+def load_demo_export() -> str:
+    """岐阜市's staff ask for the finished campaign's results file; the request waits
+    for the federation's approval (fed-admin, /exports/approvals/), after which staff-gifu
+    downloads it once, encrypted to the insurer's age key. Once only."""
+    from yobikake.exports.models import Approval
+    from yobikake.exports.results import request_results
+
+    campaign = _finished_campaign()
+    if campaign is None or Approval.objects.exists():
+        return ""
+    approval = request_results(actor=User.objects.get(username="staff-gifu"), campaign=campaign)
+    return (
+        f"Results export of {campaign.name!r} requested by staff-gifu: approval #{approval.pk} "
+        "waits for fed-admin at /exports/approvals/."
+    )

@@ -18,6 +18,8 @@ from yobikake.synth.demo import (
     current_totp,
     load_demo,
     load_demo_campaign,
+    load_demo_export,
+    load_demo_finished_campaign,
     load_demo_incident,
     load_demo_lists,
     load_demo_results,
@@ -63,8 +65,10 @@ class Command(BaseCommand):
                 self.stdout.write(f"Imported the seed's lists at a small scale: {rows} people.")
             steps = (
                 load_demo_retention,
-                load_demo_campaign,
+                load_demo_finished_campaign,
                 load_demo_results,
+                load_demo_export,
+                load_demo_campaign,
                 load_demo_incident,
             )
             for said in (step() for step in steps):
