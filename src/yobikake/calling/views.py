@@ -1,7 +1,9 @@
 """The operator's screen (one call, nothing else), the supervisor's board and the
 campaign pages."""
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
@@ -189,30 +191,33 @@ def campaign_operators(request: HttpRequest, campaign_id: int) -> HttpResponse:
     return redirect("calling:progress", campaign_id=campaign.pk)
 
 
+def _act(
+    request: HttpRequest, campaign_id: int, service: Callable[..., Any], done: str
+) -> HttpResponse:
+    """Run a supervisor's action on the campaign; say what came of it on its page."""
+    campaign = _access(request, campaign_id)
+    try:
+        service(actor=request.user, campaign=campaign)
+        messages.success(request, done)
+    except AccountError as exc:
+        messages.error(request, str(exc))
+    return redirect("calling:progress", campaign_id=campaign.pk)
+
+
 @permission_required(Permission.CAMPAIGN_ANY_RUN)
 @require_POST
 def campaign_start(request: HttpRequest, campaign_id: int) -> HttpResponse:
     """Start: the queue is built and the control group drawn (its seed recorded)."""
-    campaign = _access(request, campaign_id)
-    try:
-        services.start_campaign(actor=request.user, campaign=campaign)
-        messages.success(request, _("The campaign has started; its control group is fixed."))
-    except AccountError as exc:
-        messages.error(request, str(exc))
-    return redirect("calling:progress", campaign_id=campaign.pk)
+    done = _("The campaign has started; its control group is fixed.")
+    return _act(request, campaign_id, services.start_campaign, done)
 
 
 @permission_required(Permission.CAMPAIGN_ANY_RUN)
 @require_POST
 def campaign_close(request: HttpRequest, campaign_id: int) -> HttpResponse:
     """Close: calling ends; the queue as it stands is the campaign's result."""
-    campaign = _access(request, campaign_id)
-    try:
-        services.close_campaign(actor=request.user, campaign=campaign)
-        messages.success(request, _("The campaign is closed; nobody in it will be called again."))
-    except AccountError as exc:
-        messages.error(request, str(exc))
-    return redirect("calling:progress", campaign_id=campaign.pk)
+    done = _("The campaign is closed; nobody in it will be called again.")
+    return _act(request, campaign_id, services.close_campaign, done)
 
 
 def _board_context() -> dict[str, object]:

@@ -154,7 +154,7 @@ def seal_batch(job: SealJob) -> list[Sealed]:
             address=person.address,
             insured_number=person.insured_number,
         )
-        indexed = dict(records.index_values(indexer, fields))
+        indexed = dict(indexer.values(fields.parts()))
         age = person.age_on(job.year_end)
         postal_digits = "".join(c for c in person.postal_code if c.isdigit())
         values = (
@@ -169,8 +169,13 @@ def seal_batch(job: SealJob) -> list[Sealed]:
             *(sealed.get(column) for column in SEALED_FIELDS),
             *(indexed.get(kind) for kind in INDEX_COLUMNS),
         )
-        kind, parts = identity(person, age)
-        rows.append((row, indexer.value(kind, *parts), person.sex, age, values))
+        # The identity is the row's insured-number or kana + birth index when it has one
+        # (`identity` computes the same parts): not hashed twice.
+        same = indexed.get(IndexKind.INSURED_NUMBER) or indexed.get(IndexKind.KANA_BIRTH)
+        if same is None:
+            kind, parts = identity(person, age)
+            same = indexer.value(kind, *parts)
+        rows.append((row, same, person.sex, age, values))
     return rows
 
 
