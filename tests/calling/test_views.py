@@ -205,6 +205,10 @@ def test_a_supervisor_closes_a_campaign_and_nobody_in_it_is_called_again(calling
     with pytest.raises(AccountError) as again:
         services.close_campaign(actor=world.supervisor, campaign=campaign)
     assert again.value.code == "not_running"
+    with pytest.raises(AccountError) as staffed:
+        services.assign_operators(actor=world.supervisor, campaign=campaign, operators=[])
+    assert staffed.value.code == "closed" and campaign.operators.count() == 1
+    assert 'data-testid="operators-form"' not in closed.text
     # Insurer staff and operators may not close one; another insurer's staff see nothing.
     for user in (world.staff_a, world.operator):
         assert verified_client(user).post(f"/campaigns/{campaign.pk}/close/").status_code == 403

@@ -77,9 +77,17 @@ def test_the_effect_page_draws_its_chart_and_offers_downloads(calling_day, world
     assert json.loads(event.details)["campaign_id"] == campaign.pk
     api = client.get(f"/api/v1/campaigns/{campaign.pk}/effect").json()
     assert api["synthetic_results"] is True and api["state"] == "running"
+    assert api["has_results"] is True
     other, _, _ = running_campaign(world, count=12, seed=12)
     other_page = client.get(f"/campaigns/{other.pk}/effect/").text
     assert 'data-testid="synthetic-results"' not in other_page
+    # No result has come for it: said so, no headline, no chart, not pooled.
+    assert 'data-testid="no-results"' in other_page
+    assert 'data-testid="effect-headline"' not in other_page and "<svg" not in other_page
+    listed = verified_client(world.fed_admin).get("/effect/").text
+    assert f'data-testid="no-results-{other.pk}"' in listed
+    assert f'data-testid="synthetic-{campaign.pk}"' in listed
+    assert "1件のキャンペーン全体" in listed
     rows = list(csv.reader(io.StringIO(client.get(f"/campaigns/{campaign.pk}/effect.csv").text)))
     assert rows[0][0] == "cell" and rows[1][0] == "all" and rows[-1][-1].startswith("biased")
     xlsx = client.get(f"/campaigns/{campaign.pk}/effect.xlsx")

@@ -204,6 +204,8 @@ def _initial_state(held: bool, has_phone: bool) -> str:
 def assign_operators(*, actor: Any, campaign: Campaign, operators: list[Any]) -> None:
     """The operators who work this campaign's queue (replacing the previous set)."""
     require(actor, Permission.OPERATOR_ANY_ASSIGN)
+    if campaign.state == Campaign.State.CLOSED:
+        raise AccountError(_("This campaign is closed."), code="closed")
     for operator in operators:
         if Role.OPERATOR not in active_roles(operator):
             raise NotPermitted(

@@ -118,6 +118,12 @@ def campaign_effect(campaign: Campaign) -> Effect:
     return estimate(effect_groups(campaign))
 
 
+def has_results(campaign: Campaign) -> bool:
+    """Whether anyone of the campaign is known to have taken the checkup: before its
+    insurer's results come, uptake reads 0 in both arms, which is no measure at all."""
+    return CallTarget.objects.filter(campaign=campaign, attended_on__isnull=False).exists()
+
+
 def synthetic_results(campaign: Campaign) -> bool:
     """Whether checkup results on this campaign were planted by `synth` (the demo's, a
     test's) rather than uploaded by its insurer: the audit log says so."""
@@ -134,9 +140,14 @@ class EffectSummary:
 
     campaigns: tuple[tuple[Campaign, Comparison], ...]
     pooled: Pooled
+    without_results: frozenset[int]  # campaigns no checkup result has come for yet
+    synthetic: frozenset[int]  # campaigns whose results were planted by synth
 
 
 def effect_summary(campaigns: QuerySet[Campaign]) -> EffectSummary:
     started = campaigns.exclude(state=Campaign.State.DRAFT).order_by("-fiscal_year", "insurer")
     rows = tuple((c, campaign_effect(c).overall) for c in started)
-    return EffectSummary(rows, pool(c for _, c in rows))
+    without = frozenset(c.pk for c, _ in rows if not has_results(c))
+    synthetic = frozenset(c.pk for c, _ in rows if synthetic_results(c))
+    measured = (comparison for c, comparison in rows if c.pk not in without)
+    return EffectSummary(rows, pool(measured), without, synthetic)

@@ -18,7 +18,12 @@ from yobikake.reports.chart import uptake_chart
 from yobikake.reports.effect import Comparison, effect_rows
 from yobikake.reports.files import csv_text, xlsx_bytes
 from yobikake.reports.forms import ResultsForm
-from yobikake.reports.selectors import campaign_effect, effect_summary, synthetic_results
+from yobikake.reports.selectors import (
+    campaign_effect,
+    effect_summary,
+    has_results,
+    synthetic_results,
+)
 
 SEES_CAMPAIGNS = (
     Permission.PROGRESS_OWN_VIEW,
@@ -68,6 +73,7 @@ def effect(request: HttpRequest, campaign_id: int) -> HttpResponse:
             "chart": chart,
             "chart_groups": [(g, cell_label(g.key)) for g in chart.groups] if chart else [],
             "synthetic": synthetic_results(campaign),
+            "has_results": has_results(campaign),
         },
     )
 

@@ -9,7 +9,13 @@ from django.utils import translation
 from yobikake.calling.models import Campaign
 from yobikake.reports.effect import ROW_HEADER, effect_dict, effect_rows
 from yobikake.reports.files import csv_text, xlsx_bytes
-from yobikake.reports.selectors import ListMatrix, campaign_effect, list_matrix, synthetic_results
+from yobikake.reports.selectors import (
+    ListMatrix,
+    campaign_effect,
+    has_results,
+    list_matrix,
+    synthetic_results,
+)
 
 
 def matrix_rows(matrix: ListMatrix) -> list[list[object]]:
@@ -92,6 +98,7 @@ class Command(BaseCommand):
                         "insurer_number": c.insurer.number,
                         "fiscal_year": c.fiscal_year,
                         "state": c.state,
+                        "has_results": has_results(c),
                         "synthetic_results": synthetic_results(c),
                         **effect_dict(e),
                     }
