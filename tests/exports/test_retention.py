@@ -286,9 +286,16 @@ def test_a_list_that_was_called_is_shredded_and_committed_its_calls_counted_stil
     from yobikake.calling.models import CallTarget
     from yobikake.reports.selectors import campaign_effect
 
-    campaign, target_list, _ = running_campaign(world, count=12, fiscal_year=2021)
+    from yobikake.synth.results import plant_checkup_results
+
+    campaign, target_list, _ = running_campaign(
+        world, count=30, fiscal_year=2021, holdout_share=0.4
+    )
     keep_until(target_list, date(2023, 3, 31))
     wrapped = datakeys.wrapped_list_key(target_list)
+    plant_checkup_results(campaign, p0=0.3, effect=0.2, seed=2)
+    before = campaign_effect(campaign)
+    assert not before.overall.suppressed
 
     record = enforce()
 
@@ -296,12 +303,16 @@ def test_a_list_that_was_called_is_shredded_and_committed_its_calls_counted_stil
     assert TargetList.objects.get(pk=target_list.pk).state == TargetList.State.SHREDDED
     assert not Target.objects.filter(target_list_id=target_list.pk).exists()
     kept = CallTarget.objects.filter(campaign=campaign)
-    assert kept.count() == 12 and not kept.exclude(target=None).exists()
+    assert kept.count() == 30 and not kept.exclude(target=None).exists()
     with pytest.raises(KeyNotFound):
         key_service().unwrap([wrapped], aad=datakeys.list_aad(target_list.pk, world.insurer_a.pk))
     certificate = DeletionCertificate.objects.get(list_id=target_list.pk)
     assert certificates.verify(certificate) == []
-    assert campaign_effect(campaign) is not None  # the effect report still shows
+    # The effect report still shows, the same figures, on its page too.
+    assert campaign_effect(campaign) == before
+    page = verified_client(world.staff_a).get(f"/campaigns/{campaign.pk}/effect/")
+    assert page.status_code == 200 and 'data-testid="effect-headline"' in page.text
+    call_command("audit", "verify")  # raises when the chain does not hold
 
 
 def documented_checker():
