@@ -122,6 +122,11 @@ def identity(person: Person, age: int) -> tuple[IndexKind, tuple[str, ...]]:
 Sealed = tuple[int, bytes, str, int, tuple[object, ...]]
 
 
+# Each sealed column's associated data up to the row id (crypto.field_aad's layout).
+_AAD_PREFIX = tuple(field_aad(TABLE, column, 0)[:-1] for column in SEALED_FIELDS)
+_INDEX_KINDS = tuple(INDEX_COLUMNS)
+
+
 def seal_batch(job: SealJob) -> list[Sealed]:
     """Each row of the batch as (row, identity, sex, age, its values as `COLUMNS`)."""
     cipher = FieldCipher(job.data_key)
@@ -138,14 +143,15 @@ def seal_batch(job: SealJob) -> list[Sealed]:
             person.address,
             person.insured_number,
         )
-        present = [(column, v) for column, v in zip(SEALED_FIELDS, plain, strict=True) if v]
-        sealed = dict(
-            zip(
-                (column for column, _ in present),
-                cipher.seal_many([(field_aad(TABLE, c, target_id), v) for c, v in present]),
-                strict=True,
-            )
-        )
+        suffix = str(target_id).encode()
+        present = [i for i, value in enumerate(plain) if value]
+        sealed: list[bytes | None] = [None] * len(plain)
+        for i, value in zip(
+            present,
+            cipher.seal_many([(_AAD_PREFIX[i] + suffix, plain[i]) for i in present]),
+            strict=True,
+        ):
+            sealed[i] = value
         fields = records.IndexedFields(
             name_kanji=person.name_kanji,
             name_kana=person.name_kana,
@@ -166,8 +172,8 @@ def seal_batch(job: SealJob) -> list[Sealed]:
             age,
             postal_digits[:3],
             bool(person.phone),
-            *(sealed.get(column) for column in SEALED_FIELDS),
-            *(indexed.get(kind) for kind in INDEX_COLUMNS),
+            *sealed,
+            *(indexed.get(kind) for kind in _INDEX_KINDS),
         )
         # The identity is the row's insured-number or kana + birth index when it has one
         # (`identity` computes the same parts): not hashed twice.
