@@ -285,7 +285,6 @@ def test_a_list_that_was_called_is_shredded_and_committed_its_calls_counted_stil
     from tests.calling.conftest import running_campaign
     from yobikake.calling.models import CallTarget
     from yobikake.reports.selectors import campaign_effect
-
     from yobikake.synth.results import plant_checkup_results
 
     campaign, target_list, _ = running_campaign(
