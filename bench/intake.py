@@ -63,7 +63,6 @@ def plain_writer():  # type: ignore[no-untyped-def]
 
     from yobikake.intake import sealing
     from yobikake.intake.writer import Prepared, Writer, insert_statement
-    from yobikake.jp.phones import InvalidPhone, parse_phone
 
     columns = (
         "target_list_id", "insurer_id", "row_number", "sex", "age", "name_kanji", "name_kana",
@@ -75,8 +74,6 @@ def plain_writer():  # type: ignore[no-untyped-def]
     insert = insert_statement("bench_plain", columns)
 
     class PlainWriter(Writer):
-        checks_phones = True  # as the protected writer does (in its worker), here in-line
-
         def __init__(self, target_list):  # type: ignore[no-untyped-def]
             super().__init__(target_list)
             self._ready = []
@@ -84,21 +81,13 @@ def plain_writer():  # type: ignore[no-untyped-def]
         def submit(self, people):  # type: ignore[no-untyped-def]
             tl, batch = self.target_list, []
             for row, p in people:
-                phone = p.phone
-                if self.check_phones and phone:
-                    try:
-                        phone = parse_phone(phone).national
-                    except InvalidPhone as exc:
-                        batch.append(Prepared(*sealing.refused(row, sealing.PHONE_FINDINGS[
-                            exc.reason == "impossible"])))  # fmt: skip
-                        continue
                 age = p.age_on(self.year_end)
                 kind, parts = sealing.identity(p, age)
                 identity = "\x1f".join((kind, *parts))
                 birth = p.birth_date.isoformat() if p.birth_date else ""
                 values = (
                     tl.pk, tl.insurer_id, row, p.sex, age, p.name_kanji, p.name_kana, birth,
-                    phone, p.postal_code, p.address, p.insured_number, identity,
+                    p.phone, p.postal_code, p.address, p.insured_number, identity,
                 )  # fmt: skip
                 batch.append(Prepared(row, identity, p.sex, age, values))
             self._ready.append(batch)

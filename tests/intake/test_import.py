@@ -421,34 +421,3 @@ def test_no_list_is_kept_without_its_audit_event(world, tmp_path, monkeypatch):
     assert_nothing_stored()
     assert ListImport.objects.get().state == ListImport.State.FAILED
     assert calls == ["", "runtimeerror"]  # the acceptance was never recorded, the failure was
-
-
-def test_phones_are_checked_in_the_sealing_worker_with_the_same_findings(world, tmp_path):
-    """The importer leaves phones to its sealing worker; a row refused there gets the
-    same finding, in the phone's cell; a row refused here for something else too has
-    its phone's finding beside the other's, in column order; a good phone is stored in
-    its national form, however the file wrote it."""
-    from tests.incidents.test_scoping import opened
-
-    persons = people(5, seed=41)
-    rows = [row_of(p) for p in persons]
-    column = {h: i for i, h in enumerate(HEADERS)}
-    phone = column["電話番号"]
-    rows[0][phone] = "０５８（２１４）２９６６"  # full width, parentheses
-    rows[1][phone] = "000-0000-0000"  # impossible
-    rows[2][phone] = "なし"  # not a number
-    rows[2][column["性別"]] = "X"  # and a bad sex: refused in the importer
-    result = run(world, write(tmp_path, "phones.csv", csv_bytes(rows)), policy="exclude")
-    assert (result.rows_submitted, result.rows_accepted) == (5, 3)
-    findings = [
-        (f.row, f.field, f.code, f.cell)
-        for f in ImportFinding.objects.filter(list_import=result).order_by("row", "pk")
-    ]
-    letter = "ABCDEFGHIJ"[phone]
-    assert findings == [
-        (3, "phone", "phone_impossible", f"{letter}3"),
-        (4, "sex", "sex", f"{'ABCDEFGHIJ'[column['性別']]}4"),
-        (4, "phone", "phone_format", f"{letter}4"),
-    ]
-    first = Target.objects.get(target_list=result.target_list, row_number=2)
-    assert opened(first)["phone"] == "058-214-2966" and first.has_phone

@@ -21,7 +21,6 @@ from datetime import date
 from typing import Any
 
 from yobikake.jp import normalize
-from yobikake.jp.phones import InvalidPhone, parse_phone
 from yobikake.synth.people import Person
 from yobikake.vault import records
 from yobikake.vault.blind import Indexer, IndexKind
@@ -83,9 +82,6 @@ class SealJob:
     insurer_id: int
     year_end: date
     people: list[tuple[int, Person]]  # (row number, person)
-    # The phones are as the file wrote them, checked here (RowChecker(defer_phone=True)):
-    # a row whose phone is not a possible number comes back refused (`refused`).
-    check_phones: bool = False
 
     def __reduce__(self) -> tuple[object, ...]:
         # Sent to the worker as plain tuples: pickling a dataclass per person cost the
@@ -96,7 +92,7 @@ class SealJob:
             for row, p in self.people
         ]  # fmt: skip
         keys = (self.data_key, self.index_key, self.list_id, self.insurer_id, self.year_end)
-        return (_job_from, (*keys, flat, self.check_phones))
+        return (_job_from, (*keys, flat))
 
 
 def _job_from(
@@ -106,10 +102,9 @@ def _job_from(
     insurer_id: int,
     year_end: date,
     flat: list[tuple[Any, ...]],
-    check_phones: bool,
 ) -> SealJob:
     people = [(row, Person(*fields)) for row, *fields in flat]
-    return SealJob(data_key, index_key, list_id, insurer_id, year_end, people, check_phones)
+    return SealJob(data_key, index_key, list_id, insurer_id, year_end, people)
 
 
 def identity(person: Person, age: int) -> tuple[IndexKind, tuple[str, ...]]:
@@ -124,20 +119,12 @@ def identity(person: Person, age: int) -> tuple[IndexKind, tuple[str, ...]]:
     return IndexKind.KANA_BIRTH, (kana, birth)
 
 
-Sealed = tuple[int, bytes | None, str, int, tuple[object, ...]]
-
-
-def refused(row: int, code: str) -> Sealed:
-    """A row the worker would not seal (its phone, when checked here): no identity, and
-    the finding's code in place of its values."""
-    return (row, None, "", 0, (code,))
+Sealed = tuple[int, bytes, str, int, tuple[object, ...]]
 
 
 # Each sealed column's associated data up to the row id (crypto.field_aad's layout).
 _AAD_PREFIX = tuple(field_aad(TABLE, column, 0)[:-1] for column in SEALED_FIELDS)
 _INDEX_KINDS = tuple(INDEX_COLUMNS)
-# A phone refused here: its finding's code, by whether the number is impossible.
-PHONE_FINDINGS = {False: "phone_format", True: "phone_impossible"}
 
 
 def seal_batch(job: SealJob) -> list[Sealed]:
@@ -147,18 +134,11 @@ def seal_batch(job: SealJob) -> list[Sealed]:
     rows: list[Sealed] = []
     for row, person in job.people:
         target_id = job.list_id * ROWS_PER_LIST + row
-        phone = person.phone
-        if job.check_phones and phone:
-            try:
-                phone = parse_phone(phone).national
-            except InvalidPhone as exc:
-                rows.append(refused(row, PHONE_FINDINGS[exc.reason == "impossible"]))
-                continue
         plain = (
             person.name_kanji,
             person.name_kana,
             person.birth_date.isoformat() if person.birth_date else "",
-            phone,
+            person.phone,
             person.postal_code,
             person.address,
             person.insured_number,
@@ -176,7 +156,7 @@ def seal_batch(job: SealJob) -> list[Sealed]:
             name_kanji=person.name_kanji,
             name_kana=person.name_kana,
             birth_date=person.birth_date,
-            phone=phone,
+            phone=person.phone,
             address=person.address,
             insured_number=person.insured_number,
         )
@@ -191,7 +171,7 @@ def seal_batch(job: SealJob) -> list[Sealed]:
             person.sex,
             age,
             postal_digits[:3],
-            bool(phone),
+            bool(person.phone),
             *sealed,
             *(indexed.get(kind) for kind in _INDEX_KINDS),
         )

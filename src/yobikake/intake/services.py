@@ -207,11 +207,9 @@ def _import_rows(
     )
     writer = writer_class(target_list)
     writer.expect(sheet.rows_estimate)
-    # The phones are checked by the writer where it can (in the sealing worker).
-    writer.check_phones = writer.checks_phones
     try:
         _check_and_write(
-            RowChecker(mapping, list_import.fiscal_year, defer_phone=writer.checks_phones),
+            RowChecker(mapping, list_import.fiscal_year),
             sheet.rows,
             writer,
             outcome,
@@ -244,10 +242,6 @@ def _check_and_write(
         for batch in batches:
             fresh = []
             for prepared in batch:
-                if prepared.identity is None:  # refused by the writer: its phone
-                    (code,) = prepared.values
-                    outcome.add(checker.refused(prepared.row, "phone", str(code)))
-                    continue
                 first = seen.setdefault(prepared.identity, prepared.row)
                 if first == prepared.row:
                     fresh.append(prepared)

@@ -75,22 +75,9 @@ def cell_ref(column: int, row: int) -> str:
 
 
 class RowChecker:
-    """Checks rows one by one. With `defer_phone`, a row's phone is left as the file
-    wrote it for the writer to check (in the sealing worker, beside the importer: it is
-    a third of the checking), and `refused` gives the finding for one it refuses. A row
-    refused here for anything else has its phone checked here too, so that its findings
-    are reported together."""
-
-    def __init__(
-        self, mapping: Mapping[str, int], fiscal_year: int, *, defer_phone: bool = False
-    ) -> None:
+    def __init__(self, mapping: Mapping[str, int], fiscal_year: int) -> None:
         self._mapping = mapping
         self._year_end = date(fiscal_year + 1, 3, 31)
-        self._defer_phone = defer_phone
-
-    def refused(self, row: int, field: str, code: str) -> Finding:
-        column = self._mapping.get(field)
-        return Finding(row, field, code, cell_ref(column, row) if column is not None else "")
 
     def check(self, row: int, cells: list[str]) -> tuple[Person | None, list[Finding]]:
         findings: list[Finding] = []
@@ -127,17 +114,8 @@ class RowChecker:
         birth, age = self._birth_and_age(row, value, findings, where)
         address = normalize.fold(value("address", required=True))
         postal = self._postal(row, value("postal_code"), findings, where)
-        phone_text = value("phone")
-        phone_at = len(findings)  # where its finding goes among the row's, checked later
-        if not self._defer_phone:
-            phone = self._phone(row, phone_text, findings, where)
+        phone = self._phone(row, value("phone"), findings, where)
         insured = self._insured(row, value("insured_number"), findings, where)
-        if self._defer_phone:
-            phone = phone_text  # the writer checks it …
-            if findings:  # … unless the row is refused here anyway
-                phone_findings: list[Finding] = []
-                self._phone(row, phone_text, phone_findings, where)
-                findings[phone_at:phone_at] = phone_findings
         if findings:
             return None, findings
         person = Person(

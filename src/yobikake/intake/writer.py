@@ -51,14 +51,7 @@ class Prepared(NamedTuple):
 
 class Writer:
     """Rows of one list: `submit` them a batch at a time, take back what is `prepared`,
-    `store` what is kept; then `finish` (or `abandon`).
-
-    A writer that `checks_phones` takes rows whose phone is still as the file wrote it
-    (when its `check_phones` is set) and gives back a refused row
-    (`Prepared.identity` None, the finding's code its only value) for a phone that is not
-    a possible number."""
-
-    checks_phones = False
+    `store` what is kept; then `finish` (or `abandon`)."""
 
     def __init__(self, target_list: TargetList) -> None:
         self.target_list = target_list
@@ -66,7 +59,6 @@ class Writer:
         self.counts: Counter[str] = Counter()
         self.written = 0
         self.canaries: list[int] = []  # ids of the canaries planted (ListWriter)
-        self.check_phones = False
         self._other_lists: bool | None = None
 
     def expect(self, rows: int) -> None:
@@ -145,10 +137,7 @@ _INSERT_TARGET = insert_statement(Target._meta.db_table, sealing.COLUMNS)
 class ListWriter(Writer):
     """Seals and indexes rows in a worker, and plants the list's canaries among them
     (incidents/canaries.py `Planter`): each is sealed and written in the batch of the
-    row whose place it takes, and the importer never sees it. Checks phones in the
-    worker too, when asked."""
-
-    checks_phones = True
+    row whose place it takes, and the importer never sees it."""
 
     def __init__(self, target_list: TargetList) -> None:
         super().__init__(target_list)
@@ -185,7 +174,6 @@ class ListWriter(Writer):
                 insurer_id=self.target_list.insurer_id,
                 year_end=self.year_end,
                 people=people,
-                check_phones=self.check_phones,
             )
         )
 
@@ -202,8 +190,6 @@ class ListWriter(Writer):
             for sealed in batch:
                 prepared = Prepared(*sealed)
                 if prepared.row in planted:
-                    if prepared.identity is None:  # never a real row's finding
-                        raise ValueError("YOBIKAKE_CANARY_PHONES holds an impossible number")
                     self._canary_rows.append(prepared)
                 elif prepared.row in self._original:
                     rows.append(prepared._replace(row=self._original[prepared.row]))
