@@ -272,6 +272,9 @@ def test_staff_request_the_approver_approves_and_staff_download_through_the_page
     assert f'data-testid="campaign-{campaign.pk}"' in index.text
     staff.post(reverse("exports:request_results", args=[campaign.pk]))
     approval = Approval.objects.get(kind=Approval.Kind.RESULTS)
+    waiting = staff.get(reverse("exports:export_index")).text
+    assert 'data-testid="results-requested"' in waiting  # not offered twice
+    assert 'data-testid="request-results"' not in waiting
     as_user(world.fed_admin).post(
         reverse("exports:decide", args=[approval.pk]), {"decision": "approve"}
     )

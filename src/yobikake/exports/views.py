@@ -4,6 +4,7 @@ page of requests waiting for a second person."""
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -27,11 +28,22 @@ def _described(approvals: list[Approval]) -> list[tuple[Approval, str]]:
 def export_index(request: HttpRequest, form: InsurerKeyForm | None = None) -> HttpResponse:
     """The insurer's exports and the key they are encrypted to."""
     insurer_id = request.user.organization.insurer_id
+    approvals = list(selectors.own_approvals(request.user)[:100])
+    now = timezone.now()
+    # A campaign whose results are asked for and not yet downloaded, refused or expired.
+    open_requests = {
+        a.subject.get("campaign_id")
+        for a in approvals
+        if a.kind == Approval.Kind.RESULTS
+        and a.state in (Approval.State.REQUESTED, Approval.State.APPROVED)
+        and a.expires_at > now
+    }
     return render(
         request,
         "exports/export_index.html",
         {
-            "approvals": _described(list(selectors.own_approvals(request.user)[:100])),
+            "approvals": _described(approvals),
+            "open_requests": open_requests,
             "key": selectors.current_key(insurer_id) if insurer_id else None,
             "form": form or InsurerKeyForm(),
             "campaigns": (
