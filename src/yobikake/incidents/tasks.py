@@ -1,20 +1,19 @@
 """The background side of the security officer's upload: scope the sealed leaked file,
 report progress."""
 
-from django.core.cache import cache
 from django.tasks import task
 
 from yobikake.incidents.models import Incident
 from yobikake.incidents.services import run_scoping
-from yobikake.intake.uploads import opened_upload
+from yobikake.intake.uploads import RowProgress, opened_upload
 
 
-def progress_key(incident_id: int) -> str:
-    return f"incidents:incident:{incident_id}:rows"
+def progress(job_id: int) -> RowProgress:
+    return RowProgress("incidents:incident", job_id)
 
 
-def rows_done(incident_id: int) -> int:
-    return int(cache.get(progress_key(incident_id)) or 0)
+def rows_done(job_id: int) -> int:
+    return progress(job_id).rows
 
 
 @task()
@@ -25,7 +24,7 @@ def scope_uploaded_file(incident_id: int, upload_id: str) -> str:
             incident = run_scoping(
                 incident,
                 path,
-                progress=lambda n: cache.set(progress_key(incident_id), n, timeout=3600),
+                progress=progress(incident_id),
             )
     except Exception:
         # The upload could not be opened (run_scoping marks its own failures): say so.
@@ -33,5 +32,5 @@ def scope_uploaded_file(incident_id: int, upload_id: str) -> str:
             state=Incident.State.FAILED, error_code="upload_unreadable"
         )
         raise
-    cache.set(progress_key(incident_id), incident.rows, timeout=3600)
+    progress(incident_id)(incident.rows)
     return str(incident.state)

@@ -1,19 +1,18 @@
 """The background side of a web upload: import the sealed file, report progress."""
 
-from django.core.cache import cache
 from django.tasks import task
 
 from yobikake.intake.models import ListImport
 from yobikake.intake.services import run_import
-from yobikake.intake.uploads import opened_upload
+from yobikake.intake.uploads import RowProgress, opened_upload
 
 
-def progress_key(import_id: int) -> str:
-    return f"intake:import:{import_id}:rows"
+def progress(job_id: int) -> RowProgress:
+    return RowProgress("intake:import", job_id)
 
 
-def rows_done(import_id: int) -> int:
-    return int(cache.get(progress_key(import_id)) or 0)
+def rows_done(job_id: int) -> int:
+    return progress(job_id).rows
 
 
 @task()
@@ -24,7 +23,7 @@ def import_uploaded_list(import_id: int, upload_id: str) -> str:
             result = run_import(
                 list_import,
                 path,
-                progress=lambda n: cache.set(progress_key(import_id), n, timeout=3600),
+                progress=progress(import_id),
             )
     except Exception:
         # The upload could not be opened (run_import marks its own failures): say so.
@@ -32,5 +31,5 @@ def import_uploaded_list(import_id: int, upload_id: str) -> str:
             state=ListImport.State.FAILED, error_code="upload_unreadable"
         )
         raise
-    cache.set(progress_key(import_id), result.rows_submitted, timeout=3600)
+    progress(import_id)(result.rows_submitted)
     return str(result.state)

@@ -14,6 +14,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
+from django.core.cache import cache
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 
@@ -152,3 +153,18 @@ class SealingUploadHandler(FileUploadHandler):
     def file_complete(self, file_size: int) -> SealedUploadedFile:
         upload_id, sha256 = self._writer.close()
         return SealedUploadedFile(self.file_name, file_size, upload_id, sha256)
+
+
+class RowProgress:
+    """How many rows of an uploaded file its background task has got through, in the
+    cache, for the page that follows it (list imports, leak scoping)."""
+
+    def __init__(self, job: str, job_id: int) -> None:
+        self._key = f"{job}:{job_id}:rows"
+
+    def __call__(self, rows: int) -> None:
+        cache.set(self._key, rows, timeout=3600)
+
+    @property
+    def rows(self) -> int:
+        return int(cache.get(self._key) or 0)
