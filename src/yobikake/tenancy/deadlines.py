@@ -26,12 +26,15 @@ def _from_detail(value: int) -> date:
     return date(value // 10000, value // 100 % 100, value % 100)
 
 
-def recorded_deadlines() -> dict[int, date]:
-    """Contract id → the retention deadline its creation event records."""
+def recorded_deadlines(contract_id: int | None = None) -> dict[int, date]:
+    """Contract id → the retention deadline its creation event records (of one
+    contract's event only, when given)."""
+    events = Event.objects.filter(tag=AuditTag.CONTRACT_CREATE, outcome=Event.Outcome.ALLOWED)
+    if contract_id is not None:
+        # Details are canonical JSON with sorted keys: they begin with the contract.
+        events = events.filter(details__startswith=f'{{"contract_id":{contract_id},')
     recorded = {}
-    for details in Event.objects.filter(
-        tag=AuditTag.CONTRACT_CREATE, outcome=Event.Outcome.ALLOWED
-    ).values_list("details", flat=True):
+    for details in events.values_list("details", flat=True):
         made = json.loads(details or "{}")
         if "retention_until" in made:
             recorded[made["contract_id"]] = _from_detail(made["retention_until"])
@@ -68,4 +71,4 @@ def deadline_of(insurer_id: int, fiscal_year: int) -> date | None:
     contract = Contract.objects.filter(insurer_id=insurer_id, fiscal_year=fiscal_year).first()
     if contract is None:
         return None
-    return recorded_deadlines().get(contract.pk, contract.retention_until)
+    return recorded_deadlines(contract.pk).get(contract.pk, contract.retention_until)
