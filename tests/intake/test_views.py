@@ -129,3 +129,11 @@ def test_an_upload_that_cannot_be_opened_fails_its_import(world):
     import_uploaded_list.enqueue(list_import.pk, upload_id)
     list_import.refresh_from_db()
     assert (list_import.state, list_import.error_code) == ("failed", "upload_unreadable")
+
+
+def test_a_refused_upload_form_leaves_no_sealed_copy(world, as_user, settings):
+    client = as_user(world.staff_a)
+    data = csv_bytes([row_of(p) for p in people(3)], encoding="cp932")
+    response = upload(client, data, year=1999)  # no contract that year: the form refuses
+    assert response.status_code == 200 and not ListImport.objects.exists()
+    assert not list((Path(settings.YOBIKAKE_HOME) / "uploads").glob("*"))

@@ -39,8 +39,8 @@ def upload(request: HttpRequest) -> HttpResponse:
     if getattr(request, "upload_too_large", False):  # cut off while it arrived
         form.fields["file"].required = False
         form.add_error("file", form.too_large())
+    uploaded = request.FILES.get("file")
     if request.method == "POST" and form.is_valid():
-        uploaded = form.cleaned_data["file"]
         upload_id, sha256 = uploaded.upload_id, uploaded.sha256
         try:
             list_import = services.start_import(
@@ -57,6 +57,8 @@ def upload(request: HttpRequest) -> HttpResponse:
             return redirect("intake:upload")
         import_uploaded_list.enqueue(list_import.pk, upload_id)
         return redirect("intake:import_detail", import_id=list_import.pk)
+    if uploaded is not None:  # the form was refused: the sealed copy goes
+        discard_upload(uploaded.upload_id)
     return render(request, "intake/upload.html", {"form": form, "insurer": insurer})
 
 
