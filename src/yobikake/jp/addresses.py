@@ -55,6 +55,9 @@ _NUMBERED_MARKER = re.compile(
 _LAST_NUMBERED_MARKER = re.compile(f"(?<=\\d){_LAST_MARKER}")
 # Hyphens left after a number: one between two numbers, none at the end (1丁目 → 1).
 _HYPHEN_RUN = re.compile(r"(?<=\d)-+(?=(\d)?)")
+_HAS_KANJI_NUMERAL = re.compile(_KANJI_NUMERAL)
+_HAS_DASH = re.compile(_DASH)
+_HAS_MARKER = re.compile("[丁番の]")
 _BLOCK_NUMBER = re.compile(r"\d+(?:-\d+)*(?![\d条線丁番町区]|地割)")
 _BUILDING_LEAD = " ,、・"
 
@@ -106,10 +109,19 @@ def _split(text: str) -> tuple[str, str, str]:
 
 def _hyphenate(rest: str) -> str:
     """一丁目2番地の3 and 1-2-3 alike to 1-2-3."""
-    rest = _KANJI_NUMBER.sub(lambda m: str(_kanji_to_int(m[0])), rest)
-    rest = _NUMBERED_MARKER.sub("-", _DIGIT_DASH.sub("-", rest))
-    rest = _LAST_NUMBERED_MARKER.sub("", rest)
-    return _HYPHEN_RUN.sub(lambda m: "-" if m[1] else "", rest)
+    # Each substitution only where its characters occur: most addresses come in digits
+    # and hyphens already, and a search costs a fraction of a substitution.
+    if _HAS_KANJI_NUMERAL.search(rest):
+        rest = _KANJI_NUMBER.sub(lambda m: str(_kanji_to_int(m[0])), rest)
+    if _HAS_DASH.search(rest):
+        rest = _DIGIT_DASH.sub("-", rest)
+    if _HAS_MARKER.search(rest):
+        rest = _NUMBERED_MARKER.sub("-", rest)
+    if "号" in rest:
+        rest = _LAST_NUMBERED_MARKER.sub("", rest)
+    if "-" in rest:
+        rest = _HYPHEN_RUN.sub(lambda m: "-" if m[1] else "", rest)
+    return rest
 
 
 def _kanji_to_int(numeral: str) -> int:
@@ -144,20 +156,35 @@ class _CityIndex:
             for name, canonical in _names_of(prefecture, city):
                 by_name[_fold(name)].add((prefecture, canonical))
         self._by_name = {name: frozenset(found) for name, found in by_name.items()}
-        self._lengths = sorted({len(name) for name in by_name}, reverse=True)
+        # The lengths of the names that start with each two characters, longest first
+        # (every name has two at least): one or two lookups an address, not one a length.
+        lengths: defaultdict[str, set[int]] = defaultdict(set)
+        for name in by_name:
+            lengths[name[:2]].add(len(name))
+        self._lengths = {head: sorted(found, reverse=True) for head, found in lengths.items()}
+        self._in_prefecture: dict[tuple[str, str], frozenset[tuple[str, str]]] = {}
 
     def match(
         self, folded: str, start: int, prefecture: str
     ) -> tuple[int, frozenset[tuple[str, str]]]:
         """The longest name at `start` and its (prefecture, city) pairs, only those in
         `prefecture` if one is given."""
-        for length in self._lengths:
-            found = self._by_name.get(folded[start : start + length])
+        for length in self._lengths.get(folded[start : start + 2], ()):
+            name = folded[start : start + length]
+            found = self._by_name.get(name)
             if found and prefecture:
-                found = frozenset(pair for pair in found if pair[0] == prefecture)
+                found = self._of_prefecture(name, found, prefecture)
             if found:
                 return length, found
         return 0, frozenset()
+
+    def _of_prefecture(
+        self, name: str, found: frozenset[tuple[str, str]], prefecture: str
+    ) -> frozenset[tuple[str, str]]:
+        key = (name, prefecture)
+        if key not in self._in_prefecture:
+            self._in_prefecture[key] = frozenset(pair for pair in found if pair[0] == prefecture)
+        return self._in_prefecture[key]
 
 
 _COUNTY_TOWN = re.compile(r".+?郡(.+[町村])")
