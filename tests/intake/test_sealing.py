@@ -63,6 +63,43 @@ def test_rows_sealed_in_a_worker_or_in_process_open_and_index_alike(
     _import_and_open(world, tmp_path, sealing.BATCH * 3 + 7)
 
 
+def test_batches_come_back_in_order_when_the_importer_seals_some_itself():
+    """Given more batches than the worker keeps up with, the importer seals the newest
+    ones it has not started; every batch still comes back once, in the order submitted,
+    as sealed as the worker would have sealed it."""
+    persons = people(sealing.BATCH, seed=37)
+    jobs = [
+        sealing.SealJob(
+            data_key=os.urandom(32),
+            index_key=os.urandom(32),
+            list_id=list_id,
+            insurer_id=1,
+            year_end=date(2023, 3, 31),
+            people=list(enumerate(persons, 1)),
+        )
+        for list_id in range(1, 13)
+    ]
+    sealer = sealing.Sealer(1)
+    came_back = []
+    for job in jobs:
+        sealer.submit(job)
+        came_back += sealer.ready()
+        # Never more than AHEAD batches left to the worker.
+        assert sum(not sealing._done(batch) for batch in sealer._in_flight) <= sealing.AHEAD
+    came_back += sealer.drain()
+    assert 0 < sealer.sealed_here < len(jobs), "one of the two processes sealed nothing"
+    assert [[row[4][0] for row in batch] for batch in came_back] == [
+        [job.list_id * sealing.ROWS_PER_LIST + row for row, _ in job.people] for job in jobs
+    ]
+    for job, batch in zip(jobs, came_back, strict=True):
+        cipher = FieldCipher(job.data_key)
+        for (row, person), (_row, _same, _sex, _age, values) in zip(job.people, batch, strict=True):
+            sealed = dict(zip(sealing.COLUMNS, values, strict=True))
+            assert sealed["row_number"] == row
+            place = records.field_aad(sealing.TABLE, "name_kana", sealed["id"])
+            assert cipher.open(place, sealed["name_kana"]) == person.name_kana
+
+
 def test_a_worker_that_dies_costs_only_time(world, tmp_path, settings):
     settings.YOBIKAKE_IMPORT_WORKERS = 1
     job = sealing.SealJob(

@@ -37,6 +37,20 @@ def test_sealing_twice_gives_different_ciphertext():
     assert seal(key, REF, "ヤマダ タロウ") != seal(key, REF, "ヤマダ タロウ")
 
 
+def test_a_rows_fields_seal_at_their_places_and_empty_ones_are_none():
+    key = new_data_key()
+    columns = ("name_kana", "phone", "address")
+    prefixes = [field_aad("intake_target", column, 0)[:-1] for column in columns]
+    sealed = FieldCipher(key).seal_fields(prefixes, b"41", ["ヤマダ タロウ", "", "本町1-2"])
+    assert sealed[1] is None
+    assert (
+        open_sealed(key, field_aad("intake_target", "name_kana", 41), sealed[0]) == "ヤマダ タロウ"
+    )
+    assert open_sealed(key, field_aad("intake_target", "address", 41), sealed[2]) == "本町1-2"
+    with pytest.raises(CannotOpen):
+        open_sealed(key, field_aad("intake_target", "address", 4), sealed[2])
+
+
 @pytest.mark.parametrize(
     "elsewhere",
     [

@@ -11,6 +11,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -131,38 +132,34 @@ def seal_batch(job: SealJob) -> list[Sealed]:
     """Each row of the batch as (row, identity, sex, age, its values as `COLUMNS`)."""
     cipher = FieldCipher(job.data_key)
     indexer = Indexer(job.index_key)
+    first_id = job.list_id * ROWS_PER_LIST
     rows: list[Sealed] = []
     for row, person in job.people:
-        target_id = job.list_id * ROWS_PER_LIST + row
-        plain = (
+        target_id = first_id + row
+        birth = person.birth_date
+        sealed = cipher.seal_fields(
+            _AAD_PREFIX,
+            str(target_id).encode(),
+            (
+                person.name_kanji,
+                person.name_kana,
+                birth.isoformat() if birth else "",
+                person.phone,
+                person.postal_code,
+                person.address,
+                person.insured_number,
+            ),
+        )
+        parts = records.index_parts(
             person.name_kanji,
             person.name_kana,
-            person.birth_date.isoformat() if person.birth_date else "",
+            birth,
             person.phone,
-            person.postal_code,
             person.address,
             person.insured_number,
         )
-        suffix = str(target_id).encode()
-        present = [i for i, value in enumerate(plain) if value]
-        sealed: list[bytes | None] = [None] * len(plain)
-        for i, value in zip(
-            present,
-            cipher.seal_many([(_AAD_PREFIX[i] + suffix, plain[i]) for i in present]),
-            strict=True,
-        ):
-            sealed[i] = value
-        fields = records.IndexedFields(
-            name_kanji=person.name_kanji,
-            name_kana=person.name_kana,
-            birth_date=person.birth_date,
-            phone=person.phone,
-            address=person.address,
-            insured_number=person.insured_number,
-        )
-        indexed = dict(indexer.values(fields.parts()))
+        indexed = dict(indexer.values(parts))
         age = person.age_on(job.year_end)
-        postal_digits = "".join(c for c in person.postal_code if c.isdigit())
         values = (
             target_id,
             job.list_id,
@@ -170,81 +167,120 @@ def seal_batch(job: SealJob) -> list[Sealed]:
             row,
             person.sex,
             age,
-            postal_digits[:3],
+            _postal_area(person.postal_code),
             bool(person.phone),
             *sealed,
-            *(indexed.get(kind) for kind in _INDEX_KINDS),
+            *[indexed.get(kind) for kind in _INDEX_KINDS],
         )
         # The identity is the row's insured-number or kana + birth index when it has one
         # (`identity` computes the same parts): not hashed twice.
         same = indexed.get(IndexKind.INSURED_NUMBER) or indexed.get(IndexKind.KANA_BIRTH)
         if same is None:
-            kind, parts = identity(person, age)
-            same = indexer.value(kind, *parts)
+            kind, parts_of_identity = identity(person, age)
+            same = indexer.value(kind, *parts_of_identity)
         rows.append((row, same, person.sex, age, values))
     return rows
 
 
-_InFlight = tuple[SealJob, "ProcessPoolExecutor | None", "Future[list[Sealed]] | None"]
+def _postal_area(postal_code: str) -> str:
+    """The first three digits of a postal code (how validation writes it: 500-8701)."""
+    head = postal_code[:3]
+    if head.isdigit() and head.isascii():
+        return head
+    return "".join(c for c in postal_code if c.isdigit())[:3]
+
 
 # Small batches keep the worker busy while the importer checks the next rows; at most
 # AHEAD of them wait to be written.
 BATCH = 250
 AHEAD = 4
+SWITCH_INTERVAL = 0.0005  # seconds; see _start_pool
+
+
+@dataclass
+class _Batch:
+    job: SealJob
+    pool: ProcessPoolExecutor | None
+    future: "Future[list[Sealed]] | None"
+    sealed: list[Sealed] | None = None  # sealed in this process
 
 
 class Sealer:
     """Seals batches in order, in a worker process when there is one: `submit` a job,
-    then `ready()` and `drain()` give the sealed rows back in the order submitted. A
-    worker that dies costs nothing but time: its batches are sealed here instead."""
+    then `ready()` and `drain()` give the sealed rows back in the order submitted.
+
+    Rather than wait for a worker that is behind, the importer seals the newest batches
+    the worker has not started itself (at the end of a list, the last ones): neither
+    process idles while the other works. A worker that dies costs nothing but time: its
+    batches are sealed here instead."""
 
     def __init__(self, workers: int) -> None:
         self._workers = workers
-        self._in_flight: deque[_InFlight] = deque()
+        self._in_flight: deque[_Batch] = deque()
+        self.sealed_here = 0  # batches sealed in this process rather than the worker
 
     def submit(self, job: SealJob) -> None:
         pool, future = _submit(self._workers, job) if self._workers else (None, None)
-        self._in_flight.append((job, pool, future))
+        self._in_flight.append(_Batch(job, pool, future))
 
     def ready(self) -> list[list[Sealed]]:
-        """The batches sealed by now, waiting only while more than `AHEAD` are not."""
+        """The batches sealed by now, in order. When more than `AHEAD` wait for the
+        worker, the newest is sealed here (or, if the worker has started them all, the
+        oldest is waited for)."""
         done = []
-        while self._in_flight and (len(self._in_flight) > AHEAD or _done(self._in_flight[0][2])):
-            done.append(self._result(*self._in_flight.popleft()))
-        return done
+        while True:
+            while self._in_flight and _done(self._in_flight[0]):
+                done.append(self._result(self._in_flight.popleft()))
+            if sum(not _done(batch) for batch in self._in_flight) <= AHEAD:
+                return done
+            if not self._seal_newest_here():
+                done.append(self._result(self._in_flight.popleft()))
 
     def drain(self) -> list[list[Sealed]]:
+        while self._seal_newest_here():
+            pass
         done = []
         while self._in_flight:
-            done.append(self._result(*self._in_flight.popleft()))
+            done.append(self._result(self._in_flight.popleft()))
         return done
 
     def abandon(self) -> None:
         """Drop what is in flight (the import failed): its results are never read."""
-        for _job, _pool, future in self._in_flight:
-            if future is not None:
-                future.cancel()
+        for batch in self._in_flight:
+            if batch.future is not None:
+                batch.future.cancel()
         self._in_flight.clear()
 
-    def _result(
-        self,
-        job: SealJob,
-        pool: ProcessPoolExecutor | None,
-        future: Future[list[Sealed]] | None,
-    ) -> list[Sealed]:
-        if pool is not None and future is not None:
+    def _seal_newest_here(self) -> bool:
+        """Seal here the newest batch the worker has not started, if there is one. The
+        worker takes batches in order, so once one cannot be taken back, no older one can."""
+        for batch in reversed(self._in_flight):
+            if batch.sealed is not None or batch.future is None:
+                continue
+            if not batch.future.cancel():
+                return False
+            batch.sealed = seal_batch(batch.job)
+            self.sealed_here += 1
+            return True
+        return False
+
+    def _result(self, batch: _Batch) -> list[Sealed]:
+        if batch.sealed is not None:
+            return batch.sealed
+        if batch.pool is not None and batch.future is not None:
             try:
-                return future.result()
+                return batch.future.result()
             except (BrokenProcessPool, CancelledError):
                 if self._workers:
                     log.warning("the sealing worker died; this list is sealed in-process")
                     self._workers = 0
-                _forget_pool(pool)
-        return seal_batch(job)
+                _forget_pool(batch.pool)
+        self.sealed_here += 1
+        return seal_batch(batch.job)
 
 
-def _done(future: Future[list[Sealed]] | None) -> bool:
-    return future is None or future.done()
+def _done(batch: _Batch) -> bool:
+    return batch.sealed is not None or batch.future is None or batch.future.done()
 
 
 _pool: ProcessPoolExecutor | None = None
@@ -272,6 +308,11 @@ def _start_pool(workers: int) -> ProcessPoolExecutor:
     """A pool whose workers are started from a thread of its own that lives as long as
     the pool: a worker is killed when the thread that started it ends (PR_SET_PDEATHSIG
     follows the thread), so not from a request's or a task's thread."""
+    # The pool's own threads in this process hand the worker its batches and take the
+    # results back; they need the GIL, which the importer holds while it checks rows, and
+    # at Python's default 5 ms switch interval the worker spent a third of its time
+    # waiting for them (bench/intake.py). This process switches every half millisecond.
+    sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
     started: Future[ProcessPoolExecutor] = Future()
     stopped = threading.Event()
 

@@ -6,7 +6,7 @@ column and still open."""
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -44,13 +44,21 @@ class FieldCipher:
         nonce = os.urandom(NONCE_BYTES)
         return FORMAT + nonce + self._aead.encrypt(nonce, plaintext.encode(), aad)
 
-    def seal_many(self, items: list[tuple[bytes, str]]) -> list[bytes]:
-        """`seal` for each (aad, plaintext), drawing all the nonces at once."""
-        nonces = os.urandom(NONCE_BYTES * len(items))
-        sealed = []
-        for i, (aad, plaintext) in enumerate(items):
-            nonce = nonces[i * NONCE_BYTES : (i + 1) * NONCE_BYTES]
-            sealed.append(FORMAT + nonce + self._aead.encrypt(nonce, plaintext.encode(), aad))
+    def seal_fields(
+        self, aad_prefixes: Sequence[bytes], row_suffix: bytes, values: Sequence[str]
+    ) -> list[bytes | None]:
+        """`seal` for each of a row's `values`, under associated data `prefix + row_suffix`
+        (`field_aad` up to the row id, then the id); None for an empty value, as
+        `records.seal_row` stores it. The nonces are drawn at once."""
+        nonces = os.urandom(NONCE_BYTES * len(values))
+        encrypt = self._aead.encrypt
+        sealed: list[bytes | None] = []
+        for i, (prefix, value) in enumerate(zip(aad_prefixes, values, strict=True)):
+            if value:
+                nonce = nonces[i * NONCE_BYTES : (i + 1) * NONCE_BYTES]
+                sealed.append(FORMAT + nonce + encrypt(nonce, value.encode(), prefix + row_suffix))
+            else:
+                sealed.append(None)
         return sealed
 
     def open(self, aad: bytes, sealed: bytes) -> str:
