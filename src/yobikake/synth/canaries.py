@@ -28,7 +28,8 @@ MIN_AGE, MAX_AGE = 40, 74
 _HALF_WIDTH_KANA = re.compile("[\uff66-\uff9f]")
 _FULL_WIDTH_DIGIT = re.compile("[０-９]")
 _DASHED = re.compile(r"\d[-‐－ー―]\d")
-_MARKERS = re.compile("丁目|番")
+# After a number: 一番町 and 忠節三丁目南町 are town names, not written-out block numbers.
+_MARKERS = re.compile(r"[\d０-９] ?(?:丁目|番)")
 _LAST_DIGITS = re.compile(r"\d+(?=\D*$)")
 
 
