@@ -85,7 +85,7 @@ def test_batches_come_back_in_order_when_the_importer_seals_some_itself():
         sealer.submit(job)
         came_back += sealer.ready()
         # Never more than AHEAD batches left to the worker.
-        assert sum(not sealing._done(batch) for batch in sealer._in_flight) <= sealing.AHEAD
+        assert sum(not sealer._done(batch) for batch in sealer._in_flight) <= sealing.AHEAD
     came_back += sealer.drain()
     assert 0 < sealer.sealed_here < len(jobs), "one of the two processes sealed nothing"
     assert [[row[4][0] for row in batch] for batch in came_back] == [

@@ -6,16 +6,16 @@ Imports no Django, so a worker starts without it. A worker holds the keys only w
 seals a batch, and dies with the process that started it.
 """
 
+import contextlib
 import ctypes
 import logging
 import multiprocessing
 import os
+import pickle
 import signal
-import sys
 import threading
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import date
@@ -190,18 +190,19 @@ def _postal_area(postal_code: str) -> str:
     return "".join(c for c in postal_code if c.isdigit())[:3]
 
 
-# Small batches keep the worker busy while the importer checks the next rows; at most
-# AHEAD of them wait to be written.
+# Small batches keep the worker busy while the importer checks the next rows. The worker
+# is sent at most SENT of them at a time (one to seal, two waiting: with fewer it ran
+# dry while the importer was writing), so that the rest can still be sealed here; at
+# most AHEAD wait, in all, to be sealed.
 BATCH = 250
 AHEAD = 4
-SWITCH_INTERVAL = 0.0005  # seconds; see _start_pool
+SENT = 3
 
 
 @dataclass
 class _Batch:
     job: SealJob
-    pool: ProcessPoolExecutor | None
-    future: "Future[list[Sealed]] | None"
+    future: "Future[bytes] | None" = None  # sent to the worker: its pickled rows
     sealed: list[Sealed] | None = None  # sealed in this process
 
 
@@ -209,10 +210,10 @@ class Sealer:
     """Seals batches in order, in a worker process when there is one: `submit` a job,
     then `ready()` and `drain()` give the sealed rows back in the order submitted.
 
-    Rather than wait for a worker that is behind, the importer seals the newest batches
-    the worker has not started itself (at the end of a list, the last ones): neither
-    process idles while the other works. A worker that dies costs nothing but time: its
-    batches are sealed here instead."""
+    The importer sends the worker its batches itself, a couple at a time, and rather
+    than wait for a worker that is behind, seals the newest batches it has not sent (at
+    the end of a list, the last ones): neither process idles while the other works. A
+    worker that dies costs nothing but time: its batches are sealed here instead."""
 
     def __init__(self, workers: int) -> None:
         self._workers = workers
@@ -220,25 +221,28 @@ class Sealer:
         self.sealed_here = 0  # batches sealed in this process rather than the worker
 
     def submit(self, job: SealJob) -> None:
-        pool, future = _submit(self._workers, job) if self._workers else (None, None)
-        self._in_flight.append(_Batch(job, pool, future))
+        self._in_flight.append(_Batch(job))
+        self._send()
 
     def ready(self) -> list[list[Sealed]]:
-        """The batches sealed by now, in order. When more than `AHEAD` wait for the
-        worker, the newest is sealed here (or, if the worker has started them all, the
-        oldest is waited for)."""
+        """The batches sealed by now, in order. When more than `AHEAD` are not, the
+        newest unsent one is sealed here (or, if all are sent, the oldest waited for)."""
         done = []
         while True:
-            while self._in_flight and _done(self._in_flight[0]):
+            self._send()
+            while self._in_flight and self._done(self._in_flight[0]):
                 done.append(self._result(self._in_flight.popleft()))
-            if sum(not _done(batch) for batch in self._in_flight) <= AHEAD:
+            if sum(not self._done(batch) for batch in self._in_flight) <= AHEAD:
                 return done
             if not self._seal_newest_here():
                 done.append(self._result(self._in_flight.popleft()))
 
     def drain(self) -> list[list[Sealed]]:
+        """Every batch, in order: the worker seals from the oldest, this process from
+        the newest, until they meet."""
+        self._send()
         while self._seal_newest_here():
-            pass
+            self._send()
         done = []
         while self._in_flight:
             done.append(self._result(self._in_flight.popleft()))
@@ -246,106 +250,180 @@ class Sealer:
 
     def abandon(self) -> None:
         """Drop what is in flight (the import failed): its results are never read."""
-        for batch in self._in_flight:
-            if batch.future is not None:
-                batch.future.cancel()
         self._in_flight.clear()
 
-    def _seal_newest_here(self) -> bool:
-        """Seal here the newest batch the worker has not started, if there is one. The
-        worker takes batches in order, so once one cannot be taken back, no older one can."""
-        for batch in reversed(self._in_flight):
-            if batch.sealed is not None or batch.future is None:
-                continue
-            if not batch.future.cancel():
-                return False
-            batch.sealed = seal_batch(batch.job)
-            self.sealed_here += 1
+    def _done(self, batch: _Batch) -> bool:
+        if batch.sealed is not None:
             return True
+        if batch.future is None:
+            return not self._workers  # to be sealed here when its turn comes
+        return batch.future.done()
+
+    def _send(self) -> None:
+        """Send the worker the oldest unsent batches, up to `SENT` unfinished."""
+        if not self._workers:
+            return
+        sent = sum(b.future is not None and not b.future.done() for b in self._in_flight)
+        for batch in self._in_flight:
+            if sent >= SENT:
+                return
+            if batch.future is None and batch.sealed is None:
+                batch.future = _send_to_worker(self._workers, batch.job)
+                if batch.future is None:
+                    self._workers = 0  # no worker: seal the rest here
+                    return
+                sent += 1
+
+    def _seal_newest_here(self) -> bool:
+        """Seal here the newest batch not sent to the worker, if there is one."""
+        for batch in reversed(self._in_flight):
+            if batch.future is None and batch.sealed is None:
+                batch.sealed = seal_batch(batch.job)
+                self.sealed_here += 1
+                return True
         return False
 
     def _result(self, batch: _Batch) -> list[Sealed]:
         if batch.sealed is not None:
             return batch.sealed
-        if batch.pool is not None and batch.future is not None:
+        if batch.future is not None:
             try:
-                return batch.future.result()
-            except (BrokenProcessPool, CancelledError):
+                rows: list[Sealed] = pickle.loads(batch.future.result())  # noqa: S301 - our worker's
+                return rows
+            except BrokenProcessPool:
                 if self._workers:
                     log.warning("the sealing worker died; this list is sealed in-process")
                     self._workers = 0
-                _forget_pool(batch.pool)
+                _forget_pool(broken=True)
         self.sealed_here += 1
         return seal_batch(batch.job)
 
 
-def _done(batch: _Batch) -> bool:
-    return batch.sealed is not None or batch.future is None or batch.future.done()
+class _Worker:
+    """A sealing process and the importer's end of its pipe. The importing thread sends
+    it batches itself; a thread of ours only reads what comes back. (Through
+    `ProcessPoolExecutor`, two threads of the importer had to take the GIL from it for
+    every batch, and the worker waited for them a third of the time: bench/intake.py.)"""
+
+    def __init__(self, context: Any) -> None:
+        self._conn, child = context.Pipe()
+        self.process = context.Process(
+            target=_serve, args=(child, os.getpid()), name="sealing-worker", daemon=True
+        )
+        self.process.start()
+        child.close()
+        self._waiting: deque[Future[bytes]] = deque()  # in the order sent
+        self._lock = threading.Lock()
+        self.broken = False
+        threading.Thread(target=self._read, name="sealing-results", daemon=True).start()
+
+    def unfinished(self) -> int:
+        return len(self._waiting)
+
+    def submit(self, job: SealJob) -> "Future[bytes]":
+        data = pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL)
+        future: Future[bytes] = Future()
+        with self._lock:
+            if self.broken:
+                raise BrokenProcessPool("the sealing worker died")
+            self._waiting.append(future)
+            try:
+                self._conn.send_bytes(data)
+            except OSError as exc:
+                self._waiting.pop()
+                self.broken = True
+                raise BrokenProcessPool("the sealing worker died") from exc
+        return future
+
+    def _read(self) -> None:
+        try:
+            while True:
+                data = self._conn.recv_bytes()
+                self._waiting.popleft().set_result(data)
+        except (EOFError, OSError):
+            pass
+        with self._lock:
+            self.broken = True
+            while self._waiting:
+                self._waiting.popleft().set_exception(BrokenProcessPool("the sealing worker died"))
+
+    def stop(self, *, wait: bool) -> None:
+        """Ask the worker to exit (an empty message), and let it go."""
+        with self._lock, contextlib.suppress(OSError):  # dead already
+            self._conn.send_bytes(b"")
+        if wait:
+            self.process.join()
 
 
-_pool: ProcessPoolExecutor | None = None
+def _serve(conn: Any, parent: int) -> None:
+    """The worker: seal each batch that comes, until the importer closes the pipe."""
+    _die_with_parent(parent)
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except EOFError:
+            return
+        if not data:
+            return
+        job = pickle.loads(data)  # noqa: S301 - from the importer
+        conn.send_bytes(pickle.dumps(seal_batch(job), protocol=pickle.HIGHEST_PROTOCOL))
+
+
+class _Pool:
+    """The sealing workers of this process, started from a thread of their own that
+    lives as long as they do: a worker is killed when the thread that started it ends
+    (PR_SET_PDEATHSIG follows the thread), so not from a request's or a task's thread."""
+
+    def __init__(self, workers: int) -> None:
+        started: Future[list[_Worker]] = Future()
+        self._stopped = threading.Event()
+
+        def keep() -> None:
+            try:
+                # A fresh interpreter, not a fork of one holding database connections.
+                context = multiprocessing.get_context("spawn")
+                started.set_result([_Worker(context) for _ in range(workers)])
+            except BaseException as exc:
+                started.set_exception(exc)
+                return
+            self._stopped.wait()
+
+        threading.Thread(target=keep, name="sealing-pool", daemon=True).start()
+        self._workers = started.result()
+
+    def submit(self, job: SealJob) -> "Future[bytes]":
+        worker = min(self._workers, key=_Worker.unfinished)
+        return worker.submit(job)
+
+    @property
+    def broken(self) -> bool:
+        return any(worker.broken for worker in self._workers)
+
+    def stop(self, *, wait: bool) -> None:
+        for worker in self._workers:
+            worker.stop(wait=wait)
+        self._stopped.set()
+
+
+_pool: _Pool | None = None
 _pool_lock = threading.Lock()
 
 
-def _submit(
-    workers: int, job: SealJob
-) -> tuple[ProcessPoolExecutor | None, Future[list[Sealed]] | None]:
-    """The job sent to the worker pool (and the pool), or None to seal it here: the pool
-    cannot take it, or no worker can start."""
+def _send_to_worker(workers: int, job: SealJob) -> "Future[bytes] | None":
+    """The job sent to a sealing worker, or None to seal it here: no worker can start."""
     global _pool
     with _pool_lock:
-        try:
-            if _pool is None:
-                _pool = _start_pool(workers)
-            return _pool, _pool.submit(seal_batch, job)
-        except (BrokenProcessPool, RuntimeError, OSError):
-            log.warning("no sealing worker; sealing in the importing process")
-            _pool = None
-            return None, None
-
-
-def _start_pool(workers: int) -> ProcessPoolExecutor:
-    """A pool whose workers are started from a thread of its own that lives as long as
-    the pool: a worker is killed when the thread that started it ends (PR_SET_PDEATHSIG
-    follows the thread), so not from a request's or a task's thread."""
-    # The pool's own threads in this process hand the worker its batches and take the
-    # results back; they need the GIL, which the importer holds while it checks rows, and
-    # at Python's default 5 ms switch interval the worker spent a third of its time
-    # waiting for them (bench/intake.py). This process switches every half millisecond.
-    sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
-    started: Future[ProcessPoolExecutor] = Future()
-    stopped = threading.Event()
-
-    def keep() -> None:
-        try:
-            pool = ProcessPoolExecutor(
-                max_workers=workers,
-                # A fresh interpreter, not a fork of one holding database connections.
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_die_with_parent,
-                initargs=(os.getpid(),),
-            )
-            pool.shutdown = _and_set(pool.shutdown, stopped)  # type: ignore[method-assign]
-            for warm in [pool.submit(int) for _ in range(workers)]:
-                warm.result()
-        except BaseException as exc:
-            started.set_exception(exc)
-            return
-        started.set_result(pool)
-        stopped.wait()
-
-    threading.Thread(target=keep, name="sealing-pool", daemon=True).start()
-    return started.result()
-
-
-def _and_set(shutdown: Callable[..., None], stopped: threading.Event) -> Callable[..., None]:
-    def shutdown_and_set(*args: Any, **kwargs: Any) -> None:
-        try:
-            shutdown(*args, **kwargs)
-        finally:
-            stopped.set()
-
-    return shutdown_and_set
+        for _attempt in range(2):  # a worker found dead is replaced once
+            try:
+                if _pool is None:
+                    _pool = _Pool(workers)
+                return _pool.submit(job)
+            except (BrokenProcessPool, RuntimeError, OSError):
+                pool, _pool = _pool, None
+                if pool is not None:
+                    pool.stop(wait=False)
+        log.warning("no sealing worker; sealing in the importing process")
+        return None
 
 
 def workers() -> list[int]:
@@ -355,19 +433,19 @@ def workers() -> list[int]:
 
 def shutdown() -> None:
     """Stop the worker processes (they start again when needed)."""
-    with _pool_lock:
-        pool = _pool
-    if pool is not None:
-        _forget_pool(pool, wait=True)
+    _forget_pool(wait=True)
 
 
-def _forget_pool(pool: ProcessPoolExecutor, *, wait: bool = False) -> None:
-    """Drop `pool` (broken, or shut down) — not a newer one another import started."""
+def _forget_pool(*, wait: bool = False, broken: bool = False) -> None:
+    """Stop the pool (with `broken`, only if one of its workers died: not a newer pool
+    another import started)."""
     global _pool
     with _pool_lock:
-        if _pool is pool:
-            _pool = None
-    pool.shutdown(wait=wait, cancel_futures=True)
+        pool = _pool
+        if pool is None or (broken and not pool.broken):
+            return
+        _pool = None
+    pool.stop(wait=wait)
 
 
 _PR_SET_PDEATHSIG = 1
