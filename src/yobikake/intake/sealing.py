@@ -192,10 +192,11 @@ def _postal_area(postal_code: str) -> str:
 
 # Small batches keep the worker busy while the importer checks the next rows. The worker
 # is sent at most SENT of them at a time (one to seal, two waiting: with fewer it ran
-# dry while the importer was writing), so that the rest can still be sealed here; at
-# most AHEAD wait, in all, to be sealed.
+# dry while the importer was writing), so that the rest can still be sealed here. Up
+# to AHEAD wait, in all, before the importer seals one itself: with 4 it took work the
+# worker had time for (bench/intake.py).
 BATCH = 250
-AHEAD = 4
+AHEAD = 8
 SENT = 3
 
 
