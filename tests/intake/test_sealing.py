@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -98,6 +99,58 @@ def test_batches_come_back_in_order_when_the_importer_seals_some_itself():
             assert sealed["row_number"] == row
             place = records.field_aad(sealing.TABLE, "name_kana", sealed["id"])
             assert cipher.open(place, sealed["name_kana"]) == person.name_kana
+
+
+def _job(people, list_id=1):
+    return sealing.SealJob(
+        data_key=os.urandom(32),
+        index_key=os.urandom(32),
+        list_id=list_id,
+        insurer_id=1,
+        year_end=date(2023, 3, 31),
+        people=people,
+    )
+
+
+def test_a_batch_the_worker_cannot_seal_raises_here_and_the_worker_lives_on():
+    """The error is raised in the importer (which fails the import), not lost with a
+    dead worker; and the worker is not restarted for it."""
+    sealer = sealing.Sealer(1)
+    sealer.submit(_job([]))
+    sealer.drain()
+    (worker,) = sealing.workers()
+    no_age = replace(people(1, seed=43)[0], birth_date=None, age=None)
+    sealer.submit(_job([(1, no_age)]))
+    with pytest.raises(ValueError, match="birth date or an age"):
+        sealer.drain()
+    sealer = sealing.Sealer(1)
+    sealer.submit(_job([(1, people(1, seed=43)[0])]))
+    assert len(sealer.drain()[0]) == 1
+    assert sealing.workers() == [worker]
+
+
+def test_a_send_cut_short_retires_the_worker_and_the_next_batch_gets_a_new_one(monkeypatch):
+    """An exception in the middle of a send (a signal handler's, say) would leave the
+    pipe out of step; the worker is retired instead, and nothing waits for it."""
+    sealer = sealing.Sealer(1)
+    sealer.submit(_job([]))
+    sealer.drain()
+    (worker,) = sealing._pool._workers
+
+    def interrupted(data):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(worker._conn, "send_bytes", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        sealing.Sealer(1).submit(_job([(1, people(1, seed=44)[0])]))
+    assert worker.broken
+    worker.process.join(10)
+    assert not worker.process.is_alive()
+    sealer = sealing.Sealer(1)
+    sealer.submit(_job([(1, people(1, seed=44)[0])]))
+    assert len(sealer.drain()[0]) == 1
+    assert sealer.sealed_here == 0  # by a new worker
+    assert worker.process.pid not in sealing.workers()
 
 
 def test_a_worker_that_dies_costs_only_time(world, tmp_path, settings):

@@ -211,7 +211,7 @@ class Sealer:
     """Seals batches in order, in a worker process when there is one: `submit` a job,
     then `ready()` and `drain()` give the sealed rows back in the order submitted.
 
-    The importer sends the worker its batches itself, a couple at a time, and rather
+    The importer sends the worker its batches itself, `SENT` at a time, and rather
     than wait for a worker that is behind, seals the newest batches it has not sent (at
     the end of a list, the last ones): neither process idles while the other works. A
     worker that dies costs nothing but time: its batches are sealed here instead."""
@@ -289,8 +289,11 @@ class Sealer:
             return batch.sealed
         if batch.future is not None:
             try:
-                rows: list[Sealed] = pickle.loads(batch.future.result())  # noqa: S301 - our worker's
-                return rows
+                data = batch.future.result()
+                if data:
+                    rows: list[Sealed] = pickle.loads(data)  # noqa: S301 - our worker's
+                    return rows
+                # The worker could not seal it: sealing it here raises what it raised.
             except BrokenProcessPool:
                 if self._workers:
                     log.warning("the sealing worker died; this list is sealed in-process")
@@ -330,10 +333,16 @@ class _Worker:
             self._waiting.append(future)
             try:
                 self._conn.send_bytes(data)
-            except OSError as exc:
-                self._waiting.pop()
+            except BaseException as exc:
+                # A send cut short (a dead worker, or an exception raised in this thread
+                # mid-write) leaves the pipe out of step: the worker would read the next
+                # message as this one's rest. This worker is done; its reader fails
+                # whatever waits on it.
                 self.broken = True
-                raise BrokenProcessPool("the sealing worker died") from exc
+                self.process.kill()
+                if isinstance(exc, OSError):
+                    raise BrokenProcessPool("the sealing worker died") from exc
+                raise
         return future
 
     def _read(self) -> None:
@@ -343,15 +352,22 @@ class _Worker:
                 self._waiting.popleft().set_result(data)
         except (EOFError, OSError):
             pass
-        with self._lock:
-            self.broken = True
-            while self._waiting:
-                self._waiting.popleft().set_exception(BrokenProcessPool("the sealing worker died"))
+        finally:  # whatever ended it, nothing may wait for a reply that will not come
+            with self._lock:
+                self.broken = True
+                self.process.kill()  # if it still lives
+                while self._waiting:
+                    self._waiting.popleft().set_exception(
+                        BrokenProcessPool("the sealing worker died")
+                    )
 
     def stop(self, *, wait: bool) -> None:
-        """Ask the worker to exit (an empty message), and let it go."""
+        """Ask the worker to exit (an empty message) and, with `wait`, wait for it.
+        Without, the end of the pool's thread kills it (PR_SET_PDEATHSIG), queued
+        batches and all: their importers seal them themselves."""
         with self._lock, contextlib.suppress(OSError):  # dead already
-            self._conn.send_bytes(b"")
+            if not self.broken:  # else its pipe may be out of step, and it is killed
+                self._conn.send_bytes(b"")
         if wait:
             self.process.join()
 
@@ -367,7 +383,11 @@ def _serve(conn: Any, parent: int) -> None:
         if not data:
             return
         job = pickle.loads(data)  # noqa: S301 - from the importer
-        conn.send_bytes(pickle.dumps(seal_batch(job), protocol=pickle.HIGHEST_PROTOCOL))
+        try:
+            reply = pickle.dumps(seal_batch(job), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # the importer seals it again, and raises it
+            reply = b""  # no details: an exception's text may quote a value
+        conn.send_bytes(reply)
 
 
 class _Pool:
