@@ -64,22 +64,23 @@ def test_rows_sealed_in_a_worker_or_in_process_open_and_index_alike(
     _import_and_open(world, tmp_path, sealing.BATCH * 3 + 7)
 
 
+def _job(people, list_id=1):
+    return sealing.SealJob(
+        data_key=os.urandom(32),
+        index_key=os.urandom(32),
+        list_id=list_id,
+        insurer_id=1,
+        year_end=date(2023, 3, 31),
+        people=people,
+    )
+
+
 def test_batches_come_back_in_order_when_the_importer_seals_some_itself():
     """Given more batches than the worker keeps up with, the importer seals the newest
     ones it has not started; every batch still comes back once, in the order submitted,
     as sealed as the worker would have sealed it."""
     persons = people(sealing.BATCH, seed=37)
-    jobs = [
-        sealing.SealJob(
-            data_key=os.urandom(32),
-            index_key=os.urandom(32),
-            list_id=list_id,
-            insurer_id=1,
-            year_end=date(2023, 3, 31),
-            people=list(enumerate(persons, 1)),
-        )
-        for list_id in range(1, 13)
-    ]
+    jobs = [_job(list(enumerate(persons, 1)), list_id) for list_id in range(1, 13)]
     sealer = sealing.Sealer(1)
     came_back = []
     for job in jobs:
@@ -99,17 +100,6 @@ def test_batches_come_back_in_order_when_the_importer_seals_some_itself():
             assert sealed["row_number"] == row
             place = records.field_aad(sealing.TABLE, "name_kana", sealed["id"])
             assert cipher.open(place, sealed["name_kana"]) == person.name_kana
-
-
-def _job(people, list_id=1):
-    return sealing.SealJob(
-        data_key=os.urandom(32),
-        index_key=os.urandom(32),
-        list_id=list_id,
-        insurer_id=1,
-        year_end=date(2023, 3, 31),
-        people=people,
-    )
 
 
 def test_a_batch_the_worker_cannot_seal_raises_here_and_the_worker_lives_on():
@@ -155,16 +145,8 @@ def test_a_send_cut_short_retires_the_worker_and_the_next_batch_gets_a_new_one(m
 
 def test_a_worker_that_dies_costs_only_time(world, tmp_path, settings):
     settings.YOBIKAKE_IMPORT_WORKERS = 1
-    job = sealing.SealJob(
-        data_key=os.urandom(32),
-        index_key=os.urandom(32),
-        list_id=1,
-        insurer_id=1,
-        year_end=date(2023, 3, 31),
-        people=[],
-    )
     sealer = sealing.Sealer(1)
-    sealer.submit(job)
+    sealer.submit(_job([]))
     assert sealer.drain() == [[]]
     (worker,) = sealing.workers()
     os.kill(worker, signal.SIGKILL)
