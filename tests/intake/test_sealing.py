@@ -88,7 +88,7 @@ def test_batches_come_back_in_order_when_the_importer_seals_some_itself():
         came_back += sealer.ready()
         # Never more than AHEAD batches left to the worker.
         assert sum(not sealer._done(batch) for batch in sealer._in_flight) <= sealing.AHEAD
-    came_back += sealer.drain()
+    came_back += list(sealer.drain())
     assert 0 < sealer.sealed_here < len(jobs), "one of the two processes sealed nothing"
     assert [[row[4][0] for row in batch] for batch in came_back] == [
         [job.list_id * sealing.ROWS_PER_LIST + row for row, _ in job.people] for job in jobs
@@ -102,20 +102,34 @@ def test_batches_come_back_in_order_when_the_importer_seals_some_itself():
             assert cipher.open(place, sealed["name_kana"]) == person.name_kana
 
 
+def test_drain_gives_each_batch_as_soon_as_it_is_sealed():
+    """At the end of a list the importer stores one batch while the rest are sealed:
+    drain gives the first before it seals the second."""
+    persons = list(enumerate(people(3, seed=38), 1))
+    sealer = sealing.Sealer(0)
+    for person in persons:
+        sealer.submit(_job([person]))
+    drained = sealer.drain()
+    assert [row for row, *_ in next(drained)] == [1]
+    assert sealer.sealed_here == 1
+    assert [[row for row, *_ in batch] for batch in drained] == [[2], [3]]
+    assert sealer.sealed_here == 3
+
+
 def test_a_batch_the_worker_cannot_seal_raises_here_and_the_worker_lives_on():
     """The error is raised in the importer (which fails the import), not lost with a
     dead worker; and the worker is not restarted for it."""
     sealer = sealing.Sealer(1)
     sealer.submit(_job([]))
-    sealer.drain()
+    list(sealer.drain())
     (worker,) = sealing.workers()
     no_age = replace(people(1, seed=43)[0], birth_date=None, age=None)
     sealer.submit(_job([(1, no_age)]))
     with pytest.raises(ValueError, match="birth date or an age"):
-        sealer.drain()
+        list(sealer.drain())
     sealer = sealing.Sealer(1)
     sealer.submit(_job([(1, people(1, seed=43)[0])]))
-    assert len(sealer.drain()[0]) == 1
+    assert len(next(sealer.drain())) == 1
     assert sealing.workers() == [worker]
 
 
@@ -124,7 +138,7 @@ def test_a_send_cut_short_retires_the_worker_and_the_next_batch_gets_a_new_one(m
     pipe out of step; the worker is retired instead, and nothing waits for it."""
     sealer = sealing.Sealer(1)
     sealer.submit(_job([]))
-    sealer.drain()
+    list(sealer.drain())
     (worker,) = sealing._pool._workers
 
     def interrupted(data):
@@ -138,7 +152,7 @@ def test_a_send_cut_short_retires_the_worker_and_the_next_batch_gets_a_new_one(m
     assert not worker.process.is_alive()
     sealer = sealing.Sealer(1)
     sealer.submit(_job([(1, people(1, seed=44)[0])]))
-    assert len(sealer.drain()[0]) == 1
+    assert len(next(sealer.drain())) == 1
     assert sealer.sealed_here == 0  # by a new worker
     assert worker.process.pid not in sealing.workers()
 
@@ -147,7 +161,7 @@ def test_a_worker_that_dies_costs_only_time(world, tmp_path, settings):
     settings.YOBIKAKE_IMPORT_WORKERS = 1
     sealer = sealing.Sealer(1)
     sealer.submit(_job([]))
-    assert sealer.drain() == [[]]
+    assert list(sealer.drain()) == [[]]
     (worker,) = sealing.workers()
     os.kill(worker, signal.SIGKILL)
     _import_and_open(world, tmp_path, sealing.BATCH * 2)
@@ -160,7 +174,7 @@ def test_no_worker_outlives_the_process_that_started_it():
         "from yobikake.intake import sealing\n"
         "from datetime import date\n"
         "job = sealing.SealJob(os.urandom(32), os.urandom(32), 1, 1, date(2023, 3, 31), [])\n"
-        "s = sealing.Sealer(1); s.submit(job); s.drain()\n"
+        "s = sealing.Sealer(1); s.submit(job); list(s.drain())\n"
         "print(*sealing.workers(), flush=True)\n"
         "sys.stdin.read()\n"
     )

@@ -238,7 +238,7 @@ def _check_and_write(
     `reject` has a finding: then they are only counted)."""
     seen: dict[object, int] = {}
 
-    def take(batches: list[list[Prepared]]) -> None:
+    def take(batches: Iterable[list[Prepared]]) -> None:
         for batch in batches:
             fresh = []
             for prepared in batch:

@@ -8,7 +8,7 @@ counts by sex and age band, the list's totals. bench/intake.py's baseline is a `
 that stores rows in the clear, so the two differ only in the protection."""
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
 from typing import NamedTuple
 
@@ -67,9 +67,9 @@ class Writer:
     def submit(self, people: list[tuple[int, Person]]) -> None:
         raise NotImplementedError
 
-    def prepared(self, *, everything: bool = False) -> list[list[Prepared]]:
+    def prepared(self, *, everything: bool = False) -> Iterable[list[Prepared]]:
         """Batches prepared since last asked, in the order submitted; with `everything`,
-        after waiting for the rest."""
+        the rest too, each as soon as it is ready."""
         raise NotImplementedError
 
     def store(self, rows: list[Prepared]) -> None:
@@ -177,14 +177,13 @@ class ListWriter(Writer):
             )
         )
 
-    def prepared(self, *, everything: bool = False) -> list[list[Prepared]]:
+    def prepared(self, *, everything: bool = False) -> Iterator[list[Prepared]]:
         if everything and self._planter is not None:
             late, self._original = self._planter.tail(self._last_row)
             if late:
                 self._submit(late)
         batches = self._sealer.drain() if everything else self._sealer.ready()
         planted = self._planter.rows if self._planter is not None else set()
-        out = []
         for batch in batches:
             rows = []
             for sealed in batch:
@@ -195,8 +194,7 @@ class ListWriter(Writer):
                     rows.append(prepared._replace(row=self._original[prepared.row]))
                 else:
                     rows.append(prepared)
-            out.append(rows)
-        return out
+            yield rows
 
     def _with_canaries(self, values: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
         """The rows of a batch with its canaries in their places: one statement writes
