@@ -331,13 +331,12 @@ class _Candidates:
     """Whom a directory row may mean: the people on the lists of the insurer's running
     campaigns with its name + address or kana + address — in any state, for a namesake
     whose number is known still makes the row ambiguous — and which of them wait for
-    research. Looked up a batch of rows at a time, through the lists' blind indexes."""
+    research. Their index values are read once, list by list: the address indexes have
+    no database index, which every list import would pay for (bench/intake.py)."""
 
     def __init__(self, insurer: Insurer) -> None:
         running = Campaign.objects.filter(insurer=insurer, state=Campaign.State.RUNNING)
-        self._lists = list(
-            TargetList.objects.filter(campaigns__in=running).values_list("pk", flat=True)
-        )
+        lists = TargetList.objects.filter(campaigns__in=running).values_list("pk", flat=True)
         self._waiting = set(
             CallTarget.objects.filter(
                 campaign__in=running,
@@ -346,31 +345,28 @@ class _Candidates:
                 target__has_phone=False,
             ).values_list("target_id", flat=True)
         )
+        # Index value → the targets that have it, for each kind matched by.
+        self._by: dict[IndexKind, dict[bytes, list[int]]] = {k: {} for k in _MATCHED_BY}
+        self._person: dict[int, object] = {}  # target → who (kana + birth date)
+        columns = [INDEX_COLUMNS[k] for k in _MATCHED_BY]
+        for list_id in sorted(set(lists)):
+            found = Target.objects.filter(target_list_id=list_id).values_list(
+                "pk", *columns, "idx_kana_birth"
+            )
+            for pk, *values, kana_birth in found.iterator(chunk_size=2000):
+                self._person[pk] = bytes(kana_birth) if kana_birth is not None else pk
+                for kind, value in zip(_MATCHED_BY, values, strict=True):
+                    if value is not None:
+                        self._by[kind].setdefault(bytes(value), []).append(pk)
 
     def match(self, rows: list[dict[IndexKind, bytes]]) -> list[tuple[int, set[int]]]:
         """For each row (its index values): how many people it may mean, and which of
         their targets wait for research. One person may be on two lists (two targets):
         people are told apart by kana + birth date."""
-        wanted = Q()
-        for kind in _MATCHED_BY:
-            values = {row[kind] for row in rows if kind in row}
-            if values:
-                wanted |= Q(**{f"{INDEX_COLUMNS[kind]}__in": values})
-        by: dict[IndexKind, dict[bytes, set[int]]] = {k: defaultdict(set) for k in _MATCHED_BY}
-        person: dict[int, object] = {}
-        if wanted:
-            found = Target.objects.filter(wanted, target_list_id__in=self._lists).values_list(
-                "pk", *(INDEX_COLUMNS[k] for k in _MATCHED_BY), "idx_kana_birth"
-            )
-            for pk, *values, kana_birth in found:
-                person[pk] = bytes(kana_birth) if kana_birth is not None else pk
-                for kind, value in zip(_MATCHED_BY, values, strict=True):
-                    if value is not None:
-                        by[kind][bytes(value)].add(pk)
         matches = []
         for row in rows:
-            targets = set().union(*(by[k].get(row[k], set()) for k in _MATCHED_BY if k in row))
-            matches.append((len({person[t] for t in targets}), targets & self._waiting))
+            targets = {t for k in _MATCHED_BY if k in row for t in self._by[k].get(row[k], ())}
+            matches.append((len({self._person[t] for t in targets}), targets & self._waiting))
         return matches
 
 

@@ -68,8 +68,8 @@ class Target(models.Model):
     # Blind indexes (vault/blind.py): one column per kind. Those looked up by value have a
     # database index under their list (LOOKED_UP): a list's entries then sit together at
     # the end of each B-tree, so storing a list touches only its own pages. The others
-    # are only read with their row (by id) or all at once (leak scoping): an index on
-    # them would cost every import and serve no query.
+    # are only read with their row (by id), or a list's or all at once (the phone
+    # directory's matching, leak scoping): an index on them would cost every import.
     idx_phone = models.BinaryField(max_length=16, null=True)
     idx_insured_number = models.BinaryField(max_length=16, null=True)
     idx_kana_birth = models.BinaryField(max_length=16, null=True)

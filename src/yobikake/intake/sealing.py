@@ -52,10 +52,10 @@ INDEX_COLUMNS = {
     IndexKind.KANA_PHONE: "idx_kana_phone",
 }
 # The index columns looked up by value, which have a database index: same-year
-# duplicates (insured number, kana + birth date) and the phone directory's matching
-# (name or kana + address). Do-not-call, the inquiry desk and scoping read the others
-# with their row or all at once.
-LOOKED_UP = ("idx_insured_number", "idx_kana_birth", "idx_kana_address", "idx_name_address")
+# duplicates (insured number, kana + birth date), looked up for every batch a list
+# import stores. Do-not-call, the inquiry desk, the phone directory's matching and
+# scoping read the others with their row, or a list's all at once.
+LOOKED_UP = ("idx_insured_number", "idx_kana_birth")
 # A target's id is its list's id times this plus its row number, so the id — which the
 # sealed values are bound to — is known before the row is written. A prefecture's whole
 # NHI is a few million people; no list comes near ten million rows.
