@@ -331,8 +331,9 @@ class _Candidates:
     """Whom a directory row may mean: the people on the lists of the insurer's running
     campaigns with its name + address or kana + address — in any state, for a namesake
     whose number is known still makes the row ambiguous — and which of them wait for
-    research. Their index values are read once, list by list: the address indexes have
-    no database index, which every list import would pay for (bench/intake.py)."""
+    research. Their index values are read once, list by list, and kept in memory (about
+    0.5 KB a person, measured: 10 MB for the 20,000 of the seed's largest list). The address indexes have no database index to look them up by: every list
+    import would pay for it (docs/benchmarks.md, intake, session 8)."""
 
     def __init__(self, insurer: Insurer) -> None:
         running = Campaign.objects.filter(insurer=insurer, state=Campaign.State.RUNNING)
@@ -348,6 +349,8 @@ class _Candidates:
         # Index value → the targets that have it, for each kind matched by.
         self._by: dict[IndexKind, dict[bytes, list[int]]] = {k: {} for k in _MATCHED_BY}
         self._person: dict[int, object] = {}  # target → who (kana + birth date)
+        if not self._waiting:
+            return  # no row can give anyone a number
         columns = [INDEX_COLUMNS[k] for k in _MATCHED_BY]
         for list_id in sorted(set(lists)):
             found = Target.objects.filter(target_list_id=list_id).values_list(
