@@ -332,8 +332,9 @@ class _Candidates:
     campaigns with its name + address or kana + address — in any state, for a namesake
     whose number is known still makes the row ambiguous — and which of them wait for
     research. Their index values are read once, list by list, and kept in memory (about
-    0.5 KB a person, measured: 10 MB for the 20,000 of the seed's largest list). The address indexes have no database index to look them up by: every list
-    import would pay for it (docs/benchmarks.md, intake, session 8)."""
+    0.5 KB a person, measured: 10 MB for the 20,000 of the seed's largest list). The
+    address indexes have no database index to look them up by: every list import would
+    pay for it (docs/benchmarks.md, intake, session 8)."""
 
     def __init__(self, insurer: Insurer) -> None:
         running = Campaign.objects.filter(insurer=insurer, state=Campaign.State.RUNNING)
