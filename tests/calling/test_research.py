@@ -267,30 +267,22 @@ def test_the_directory_import_stores_unambiguous_numbers_and_leaves_the_rest(
 
 
 def test_a_directory_matches_only_the_insurers_own_running_campaigns(calling_day, world, tmp_path):
-    """Imported for insurer A, a directory naming B's people waiting for research
-    matches none of them; imported for B, it matches each."""
-    people = synthetic_people(12, seed=12, fiscal_year=2022, phone_share=0)
+    """Imported for insurer B, a directory naming A's people waiting for research
+    matches none of them; imported for A, it matches each."""
+    campaign, _list, people = running_campaign(world, count=24, seed=12, holdout_share=0)
     entries = synthetic_directory(people, seed=6, found=3, unrelated=0)
-    LOADED_PEOPLE.extend([*people, *entries])
-    target_list = load_target_list(
-        actor=world.staff_b, insurer=world.insurer_b, fiscal_year=2022, people=people
-    )
-    campaign = services.create_campaign(
-        actor=world.supervisor,
-        insurer=world.insurer_b,
-        fiscal_year=2022,
-        lists=[target_list],
-        holdout_share=0,
-    )
-    services.start_campaign(actor=world.supervisor, campaign=campaign, seed=1)
+    LOADED_PEOPLE.extend(entries)
     path = tmp_path / "directory.csv"
     write_directory(path, entries)
-    counts = research.import_directory(actor=world.supervisor, insurer=world.insurer_a, path=path)
-    assert (counts.matched, counts.accepted) == (0, 0)
-    assert not CallTarget.objects.filter(campaign=campaign, has_phone=True).exists()
+    from_directory = CallTarget.objects.filter(
+        campaign=campaign, research_result=ResearchResult.DIRECTORY
+    )
     counts = research.import_directory(actor=world.supervisor, insurer=world.insurer_b, path=path)
+    assert (counts.matched, counts.accepted) == (0, 0)
+    assert not from_directory.exists()
+    counts = research.import_directory(actor=world.supervisor, insurer=world.insurer_a, path=path)
     assert (counts.matched, counts.accepted) == (3, 3)
-    assert CallTarget.objects.filter(campaign=campaign, has_phone=True).count() == 3
+    assert from_directory.count() == 3
 
 
 def test_the_directory_import_leaves_a_person_being_researched_to_their_researcher(
