@@ -280,6 +280,9 @@ def test_a_directory_matches_only_the_insurers_own_running_campaigns(calling_day
     counts = research.import_directory(actor=world.supervisor, insurer=world.insurer_b, path=path)
     assert (counts.matched, counts.accepted) == (0, 0)
     assert not from_directory.exists()
+    event = Event.objects.get(tag=AuditTag.DIRECTORY_IMPORT)
+    assert (event.insurer_id, event.actor_user_id) == (world.insurer_b.pk, world.supervisor.pk)
+    assert json.loads(event.details) == counts.as_dict()
     counts = research.import_directory(actor=world.supervisor, insurer=world.insurer_a, path=path)
     assert (counts.matched, counts.accepted) == (3, 3)
     assert from_directory.count() == 3
