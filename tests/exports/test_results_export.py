@@ -4,8 +4,10 @@ once, encrypted to the insurer's age key; it holds the campaign's people (never 
 list's canary) and K watermark rows of its own, which name the export in a leaked copy."""
 
 import json
+import re
 from collections import Counter
-from datetime import timedelta
+from dataclasses import replace
+from datetime import date, datetime, timedelta
 from io import StringIO
 
 import pyrage
@@ -13,7 +15,6 @@ import pytest
 import time_machine
 from django.core.management import call_command
 from django.urls import reverse
-from django.utils import timezone
 
 from tests.calling.conftest import running_campaign
 from tests.conftest import make_user
@@ -23,6 +24,7 @@ from yobikake.accounts.errors import AccountError
 from yobikake.accounts.permissions import ROLE_PERMISSIONS, Permission, Role
 from yobikake.audit.models import Alert, Event
 from yobikake.audit.tags import AuditTag
+from yobikake.calling import services as calling
 from yobikake.calling.models import CallTarget, Disposition
 from yobikake.exports import services
 from yobikake.exports.models import Approval, WatermarkRow
@@ -66,10 +68,69 @@ def key(person: Person) -> tuple[str, str, str]:
     return person.name_kanji, person.name_kana, person.address
 
 
-def rows_of(released, identity):
+# The file as the insurer's staff read it: words, dates in both calendars, every column.
+
+SEX_WORDS = {"1": "男", "2": "女"}
+YES_NO = {"はい", "いいえ"}
+DATA_COLUMNS = (
+    "氏名",
+    "氏名（カナ）",
+    "性別",
+    "生年月日（和暦）",
+    "生年月日（西暦）",
+    "年齢（年度末）",
+    "郵便番号",
+    "住所",
+    "電話番号",
+    "被保険者番号",
+)
+CALLING_COLUMNS = (
+    "区分",
+    "結果",
+    "架電回数",
+    "最終架電日時",
+    "本人に接触",
+    "受診予定",
+    "折り返し日時",
+    "電話番号調査",
+    "受診日",
+)
+
+
+def start_campaign_over(world, target_list):
+    """A started campaign of insurer A over `target_list`, as `running_campaign` makes."""
+    campaign = calling.create_campaign(
+        actor=world.supervisor, insurer=world.insurer_a, fiscal_year=2022, lists=[target_list]
+    )
+    calling.assign_operators(actor=world.supervisor, campaign=campaign, operators=[world.operator])
+    return calling.start_campaign(actor=world.supervisor, campaign=campaign, seed=1)
+
+
+def named_rows(released, identity) -> list[dict[str, str]]:
     header, *rows = decrypt_csv(released.data, identity)
-    assert len(header) == 17
-    return rows
+    assert tuple(header) == DATA_COLUMNS + CALLING_COLUMNS
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
+def showa(day: date) -> str:
+    # Everyone aged 40–74 in FY2022 was born in 昭和 (1926-12-25 – 1989-01-07).
+    assert date(1926, 12, 25) <= day <= date(1989, 1, 7)
+    return f"昭和{day.year - 1925}年{day.month}月{day.day}日"
+
+
+def age_at(day: date, born: date) -> int:
+    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+def row_key(row: dict[str, str]) -> tuple[str, str, str]:
+    return row["氏名"], row["氏名（カナ）"], row["住所"]
+
+
+def split(rows, people):
+    by_key = {key(p): p for p in people}
+    real = [(row, by_key[row_key(row)]) for row in rows if row_key(row) in by_key]
+    marks = [row for row in rows if row_key(row) not in by_key]
+    return real, marks
 
 
 def test_the_request_binds_the_campaigns_people_with_one_audit_row(world, campaign, requested):
@@ -97,9 +158,9 @@ def test_the_file_opens_only_with_the_insurers_key_and_holds_its_people_and_k_wa
     for stranger in (identities[world.insurer_b.pk], pyrage.x25519.Identity.generate()):
         with pytest.raises(pyrage.DecryptError):
             pyrage.decrypt(released.data, [stranger])
-    rows = rows_of(released, identities[world.insurer_a.pk])
+    rows = named_rows(released, identities[world.insurer_a.pk])
     assert len(rows) == len(people) + K
-    in_file = Counter((r[0], r[1], r[6]) for r in rows)
+    in_file = Counter(map(row_key, rows))
     assert not Counter(map(key, people)) - in_file  # everyone of the campaign
     canary_values = [opened(Target.objects.get(pk=pk)) for pk in planted]
     for values in canary_values:
@@ -111,19 +172,8 @@ def test_the_file_opens_only_with_the_insurers_key_and_holds_its_people_and_k_wa
     assert json.loads(event.details)["count"] == len(people)
 
 
-def test_the_file_says_what_calling_came_to(world, identities, campaign, approved):
-    rows = rows_of(
-        services.release_export(actor=world.staff_a, approval=approved),
-        identities[world.insurer_a.pk],
-    )
-    called = [r for r in rows if r[10] == "受診予定"]
-    assert called and all(r[11:14] == ["2", "1", "1"] for r in called)
-    # Everyone not yet called, in the file as sent, with no outcome.
-    assert Counter(r[10] for r in rows)[""] >= len(campaign.people) - 1 - K
-
-
 def test_the_watermark_stores_blind_indexes_never_plaintext(world, identities, approved):
-    rows = rows_of(
+    rows = named_rows(
         services.release_export(actor=world.staff_a, approval=approved),
         identities[world.insurer_a.pk],
     )
@@ -134,7 +184,7 @@ def test_the_watermark_stores_blind_indexes_never_plaintext(world, identities, a
             bytes(v) for v in vars(mark).values() if isinstance(v, bytes | memoryview)
         )
         for row in rows:
-            assert row[0].encode() not in stored and row[6].encode() not in stored
+            assert row["氏名"].encode() not in stored and row["住所"].encode() not in stored
 
 
 def test_an_export_without_a_second_approver_is_refused_on_the_record(world, requested):
@@ -192,29 +242,6 @@ def test_an_approver_of_the_same_organisation_is_refused_on_the_record(
     assert requested.state == Approval.State.REQUESTED
 
 
-def test_every_row_s_age_agrees_with_its_birth_date_watermarks_included(
-    world, identities, approved
-):
-    import csv
-    import io
-    from datetime import date
-
-    released = services.release_export(actor=world.staff_a, approval=approved)
-    text = pyrage.decrypt(released.data, [identities[world.insurer_a.pk]]).decode("utf-8-sig")
-    rows = list(csv.reader(io.StringIO(text)))[1:]
-    year_end = date(approved_fiscal_year(approved) + 1, 3, 31)
-    for row in rows:
-        born = date.fromisoformat(row[3])
-        age = year_end.year - born.year - ((year_end.month, year_end.day) < (born.month, born.day))
-        assert int(row[4]) == age
-
-
-def approved_fiscal_year(approval):
-    from yobikake.calling.models import Campaign
-
-    return Campaign.objects.get(pk=approval.subject["campaign_id"]).fiscal_year
-
-
 def test_an_approver_without_the_approval_permission_is_refused(world, requested):
     with pytest.raises(AccountError) as refused:
         services.approve(actor=world.supervisor, approval=requested)
@@ -228,10 +255,12 @@ def test_a_leaked_copy_is_attributed_to_its_export(
     released = services.release_export(actor=world.staff_a, approval=approved)
     text = pyrage.decrypt(released.data, [identities[world.insurer_a.pk]])
     if retype:
+        codes = {word: code for code, word in SEX_WORDS.items()}
         people = [
-            Person(r[0], r[1], r[2], timezone.datetime.fromisoformat(r[3]).date(), r[7], r[5],
-                   r[6], r[8])
-            for r in rows_of(released, identities[world.insurer_a.pk])
+            Person(r["氏名"], r["氏名（カナ）"], codes[r["性別"]],
+                   datetime.strptime(r["生年月日（西暦）"], "%Y/%m/%d").date(), r["電話番号"],
+                   r["郵便番号"], r["住所"], r["被保険者番号"])
+            for r in named_rows(released, identities[world.insurer_a.pk])
         ]  # fmt: skip
         path = write_csv(tmp_path, [retyped(p) for p in people])
     else:
@@ -363,3 +392,133 @@ def test_the_watermark_is_on_the_record_and_rows_deleted_in_the_database_raise_a
     # The two rows left still name the export.
     [found] = incident_selectors.exports_found(incident)
     assert found.approval_id == approved.pk and len(found.leak_rows) == K - 1
+
+
+def test_every_column_is_filled_in_words_and_dates_the_insurers_staff_read(
+    world, identities, campaign, approved
+):
+    rows = named_rows(
+        services.release_export(actor=world.staff_a, approval=approved),
+        identities[world.insurer_a.pk],
+    )
+    real, marks = split(rows, campaign.people)
+    assert len(real) == len(campaign.people) and len(marks) == K
+    year_end = date(campaign.fiscal_year + 1, 3, 31)
+    for row, person in real:
+        assert row["性別"] == SEX_WORDS[person.sex]
+        assert row["生年月日（西暦）"] == person.birth_date.strftime("%Y/%m/%d")
+        assert row["生年月日（和暦）"] == showa(person.birth_date)
+        assert row["年齢（年度末）"] == str(age_at(year_end, person.birth_date))
+        assert row["被保険者番号"] == person.insured_number
+    # The watermark rows have every column a real row has, in the same forms.
+    for row in marks:
+        assert row["性別"] in ("男", "女")
+        born = datetime.strptime(row["生年月日（西暦）"], "%Y/%m/%d").date()
+        assert row["生年月日（和暦）"] == showa(born)
+        assert row["年齢（年度末）"] == str(age_at(year_end, born))
+        assert row["被保険者番号"] and row["住所"] and row["氏名（カナ）"]
+    for row in rows:
+        assert row["区分"] in ("架電群", "対照群（架電しない）")
+        assert row["本人に接触"] in YES_NO and row["受診予定"] in YES_NO
+        # What calling came to, in words, for everyone: never an empty cell or a code.
+        assert row["結果"] and not re.search(r"[A-Za-z0-9_]", row["結果"])
+        assert int(row["架電回数"]) >= 0
+    called = [row for row, _p in real if row["結果"] == "受診予定"]
+    assert [(r["架電回数"], r["本人に接触"], r["受診予定"]) for r in called] == [
+        ("2", "はい", "はい")
+    ]
+    held_out = [row for row in rows if row["区分"] == "対照群（架電しない）"]
+    assert held_out and all(r["結果"] == "架電なし（対照群）" for r in held_out)
+    assert all(r["結果"] == "未架電" for r in marks if r["電話番号"])
+
+
+def test_a_list_that_gave_only_ages_leaves_every_birth_date_empty_watermarks_included(
+    world, identities, settings
+):
+    from tests.pii import LOADED_PEOPLE
+    from yobikake.intake.services import load_target_list
+    from yobikake.synth.people import synthetic_people
+
+    settings.YOBIKAKE_EXPORT_WATERMARK_ROWS = K
+    year_end = date(2023, 3, 31)
+    people = [
+        replace(p, birth_date=None, age=p.age_on(year_end))
+        for p in synthetic_people(10, seed=8, fiscal_year=2022)
+    ]
+    LOADED_PEOPLE.extend(people)
+    target_list = load_target_list(
+        actor=world.staff_a, insurer=world.insurer_a, fiscal_year=2022, people=people
+    )
+    campaign = start_campaign_over(world, target_list)
+    approval = request_results(actor=world.staff_a, campaign=campaign)
+    services.approve(actor=world.fed_admin, approval=approval)
+
+    rows = named_rows(
+        services.release_export(actor=world.staff_a, approval=approval),
+        identities[world.insurer_a.pk],
+    )
+    real, marks = split(rows, people)
+    assert len(real) == len(people) and len(marks) == K
+    for row, person in real:
+        assert row["性別"] == SEX_WORDS[person.sex]
+        assert row["年齢（年度末）"] == str(person.age)
+    for row in rows:
+        assert row["生年月日（和暦）"] == row["生年月日（西暦）"] == ""
+        assert 40 <= int(row["年齢（年度末）"]) <= 74
+        assert row["性別"] in ("男", "女")
+
+
+def test_no_watermark_row_carries_the_insured_number_of_anyone_the_insurer_sent(
+    world, identities, settings
+):
+    """The staff tell the watermark rows by their insured numbers, which are no one's:
+    even where the numbers leave room for only a few (here nine of ten are taken)."""
+    from tests.pii import LOADED_PEOPLE
+    from yobikake.intake.services import load_target_list
+    from yobikake.synth.people import synthetic_people
+
+    settings.YOBIKAKE_EXPORT_WATERMARK_ROWS = K
+    people = [
+        replace(p, insured_number=f"岐01-{n}")
+        for n, p in enumerate(synthetic_people(9, seed=9, fiscal_year=2022))
+    ]
+    LOADED_PEOPLE.extend(people)
+    target_list = load_target_list(
+        actor=world.staff_a, insurer=world.insurer_a, fiscal_year=2022, people=people
+    )
+    campaign = start_campaign_over(world, target_list)
+    approval = request_results(actor=world.staff_a, campaign=campaign)
+    services.approve(actor=world.fed_admin, approval=approval)
+
+    rows = named_rows(
+        services.release_export(actor=world.staff_a, approval=approval),
+        identities[world.insurer_a.pk],
+    )
+    _real, marks = split(rows, people)
+    assert [row["被保険者番号"] for row in marks] == ["岐01-9"] * K
+
+
+def test_the_pages_say_how_many_watermark_rows_the_file_carries_and_how_to_tell_them(
+    world, campaign, requested, as_user
+):
+    n = len(campaign.people)
+    said = f"{n}人（ほかに透かし行{K}行、計{n + K}行）"
+    assert said in as_user(world.fed_admin).get(reverse("exports:approval_list")).text
+    staff_page = as_user(world.staff_a).get(reverse("exports:export_index")).text
+    assert said in staff_page
+    how = staff_page[staff_page.index('data-testid="watermark-note"') :]
+    assert "被保険者番号" in how[: how.index("</p>")]
+    [event] = Event.objects.filter(tag=AuditTag.APPROVAL_REQUEST)
+    assert json.loads(event.details)["watermark_rows"] == K
+
+
+def test_the_watermark_rows_are_as_many_as_the_approval_said_whatever_the_setting_now(
+    world, identities, campaign, approved, settings
+):
+    settings.YOBIKAKE_EXPORT_WATERMARK_ROWS = 0  # changed on the host after the approval
+    rows = named_rows(
+        services.release_export(actor=world.staff_a, approval=approved),
+        identities[world.insurer_a.pk],
+    )
+    assert len(rows) == len(campaign.people) + K
+    assert WatermarkRow.objects.filter(approval=approved).count() == K

@@ -7,25 +7,33 @@ The insurer's staff request it for one of their campaigns (`request_results`); a
 person approves it, from another organisation or in another role (exports/approvals.py);
 then the insurer's staff download it once, opened by the vault in one go and encrypted
 to the insurer's age key. This module is the `results` kind's producer for
-exports/services.py."""
+exports/services.py.
+
+The file is read by the insurer's staff and loaded into their systems: every column is
+in words or in dates they read (性別 男/女, 生年月日 in 和暦 and 西暦, 結果 for everyone,
+called or not), empty only where the insurer's own list gave nothing (a list of ages
+has no birth dates). The approval fixes how many watermark rows it carries; the pages
+say how many, and that their insured numbers are nobody's (exports/watermarks.py)."""
 
 import csv
 import io
 import random
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from django.conf import settings
+from django.db.models import Max
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from yobikake.calling.models import CallTarget, Campaign, ResearchResult
+from yobikake.calling.models import Attempt, CallTarget, Campaign, ResearchResult
 from yobikake.exports import services as export_services
 from yobikake.exports import watermarks
 from yobikake.exports.models import Approval
 from yobikake.incidents import canaries
-from yobikake.jp.wareki import fiscal_year_end
+from yobikake.jp.wareki import era_of, era_year_text, fiscal_year_end
 from yobikake.synth.people import Person
 from yobikake.tenancy.models import Insurer
 from yobikake.vault.exports import open_for_export
@@ -45,21 +53,31 @@ HEADERS = (
     gettext_lazy("Full name"),
     gettext_lazy("Name (kana)"),
     gettext_lazy("Sex"),
-    gettext_lazy("Date of birth"),
-    gettext_lazy("Age"),
+    gettext_lazy("Date of birth (Japanese era)"),
+    gettext_lazy("Date of birth (Western calendar)"),
+    gettext_lazy("Age at the fiscal year's end"),
     gettext_lazy("Postal code"),
     gettext_lazy("Home address"),
     gettext_lazy("Phone number"),
     gettext_lazy("Insured number"),
-    gettext_lazy("Held out (not called)"),
+    gettext_lazy("Calling group"),
     gettext_lazy("Outcome"),
     gettext_lazy("Attempts"),
+    gettext_lazy("Last call at"),
     gettext_lazy("Reached"),
     gettext_lazy("Intends to attend"),
     gettext_lazy("Call back at"),
     gettext_lazy("Phone research"),
     gettext_lazy("Checkup taken on"),
 )
+SEXES = {"1": gettext_lazy("Male"), "2": gettext_lazy("Female")}
+# What the file says of someone no call reached yet, by where they stand in the queue.
+NOT_CALLED = {
+    CallTarget.State.RESEARCH: gettext_lazy("Not called: phone number being researched"),
+    CallTarget.State.NOT_FOUND: gettext_lazy("Not called: no phone number found"),
+}
+DATE = "%Y/%m/%d"
+DATE_TIME = "%Y/%m/%d %H:%M"
 
 
 def _subject(campaign: Campaign) -> dict[str, int]:
@@ -72,7 +90,13 @@ def request_results(*, actor: Any, campaign: Campaign) -> Approval:
     # Anyone but an insurer's staff is refused the request's permission anyway.
     insurer = actor.organization.insurer or campaign.insurer
     return export_services.request_approval(
-        actor=actor, kind=KIND, insurer=insurer, subject=_subject(campaign)
+        actor=actor,
+        kind=KIND,
+        insurer=insurer,
+        subject=_subject(campaign),
+        # Sealed with the approval: the approver sees how many, and the file has as many
+        # whatever the setting says when it is downloaded.
+        terms={"watermark_rows": settings.YOBIKAKE_EXPORT_WATERMARK_ROWS},
     )
 
 
@@ -105,12 +129,20 @@ def targets(*, insurer: Insurer, subject: dict[str, int]) -> list[int]:
     return ids
 
 
+def _watermark_rows(approval: Approval) -> int:
+    # Requests made before approvals carried the number take the setting, as they did.
+    rows: int = approval.subject.get("watermark_rows", settings.YOBIKAKE_EXPORT_WATERMARK_ROWS)
+    return rows
+
+
 def describe(approval: Approval) -> str:
     campaign = Campaign.objects.get(pk=approval.subject["campaign_id"])
-    return _("Results of campaign “%(name)s”: %(n)s persons") % {
-        "name": campaign.name,
-        "n": approval.subject["target_count"],  # what the request bound
-    }
+    persons = approval.subject["target_count"]  # what the request bound
+    marks = _watermark_rows(approval)
+    return _(
+        "Results of campaign “%(name)s”: %(n)s persons (and %(k)s watermark rows, "
+        "%(rows)s rows in all)"
+    ) % {"name": campaign.name, "n": persons, "k": marks, "rows": persons + marks}
 
 
 def _person(values: dict[str, str], ct: CallTarget) -> Person:
@@ -128,36 +160,71 @@ def _person(values: dict[str, str], ct: CallTarget) -> Person:
     )
 
 
-def _flag(value: bool) -> str:
-    return "1" if value else "0"
+def _yes_no(value: bool) -> str:
+    return _("yes") if value else _("no")
 
 
-def _line(person: Person, ct: CallTarget, year_end: date) -> list[str]:
-    callback = (
-        timezone.localtime(ct.callback_at).strftime("%Y-%m-%d %H:%M") if ct.callback_at else ""
-    )
+def _when(at: datetime | None) -> str:
+    return timezone.localtime(at).strftime(DATE_TIME) if at else ""
+
+
+def _wareki(day: date) -> str:
+    era, year = era_of(day)
+    return f"{era_year_text(era, year)}{day.month}月{day.day}日"
+
+
+def _outcome(ct: CallTarget) -> str:
+    if ct.holdout:
+        return _("Not called (control group)")
+    if ct.last_disposition is not None:
+        return ct.last_disposition.label
+    return str(NOT_CALLED.get(CallTarget.State(ct.state), _("Not called yet")))
+
+
+@dataclass(frozen=True)
+class _Calls:
+    """What calling came to for one person of the campaign."""
+
+    target: CallTarget
+    last_call_at: datetime | None
+
+
+def _line(person: Person, calls: _Calls, year_end: date) -> list[str]:
+    ct = calls.target
+    birth = person.birth_date
     research = str(ResearchResult(ct.research_result).label) if ct.research_result else ""
     return [
         person.name_kanji,
         person.name_kana,
-        person.sex,
-        person.birth_date.isoformat() if person.birth_date else "",
+        str(SEXES[person.sex]),
+        _wareki(birth) if birth else "",
+        birth.strftime(DATE) if birth else "",
         # From the birth date where there is one, as for every row (a watermark row's
         # own birth date, not the row its calling columns come from).
-        str(person.age_on(year_end) if person.birth_date else (person.age or ct.age)),
+        str(person.age_on(year_end) if birth else (person.age or ct.age)),
         person.postal_code,
         person.address,
         person.phone,
         person.insured_number,
-        _flag(ct.holdout),
-        ct.last_disposition.label if ct.last_disposition else "",
+        str(_("Held out (control group)") if ct.holdout else _("Called group")),
+        _outcome(ct),
         str(ct.attempts),
-        _flag(ct.reached),
-        _flag(ct.intends_to_attend),
-        callback,
+        _when(calls.last_call_at),
+        _yes_no(ct.reached),
+        _yes_no(ct.intends_to_attend),
+        _when(ct.callback_at),
         research,
-        ct.attended_on.isoformat() if ct.attended_on else "",
+        ct.attended_on.strftime(DATE) if ct.attended_on else "",
     ]
+
+
+def _last_calls(campaign: Campaign) -> dict[int, datetime]:
+    return dict(
+        Attempt.objects.filter(call_target__campaign=campaign)
+        .values("call_target")
+        .annotate(last=Max("started_at"))
+        .values_list("call_target", "last")
+    )
 
 
 def produce(*, actor: Any, approval: Approval) -> export_services.Produced:
@@ -172,26 +239,32 @@ def produce(*, actor: Any, approval: Approval) -> export_services.Produced:
         target_ids=list(call_targets),
         fields=FIELDS,
     )
+    last_calls = _last_calls(campaign)
     rows = [
-        (_person(values, call_targets[target_id]), call_targets[target_id])
+        (
+            _person(values, call_targets[target_id]),
+            _Calls(call_targets[target_id], last_calls.get(call_targets[target_id].pk)),
+        )
         for target_id, values in sorted(opened.values.items())
     ]
     rng = random.SystemRandom()
     marks = watermarks.make_watermark(
         actor=actor,
         approval=approval,
-        templates=[person for person, _ct in rows],
+        templates=[person for person, _calls in rows],
         municipality=campaign.insurer.name,
         fiscal_year=campaign.fiscal_year,
-        count=settings.YOBIKAKE_EXPORT_WATERMARK_ROWS,
+        count=_watermark_rows(approval),
         rng=rng,
     )
     # A watermark row's calling columns are a real row's, one never called (there are
     # many: the control group aside, people without a number or not yet reached by the
-    # queue): nothing sets it apart, and a recount of the statement from the file holds.
-    uncalled = [ct for _person, ct in rows if ct.attempts == 0 and not ct.holdout]
+    # queue) and, like it, with or without a number on the list: nothing sets it apart,
+    # and a recount of the statement from the file holds.
+    uncalled = [(p, c) for p, c in rows if c.target.attempts == 0 and not c.target.holdout]
     for mark in marks:
-        calls = rng.choice(uncalled or [ct for _person, ct in rows])
+        alike = [c for p, c in uncalled if bool(p.phone) == bool(mark.phone)]
+        calls = rng.choice(alike or [c for _p, c in uncalled] or [c for _p, c in rows])
         rows.insert(rng.randint(0, len(rows)), (mark, calls))
     out = io.StringIO()
     out.write("\ufeff")
@@ -199,7 +272,7 @@ def produce(*, actor: Any, approval: Approval) -> export_services.Produced:
     with translation.override("ja"):
         writer.writerow([str(h) for h in HEADERS])
         year_end = fiscal_year_end(campaign.fiscal_year)
-        for person, ct in rows:
-            writer.writerow(_line(person, ct, year_end))
+        for person, calls in rows:
+            writer.writerow(_line(person, calls, year_end))
     name = f"results-campaign{campaign.pk}-{campaign.insurer.number}.csv"
     return export_services.Produced(name, out.getvalue().encode("utf-8"), opened.recipient)

@@ -87,10 +87,17 @@ def register_insurer_key(*, actor: Any, public_key: str) -> InsurerKey:
 
 @audited(AuditTag.APPROVAL_REQUEST)
 def request_approval(
-    *, actor: Any, kind: Approval.Kind, insurer: Insurer, subject: dict[str, int]
+    *,
+    actor: Any,
+    kind: Approval.Kind,
+    insurer: Insurer,
+    subject: dict[str, int],
+    terms: dict[str, int] | None = None,
 ) -> Approval:
     """Ask a second person to approve releasing `subject` of `kind` to `insurer`,
-    encrypted to the insurer's key in force now: to exactly the people it names now."""
+    encrypted to the insurer's key in force now: to exactly the people it names now.
+    `terms` are how the file is made (sealed with the subject, shown to the approver,
+    on the record), not what it is about: they do not tell one request from another."""
     kind = Approval.Kind(kind)
     require(actor, approvals.POLICIES[kind].request_permission)
     # One request at a time per insurer: two at once cannot both pass the check below.
@@ -115,7 +122,7 @@ def request_approval(
     approval = Approval.objects.create(
         kind=kind,
         insurer=insurer,
-        subject={**subject, **approvals.bind_targets(target_ids)},
+        subject={**subject, **(terms or {}), **approvals.bind_targets(target_ids)},
         recipient=recipient,
         requested_by=actor,
         requested_at=now,
@@ -130,6 +137,7 @@ def request_approval(
             "approval_id": approval.pk,
             "kind": str(kind),
             **subject,
+            **(terms or {}),
             "target_count": approval.subject["target_count"],
         },
     )

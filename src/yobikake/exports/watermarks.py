@@ -26,6 +26,7 @@ from yobikake.audit.models import Event
 from yobikake.audit.services import append_event
 from yobikake.audit.tags import AuditTag
 from yobikake.exports.models import Approval, WatermarkRow
+from yobikake.intake.models import Target
 from yobikake.intake.sealing import INDEX_COLUMNS
 from yobikake.synth.canaries import canary_like
 from yobikake.synth.people import Person
@@ -47,6 +48,21 @@ def _indexes(indexer: Indexer, person: Person) -> dict[str, bytes]:
 
 
 _COLUMNS = tuple(INDEX_COLUMNS.values())
+# How often a watermark row is drawn again while its insured number is someone's. A
+# row's number keeps its template's symbol and redraws only its last digits, so short
+# numbers can be nearly all taken: with nine in ten taken, 200 draws all fail with a
+# chance of 0.9**200 (about 1 in 10**9); then the last draw is kept.
+MAX_DRAWS = 200
+
+
+def _someones(insurer_id: int, idx_insured_number: bytes | None) -> bool:
+    """Whether a person the insurer sent (on any list still stored) has this insured
+    number: the insurer's staff tell watermark rows by numbers that are nobody's."""
+    if idx_insured_number is None:
+        return False
+    return Target.objects.filter(
+        insurer_id=insurer_id, idx_insured_number=idx_insured_number
+    ).exists()
 
 
 def digest(rows: Iterable[Sequence[bytes | memoryview | None]]) -> str:
@@ -92,24 +108,26 @@ def make_watermark(
     rng: random.Random,
 ) -> list[Person]:
     """`count` synthetic people, each shaped like a real row of the file drawn at random
-    (synth/canaries.py), their blind indexes stored against `approval`."""
+    (synth/canaries.py) and with an insured number (where rows have one) that no one
+    the insurer sent has, their blind indexes stored against `approval`."""
     if not templates:
         return []
     indexer = Indexer(datakeys.index_key(approval.insurer_id))
-    marks = [
-        canary_like(
-            rng.choice(templates),
-            municipality=municipality,
-            fiscal_year=fiscal_year,
-            phones=settings.YOBIKAKE_CANARY_PHONES,
-            rng=rng,
-        )
-        for _ in range(count)
-    ]
-    rows = [
-        WatermarkRow(approval=approval, insurer_id=approval.insurer_id, **_indexes(indexer, mark))
-        for mark in marks
-    ]
+    marks, rows = [], []
+    for _ in range(count):
+        for _try in range(MAX_DRAWS):
+            mark = canary_like(
+                rng.choice(templates),
+                municipality=municipality,
+                fiscal_year=fiscal_year,
+                phones=settings.YOBIKAKE_CANARY_PHONES,
+                rng=rng,
+            )
+            indexes = _indexes(indexer, mark)
+            if not _someones(approval.insurer_id, indexes.get("idx_insured_number")):
+                break
+        marks.append(mark)
+        rows.append(WatermarkRow(approval=approval, insurer_id=approval.insurer_id, **indexes))
     WatermarkRow.objects.bulk_create(rows)
     append_event(
         tag=AuditTag.EXPORT_WATERMARK,

@@ -122,23 +122,26 @@ def looks_like(value: str) -> str | None:
 def detect_columns(headers: list[str], sample: list[list[str]]) -> dict[int, str]:
     """Column number → item. Content decides; a header the intake knows breaks ties and
     names a column whose sample was empty. A name or kana split over two columns (surname,
-    given name) keeps both: `row_fields` joins them."""
+    given name) keeps both: `row_fields` joins them. But an item that a known header names,
+    and whose column holds it, takes no other column of an unknown header: words such as
+    a results file's 結果 (不在) read as names, its 年齢 (58) as an insured number."""
     try:
         mapped = map_headers(headers).items()
         known = {col: _INTAKE_FIELDS[f] for f, col in mapped if f in _INTAKE_FIELDS}
     except UnreadableFile:
         known = {}
-    columns: dict[int, str] = {}
+    detected: dict[int, str] = {}
     for col in range(max([len(headers), *(len(r) for r in sample)], default=0)):
         seen = Counter(k for r in sample if col < len(r) and (k := looks_like(r[col])))
         filled = sum(1 for r in sample if col < len(r) and r[col].strip())
         kind, count = seen.most_common(1)[0] if seen else (None, 0)
         if kind and count >= SHARE * filled:
             # "1"/"2" might be a sex code or a digit column; the header settles it.
-            columns[col] = known.get(col, kind) if kind == "sex" else kind
+            detected[col] = known.get(col, kind) if kind == "sex" else kind
         elif col in known and not filled:
-            columns[col] = known[col]
-    return columns
+            detected[col] = known[col]
+    confirmed = {item for col, item in detected.items() if known.get(col) == item}
+    return {col: item for col, item in detected.items() if col in known or item not in confirmed}
 
 
 @dataclass
