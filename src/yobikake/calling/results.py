@@ -1,23 +1,25 @@
 """Checkup results handed back by an insurer: who took the checkup, and when.
 
 The file (CSV/TSV in any encoding intake reads, XLSX, or the national standard electronic
-format: one CDA document or a ZIP of them, see `jp.checkup_cda`) names each person by
-insured number, or by kana name and birth date, beside the day taken. Each row is matched by
-blind index under the insurer's own key against the call targets of the insurer's
-running and closed campaigns; only the match result is stored (`CallTarget.attended_on`,
-when the day falls in that campaign's fiscal year). The file itself is never stored,
-and the audit event carries counts only.
+format: one CDA document or a ZIP submission of them, see `jp.checkup_cda`) names each
+person by insured number, or by kana name and birth date, beside the day taken. Each row
+is matched by blind index under the insurer's own key against the call targets of the
+insurer's running and closed campaigns; only the match result is stored
+(`CallTarget.attended_on`, when the day falls in that campaign's fiscal year). The file
+itself is never stored, and the audit event carries counts only; why a document could
+not be read goes back to the sender alone.
 """
 
-import zipfile
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from yobikake.accounts.errors import AccountError, NotPermitted
 from yobikake.accounts.permissions import Permission
@@ -27,6 +29,7 @@ from yobikake.audit.tags import AuditTag
 from yobikake.calling.models import CallTarget, Campaign
 from yobikake.intake.reading import UnreadableFile, header_key, map_headers, open_sheet
 from yobikake.jp import checkup_cda
+from yobikake.jp.checkup_cda import ArchiveWhy, UnreadableArchive, Why
 from yobikake.jp.dates import InvalidDate, parse_date
 from yobikake.jp.insured_numbers import InvalidInsuredNumber, parse_insured_number
 from yobikake.tenancy.fiscal import FiscalYear
@@ -41,6 +44,8 @@ DATE_HEADERS = frozenset(
 )
 _COLUMNS = {IndexKind.INSURED_NUMBER: "idx_insured_number", IndexKind.KANA_BIRTH: "idx_kana_birth"}
 _BATCH = 1000
+# The documents named on the page and the command line as unreadable; the count says the rest.
+MAX_PROBLEMS = 50
 
 
 @dataclass(frozen=True)
@@ -50,20 +55,52 @@ class ResultsSummary:
     outside_year: int  # a person of a campaign, on a day outside its fiscal year
     unmatched: int  # no one of the insurer's campaigns
     invalid: int  # no usable insured number or kana + birth date, or no usable day
+    problems: tuple[str, ...] = ()  # each document not read, and why (for the sender only)
 
 
 @dataclass(frozen=True)
 class _Row:
     keys: dict[IndexKind, bytes]
     day: date
+    household: bool = False  # the insured number names a household (the card has an 枝番)
+
+
+class _Unusable(StrEnum):
+    NO_DAY = "no_day"
+    NO_PERSON = "no_person"
+
+
+# Why a document was not used, in words for its sender (never the document's content).
+_REASONS = {
+    Why.TOO_LARGE: gettext_lazy(
+        "It is larger than %(mb)s MB, more than a checkup document can be."
+    ),
+    Why.EXTRACT: gettext_lazy("It cannot be taken out of the ZIP file (damaged or encrypted)."),
+    Why.DOCTYPE: gettext_lazy(
+        "It carries a DOCTYPE declaration, which checkup documents do not have."
+    ),
+    Why.ENCODING: gettext_lazy("The declared encoding “%(encoding)s” cannot be read."),
+    Why.BYTES: gettext_lazy(
+        "It holds bytes that are not text in its declared encoding (line %(line)s, "
+        "column %(column)s)."
+    ),
+    Why.MALFORMED: gettext_lazy("It is not well-formed XML (line %(line)s, column %(column)s)."),
+    Why.NOT_CHECKUP: gettext_lazy("It is not a checkup document (ClinicalDocument)."),
+    Why.NO_PATIENT: gettext_lazy("It names no examinee (recordTarget/patientRole)."),
+    Why.INSURER_NUMBER: gettext_lazy("Its insurer number is not one."),
+    _Unusable.NO_DAY: gettext_lazy("It gives no day the checkup was taken."),
+    _Unusable.NO_PERSON: gettext_lazy(
+        "It gives neither the card's number nor the kana name and date of birth."
+    ),
+}
 
 
 def _cell(row: list[str], column: int | None) -> str:
     return row[column] if column is not None and column < len(row) else ""
 
 
-def _read(path: Path, indexer: Indexer, insurer_number: str) -> tuple[list[_Row], int]:
-    """The usable rows of the file, and how many were not."""
+def _read(path: Path, indexer: Indexer, insurer_number: str) -> tuple[list[_Row], int, list[str]]:
+    """The usable rows of the file, how many were not, and why (for documents)."""
     with path.open("rb") as f:
         head = f.read(len(checkup_cda.ZIP_MAGIC))
     if checkup_cda.looks_like_cda(head) or (
@@ -91,75 +128,140 @@ def _read(path: Path, indexer: Indexer, insurer_number: str) -> tuple[list[_Row]
     invalid = 0
     try:
         for _number, cells in sheet.rows:
-            row = _row(cells, columns, day_column, indexer)
-            if row is None:
+            row = _keyed(
+                day=_cell(cells, day_column),
+                insured_number=_cell(cells, columns.get("insured_number")),
+                name_kana=_cell(cells, columns.get("name_kana")),
+                birth_date=_cell(cells, columns.get("birth_date")),
+                indexer=indexer,
+            )
+            if isinstance(row, _Unusable):
                 invalid += 1
             else:
                 rows.append(row)
     except UnreadableFile as exc:
         raise AccountError(str(exc), code=exc.code) from None
-    return rows, invalid
+    return rows, invalid, []
 
 
-# The row shape a CDA document is turned into, so that both roads share `_row`.
-_CDA_COLUMNS = {"insured_number": 0, "name_kana": 1, "birth_date": 2}
-_CDA_DAY_COLUMN = 3
-
-
-def _read_cda(path: Path, indexer: Indexer, insurer_number: str) -> tuple[list[_Row], int]:
-    """A document naming another insurer refuses the whole file: those are another
-    insurer's residents (sent to the wrong place), and nothing of it is recorded."""
+def _read_cda(
+    path: Path, indexer: Indexer, insurer_number: str
+) -> tuple[list[_Row], int, list[str]]:
+    """A document or an index naming another insurer refuses the whole file: those are
+    another insurer's residents (sent to the wrong place), and nothing of it is recorded."""
+    own = checkup_cda.insurer_number_key(insurer_number)
     rows: list[_Row] = []
-    invalid = 0
+    problems: list[str] = []
     try:
-        for record in checkup_cda.read_documents(path):
-            stated = "".join(c for c in record.insurer_number if c.isdigit()) if record else ""
-            if stated and stated != insurer_number:
-                raise AccountError(
-                    _(
-                        "This file holds checkup results of another insurer (insurer number "
-                        "%(number)s); nothing was recorded."
-                    )
-                    % {"number": stated},
-                    code="other_insurer",
-                )
-            row = (
-                None
-                if record is None
-                else _row(
-                    [record.insured_number, record.name_kana, record.birth_date, record.day_taken],
-                    _CDA_COLUMNS,
-                    _CDA_DAY_COLUMN,
-                    indexer,
-                )
-            )
-            if row is None:
-                invalid += 1
-            else:
-                rows.append(row)
-    except zipfile.BadZipFile:
-        raise AccountError(_("The ZIP file cannot be read."), code="format") from None
-    return rows, invalid
+        with checkup_cda.open_submission(path) as submission:
+            for receiver in submission.receivers:
+                if checkup_cda.insurer_number_key(receiver) != own:
+                    raise _other_insurer(receiver)
+            for document in submission.documents():
+                row = _document_row(document, own, indexer)
+                if isinstance(row, _Row):
+                    rows.append(row)
+                else:
+                    problems.append(f"{document.name}: {row}" if document.name else row)
+    except UnreadableArchive as exc:
+        raise _refused_archive(exc) from None
+    return rows, len(problems), problems
 
 
-def _row(
-    cells: list[str], columns: dict[str, int], day_column: int, indexer: Indexer
-) -> _Row | None:
+def _document_row(document: checkup_cda.Document, own: str | None, indexer: Indexer) -> _Row | str:
+    """The document's row, or why it has none in words for its sender."""
+    record = document.record
+    if record is None:
+        unreadable = document.unreadable or checkup_cda.Unreadable(Why.MALFORMED)
+        return _reason(unreadable.why, unreadable.detail)
+    if record.insurer_number not in ("", own):
+        raise _other_insurer(record.insurer_number)
+    row = _keyed(
+        day=record.day_taken,
+        insured_number=record.insured_number,
+        name_kana=record.name_kana,
+        birth_date=record.birth_date,
+        indexer=indexer,
+        household=bool(record.branch),
+    )
+    return row if isinstance(row, _Row) else _reason(row)
+
+
+def _other_insurer(number: str) -> AccountError:
+    return AccountError(
+        _(
+            "This file holds checkup results of another insurer (insurer number "
+            "%(number)s); nothing was recorded."
+        )
+        % {"number": number},
+        code="other_insurer",
+    )
+
+
+def _refused_archive(exc: UnreadableArchive) -> AccountError:
+    if exc.why == ArchiveWhy.COUNT_MISMATCH:
+        message = _(
+            "%(file)s counts %(stated)s checkup documents, but the DATA folder holds "
+            "%(found)s; nothing was recorded."
+        ) % {"file": exc.file, "stated": exc.stated, "found": exc.found}
+        return AccountError(message, code="archive_counts")
+    if exc.why == ArchiveWhy.INDEX_UNREADABLE:
+        unreadable = exc.unreadable or checkup_cda.Unreadable(Why.MALFORMED)
+        why = _reason(unreadable.why, unreadable.detail)
+        message = _("%(file)s cannot be read: %(why)s Nothing was recorded.") % {
+            "file": exc.file,
+            "why": why,
+        }
+        return AccountError(message, code="archive_index")
+    if exc.why == ArchiveWhy.NO_DOCUMENTS:
+        return AccountError(
+            _("The ZIP file holds no checkup documents in a DATA folder; nothing was recorded."),
+            code="archive_empty",
+        )
+    if exc.why == ArchiveWhy.TOO_MANY:
+        return AccountError(
+            _("The ZIP file holds more than %(limit)s documents; send it in parts.")
+            % {"limit": f"{exc.stated:,}"},
+            code="archive_too_large",
+        )
+    return AccountError(_("The ZIP file cannot be read."), code="format")
+
+
+def _reason(why: Why | _Unusable, detail: str = "") -> str:
+    line, _sep, column = detail.partition(":")
+    return str(_REASONS[why]) % {
+        "mb": checkup_cda.MAX_DOCUMENT_BYTES // (1024 * 1024),
+        "encoding": detail,
+        "line": line,
+        "column": column,
+    }
+
+
+def _keyed(
+    *,
+    day: str,
+    insured_number: str,
+    name_kana: str,
+    birth_date: str,
+    indexer: Indexer,
+    household: bool = False,
+) -> _Row | _Unusable:
+    """One row's index values under the insurer's key and its day, or why it has none."""
     try:
-        day = parse_date(_cell(cells, day_column))
+        taken = parse_date(day)
     except InvalidDate:
-        return None
+        return _Unusable.NO_DAY
     try:
-        insured = parse_insured_number(_cell(cells, columns.get("insured_number")))
+        insured = parse_insured_number(insured_number)
     except InvalidInsuredNumber:
         insured = ""
     try:
-        born: date | None = parse_date(_cell(cells, columns.get("birth_date")))
+        born: date | None = parse_date(birth_date)
     except InvalidDate:
         born = None
     fields = IndexedFields(
         name_kanji="",
-        name_kana=_cell(cells, columns.get("name_kana")),
+        name_kana=name_kana,
         birth_date=born,
         phone="",
         address="",
@@ -167,8 +269,8 @@ def _row(
     )
     parts = {kind: p for kind, p in fields.parts().items() if kind in _COLUMNS}
     if not parts:
-        return None
-    return _Row(dict(indexer.values(parts)), day)
+        return _Unusable.NO_PERSON
+    return _Row(dict(indexer.values(parts)), taken, household)
 
 
 def _candidates(insurer_id: int, rows: list[_Row]) -> dict[bytes, list[tuple[int, int]]]:
@@ -197,12 +299,7 @@ def _match(
     attended: dict[int, date] = {}
     outside = unmatched = 0
     for row in rows:
-        # The insured number names the person when it matches; kana + birth date only
-        # when it does not (a union could mark two different people for one row).
-        people: set[tuple[int, int]] = set()
-        for kind in (IndexKind.INSURED_NUMBER, IndexKind.KANA_BIRTH):
-            if not people and kind in row.keys:
-                people = set(candidates.get(row.keys[kind], ()))
+        people = _people(row, candidates)
         if not people:
             unmatched += 1
             continue
@@ -214,14 +311,29 @@ def _match(
     return attended, outside, unmatched
 
 
+def _people(row: _Row, candidates: dict[bytes, list[tuple[int, int]]]) -> set[tuple[int, int]]:
+    """The call targets one row names. The insured number names the person when it
+    matches; kana + birth date only when it does not (a union could mark two different
+    people for one row). A card with an 枝番 is a household's: its 記号・番号 match every
+    member on the lists, which hold no 枝番, so the member is the one whose kana name and
+    birth date agree, and no one when none does (another member took the checkup)."""
+    by_number = set(candidates.get(row.keys.get(IndexKind.INSURED_NUMBER, b""), ()))
+    by_kana = set(candidates.get(row.keys.get(IndexKind.KANA_BIRTH, b""), ()))
+    if row.household and by_number and IndexKind.KANA_BIRTH in row.keys:
+        return by_number & by_kana
+    return by_number or by_kana
+
+
 @audited(AuditTag.CHECKUP_RESULTS_IMPORT)
 def record_checkup_results(*, actor: Any, insurer: Any, path: Path) -> ResultsSummary:
     """Match the insurer's checkup results file to its campaigns' call targets and store
-    the day each matched person took the checkup. For the insurer's own staff only."""
-    require(actor, Permission.LIST_OWN_IMPORT)
-    if actor.organization.insurer_id != insurer.pk:
-        raise NotPermitted(_("Results can only be uploaded for your own insurer."), "not_yours")
-    rows, invalid = _read(path, Indexer(datakeys.index_key(insurer.pk)), insurer.number)
+    the day each matched person took the checkup. For the insurer's own staff only;
+    `actor` None is the command line (`yobikake results import`)."""
+    if actor is not None:
+        require(actor, Permission.LIST_OWN_IMPORT)
+        if actor.organization.insurer_id != insurer.pk:
+            raise NotPermitted(_("Results can only be uploaded for your own insurer."), "not_yours")
+    rows, invalid, problems = _read(path, Indexer(datakeys.index_key(insurer.pk)), insurer.number)
     attended, outside, unmatched = _match(rows, _candidates(insurer.pk, rows))
     by_day: dict[date, list[int]] = defaultdict(list)
     for pk, day in attended.items():
@@ -235,6 +347,7 @@ def record_checkup_results(*, actor: Any, insurer: Any, path: Path) -> ResultsSu
         outside_year=outside,
         unmatched=unmatched,
         invalid=invalid,
+        problems=_named(problems),
     )
     append_event(
         tag=AuditTag.CHECKUP_RESULTS_IMPORT,
@@ -250,3 +363,12 @@ def record_checkup_results(*, actor: Any, insurer: Any, path: Path) -> ResultsSu
         },
     )
     return summary
+
+
+def _named(problems: list[str]) -> tuple[str, ...]:
+    if len(problems) <= MAX_PROBLEMS:
+        return tuple(problems)
+    more = _("…and %(count)s more documents that could not be read.") % {
+        "count": f"{len(problems) - MAX_PROBLEMS:,}"
+    }
+    return (*problems[:MAX_PROBLEMS], more)

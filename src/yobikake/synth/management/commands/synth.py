@@ -115,7 +115,9 @@ class Command(BaseCommand):
         cda = sub.add_parser(
             "cda",
             help="Write synthetic checkup results in the national standard electronic format "
-            "(a ZIP of HL7 CDA documents, one per person) for the results upload page.",
+            "as real senders do (a ZIP submission unit: HL7 CDA documents, one per person, "
+            "under DATA/, with CLAIMS/, XSD/, the ix08 index and su08 summary; eight-digit "
+            "insurer numbers) for the results upload page and `results import`.",
         )
         cda.add_argument(
             "--from-list",
@@ -216,9 +218,9 @@ class Command(BaseCommand):
                 taken = cda.results_sample(
                     everyone, fiscal_year=fiscal_year, share=share, seed=seed
                 )
+            documents = cda.write_cda_zip(taken, out, insurer_number=insurer)
         except (OSError, UnreadableFile, ValueError) as exc:
             raise CommandError(str(exc)) from None
-        documents = cda.write_cda_zip(taken, out, insurer_number=insurer)
         source = f"of {len(everyone):,} people in {from_list}" if from_list else "synthetic"
         self.stdout.write(
             f"wrote {documents:,} checkup documents ({source}; insurer {insurer}, "
