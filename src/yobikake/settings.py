@@ -81,7 +81,6 @@ INSTALLED_APPS = [
     "django_htmx",
     "axes",
     "ninja",
-    "django_tasks_db",
     "yobikake.tenancy",
     "yobikake.accounts",
     "yobikake.audit",
@@ -92,6 +91,9 @@ INSTALLED_APPS = [
     "yobikake.exports",
     "yobikake.reports",
     "yobikake.synth",
+    # After intake, whose `db_worker` (the same worker, clearing up after a killed one
+    # first) takes the place of this app's own.
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [

@@ -37,6 +37,7 @@ RULE_LABELS = {
     "watermark_tampered": _("An export's watermark changed in the database"),
     "retention_overdue": _("A list kept past its retention deadline"),
     "retention_moved": _("A retention deadline moved in the database"),
+    "import_interrupted": _("A list import's process ended mid-import"),
 }
 
 # Events about the log itself never raise alerts (an alert writes such an event).

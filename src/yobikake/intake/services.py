@@ -3,7 +3,8 @@ command line, the web upload's background task and the API all use them), and
 `load_target_list` for synthetic people (tests, the demo, benchmarks)."""
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,8 +16,11 @@ from yobikake.accounts.errors import AccountError, NotPermitted
 from yobikake.accounts.models import User
 from yobikake.accounts.permissions import Permission
 from yobikake.accounts.selectors import require
+from yobikake.audit.alerts import raise_alert
+from yobikake.audit.models import Alert, Event
 from yobikake.audit.services import append_event, audited, record_denial
 from yobikake.audit.tags import AuditTag
+from yobikake.intake import leases
 from yobikake.intake.models import (
     ColumnMapping,
     ImportFinding,
@@ -154,27 +158,71 @@ def run_import(
     (policy `exclude`), or nothing (policy `reject`, or a file that cannot be read). One
     transaction holds the list, its outcome, findings and audit event: a crash or a kill
     leaves no part of a list, and no list without its record. A refused or failed
-    import is recorded after the rollback."""
-    ListImport.objects.filter(pk=list_import.pk).update(state=ListImport.State.RUNNING)
-    outcome = _Outcome()
-    try:
-        with transaction.atomic():
-            _import_rows(list_import, path, outcome, progress, writer_class)
-            return _finish(list_import, outcome, ListImport.State.ACCEPTED, "")
-    except _Rejected as exc:
-        error = exc.code
-    except UnreadableFile as exc:
-        error = exc.code
-        list_import.error_message = str(exc)
-    except Exception as exc:
-        # Nothing of the list survives the rollback; the import says it failed (never
-        # left "importing"), on the record, and the error goes on to the log.
-        outcome.target_list, outcome.accepted, outcome.findings = None, 0, []
-        list_import.error_message = str(_("The import failed; nothing was stored."))
-        _finish(list_import, outcome, ListImport.State.FAILED, type(exc).__name__.lower()[:40])
-        raise
-    outcome.target_list, outcome.accepted = None, 0
-    return _finish(list_import, outcome, ListImport.State.REJECTED, error)
+    import is recorded after the rollback; one whose process is killed is marked failed
+    by the next task worker to start (`fail_interrupted_imports`)."""
+    with importing(list_import):
+        outcome = _Outcome()
+        try:
+            with transaction.atomic():
+                _import_rows(list_import, path, outcome, progress, writer_class)
+                _finish(list_import, outcome, ListImport.State.ACCEPTED, "")
+                return list_import
+        except _Rejected as exc:
+            error = exc.code
+        except UnreadableFile as exc:
+            error = exc.code
+            list_import.error_message = str(exc)
+        except Exception as exc:
+            # Nothing of the list survives the rollback; the import says it failed (never
+            # left "importing"), on the record, and the error goes on to the log.
+            outcome.target_list, outcome.accepted, outcome.findings = None, 0, []
+            list_import.error_message = str(_("The import failed; nothing was stored."))
+            code = type(exc).__name__.lower()[:40]
+            _finish(list_import, outcome, ListImport.State.FAILED, code)
+            raise
+        outcome.target_list, outcome.accepted = None, 0
+        _finish(list_import, outcome, ListImport.State.REJECTED, error)
+        return list_import
+
+
+IMPORT_JOB = "intake:import"
+
+
+@contextmanager
+def importing(list_import: ListImport) -> Iterator[None]:
+    """The import marked running, for the block, by a process that holds its lease
+    (intake/leases.py): the lease dies with the process, however it dies."""
+    with leases.holding(IMPORT_JOB, list_import.pk):
+        ListImport.objects.filter(pk=list_import.pk).update(state=ListImport.State.RUNNING)
+        yield
+
+
+def fail_interrupted_imports() -> list[ListImport]:
+    """Mark failed each import recorded as running whose process is gone (killed, or its
+    host restarted): it stored nothing (its transaction died with it), and without this
+    it would read "importing" for ever. Each gets its audit event and an alert. The
+    task worker calls this as it starts."""
+    failed = []
+    running = ListImport.objects.filter(state=ListImport.State.RUNNING)
+    for pk in running.values_list("pk", flat=True):
+        with leases.if_abandoned(IMPORT_JOB, pk) as abandoned, transaction.atomic():
+            list_import = running.select_for_update().filter(pk=pk).first() if abandoned else None
+            if list_import is None:
+                continue
+            list_import.error_message = str(
+                _("The import was interrupted (its process ended); nothing was stored.")
+            )
+            event = _finish(list_import, _Outcome(), ListImport.State.FAILED, "interrupted")
+            raise_alert(
+                "import_interrupted",
+                Alert.Severity.WARNING,
+                event,
+                f"list import #{pk} (insurer #{list_import.insurer_id}, "
+                f"FY{list_import.fiscal_year}) was left running by a process that ended; "
+                "marked failed, nothing stored",
+            )
+            failed.append(list_import)
+    return failed
 
 
 def _import_rows(
@@ -288,7 +336,7 @@ def _check_and_write(
         raise _Rejected("no_valid_rows")
 
 
-def _finish(list_import: ListImport, outcome: _Outcome, state: str, error: str) -> ListImport:
+def _finish(list_import: ListImport, outcome: _Outcome, state: str, error: str) -> Event:
     with transaction.atomic():
         list_import.state = state
         list_import.error_code = error
@@ -313,7 +361,7 @@ def _finish(list_import: ListImport, outcome: _Outcome, state: str, error: str) 
             ],
             batch_size=1000,
         )
-        append_event(
+        return append_event(
             tag=AuditTag.LIST_IMPORT,
             actor=list_import.created_by,
             denied="" if state == ListImport.State.ACCEPTED else (error or "rejected"),
@@ -332,7 +380,6 @@ def _finish(list_import: ListImport, outcome: _Outcome, state: str, error: str) 
                 "source": "web" if list_import.created_by_id else "cli",
             },
         )
-    return list_import
 
 
 def save_column_mapping(*, insurer: Insurer, header: str, field: str) -> ColumnMapping:

@@ -1,13 +1,16 @@
 """A file uploaded for import waits for its background task sealed: AES-256-GCM in 1 MB
-chunks under a fresh key that the key service wraps. The task opens it into a private
-temporary file, imports it and removes both. The original is never kept."""
+chunks under a fresh key that the key service wraps. The task opens it into memory (an
+anonymous file with no name on any file system), imports it, and lets it go; the sealed
+file is removed as it is opened. The original is never kept, nor ever written in the
+clear, even by a process killed part-way."""
 
 import hashlib
 import os
 import secrets
+import shutil
 import struct
-import tempfile
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -93,12 +96,15 @@ def _seal(aead: AESGCM, upload_id: str, index: int, data: bytes, *, last: bool) 
 
 @contextmanager
 def opened_upload(upload_id: str) -> Iterator[Path]:
-    """The upload's plaintext in a private temporary file, for the length of the block;
-    the sealed file and the temporary one are both gone afterwards."""
+    """The upload's plaintext for the length of the block, as a path that only this
+    process can open: `/proc/self/fd/N` of an anonymous in-memory file (memfd), which no
+    directory names and which ends with the process, however it ends. The sealed file
+    is removed as soon as it is open, so a kill leaves nothing of the upload on disk."""
     sealed = _directory() / f"{upload_id}.sealed"
-    fd, name = tempfile.mkstemp(dir=_directory(), prefix=".open-")
+    fd = os.memfd_create("upload", os.MFD_CLOEXEC)
     try:
-        with sealed.open("rb") as src, os.fdopen(fd, "wb") as out:
+        with sealed.open("rb") as src, open(fd, "wb", closefd=False) as out:
+            sealed.unlink()
             (length,) = struct.unpack(">H", src.read(2))
             wrapped = Wrapped(KEY, src.read(length).decode())
             aead = AESGCM(key_service().unwrap([wrapped], aad=upload_id.encode())[0])
@@ -109,14 +115,38 @@ def opened_upload(upload_id: str) -> Iterator[Path]:
                 last = not src.peek(1)
                 out.write(aead.decrypt(nonce, body, _aad(upload_id, index, last)))
                 index += 1
-        yield Path(name)
+        yield Path(f"/proc/self/fd/{fd}")
     finally:
-        Path(name).unlink(missing_ok=True)
+        os.close(fd)
         sealed.unlink(missing_ok=True)
 
 
 def discard_upload(upload_id: str) -> None:
     (_directory() / f"{upload_id}.sealed").unlink(missing_ok=True)
+
+
+# A sealed upload younger than this may belong to a request that has not queued its task.
+LEFTOVER_AFTER = 3600
+
+
+def remove_leftovers(waiting: Collection[str]) -> list[str]:
+    """Clear the upload store of what no task will read: every file that is not a
+    sealed upload (the plaintext copies that uploads were once opened into, which a
+    killed process left), and sealed uploads older than an hour that no task in
+    `waiting` (their upload ids) will open. Returns the names removed."""
+    removed = []
+    cutoff = time.time() - LEFTOVER_AFTER
+    for path in _directory().iterdir():
+        upload_id = path.name.removesuffix(".sealed")
+        sealed = path.suffix == ".sealed" and path.is_file() and not path.is_symlink()
+        if sealed and (upload_id in waiting or path.stat().st_mtime > cutoff):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+        removed.append(path.name)
+    return removed
 
 
 class SealedUploadedFile(UploadedFile):
