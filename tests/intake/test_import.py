@@ -11,11 +11,12 @@ from django.core.management import call_command
 from tests.intake.files import HEADERS, csv_bytes, people, row_of, write
 from yobikake.audit.models import Event
 from yobikake.audit.tags import AuditTag
+from yobikake.exports.models import Approval
 from yobikake.intake import services
 from yobikake.intake.models import ImportFinding, ListImport, Target, TargetList
 
 
-def run(world, path, policy="reject", fiscal_year=2022, actor="staff"):
+def run(world, path, policy="reject", fiscal_year=2022, actor="staff", existing=""):
     list_import = services.start_import(
         actor=world.staff_a if actor == "staff" else None,
         insurer=world.insurer_a,
@@ -23,6 +24,7 @@ def run(world, path, policy="reject", fiscal_year=2022, actor="staff"):
         file_name=path.name,
         file_sha256=services.file_sha256(path),
         policy=policy,
+        existing=existing,
     )
     return services.run_import(list_import, path)
 
@@ -132,6 +134,9 @@ def _broken_rows(kind):
     }
     if kind == "duplicate_row":
         rows[3] = list(rows[1])
+    elif kind == "duplicate_row_without_number":  # then kana + birth date say who
+        rows[1][column["被保険者番号"]] = ""
+        rows[3] = list(rows[1])
     elif kind == "duplicate_insured":
         bad[column["被保険者番号"]] = rows[0][column["被保険者番号"]]
     else:
@@ -163,8 +168,9 @@ ROW_CASES = {
     "formula_birth": "formula",
     "empty_address": "missing",
     "bad_insured": "insured_number",
-    "duplicate_row": "duplicate_in_file",
-    "duplicate_insured": "duplicate_in_file",
+    "duplicate_row": "insured_number_repeated",
+    "duplicate_row_without_number": "duplicate_in_file",
+    "duplicate_insured": "insured_number_repeated",
 }
 
 
@@ -188,6 +194,31 @@ def test_a_broken_row_rejects_the_file_under_reject_and_is_excluded_under_exclud
     assert excluded.state == ListImport.State.ACCEPTED
     assert (excluded.rows_submitted, excluded.rows_accepted, excluded.rows_excluded) == (6, 5, 1)
     assert Target.objects.filter(target_list=excluded.target_list).count() == 5
+
+
+def test_an_insured_number_repeated_in_a_file_is_a_finding_naming_both_rows(world, tmp_path):
+    from yobikake.intake.reports import findings_csv
+
+    rows = [row_of(p) for p in people(8, seed=29)]
+    number = HEADERS.index("被保険者番号")
+    full_width = str.maketrans("0123456789", "０１２３４５６７８９")
+    rows[0][HEADERS.index("電話番号")] = "123"  # row 2 has a finding of its own
+    rows[4][number] = rows[0][number]  # row 6 repeats row 2's number as it was sent,
+    rows[6][number] = rows[1][number].replace("-", "").translate(full_width)  # 8 row 3's
+    result = run(world, write(tmp_path, "a.csv", csv_bytes(rows)), policy="exclude")
+    repeated = result.findings.filter(code="insured_number_repeated")
+    assert [(f.row, f.ref_row, f.field, f.cell) for f in repeated] == [
+        (6, 2, "insured_number", "A6"),
+        (8, 3, "insured_number", "A8"),
+    ]
+    assert repeated[0].message == "同じ被保険者番号がこのファイルの前の行にもあります。"
+    assert (result.rows_submitted, result.rows_accepted) == (8, 5)
+    report = findings_csv(result).lstrip("\ufeff").splitlines()
+    assert report[-1] == (
+        "8,被保険者番号,A8,insured_number_repeated,"
+        "同じ被保険者番号がこのファイルの前の行にもあります。,"
+        "The same insured number appears earlier in this file.,3"
+    )
 
 
 def _junk(kind):
@@ -251,9 +282,176 @@ def test_the_same_person_on_another_list_of_the_same_year_is_found(world, tmp_pa
     persons = people(5)
     first = run(world, write(tmp_path, "a.csv", csv_bytes([row_of(p) for p in persons])))
     assert first.state == ListImport.State.ACCEPTED
-    again = run(world, write(tmp_path, "b.csv", csv_bytes([row_of(persons[2])])), policy="exclude")
+    again = run(
+        world,
+        write(tmp_path, "b.csv", csv_bytes([row_of(persons[2])])),
+        policy="exclude",
+        existing="add",
+    )
     assert again.state == ListImport.State.REJECTED  # nothing valid left
     assert list(again.findings.values_list("code", flat=True)) == ["duplicate_in_year"]
+
+
+def test_a_second_list_for_the_year_is_refused_without_a_choice_and_the_refusal_recorded(
+    world, tmp_path
+):
+    from yobikake.accounts.errors import AccountError
+
+    first = run(world, write(tmp_path, "a.csv", csv_bytes([row_of(p) for p in people(4)])))
+    assert first.state == ListImport.State.ACCEPTED
+    again = write(tmp_path, "b.csv", csv_bytes([row_of(p) for p in people(3, seed=12)]))
+    with pytest.raises(AccountError) as refused:
+        run(world, again)
+    assert refused.value.code == "list_exists"
+    assert str(refused.value) == (
+        "令和4年度（FY2022）のリストは既に送付されています。このファイルを追加リストとして"
+        "加えるか、前のリストと置き換えるかを選んでください。"
+    )
+    assert ListImport.objects.count() == 1 and TargetList.objects.count() == 1
+    denial = Event.objects.filter(tag=AuditTag.LIST_IMPORT).latest("seq")
+    assert (denial.outcome, denial.reason) == (Event.Outcome.DENIED, "list_exists")
+    assert (denial.actor_user_id, denial.insurer_id) == (world.staff_a.pk, world.insurer_a.pk)
+    # A list still waiting to be imported counts as sent; another year, or insurer B's
+    # same year, is not concerned.
+    queued = services.start_import(
+        actor=None,
+        insurer=world.insurer_a,
+        fiscal_year=2021,
+        file_name="c.csv",
+        file_sha256="0" * 64,
+        policy="reject",
+    )
+    with pytest.raises(AccountError, match="令和3年度"):
+        run(world, again, fiscal_year=2021, actor="cli")
+    assert queued.state == ListImport.State.QUEUED
+    own = services.start_import(
+        actor=world.staff_b,
+        insurer=world.insurer_b,
+        fiscal_year=2022,
+        file_name="b.csv",
+        file_sha256="0" * 64,
+        policy="reject",
+    )
+    assert own.existing == ""
+
+
+def test_a_supplementary_list_is_checked_against_the_earlier_one(world, tmp_path):
+    persons = people(6)
+    first = run(world, write(tmp_path, "a.csv", csv_bytes([row_of(p) for p in persons[:4]])))
+    added = run(
+        world,
+        write(tmp_path, "b.csv", csv_bytes([row_of(p) for p in persons[3:]])),
+        policy="exclude",
+        existing="add",
+    )
+    assert (added.state, added.existing, added.rows_accepted) == ("accepted", "add", 2)
+    assert list(added.findings.values_list("row", "code")) == [(2, "duplicate_in_year")]
+    first.target_list.refresh_from_db()
+    assert first.target_list.superseded_by is None
+    assert not Approval.objects.exists()
+    event = Event.objects.filter(tag=AuditTag.LIST_IMPORT).latest("seq")
+    assert '"existing":"add"' in event.details and '"superseded":0' in event.details
+
+
+def test_a_replacement_supersedes_the_earlier_lists_and_asks_for_their_deletion(world, tmp_path):
+    from yobikake.exports import retention
+
+    persons = people(8)
+    first = run(world, write(tmp_path, "a.csv", csv_bytes([row_of(p) for p in persons[:4]])))
+    extra = run(
+        world,
+        write(tmp_path, "b.csv", csv_bytes([row_of(p) for p in persons[4:6]])),
+        existing="add",
+    )
+    # The same people again, corrected: none of them counts as already listed.
+    replacement = run(
+        world,
+        write(tmp_path, "c.csv", csv_bytes([row_of(p) for p in persons[1:7]])),
+        existing="replace",
+    )
+    assert (replacement.state, replacement.rows_accepted, replacement.findings_count) == (
+        "accepted",
+        6,
+        0,
+    )
+    earlier = [first.target_list, extra.target_list]
+    for target_list in earlier:
+        target_list.refresh_from_db()
+        assert target_list.superseded_by == replacement.target_list
+        assert target_list.state == TargetList.State.ACTIVE  # until its deletion is approved
+    event = Event.objects.filter(tag=AuditTag.LIST_IMPORT).latest("seq")
+    assert event.list_id == replacement.target_list.pk
+    assert '"existing":"replace"' in event.details and '"superseded":2' in event.details
+    superseded = Event.objects.filter(tag=AuditTag.LIST_SUPERSEDE).order_by("seq")
+    approvals = Approval.objects.filter(kind=Approval.Kind.LIST_DELETION).order_by("pk")
+    assert [e.list_id for e in superseded] == [t.pk for t in earlier]
+    assert [a.subject["list_id"] for a in approvals] == [t.pk for t in earlier]
+    assert {a.requested_by for a in approvals} == {world.staff_a}
+    for e, a in zip(superseded, approvals, strict=True):
+        assert (e.actor_user_id, e.insurer_id) == (world.staff_a.pk, world.insurer_a.pk)
+        assert f'"by_list":{replacement.target_list.pk}' in e.details
+        assert f'"approval_id":{a.pk}' in e.details
+    # Later lists of the year are checked against the replacement only.
+    later = run(
+        world,
+        write(tmp_path, "d.csv", csv_bytes([row_of(p) for p in (persons[0], persons[7])])),
+        existing="add",
+    )
+    assert (later.state, later.rows_accepted) == ("accepted", 2)
+    # The security officer approves: the earlier list is shredded and certified.
+    certificate = retention.approve_list_deletion(actor=world.security, approval=approvals[0])
+    assert certificate.list_id == first.target_list.pk
+    first.target_list.refresh_from_db()
+    assert first.target_list.state == TargetList.State.SHREDDED
+
+
+def test_a_replacement_that_fails_leaves_the_earlier_list_as_it_was(world, tmp_path):
+    first = run(world, write(tmp_path, "a.csv", csv_bytes([row_of(p) for p in people(4)])))
+    broken = run(
+        world, write(tmp_path, "b.csv", csv_bytes(_broken_rows("bad_sex"))), existing="replace"
+    )
+    assert broken.state == ListImport.State.REJECTED
+    first.target_list.refresh_from_db()
+    assert first.target_list.superseded_by is None
+    assert not Approval.objects.exists()
+    assert not Event.objects.filter(tag=AuditTag.LIST_SUPERSEDE).exists()
+    assert (
+        '"existing":"replace"'
+        in Event.objects.filter(tag=AuditTag.LIST_IMPORT).latest("seq").details
+    )
+
+
+def test_a_list_a_running_campaign_calls_is_not_replaced(world, tmp_path):
+    from tests.calling.conftest import running_campaign
+    from yobikake.accounts.errors import AccountError
+
+    campaign, target_list, _people = running_campaign(world)
+    path = write(tmp_path, "b.csv", csv_bytes([row_of(p) for p in people(3, seed=12)]))
+    with pytest.raises(AccountError) as refused:
+        run(world, path, existing="replace")
+    assert refused.value.code == "list_in_campaign"
+    assert campaign.name in str(refused.value) and "実施中" in str(refused.value)
+    # Chosen before the campaign started, the replacement is refused when it runs.
+    campaign.state = "draft"
+    campaign.save(update_fields=["state"])
+    list_import = services.start_import(
+        actor=world.staff_a,
+        insurer=world.insurer_a,
+        fiscal_year=2022,
+        file_name=path.name,
+        file_sha256=services.file_sha256(path),
+        policy="reject",
+        existing="replace",
+    )
+    campaign.state = "running"
+    campaign.save(update_fields=["state"])
+    result = services.run_import(list_import, path)
+    assert (result.state, result.error_code) == ("rejected", "list_in_campaign")
+    assert campaign.name in result.error_message
+    target_list.refresh_from_db()
+    assert target_list.superseded_by is None
+    # Added to, it is.
+    assert run(world, path, existing="add").state == ListImport.State.ACCEPTED
 
 
 def test_staff_cannot_send_another_insurers_list_and_the_refusal_is_recorded(world, tmp_path):
@@ -322,6 +520,8 @@ def test_the_command_imports_a_file_and_exits_3_when_rejected(world, tmp_path):
             world.insurer_a.number,
             "--fiscal-year",
             "2022",
+            "--existing",
+            "add",
             stdout=out,
         )
     assert exited.value.code == 3
@@ -421,3 +621,39 @@ def test_no_list_is_kept_without_its_audit_event(world, tmp_path, monkeypatch):
     assert_nothing_stored()
     assert ListImport.objects.get().state == ListImport.State.FAILED
     assert calls == ["", "runtimeerror"]  # the acceptance was never recorded, the failure was
+
+
+def test_the_command_asks_for_a_choice_on_a_second_list_of_the_year(world, tmp_path):
+    from django.core.management.base import CommandError
+
+    def command(path, *extra):
+        out = io.StringIO()
+        arguments = ["--insurer", world.insurer_a.number, "--fiscal-year", "2022", "--json"]
+        call_command("intake", "import", str(path), *arguments, *extra, stdout=out)
+        return out.getvalue()
+
+    persons = people(6)
+    command(write(tmp_path, "a.csv", csv_bytes([row_of(p) for p in persons[:3]])))
+    second = write(tmp_path, "b.csv", csv_bytes([row_of(p) for p in persons[3:]]))
+    with pytest.raises(CommandError, match=r"既に送付されています.*--existing add"):
+        command(second)
+    assert '"state": "accepted"' in command(second, "--existing", "replace")
+    replacement = ListImport.objects.get(file_name="b.csv")
+    assert replacement.existing == "replace" and replacement.created_by is None
+    first = TargetList.objects.get(source__file_name="a.csv")
+    assert first.superseded_by == replacement.target_list
+    # No person sent it: the superseded list's deletion is for its insurer to request.
+    assert not Approval.objects.exists()
+    superseded = Event.objects.get(tag=AuditTag.LIST_SUPERSEDE)
+    assert (superseded.list_id, superseded.actor_user_id) == (first.pk, None)
+    assert '"approval_id":null' in superseded.details
+    # A manifest names the choice in a column of its own.
+    third = write(tmp_path, "c.csv", csv_bytes([row_of(p) for p in people(2, seed=44)]))
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text(
+        f"file,insurer_number,fiscal_year,existing\nc.csv,{world.insurer_a.number},2022,add\n"
+    )
+    out = io.StringIO()
+    call_command("intake", "import", "--manifest", str(manifest), "--json", stdout=out)
+    assert '"state": "accepted"' in out.getvalue()
+    assert ListImport.objects.get(file_name=third.name).existing == "add"

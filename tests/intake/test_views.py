@@ -13,11 +13,9 @@ from yobikake.audit.tags import AuditTag
 from yobikake.intake.models import ListImport, Target
 
 
-def upload(client, data: bytes, name="list.csv", policy="reject", year=2022):
-    return client.post(
-        "/lists/upload/",
-        {"fiscal_year": year, "policy": policy, "file": SimpleUploadedFile(name, data)},
-    )
+def upload(client, data: bytes, name="list.csv", policy="reject", year=2022, existing=""):
+    fields = {"fiscal_year": year, "policy": policy, "existing": existing}
+    return client.post("/lists/upload/", {**fields, "file": SimpleUploadedFile(name, data)})
 
 
 def test_staff_upload_a_cp932_list_and_see_it_accepted(world, as_user, settings):
@@ -137,3 +135,64 @@ def test_a_refused_upload_form_leaves_no_sealed_copy(world, as_user, settings):
     response = upload(client, data, year=1999)  # no contract that year: the form refuses
     assert response.status_code == 200 and not ListImport.objects.exists()
     assert not list((Path(settings.YOBIKAKE_HOME) / "uploads").glob("*"))
+
+
+def test_a_second_list_of_the_year_needs_a_choice_on_the_upload_page(world, as_user, settings):
+    client = as_user(world.staff_a)
+    persons = people(6)
+    upload(client, csv_bytes([row_of(p) for p in persons[:3]]))
+    form = client.get("/lists/upload/")
+    assert "既に送付した場合" in form.text and "追加リストとして加える" in form.text
+    second = csv_bytes([row_of(p) for p in persons[3:]])
+    refused = upload(client, second, name="b.csv")
+    assert refused.status_code == 200
+    assert "令和4年度（FY2022）のリストは既に送付されています" in refused.text
+    assert ListImport.objects.count() == 1
+    assert not list((Path(settings.YOBIKAKE_HOME) / "uploads").glob("*"))
+    response = upload(client, second, name="b.csv", existing="replace")
+    replacement = ListImport.objects.get(file_name="b.csv")
+    assert response["Location"] == f"/lists/imports/{replacement.pk}/"
+    assert (replacement.state, replacement.existing) == ("accepted", "replace")
+    page = client.get(response["Location"])
+    assert "置き換える" in page.text
+    first = ListImport.objects.get(file_name="list.csv").target_list
+    assert f"リスト #{first.pk}" in page.text and "消去を申請しました" in page.text
+    # Insurer B's staff see none of it, and their own first list of the year needs no choice.
+    other = as_user(world.staff_b)
+    assert other.get(f"/lists/imports/{replacement.pk}/").status_code == 404
+    assert upload(other, csv_bytes([row_of(p) for p in people(2, seed=5)])).status_code == 302
+    own = ListImport.objects.get(insurer=world.insurer_b)
+    assert (own.state, own.existing) == ("accepted", "")
+    first.refresh_from_db()
+    assert first.superseded_by == replacement.target_list
+
+
+def test_the_api_refuses_a_second_list_of_the_year_without_a_choice(world):
+    persons = people(6)
+
+    def send(rows, **fields):
+        data = csv_bytes([row_of(p) for p in rows])
+        return Client().post(
+            "/api/v1/lists",
+            {"fiscal_year": 2022, "file": SimpleUploadedFile("a.csv", data), **fields},
+            **bearer(world.staff_a),
+        )
+
+    assert send(persons[:3]).status_code == 202
+    refused = send(persons[3:])
+    assert refused.status_code == 409
+    assert "既に送付されています" in refused.json()["detail"]
+    assert send(persons[3:], existing="keep").status_code == 422
+    added = send(persons[3:], existing="add")
+    assert added.status_code == 202, added.text
+    assert (added.json()["state"], added.json()["existing"]) == ("accepted", "add")
+    # Insurer B's staff are not told of insurer A's list, and cannot read its import.
+    other = Client().get(f"/api/v1/imports/{added.json()['id']}", **bearer(world.staff_b))
+    assert other.status_code == 404
+    data = csv_bytes([row_of(p) for p in people(2, seed=5)])
+    own = Client().post(
+        "/api/v1/lists",
+        {"fiscal_year": 2022, "file": SimpleUploadedFile("b.csv", data)},
+        **bearer(world.staff_b),
+    )
+    assert own.status_code == 202 and own.json()["existing"] == ""

@@ -34,6 +34,7 @@ class AuditTag(StrEnum):
     LIST_IMPORT = "list:file:import"
     LIST_DENY = "list:record:deny"
     LIST_SHRED = "list:record:shred"
+    LIST_SUPERSEDE = "list:record:supersede"  # replaced by a later list of its year
     GRANT_ISSUE = "vault:grant:issue"
     GRANT_RELEASE = "vault:grant:release"
     KEY_ROTATE = "vault:key:rotate"

@@ -46,6 +46,7 @@ class ImportOut(Schema):
     fiscal_year: int
     state: str
     policy: str
+    existing: str
     rows_submitted: int
     rows_accepted: int
     findings: int
@@ -60,6 +61,7 @@ def _import_out(list_import: ListImport) -> ImportOut:
         fiscal_year=list_import.fiscal_year,
         state=list_import.state,
         policy=list_import.policy,
+        existing=list_import.existing,
         rows_submitted=list_import.rows_submitted,
         rows_accepted=list_import.rows_accepted,
         findings=list_import.findings_count,
@@ -78,7 +80,11 @@ def create_list(
     fiscal_year: Form[int],
     file: UploadedFile = File(None),  # noqa: B008 - ninja declares parameters so
     policy: Form[str] = "reject",
+    existing: Form[str] = "",
 ) -> Status:
+    """A second list for the same fiscal year needs `existing`: `add` (a supplementary
+    list) or `replace` (the earlier list is withdrawn and its early deletion requested);
+    without it the answer is 409."""
     actor = request.auth
     if getattr(request, "upload_too_large", False):  # cut off while it arrived
         raise HttpError(413, f"larger than {settings.YOBIKAKE_UPLOAD_MAX_MB} MB")
@@ -88,6 +94,8 @@ def create_list(
         raise HttpError(403, "Not permitted")
     if policy not in ListImport.Policy.values:
         raise HttpError(422, "policy must be reject or exclude")
+    if existing and existing not in ListImport.Existing.values:
+        raise HttpError(422, "existing must be add or replace")
     upload_id, sha256 = file.upload_id, file.sha256  # sealed as it arrived (uploads.py)
     try:
         list_import = services.start_import(
@@ -97,10 +105,12 @@ def create_list(
             file_name=file.name or "",
             file_sha256=sha256,
             policy=policy,
+            existing=existing,
         )
     except AccountError as exc:
         discard_upload(upload_id)
-        raise HttpError(422, str(exc)) from None
+        status = 409 if exc.code in services.EARLIER_LIST_REFUSALS else 422
+        raise HttpError(status, str(exc)) from None
     import_uploaded_list.enqueue(list_import.pk, upload_id)
     list_import.refresh_from_db()
     return Status(202, _import_out(list_import))

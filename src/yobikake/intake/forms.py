@@ -14,6 +14,13 @@ class UploadForm(forms.Form):
         initial=ListImport.Policy.REJECT,
         widget=forms.RadioSelect,
     )
+    existing = forms.ChoiceField(
+        label=_("If a list for this year was already sent"),
+        choices=[("", _("None has been sent")), *ListImport.Existing.choices],
+        initial="",
+        required=False,
+        widget=forms.RadioSelect,
+    )
     file = forms.FileField(
         label=_("List file (CSV, TSV or Excel)"),
         help_text=_("Shift_JIS (CP932) or UTF-8; the first row holds the column names."),

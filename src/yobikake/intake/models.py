@@ -35,6 +35,12 @@ class TargetList(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     shredded_at = models.DateTimeField(null=True, blank=True)
+    # The list sent to replace this one (import "replace"): from then on this one takes
+    # no part in checks for people already listed; it stays, still under its retention
+    # deadline, until it is shredded (its deletion is requested as it is superseded).
+    superseded_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="supersedes"
+    )
 
     class Meta:
         ordering = ["insurer", "fiscal_year", "pk"]
@@ -108,9 +114,20 @@ class ListImport(models.Model):
         REJECT = "reject", _("Reject the whole file on any error")
         EXCLUDE = "exclude", _("Accept valid rows, exclude the rest")
 
+    class Existing(models.TextChoices):
+        """What the sender chose to do with the insurer's earlier list of the year."""
+
+        ADD = "add", _("Add to it (a supplementary list)")
+        REPLACE = (
+            "replace",
+            _("Replace it (the earlier list is withdrawn, and its early deletion requested)"),
+        )
+
     insurer = models.ForeignKey(Insurer, on_delete=models.PROTECT, related_name="imports")
     fiscal_year = models.PositiveSmallIntegerField(_("fiscal year"))
     policy = models.CharField(max_length=10, choices=Policy.choices, default=Policy.REJECT)
+    # Empty when the sender knew of no earlier list for the year (there was none).
+    existing = models.CharField(max_length=10, choices=Existing.choices, blank=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.QUEUED)
     file_name = models.CharField(max_length=255, blank=True)
     file_sha256 = models.CharField(max_length=64, blank=True)

@@ -2,6 +2,7 @@
 command line, the web upload's background task and the API all use them), and
 `load_target_list` for synthetic people (tests, the demo, benchmarks)."""
 
+import contextlib
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -20,6 +22,8 @@ from yobikake.audit.alerts import raise_alert
 from yobikake.audit.models import Alert, Event
 from yobikake.audit.services import append_event, audited, record_denial
 from yobikake.audit.tags import AuditTag
+from yobikake.calling.models import Campaign
+from yobikake.exports.retention import request_list_deletion
 from yobikake.intake import leases
 from yobikake.intake.models import (
     ColumnMapping,
@@ -32,7 +36,8 @@ from yobikake.intake.sealing import ROWS_PER_LIST
 from yobikake.intake.validation import Finding, RowChecker
 from yobikake.intake.writer import BATCH, ListWriter, Prepared, Writer
 from yobikake.synth.people import Person
-from yobikake.tenancy.models import Insurer
+from yobikake.tenancy.fiscal import FiscalYear
+from yobikake.tenancy.models import Contract, Insurer
 
 
 @audited(AuditTag.LIST_LOAD)
@@ -77,8 +82,9 @@ Progress = Callable[[int], None]
 class _Rejected(Exception):
     """Raised inside the import's transaction to undo it; the report survives."""
 
-    def __init__(self, code: str) -> None:
+    def __init__(self, code: str, message: str = "") -> None:
         self.code = code
+        self.message = message
 
 
 @dataclass
@@ -89,6 +95,7 @@ class _Outcome:
     findings_count: int = 0
     target_list: TargetList | None = None
     canaries: int = 0
+    superseded: list[TargetList] = field(default_factory=list)  # replaced by this list
 
     def add(self, finding: Finding) -> None:
         self.findings_count += 1
@@ -122,6 +129,64 @@ def check_may_import(actor: User | None, insurer: Insurer, fiscal_year: int) -> 
         )
 
 
+# The refusals that ask the sender to choose what becomes of the earlier list.
+EARLIER_LIST_REFUSALS = ("list_exists", "list_in_campaign")
+
+
+def _earlier_lists(insurer_id: int, fiscal_year: int) -> QuerySet[TargetList]:
+    """The insurer's lists of the year in use: not shredded, not replaced."""
+    return TargetList.objects.filter(
+        insurer_id=insurer_id,
+        fiscal_year=fiscal_year,
+        state=TargetList.State.ACTIVE,
+        superseded_by__isnull=True,
+    )
+
+
+def _refuse_without_choice(fiscal_year: int) -> AccountError:
+    return AccountError(
+        _(
+            "A list for %(year)s has already been sent. Choose whether this file is added "
+            "to it as a supplementary list, or replaces it."
+        )
+        % {"year": FiscalYear(fiscal_year)},
+        code="list_exists",
+    )
+
+
+def _refuse_replacing(earlier: QuerySet[TargetList]) -> AccountError | None:
+    """A list that a running campaign is calling is not replaced: the campaign would
+    lose its people part-way when the list is shredded."""
+    campaign = Campaign.objects.filter(lists__in=earlier, state=Campaign.State.RUNNING).first()
+    if campaign is None:
+        return None
+    return AccountError(
+        _(
+            "The earlier list is being called in the running campaign “%(name)s” and "
+            "cannot be replaced. Send this file as a supplementary list, or replace the "
+            "list once the campaign is closed."
+        )
+        % {"name": campaign.name},
+        code="list_in_campaign",
+    )
+
+
+def check_earlier_lists(insurer: Insurer, fiscal_year: int, existing: str) -> None:
+    """A second list for the same insurer and year is taken only with the sender's
+    choice: added to the earlier (a supplementary list) or replacing it. A list still
+    waiting to be imported counts as sent."""
+    earlier = _earlier_lists(insurer.pk, fiscal_year)
+    pending = ListImport.objects.filter(
+        insurer=insurer,
+        fiscal_year=fiscal_year,
+        state__in=(ListImport.State.QUEUED, ListImport.State.RUNNING),
+    )
+    if not existing and (earlier.exists() or pending.exists()):
+        raise _refuse_without_choice(fiscal_year)
+    if existing == ListImport.Existing.REPLACE and (refusal := _refuse_replacing(earlier)):
+        raise refusal
+
+
 def start_import(
     *,
     actor: User | None,
@@ -130,10 +195,15 @@ def start_import(
     file_name: str,
     file_sha256: str,
     policy: str,
+    existing: str = "",
 ) -> ListImport:
-    """Record a file sent in (queued), after checking the sender may send it."""
+    """Record a file sent in (queued), after checking the sender may send it and, when
+    the insurer has a list of the year already, what the sender chose to do with it
+    (`existing`: "add" or "replace"; see `check_earlier_lists`)."""
+    existing = ListImport.Existing(existing) if existing else ""
     try:
         check_may_import(actor, insurer, fiscal_year)
+        check_earlier_lists(insurer, fiscal_year, existing)
     except AccountError as exc:
         record_denial(tag=AuditTag.LIST_IMPORT, actor=actor, reason=exc.code, insurer_id=insurer.pk)
         raise
@@ -141,6 +211,7 @@ def start_import(
         insurer=insurer,
         fiscal_year=fiscal_year,
         policy=ListImport.Policy(policy),
+        existing=existing,
         file_name=Path(file_name).name[:255],
         file_sha256=file_sha256,
         created_by=actor,
@@ -166,9 +237,11 @@ def run_import(
             with transaction.atomic():
                 _import_rows(list_import, path, outcome, progress, writer_class)
                 _finish(list_import, outcome, ListImport.State.ACCEPTED, "")
+                _supersede(list_import, outcome)
                 return list_import
         except _Rejected as exc:
             error = exc.code
+            list_import.error_message = exc.message
         except UnreadableFile as exc:
             error = exc.code
             list_import.error_message = str(exc)
@@ -253,6 +326,7 @@ def _import_rows(
         created_by=list_import.created_by,
         source_sha256=list_import.file_sha256,
     )
+    outcome.superseded = _take_the_year(list_import, target_list)
     writer = writer_class(target_list)
     writer.expect(sheet.rows_estimate)
     try:
@@ -270,6 +344,56 @@ def _import_rows(
     writer.finish(rows_submitted=outcome.submitted)
     outcome.canaries = len(writer.canaries)
     outcome.target_list = target_list
+
+
+def _take_the_year(list_import: ListImport, target_list: TargetList) -> list[TargetList]:
+    """Inside the import's transaction: the insurer's year, taken in turn by its imports
+    (the contract's row is locked to the end), checked against the sender's choice
+    again (a list may have arrived, or a campaign started, since it was queued). With
+    "replace", the lists in use are superseded by `target_list` at once, so that its
+    people are not found on them; undone with the transaction if the import fails."""
+    insurer, year = list_import.insurer, list_import.fiscal_year
+    Contract.objects.select_for_update(no_key=True).filter(
+        insurer=insurer, fiscal_year=year
+    ).first()
+    earlier = _earlier_lists(insurer.pk, year).exclude(pk=target_list.pk)
+    try:
+        if not list_import.existing and earlier.exists():
+            raise _refuse_without_choice(year)
+        if list_import.existing != ListImport.Existing.REPLACE:
+            return []
+        if refusal := _refuse_replacing(earlier):
+            raise refusal
+    except AccountError as exc:
+        raise _Rejected(exc.code, str(exc)) from None
+    superseded = list(earlier.select_for_update().order_by("pk"))
+    earlier.update(superseded_by=target_list)
+    return superseded
+
+
+def _supersede(list_import: ListImport, outcome: _Outcome) -> None:
+    """Record each list the accepted one replaced, and ask for its early deletion on the
+    sender's behalf (the security officer approves it, and the list is shredded and
+    certified: exports/retention.py). From the command line no person sent it, and the
+    insurer's staff ask for it themselves."""
+    for earlier in outcome.superseded:
+        approval_id = None
+        if list_import.created_by is not None:
+            # Already asked for, or not the sender's to ask: the refusal is recorded.
+            with contextlib.suppress(AccountError):
+                approval = request_list_deletion(actor=list_import.created_by, target_list=earlier)
+                approval_id = approval.pk
+        append_event(
+            tag=AuditTag.LIST_SUPERSEDE,
+            actor=list_import.created_by,
+            insurer_id=earlier.insurer_id,
+            list_id=earlier.pk,
+            details={
+                "by_list": outcome.target_list.pk,
+                "import_id": list_import.pk,
+                "approval_id": approval_id,
+            },
+        )
 
 
 def _check_and_write(
@@ -378,6 +502,8 @@ def _finish(list_import: ListImport, outcome: _Outcome, state: str, error: str) 
                 # from the database is noticed (incidents/canaries.py).
                 "canaries": outcome.canaries if state == ListImport.State.ACCEPTED else 0,
                 "source": "web" if list_import.created_by_id else "cli",
+                "existing": list_import.existing,
+                "superseded": len(outcome.superseded) if state == ListImport.State.ACCEPTED else 0,
             },
         )
 

@@ -46,6 +46,7 @@ FINDING_MESSAGES = {
     "phone_impossible": _("No such Japanese phone number can exist."),
     "insured_number": _("The insured number has characters or a length it cannot have."),
     "duplicate_in_file": _("The same person appears earlier in this file."),
+    "insured_number_repeated": _("The same insured number appears earlier in this file."),
     "duplicate_in_year": _("The same person is already on this insurer's list for this year."),
     "too_many_columns": _("The row has more cells than the header."),
 }
@@ -75,9 +76,15 @@ def cell_ref(column: int, row: int) -> str:
 
 
 class RowChecker:
+    """Checks the rows of one file, in order: each on its own, and its insured number
+    against the earlier rows'."""
+
     def __init__(self, mapping: Mapping[str, int], fiscal_year: int) -> None:
         self._mapping = mapping
         self._year_end = date(fiscal_year + 1, 3, 31)
+        # Each insured number seen, without its hyphen (as sealing.identity keys it),
+        # and the first row that had it.
+        self._insured_rows: dict[str, int] = {}
 
     def check(self, row: int, cells: list[str]) -> tuple[Person | None, list[Finding]]:
         findings: list[Finding] = []
@@ -184,9 +191,21 @@ class RowChecker:
         if not text:
             return ""
         try:
-            return parse_insured_number(text)
+            number = parse_insured_number(text)
         except InvalidInsuredNumber:
             findings.append(
                 Finding(row, "insured_number", "insured_number", where("insured_number"))
             )
             return ""
+        first = self._insured_rows.setdefault(number.replace("-", ""), row)
+        if first != row:
+            findings.append(
+                Finding(
+                    row,
+                    "insured_number",
+                    "insured_number_repeated",
+                    where("insured_number"),
+                    ref_row=first,
+                )
+            )
+        return number

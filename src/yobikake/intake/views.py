@@ -50,14 +50,18 @@ def upload(request: HttpRequest) -> HttpResponse:
                 file_name=uploaded.name,
                 file_sha256=sha256,
                 policy=form.cleaned_data["policy"],
+                existing=form.cleaned_data["existing"],
             )
         except AccountError as exc:
             discard_upload(upload_id)
-            messages.error(request, str(exc))
-            return redirect("intake:upload")
-        import_uploaded_list.enqueue(list_import.pk, upload_id)
-        return redirect("intake:import_detail", import_id=list_import.pk)
-    if uploaded is not None:  # the form was refused: the sealed copy goes
+            if exc.code not in services.EARLIER_LIST_REFUSALS:
+                messages.error(request, str(exc))
+                return redirect("intake:upload")
+            form.add_error("existing", str(exc))
+        else:
+            import_uploaded_list.enqueue(list_import.pk, upload_id)
+            return redirect("intake:import_detail", import_id=list_import.pk)
+    elif uploaded is not None:  # the form was refused: the sealed copy goes
         discard_upload(uploaded.upload_id)
     return render(request, "intake/upload.html", {"form": form, "insurer": insurer})
 
@@ -75,8 +79,10 @@ def import_progress(request: HttpRequest, import_id: int) -> HttpResponse:
 
 def _detail_context(list_import: ListImport) -> dict[str, object]:
     running = list_import.state in (ListImport.State.QUEUED, ListImport.State.RUNNING)
+    replaced = list_import.target_list.supersedes.all() if list_import.target_list else []
     return {
         "imp": list_import,
+        "replaced": replaced,
         "running": running,
         "rows_done": rows_done(list_import.pk) if running else list_import.rows_submitted,
         "findings": list_import.findings.all()[:FINDINGS_SHOWN],

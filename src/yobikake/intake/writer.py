@@ -114,10 +114,13 @@ class Writer:
         """The import failed: forget what is in flight (the transaction is rolled back)."""
 
     def _same_year(self) -> QuerySet[TargetList]:
+        """The insurer's lists of the year in use (a list replaced by a later one is
+        not: its people are on the replacement if they still belong)."""
         return TargetList.objects.filter(
             insurer_id=self.target_list.insurer_id,
             fiscal_year=self.target_list.fiscal_year,
             state=TargetList.State.ACTIVE,
+            superseded_by__isnull=True,
         )
 
     def _find(self, identities: list[object]) -> set[object]:

@@ -2,7 +2,7 @@ import csv
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -18,6 +18,14 @@ from yobikake.tenancy.models import Insurer
 EXIT_REJECTED = 3
 
 
+class _Job(NamedTuple):
+    path: Path
+    insurer: Insurer
+    fiscal_year: int
+    rows: int | None  # as the manifest gives it, for the progress bar
+    existing: str  # what becomes of the insurer's earlier list of the year, if any
+
+
 class Command(BaseCommand):
     help = "Import target-list files (CSV/TSV in CP932 or UTF-8, or XLSX)."
 
@@ -31,9 +39,15 @@ class Command(BaseCommand):
             "--manifest",
             type=Path,
             metavar="DIR/manifest.csv",
-            help="a CSV of file,insurer_number,fiscal_year[,rows]; files relative to it",
+            help="a CSV of file,insurer_number,fiscal_year[,rows][,existing]; files relative to it",
         )
         imp.add_argument("--policy", choices=["reject", "exclude"], default="reject")
+        imp.add_argument(
+            "--existing",
+            choices=ListImport.Existing.values,
+            default="",
+            help="when the insurer has a list of the year already: add to it, or replace it",
+        )
         imp.add_argument("--json", action="store_true", help="one JSON object per file")
         mapping = sub.add_parser(
             "map", help="Save an insurer's own header for one of Yobikake's fields."
@@ -57,12 +71,10 @@ class Command(BaseCommand):
             disable=options["json"] or not sys.stderr.isatty(),
             console=None,
         ) as bar:
-            overall = bar.add_task("rows", total=sum(rows or 0 for *_, rows in jobs) or None)
+            overall = bar.add_task("rows", total=sum(job.rows or 0 for job in jobs) or None)
             done_before = 0
-            for path, insurer, year, _rows in jobs:
-                result = self._import_one(
-                    path, insurer, year, options["policy"], bar, overall, done_before
-                )
+            for job in jobs:
+                result = self._import_one(job, options["policy"], bar, overall, done_before)
                 done_before += result.rows_submitted
                 rejected += result.state != ListImport.State.ACCEPTED
                 self._report(result, options["json"])
@@ -81,14 +93,17 @@ class Command(BaseCommand):
         for mapping in ColumnMapping.objects.filter(insurer=insurer).order_by("header"):
             self.stdout.write(f"{mapping.header}\t{mapping.field}")
 
-    def _jobs(self, options: dict[str, Any]) -> list[tuple[Path, Insurer, int, int | None]]:
+    def _jobs(self, options: dict[str, Any]) -> list[_Job]:
         if options["manifest"]:
-            if options["file"] or options["insurer"] or options["fiscal_year"]:
-                raise CommandError("--manifest takes no FILE, --insurer or --fiscal-year")
+            if any(options[o] for o in ("file", "insurer", "fiscal_year", "existing")):
+                raise CommandError(
+                    "--manifest takes no FILE, --insurer, --fiscal-year or --existing"
+                )
             return self._manifest(options["manifest"])
         if not (options["file"] and options["insurer"] and options["fiscal_year"]):
             raise CommandError("give FILE --insurer NUMBER --fiscal-year YYYY, or --manifest")
-        return [(options["file"], self._insurer(options["insurer"]), options["fiscal_year"], None)]
+        insurer = self._insurer(options["insurer"])
+        return [_Job(options["file"], insurer, options["fiscal_year"], None, options["existing"])]
 
     def _insurer(self, number: str) -> Insurer:
         insurer = Insurer.objects.filter(number=number).first()
@@ -96,7 +111,7 @@ class Command(BaseCommand):
             raise CommandError(f"no insurer has the number {number}")
         return insurer
 
-    def _manifest(self, manifest: Path) -> list[tuple[Path, Insurer, int, int | None]]:
+    def _manifest(self, manifest: Path) -> list[_Job]:
         if not manifest.is_file():
             raise CommandError(f"no manifest at {manifest}")
         jobs = []
@@ -107,30 +122,34 @@ class Command(BaseCommand):
                     year = int(row["fiscal_year"])
                     rows = int(row["rows"]) if row.get("rows") else None
                     number = row["insurer_number"]
+                    existing = ListImport.Existing(row["existing"]) if row.get("existing") else ""
                 except (KeyError, TypeError, ValueError) as exc:
                     raise CommandError(
-                        f"{manifest}:{line}: needs file,insurer_number,fiscal_year"
+                        f"{manifest}:{line}: needs file,insurer_number,fiscal_year "
+                        "(existing, if given: add or replace)"
                     ) from exc
-                jobs.append((path, self._insurer(number), year, rows))
+                jobs.append(_Job(path, self._insurer(number), year, rows, existing))
         return jobs
 
-    def _import_one(self, path, insurer, year, policy, bar, overall, done_before) -> ListImport:
-        if not path.is_file():
-            raise CommandError(f"no file at {path}")
+    def _import_one(self, job: _Job, policy, bar, overall, done_before) -> ListImport:
+        if not job.path.is_file():
+            raise CommandError(f"no file at {job.path}")
         try:
             list_import = services.start_import(
                 actor=None,
-                insurer=insurer,
-                fiscal_year=year,
-                file_name=path.name,
-                file_sha256=services.file_sha256(path),
+                insurer=job.insurer,
+                fiscal_year=job.fiscal_year,
+                file_name=job.path.name,
+                file_sha256=services.file_sha256(job.path),
                 policy=policy,
+                existing=job.existing,
             )
         except AccountError as exc:
-            raise CommandError(f"{path.name}: {exc}") from exc
-        bar.update(overall, description=path.name)
+            hint = " (--existing add | --existing replace)" if exc.code == "list_exists" else ""
+            raise CommandError(f"{job.path.name}: {exc}{hint}") from exc
+        bar.update(overall, description=job.path.name)
         return services.run_import(
-            list_import, path, progress=lambda n: bar.update(overall, completed=done_before + n)
+            list_import, job.path, progress=lambda n: bar.update(overall, completed=done_before + n)
         )
 
     def _report(self, result: ListImport, as_json: bool) -> None:
