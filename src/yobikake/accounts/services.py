@@ -126,7 +126,7 @@ def create_user(
 @dataclass(frozen=True)
 class FirstAccount:
     username: str
-    organization: Organization
+    organization: Organization  # not yet saved: made with the account
     password: str
     role: Role
     expires_at: datetime | None = None
@@ -134,7 +134,9 @@ class FirstAccount:
 
 @audited(AuditTag.INSTALL_BOOTSTRAP)
 def bootstrap_installation(*, accounts: Sequence[FirstAccount]) -> list[User]:
-    """Create an installation's first accounts with their roles active at once.
+    """Create an installation's first accounts with their roles active at once, and
+    the organisations they belong to that are not saved yet (the federation's, the
+    maintenance contractor's: no account exists that could create them).
 
     Refused once any account exists: after that, every account goes through
     `create_user` and `request_role`, with a second person where the role needs one.
@@ -142,6 +144,15 @@ def bootstrap_installation(*, accounts: Sequence[FirstAccount]) -> list[User]:
     """
     if User.objects.exists():
         raise AccountError(_("The installation already has accounts; ask the sysadmin."))
+    new_organizations = {
+        id(a.organization): a.organization for a in accounts if a.organization.pk is None
+    }
+    for organization in new_organizations.values():
+        try:
+            organization.full_clean()
+        except ValidationError as exc:
+            raise AccountError(" ".join(exc.messages)) from exc
+        organization.save()
     users = []
     for account in accounts:
         _check_role_fits(account.organization, account.role)
@@ -158,7 +169,11 @@ def bootstrap_installation(*, accounts: Sequence[FirstAccount]) -> list[User]:
             )
         )
         users.append(user)
-    append_event(tag=AuditTag.INSTALL_BOOTSTRAP, actor=None, details={"accounts": len(users)})
+    append_event(
+        tag=AuditTag.INSTALL_BOOTSTRAP,
+        actor=None,
+        details={"accounts": len(users), "organizations": len(new_organizations)},
+    )
     return users
 
 
