@@ -85,3 +85,20 @@ def test_a_bad_user_name_or_expiry_is_refused_clearly_and_nothing_is_made(db):
     with pytest.raises(CommandError, match="1年"):
         bootstrap(*FIRST, "--sysadmin-expires", str(timezone.localdate() + timedelta(days=400)))
     assert not User.objects.exists() and not Organization.objects.exists()
+
+
+def test_accounts_deleted_in_the_database_do_not_reopen_the_bootstrap(db):
+    """The database's administrator deletes every account, to bootstrap admins of their
+    own: the audit log still says the installation was bootstrapped."""
+    bootstrap(*FIRST)
+    RoleAssignment.objects.all().delete()
+    User.objects.all().delete()
+    again = list(FIRST)
+    again[again.index("fed-admin")] = "intruder"
+
+    with pytest.raises(CommandError, match="監査ログ"):
+        bootstrap(*again)
+
+    assert not User.objects.exists()
+    denied = Event.objects.get(tag=AuditTag.INSTALL_BOOTSTRAP, outcome=Event.Outcome.DENIED)
+    assert denied.reason == "bootstrapped_before"

@@ -30,6 +30,7 @@ from yobikake.accounts.permissions import (
     sees_personal_data,
 )
 from yobikake.accounts.selectors import forget_permissions, has_permission, require
+from yobikake.audit.models import Event
 from yobikake.audit.services import Detail, append_event, audited
 from yobikake.audit.tags import AuditTag
 from yobikake.tenancy.models import Insurer
@@ -138,12 +139,22 @@ def bootstrap_installation(*, accounts: Sequence[FirstAccount]) -> list[User]:
     the organisations they belong to that are not saved yet (the federation's, the
     maintenance contractor's: no account exists that could create them).
 
-    Refused once any account exists: after that, every account goes through
+    Refused once any account exists, or ever did: after that, every account goes through
     `create_user` and `request_role`, with a second person where the role needs one.
     (Refusing only while no role is active would reopen it to whoever revoked them all.)
     """
     if User.objects.exists():
         raise AccountError(_("The installation already has accounts; ask the sysadmin."))
+    # Accounts deleted in the database must not reopen it: the log keeps the first
+    # bootstrap, and a log cut short fails verification (audit/chain.py).
+    if Event.objects.filter(tag=AuditTag.INSTALL_BOOTSTRAP, outcome=Event.Outcome.ALLOWED).exists():
+        raise AccountError(
+            _(
+                "The audit log shows this installation was set up before; its accounts "
+                "are gone from the database. Tell the security officer."
+            ),
+            code="bootstrapped_before",
+        )
     new_organizations = {
         id(a.organization): a.organization for a in accounts if a.organization.pk is None
     }
