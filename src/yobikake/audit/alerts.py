@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from yobikake.accounts.models import User
+from yobikake.audit import chain
 from yobikake.audit.models import Alert, Event
 from yobikake.audit.tags import REVEAL_TAGS, AuditTag
 
@@ -38,6 +39,9 @@ RULE_LABELS = {
     "retention_overdue": _("A list kept past its retention deadline"),
     "retention_moved": _("A retention deadline moved in the database"),
     "import_interrupted": _("A list import's process ended mid-import"),
+    "append_only_guard_missing": _("An append-only guard of the audit log is missing"),
+    "alert_tampered": _("An alert deleted or edited in the database"),
+    "controls_changed": _("Security settings or installed code changed"),
 }
 
 # Events about the log itself never raise alerts (an alert writes such an event).
@@ -48,6 +52,10 @@ _QUIET = frozenset(
         AuditTag.ALERT_CLOSE,
         AuditTag.CHECKPOINT_SIGN,
         AuditTag.VERIFY_FAILURE,
+        AuditTag.ALERT_RESTORE,
+        AuditTag.GUARDS_INSTALL,
+        AuditTag.PROCESS_START,
+        AuditTag.SETTINGS_CHANGE,
     }
 )
 
@@ -250,7 +258,9 @@ def raise_alert(
     subject_user_id: int | None = None,
 ) -> Alert:
     """Record an alert (and an event saying so) and deliver it once the transaction
-    commits: an alert about an action that was rolled back is never sent."""
+    commits: an alert about an action that was rolled back is never sent. The event
+    holds what the alert's row is rebuilt from if it is deleted or edited (audit/queue.py):
+    all of it but the summary's text, of which it keeps a digest."""
     from yobikake.audit.services import append_event
 
     if subject_user_id is None and event is not None:
@@ -271,7 +281,14 @@ def raise_alert(
     append_event(
         tag=AuditTag.ALERT_RAISE,
         actor=None,
-        details={"alert_id": alert.pk, "rule": rule, "event_seq": alert.event_seq},
+        details={
+            "alert_id": alert.pk,
+            "rule": rule,
+            "event_seq": alert.event_seq,
+            "severity": str(severity),
+            "subject_user_id": subject_user_id,
+            "summary": chain.text_digest(alert.summary),
+        },
     )
     transaction.on_commit(lambda: deliver(alert.pk))
     return alert

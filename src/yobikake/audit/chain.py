@@ -84,6 +84,12 @@ def event_mac(key: bytes, hash_hex: str) -> str:
     return hmac.digest(key, bytes.fromhex(hash_hex), "sha256").hex()
 
 
+def text_digest(text: str) -> str:
+    """A short SHA-256 of text kept outside the log (an alert's summary, a closing note),
+    in a form the details of an event take, so the log can tell if it was rewritten."""
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 

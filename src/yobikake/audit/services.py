@@ -34,7 +34,7 @@ Detail = int | bool | str | None
 _DETAIL_KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 # Strings start with a letter and hold no "@" or spaces: codes and names of things, never
 # a phone number, an address or an e-mail address.
-_DETAIL_TEXT = re.compile(r"^([A-Za-z][A-Za-z0-9_.:/-]{0,63})?$")
+DETAIL_TEXT = re.compile(r"^([A-Za-z][A-Za-z0-9_.:/-]{0,63})?$")
 
 
 class AuditError(AccountError):
@@ -47,7 +47,7 @@ def _details_json(details: Mapping[str, Detail] | None) -> str:
     for key, value in details.items():
         if not _DETAIL_KEY.match(key):
             raise AuditError(f"bad detail key {key!r}")
-        if isinstance(value, str) and not _DETAIL_TEXT.match(value):
+        if isinstance(value, str) and not DETAIL_TEXT.match(value):
             raise AuditError(f"detail {key!r} must be an id or a short code")
         if not isinstance(value, int | bool | str | type(None)):
             raise AuditError(f"detail {key!r} must be an id or a short code")
@@ -265,7 +265,9 @@ def audited(tag: AuditTag) -> Callable[[Service], Service]:
     return decorator
 
 
-def _locked_head() -> ChainHead:
+def lock_chain_head() -> ChainHead:
+    """Take the chain head's row lock until the transaction ends. Appenders wait for it,
+    so what is read meanwhile is the log and the rows written beside it, whole."""
     head = ChainHead.objects.select_for_update().filter(pk=1).first()
     if head is None:  # the migration makes it; only a flushed test database lacks it
         ChainHead.objects.get_or_create(pk=1)
@@ -300,7 +302,7 @@ def _sign_checkpoint(event: Event) -> Checkpoint:
 @transaction.atomic
 def sign_checkpoint_now() -> Checkpoint | None:
     """Sign the current head (the periodic task and `yobikake audit checkpoint`)."""
-    head = _locked_head()
+    head = lock_chain_head()
     if head.seq == 0:
         return None
     event = Event.objects.get(seq=head.seq)
@@ -327,7 +329,7 @@ def acknowledge_alert(*, actor: User, alert: Alert) -> Alert:
 @audited(AuditTag.ALERT_CLOSE)
 def close_alert(*, actor: User, alert: Alert, note: str) -> Alert:
     """Close an alert with a note saying what was found (the note stays in the alert
-    table; the log records that it was closed)."""
+    table; the log records that it was closed, and a digest of the note)."""
     require(actor, Permission.ALERT_ANY_MANAGE)
     alert = Alert.objects.select_for_update().get(pk=alert.pk)
     if alert.state == Alert.State.CLOSED:
@@ -339,5 +341,9 @@ def close_alert(*, actor: User, alert: Alert, note: str) -> Alert:
     alert.closed_at = timezone.now()
     alert.note = note.strip()
     alert.save(update_fields=["state", "closed_by_id", "closed_at", "note"])
-    append_event(tag=AuditTag.ALERT_CLOSE, actor=actor, details={"alert_id": alert.pk})
+    append_event(
+        tag=AuditTag.ALERT_CLOSE,
+        actor=actor,
+        details={"alert_id": alert.pk, "note": chain.text_digest(alert.note)},
+    )
     return alert

@@ -80,9 +80,13 @@ class AuditTag(StrEnum):
     # The audit log itself
     CHECKPOINT_SIGN = "audit:checkpoint:sign"
     VERIFY_FAILURE = "audit:verify:failure"
+    GUARDS_INSTALL = "audit:guards:install"  # the append-only triggers put back
+    PROCESS_START = "audit:process:start"  # the settings and code a process started with
+    SETTINGS_CHANGE = "audit:settings:change"  # one of them, changed since the last start
     ALERT_RAISE = "alert:record:raise"
     ALERT_ACKNOWLEDGE = "alert:record:acknowledge"
     ALERT_CLOSE = "alert:record:close"
+    ALERT_RESTORE = "alert:record:restore"  # a row deleted, edited or written by SQL
 
 
 REVEAL_TAGS = frozenset({AuditTag.REVEAL_CALL, AuditTag.REVEAL_RESEARCH, AuditTag.REVEAL_EXPORT})

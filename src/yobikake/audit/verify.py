@@ -92,6 +92,19 @@ def _python_values(seq: int) -> list[object] | None:
     return values
 
 
+def genuine(event: Event, mac_key: bytes) -> bool:
+    """Whether an event still holds what it was written with, under our MAC: for code
+    that acts on one event's details (its place in the chain is `verify_log`'s to check)."""
+    values = list(event.chained_values())
+    try:
+        values[_AT] = _stored_time(values[_AT])
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return chain.event_hash(values, checked=False) == event.hash and chain.mac_matches(
+        mac_key, event.hash, event.mac
+    )
+
+
 def _hash_as_if(values: list[object], seq: int) -> str:
     values = list(values)
     values[_SEQ] = seq

@@ -4,19 +4,25 @@ from datetime import datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from yobikake.audit import chain
+from yobikake.audit import chain, guards
 from yobikake.audit.alerts import raise_alert
 from yobikake.audit.models import Alert, Event
-from yobikake.audit.services import sign_checkpoint_now
-from yobikake.audit.verify import verify_log
+from yobikake.audit.queue import reconcile_alerts
+from yobikake.audit.services import append_event, sign_checkpoint_now
+from yobikake.audit.startup import check_guards, record_start, refusal
+from yobikake.audit.tags import AuditTag
+from yobikake.audit.verify import Problem, verify_log
 from yobikake.audit.witness import Witness, read_witness, write_witness
 
 
 class Command(BaseCommand):
-    help = "The audit log: verify it, export it, sign a checkpoint, run the periodic sweep."
+    help = (
+        "The audit log: verify it, export it, sign a checkpoint, run the periodic sweep, "
+        "show or put back its append-only guards."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
@@ -31,11 +37,45 @@ class Command(BaseCommand):
         )
         sub.add_parser("checkpoint", help="Sign a checkpoint of the current head now.")
         sub.add_parser("sweep", help="Periodic job: sign a checkpoint, verify, alert.")
+        guards_parser = sub.add_parser("guards", help="Show the append-only guards.")
+        guards_parser.add_argument(
+            "--install", action="store_true", help="Put missing guards back (recorded)."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         getattr(self, f"_{options['action']}")(**options)
 
     def _verify(self, from_seq: int, **_: Any) -> None:
+        """The chain, the guards and the alert queue; whatever is wrong is on stderr, in
+        a critical alert, and makes the command fail. The start is recorded either way."""
+        try:
+            missing = check_guards("audit")
+            chain_problem = self._verify_chain(from_seq)
+            tampering = reconcile_alerts()
+        finally:
+            record_start("audit")
+        failures = []
+        for name in missing:
+            self.stderr.write(f"append-only guard missing: {name}")
+        if missing:
+            failures.append(refusal(missing))
+        if chain_problem is not None:
+            failures.append(
+                f"the audit log is not intact: first bad event {chain_problem.seq} "
+                f"({chain_problem.kind})"
+            )
+        for tampering_found in tampering:
+            self.stderr.write(str(tampering_found))
+        if tampering:
+            failures.append(
+                f"the alert queue was tampered with: {len(tampering)} alerts put back or "
+                "removed, and a critical alert raised"
+            )
+        if failures:
+            raise CommandError("; ".join(failures))
+        self.stdout.write(self._intact)
+
+    def _verify_chain(self, from_seq: int) -> Problem | None:
         try:
             report = verify_log(from_seq, witness=read_witness())
         except Exception as exc:
@@ -52,19 +92,17 @@ class Command(BaseCommand):
             if from_seq == 1 and report.last_seq:
                 last = Event.objects.get(seq=report.last_seq)
                 write_witness(Witness(last.seq, last.hash))
-            self.stdout.write(
+            self._intact = (
                 f"intact: {report.checked} events ({from_seq}–{report.last_seq}), "
                 f"{report.checkpoints} checkpoints"
             )
-            return
+            return None
         for problem in sorted(report.problems, key=lambda p: p.seq):
             self.stderr.write(str(problem))
         first = report.first
         with transaction.atomic():
             raise_alert("audit_verify_failed", Alert.Severity.CRITICAL, None, str(first))
-        raise CommandError(
-            f"the audit log is not intact: first bad event {first.seq} ({first.kind})"
-        )
+        return first
 
     def _export(self, since: str, **_: Any) -> None:
         events = Event.objects.order_by("seq")
@@ -94,3 +132,17 @@ class Command(BaseCommand):
     def _sweep(self, **_: Any) -> None:
         self._checkpoint()
         self._verify(from_seq=1)
+
+    def _guards(self, install: bool, **_: Any) -> None:
+        missing = guards.missing(connection)
+        if install and missing:
+            with transaction.atomic():
+                guards.install(connection)
+                append_event(
+                    tag=AuditTag.GUARDS_INSTALL, actor=None, details={"missing": len(missing)}
+                )
+            missing = guards.missing(connection)
+        for name in guards.names(connection.vendor):
+            self.stdout.write(f"{name}: {'missing' if name in missing else 'in place'}")
+        if missing:
+            raise CommandError(f"append-only guard missing: {', '.join(missing)}")

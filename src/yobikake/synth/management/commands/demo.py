@@ -11,6 +11,7 @@ from rich.table import Table
 
 from yobikake.accounts.models import User
 from yobikake.accounts.selectors import active_roles
+from yobikake.audit.startup import StartRefused, check_at_start
 from yobikake.synth.demo import (
     DEMO_PASSWORD,
     DEMO_USERS,
@@ -52,6 +53,10 @@ class Command(BaseCommand):
                 raise CommandError(f"{options['totp']!r} is not a demo user.") from None
             return
         call_command("migrate", interactive=False, verbosity=0)
+        try:
+            check_at_start("demo")
+        except StartRefused as refused:
+            raise CommandError(f"refused to start: {refused}") from None
         try:
             load_demo()
         except NotADemoInstallation:

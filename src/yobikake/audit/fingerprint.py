@@ -1,0 +1,142 @@
+"""What a process starts with that sets a control: the security-relevant settings, all
+listed here, and a digest of the installed code.
+
+Each start records them in the log (audit/startup.py), so a budget raised in the
+environment or a file edited on the host is on the record at the next start, with the
+old and new values. Values go into the log as they are when they are short codes or
+numbers; secrets, addresses and anything longer go in as a keyed digest (under the audit
+MAC key, so a database reader cannot test guesses against it), which says "changed"
+without saying what to.
+"""
+
+import hashlib
+import hmac
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+import yobikake
+from yobikake.audit.services import DETAIL_TEXT, Detail
+
+CODE_ROOT = Path(yobikake.__file__).resolve().parent
+# Besides every .py file: what the pages are made of, scripts in the browser included.
+_CODE_DIRS = frozenset({"templates", "static"})
+
+
+@dataclass(frozen=True)
+class Control:
+    key: str  # its name in the log and in alerts
+    read: Callable[[], object]
+    secret: bool = False
+
+
+def _setting(name: str, part: str | int | None = None) -> Callable[[], object]:
+    def read() -> object:
+        value = getattr(settings, name, None)
+        return value[part] if part is not None and value is not None else value  # type: ignore[index]
+
+    return read
+
+
+def _lockout_minutes() -> object:
+    cooloff = getattr(settings, "AXES_COOLOFF_TIME", None)
+    return int(cooloff.total_seconds() // 60) if cooloff is not None else None
+
+
+CONTROLS = (
+    # What the reveal gate, the inquiry desk and the grants allow.
+    Control("reveal_budget_operator", _setting("YOBIKAKE_REVEAL_BUDGETS", "operator")),
+    Control("reveal_budget_researcher", _setting("YOBIKAKE_REVEAL_BUDGETS", "researcher")),
+    Control("reveal_budget_default", _setting("YOBIKAKE_REVEAL_BUDGETS", "default")),
+    Control("inquiry_budget", _setting("YOBIKAKE_INQUIRY_BUDGET")),
+    Control("grant_minutes", _setting("YOBIKAKE_GRANT_MINUTES")),
+    Control("approval_hours", _setting("YOBIKAKE_APPROVAL_HOURS")),
+    Control("calling_hours_start", _setting("YOBIKAKE_CALLING_HOURS", 0)),
+    Control("calling_hours_end", _setting("YOBIKAKE_CALLING_HOURS", 1)),
+    Control("canaries_per_list", _setting("YOBIKAKE_CANARIES_PER_LIST")),
+    Control("canary_phones", _setting("YOBIKAKE_CANARY_PHONES")),
+    Control("export_watermark_rows", _setting("YOBIKAKE_EXPORT_WATERMARK_ROWS")),
+    # Who hears about misuse.
+    Control("alert_denials", _setting("YOBIKAKE_ALERT_DENIALS")),
+    Control("alert_denials_minutes", _setting("YOBIKAKE_ALERT_DENIALS_MINUTES")),
+    Control("alert_emails", _setting("YOBIKAKE_ALERT_EMAILS")),
+    Control("alert_webhook_url", _setting("YOBIKAKE_ALERT_WEBHOOK_URL"), secret=True),
+    Control("mailers", _setting("MAILERS"), secret=True),
+    # The keys and the log's own evidence.
+    Control("key_service", _setting("YOBIKAKE_KEY_SERVICE")),
+    Control("openbao_addr", _setting("OPENBAO_ADDR")),
+    Control("openbao_transit_mount", _setting("OPENBAO_TRANSIT_MOUNT")),
+    Control("openbao_token", _setting("OPENBAO_TOKEN"), secret=True),
+    Control("keys_dir", _setting("YOBIKAKE_KEYS_DIR")),
+    Control("master_key_file", _setting("YOBIKAKE_MASTER_KEY_FILE")),
+    Control("data_key_ttl_seconds", _setting("YOBIKAKE_DATA_KEY_TTL_SECONDS")),
+    Control("audit_witness", _setting("YOBIKAKE_AUDIT_WITNESS")),
+    Control("audit_checkpoint_every", _setting("YOBIKAKE_AUDIT_CHECKPOINT_EVERY")),
+    Control("audit_checkpoint_minutes", _setting("YOBIKAKE_AUDIT_CHECKPOINT_MINUTES")),
+    # Logging in and staying logged in.
+    Control("login_failure_limit", _setting("AXES_FAILURE_LIMIT")),
+    Control("lockout_minutes", _lockout_minutes),
+    Control("session_idle_seconds", _setting("SESSION_COOKIE_AGE")),
+    Control("api_token_max_days", _setting("YOBIKAKE_API_TOKEN_MAX_DAYS")),
+    Control("session_cookie_secure", _setting("SESSION_COOKIE_SECURE")),
+    Control("csrf_cookie_secure", _setting("CSRF_COOKIE_SECURE")),
+    Control("ssl_redirect", _setting("SECURE_SSL_REDIRECT")),
+    Control("hsts_seconds", _setting("SECURE_HSTS_SECONDS")),
+    Control("proxy_ssl_header", _setting("SECURE_PROXY_SSL_HEADER")),
+    Control("allowed_hosts", _setting("ALLOWED_HOSTS")),
+    Control("debug", _setting("DEBUG")),
+    Control("password_hashers", _setting("PASSWORD_HASHERS")),
+    Control("password_validators", _setting("AUTH_PASSWORD_VALIDATORS")),
+    Control("authentication_backends", _setting("AUTHENTICATION_BACKENDS")),
+    Control("middleware", _setting("MIDDLEWARE")),
+    Control("secret_key", _setting("SECRET_KEY"), secret=True),
+    # Settings from another module than Yobikake's own are outside the code digest.
+    Control("settings_module", _setting("SETTINGS_MODULE")),
+)
+
+
+def _digest(key: bytes, name: str, value: object) -> str:
+    message = f"yobikake-setting\x00{name}\x00{value!r}".encode()
+    return "hmac:" + hmac.digest(key, message, "sha256").hex()[:16]
+
+
+def _recorded(control: Control, key: bytes) -> Detail:
+    """A control's value as the log takes it."""
+    value = control.read()
+    if value is None or value == "":
+        return None  # unset says nothing about a secret
+    if not control.secret:
+        if isinstance(value, bool | int):
+            return value
+        if isinstance(value, Path):
+            value = f"path:{value}"
+        if isinstance(value, str) and DETAIL_TEXT.match(value):
+            return value
+    return _digest(key, control.key, value)
+
+
+def _code_files(root: Path) -> Iterator[tuple[str, Path]]:
+    for path in root.rglob("*"):
+        relative = path.relative_to(root)
+        if "__pycache__" in relative.parts or not path.is_file():
+            continue
+        if path.suffix == ".py" or _CODE_DIRS.intersection(relative.parts):
+            yield relative.as_posix(), path
+
+
+def code_digest(root: Path = CODE_ROOT) -> str:
+    """SHA-256 over the package's Python files, templates and static files (names and
+    contents). About 300 files and 1 MB: some 15 ms."""
+    digest = hashlib.sha256()
+    for name, path in sorted(_code_files(root)):
+        content = path.read_bytes()
+        digest.update(f"{name}\x00{len(content)}\x00".encode())
+        digest.update(content)
+    return "sha256:" + digest.hexdigest()[:32]
+
+
+def fingerprint(key: bytes) -> dict[str, Detail]:
+    """Every control's recorded value, and the code digest (`code`)."""
+    return {c.key: _recorded(c, key) for c in CONTROLS} | {"code": code_digest()}
