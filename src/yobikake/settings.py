@@ -332,8 +332,11 @@ LOGGING = {
 
 # Canary residents planted in every list at import (incidents/canaries.py), and the phone
 # numbers they are given: numbers the federation holds and watches, so a call to one is
-# noticed. Comma-separated; the default is a block of 050 numbers for the demo.
+# noticed, under the area codes (and mobile prefixes) of its insurers' lists — a canary
+# takes one under its template's. Comma-separated. Empty (the default, for demos and
+# synthetic lists): generated numbers in an exchange starting with 0, which ring no one
+# and which no one watches.
 YOBIKAKE_CANARIES_PER_LIST = envint("YOBIKAKE_CANARIES_PER_LIST", 3)
 YOBIKAKE_CANARY_PHONES = [
     p.strip() for p in os.environ.get("YOBIKAKE_CANARY_PHONES", "").split(",") if p.strip()
-] or [f"050-3{n // 100:03d}-{4000 + n % 100:04d}" for n in range(200)]
+]

@@ -184,3 +184,33 @@ def test_a_list_shorter_than_its_canaries_still_gets_them_all(world, canaries):
     stored = Target.objects.filter(target_list=target_list)
     assert sorted(stored.values_list("row_number", flat=True)) == [1, 2, 3, 4]
     assert len(canaries.of_list(target_list)) == 3
+
+
+def test_canaries_take_watched_numbers_under_their_templates_area_codes(world, canaries, settings):
+    pool = ["058-210-0001", "058-210-0002", "058-210-0003", "0584-71-0001", "0584-71-0002"]
+    pool += ["090-1000-0001", "090-1000-0002", "090-1000-0003"]
+    pool += [f"0585-7{n}-0001" for n in range(10)] + [f"050-3000-40{n:02d}" for n in range(10)]
+    settings.YOBIKAKE_CANARY_PHONES = pool
+    target_list, people = load_people(world, count=300)  # 058 landlines and 090 mobiles
+    planted = [opened_row(t) for t in Target.objects.filter(pk__in=canaries.of_list(target_list))]
+    heads = {p.phone.split("-")[0] for p in people if p.phone}
+    assert heads == {"058", "090"}
+    phones = [row["phone"] for row in planted if row["phone"]]
+    assert phones and set(phones) <= set(pool)
+    assert {phone.split("-")[0] for phone in phones} <= heads
+    assert len(set(phones)) == len(phones)  # none given twice in a list while others are free
+
+
+def test_a_canarys_insured_number_is_nobodys_on_the_insurers_stored_lists(world, canaries):
+    _, earlier = load_people(world, count=100, seed=1, fiscal_year=2021)  # 岐01-0000000…99
+    target_list, _ = load_people(world, count=20, seed=101)  # 岐01-0000000…19 again
+    stored = {p.insured_number for p in earlier}
+    for target in Target.objects.filter(pk__in=canaries.of_list(target_list)):
+        number = opened_row(target)["insured_number"]
+        assert number.startswith("岐01-") and number not in stored
+
+
+def opened_row(target):
+    cipher = FieldCipher(datakeys.list_data_key(target.target_list))
+    sealed = {f: bytes(v) if (v := getattr(target, f)) else None for f in Target.SEALED_FIELDS}
+    return records.open_row(cipher, Target._meta.db_table, target.pk, sealed)

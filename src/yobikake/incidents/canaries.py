@@ -17,9 +17,11 @@ from django.conf import settings
 
 from yobikake.incidents.models import CanarySet
 from yobikake.intake.models import Target, TargetList
-from yobikake.synth.canaries import canary_like
+from yobikake.jp import normalize
+from yobikake.synth.canaries import ListSample, canary_like, in_number_order
 from yobikake.synth.people import Person
 from yobikake.vault import datakeys
+from yobikake.vault.blind import Indexer, IndexKind
 from yobikake.vault.crypto import CannotOpen, FieldCipher, field_aad
 
 TABLE = "incidents_canaryset"
@@ -49,50 +51,98 @@ class Planter:
     row of the file. So the canaries sit among the real rows in row numbers and in the
     order rows were written; no row is moved or written twice. A file shorter than
     expected gets its remaining canaries at the end, shuffled in among the displaced.
+
+    What a canary says is drawn from the rows written last (its own batch included), so
+    that it follows its own list where it stands in it; its insured number falls
+    between its neighbours' when the rows come in number order and is nobody's on the
+    insurer's stored lists; neither it nor its phone number is another canary's.
     """
 
     def __init__(self, target_list: TargetList, *, count: int, expected: int) -> None:
         self._rng = random.SystemRandom()
         self._municipality = target_list.insurer.name
         self._fiscal_year = target_list.fiscal_year
+        self._insurer_id = target_list.insurer_id
         span = max(count, round(expected * 0.9))  # an estimate: keep clear of its end
         self._ranks = sorted(self._rng.sample(range(span), count))
         self._seen = 0
-        self._template: Person | None = None
+        self._sample = ListSample()
+        self._previous: Person | None = None  # the last row written, canary or not
+        self._given: set[str] = set()  # phone and insured numbers given to canaries
+        # The insurer's index key and lists, to look insured numbers up by.
+        self._stored: tuple[Indexer, list[int]] | None = None
         self.displaced: list[tuple[int, Person]] = []  # (file row, person)
         self.rows: set[int] = set()  # the canaries' row numbers
 
-    def _canary(self, template: Person) -> Person:
-        return canary_like(
+    def _in_use(self, field: str, value: str) -> bool:
+        """Whether another canary of the list has `value`, or (an insured number) someone
+        on one of the insurer's lists. Phones are not looked up: the watched ones are the
+        federation's, the generated ones are in exchanges no one has."""
+        if value in self._given:
+            return True
+        if field != "insured_number":
+            return False
+        key = normalize.insured_number_key(value)
+        if not key:
+            return False
+        if self._stored is None:
+            lists = TargetList.objects.filter(insurer_id=self._insurer_id)
+            self._stored = (
+                Indexer(datakeys.index_key(self._insurer_id)),
+                list(lists.values_list("pk", flat=True)),
+            )
+        indexer, list_ids = self._stored
+        # By list: the index on (list, insured number) answers it.
+        return Target.objects.filter(
+            target_list_id__in=list_ids,
+            idx_insured_number=indexer.value(IndexKind.INSURED_NUMBER, key),
+        ).exists()
+
+    def _canary(self, template: Person, neighbours: list[Person]) -> Person:
+        canary = canary_like(
             template,
             municipality=self._municipality,
             fiscal_year=self._fiscal_year,
             phones=settings.YOBIKAKE_CANARY_PHONES,
             rng=self._rng,
+            sample=self._sample.rows,
+            neighbours=neighbours,
+            in_use=self._in_use,
         )
+        self._given |= {canary.phone, canary.insured_number} - {""}
+        return canary
 
     def mix(self, people: list[tuple[int, Person]]) -> list[tuple[int, Person]]:
         """`people` with a canary in the place of each one at a drawn rank."""
-        mixed = []
-        for row, person in people:
+        self._sample.add([person for _, person in people])
+        ordered: bool | None = None
+        mixed: list[tuple[int, Person]] = []
+        for at, (row, person) in enumerate(people):
             if self._ranks and self._ranks[0] == self._seen:
                 self._ranks.pop(0)
                 self.displaced.append((row, person))
                 self.rows.add(row)
-                mixed.append((row, self._canary(person)))
+                if ordered is None:
+                    ordered = in_number_order([p for _, p in people])
+                around = [mixed[-1][1] if mixed else self._previous]
+                around += [people[at + 1][1] if at + 1 < len(people) else None]
+                neighbours = [p for p in around if p is not None] if ordered else []
+                mixed.append((row, self._canary(person, neighbours)))
             else:
                 mixed.append((row, person))
             self._seen += 1
-        if people and self._rng.random() < len(people) / max(self._seen, 1):
-            self._template = self._rng.choice(people)[1]  # any row, for the tail's canaries
+        if mixed:
+            self._previous = mixed[-1][1]
         return mixed
 
     def tail(self, after: int) -> tuple[list[tuple[int, Person]], dict[int, int]]:
         """The displaced people and the canaries not yet placed, numbered from `after`
         + 1 in random order; and, for each displaced person, new row → file row."""
         late: list[tuple[int | None, Person]] = list(self.displaced)
-        if self._template is not None:
-            late += [(None, self._canary(self._template)) for _ in self._ranks]
+        if self._sample.rows:
+            late += [
+                (None, self._canary(self._rng.choice(self._sample.rows), [])) for _ in self._ranks
+            ]
         self._ranks = []
         self._rng.shuffle(late)
         people, original = [], {}

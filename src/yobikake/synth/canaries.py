@@ -4,33 +4,188 @@ Each canary is modelled on a real row of the same list (its template): the same 
 present or missing (a list that gives only ages gets a canary with only an age; no
 insured number where the list has none), written the same way (spacing in names,
 half-width kana, hyphens in phones and postal codes, the prefecture and 丁目 or hyphen
-form in addresses, the insured number's symbol and length) — so neither a column left
-empty nor the length of a sealed value sets it apart. What it says is new: a name
-weighted by real frequency with its reading, a street address in one of the insurer's
-own towns, an age in range, and a phone number from the pool the federation watches.
-Drawn from the system's random source: nobody can regenerate them.
+form in addresses) — so neither a column left empty nor the length of a sealed value
+sets it apart.
+
+What it says is new, and drawn as the list's own values are distributed (`ListSample`:
+the rows written around it): its family name, given name, sex, age, town and 丁目,
+whether a building follows, its phone's area code and exchange, and the prefix of its
+insured number. A value is drawn by how often it comes up in the list, including how
+often a value comes up only once (`one_more`): a detector that looks for values rare
+within their list finds a canary as often as a real row. The insured number lies
+between those of the rows around it when the list is in number order. The phone number
+is one the federation watches, under the same area code (or mobile prefix) as the
+template's, from `phones`; with no pool, a generated number in an exchange that starts
+with 0, which no real exchange does (for demos and synthetic lists only).
+
+Drawn from the caller's random source (the system's, for planted canaries): nobody can
+regenerate them.
 """
 
+import itertools
 import random
 import re
-from collections.abc import Sequence
-from dataclasses import replace
+from collections import Counter, deque
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, replace
 from datetime import date
+from functools import lru_cache
 
 import jaconv
 
+from yobikake.jp.phones import InvalidPhone, parse_phone
 from yobikake.jp.wareki import fiscal_year_end
-from yobikake.synth.areas import PREFECTURE, Town, all_towns, random_address, towns_of
+from yobikake.synth.areas import (
+    PREFECTURE,
+    Place,
+    Town,
+    address_in,
+    all_towns,
+    place_of,
+    towns_of,
+)
 from yobikake.synth.names import given_names, surnames
 from yobikake.synth.people import Person
 
 MIN_AGE, MAX_AGE = 40, 74
+SAMPLE_SIZE = 500  # the rows written last that a canary is drawn from
+FRESH_TRIES = 50
+NEAR = 50  # an insured number off its list's order lies this close to its template's
 _HALF_WIDTH_KANA = re.compile("[\uff66-\uff9f]")
 _FULL_WIDTH_DIGIT = re.compile("[０-９]")
 _DASHED = re.compile(r"\d[-‐－ー―]\d")
 # After a number: 一番町 and 忠節三丁目南町 are town names, not written-out block numbers.
 _MARKERS = re.compile(r"[\d０-９] ?(?:丁目|番)")
 _LAST_DIGITS = re.compile(r"\d+(?=\D*$)")
+
+
+class ListSample:
+    """The rows of a list written last, up to `size`: what a canary written among them
+    draws from. Rows near each other in a list are alike as the list is (a household's
+    members sit together, as do a town's people in a list in address order), so the
+    canary is, and the counts it is drawn by keep households whole."""
+
+    def __init__(self, size: int = SAMPLE_SIZE) -> None:
+        self._rows: deque[Person] = deque(maxlen=size)
+
+    @property
+    def rows(self) -> list[Person]:
+        return list(self._rows)
+
+    def add(self, people: Sequence[Person]) -> None:
+        self._rows.extend(people)
+
+
+def one_more[T: Hashable](values: Sequence[T], rng: random.Random, fresh: Callable[[], T]) -> T:
+    """A value for one more row, drawn as `values` (one per row) are distributed.
+
+    Good–Turing's reasoning: a row picked at random has a value that m other rows share
+    with probability (m+1)·N(m+1)/N, N(k) being the number of values k rows have. So a
+    donor row is picked, and the new value is one that as many rows hold as share the
+    donor's with it: a donor alone with its value gives a value no row has (`fresh`).
+    The new row then shares its value with as many others as a real row would."""
+    if not values:
+        return fresh()
+    counts = Counter(values)
+    donor = rng.choice(values)
+    wanted = counts[donor] - 1
+    if wanted == 0:
+        for _ in range(FRESH_TRIES):
+            value = fresh()
+            if value not in counts:
+                return value
+        return donor
+    alike = [value for value, n in counts.items() if n == wanted]
+    return rng.choice(alike) if alike else donor
+
+
+def _separator(text: str) -> str:
+    return "\u3000" if "\u3000" in text else (" " if " " in text else "")
+
+
+@dataclass(frozen=True)
+class _Number:
+    """A phone number as libphonenumber writes it nationally: 058-012-3456 has the head
+    058 (an area code, or a mobile or IP prefix) and the exchange 012."""
+
+    text: str
+    head: str
+    exchange: str
+    fixed: bool
+
+
+_NATIONAL = re.compile(r"0\d{1,4}-\d{1,4}-\d{4}")
+_NOT_FIXED = ("020", "050", "060", "070", "080", "090")
+
+
+def _number(text: str) -> _Number | None:
+    if _NATIONAL.fullmatch(text):  # as a list's rows hold it: already checked and written
+        head, exchange, _ = text.split("-")
+        return _Number(text, head, exchange, not head.startswith(_NOT_FIXED))
+    try:
+        phone = parse_phone(text)
+    except InvalidPhone:
+        return None
+    parts = phone.national.split("-")
+    if len(parts) != 3:
+        return None
+    return _Number(phone.national, parts[0], parts[1], phone.kind == "fixed")
+
+
+@dataclass(frozen=True)
+class _Row:
+    """What a canary draws from a row of its list: its sex, family and given names
+    with their kana (None where a name is not in two parts), place and phone number."""
+
+    person: Person
+    family: tuple[str, str] | None
+    given: tuple[str, str] | None
+    place: Place | None
+    number: _Number | None
+
+
+@lru_cache(maxsize=2 * SAMPLE_SIZE)
+def _row(person: Person) -> _Row:
+    """A row read once however many canaries draw from it (a list's sample changes little
+    between its canaries)."""
+    kanji, kana = person.name_kanji.split(), person.name_kana.split()
+    halves = len(kanji) == 2 and len(kana) == 2
+    return _Row(
+        person,
+        (kanji[0], kana[0]) if halves else None,
+        (kanji[1], kana[1]) if halves else None,
+        place_of(person.address),
+        _number(person.phone) if person.phone else None,
+    )
+
+
+def _names(
+    rows: Sequence[_Row], rng: random.Random
+) -> tuple[str, tuple[str, str], tuple[str, str]]:
+    """Sex, family name and given name (with their kana), as the list's are distributed."""
+    sex = rng.choice(rows).person.sex
+    family = one_more([r.family for r in rows if r.family], rng, lambda: surnames().pick(rng))
+    given = one_more(
+        [r.given for r in rows if r.given and r.person.sex == sex],
+        rng,
+        lambda: given_names(sex).pick(rng),
+    )
+    return sex, family, given
+
+
+def _place(rows: Sequence[_Row], municipality: str, rng: random.Random) -> Place:
+    """A town and 丁目, and a building or none, as the list's addresses are distributed;
+    a town the list does not have comes from the municipality of one it has."""
+    places = [r.place for r in rows if r.place]
+    if not places:
+        return Place(rng.choice(_towns(municipality)), None, rng.random() < 0.08)
+
+    def fresh() -> tuple[Town, int | None]:
+        town = rng.choice(towns_of(rng.choice(places).town.municipality))
+        return town, (rng.randint(1, 5) if town.has_chome else None)
+
+    town, chome = one_more([(p.town, p.chome) for p in places], rng, fresh)
+    return Place(town, chome, rng.choice(places).building)
 
 
 def _towns(municipality: str) -> tuple[Town, ...]:
@@ -40,30 +195,152 @@ def _towns(municipality: str) -> tuple[Town, ...]:
         return all_towns()
 
 
-def _separator(text: str) -> str:
-    return "\u3000" if "\u3000" in text else (" " if " " in text else "")
+@lru_cache(maxsize=8)
+def _pool(phones: tuple[str, ...]) -> dict[tuple[bool, str], tuple[_Number, ...]]:
+    """The watched numbers by kind (fixed or not) and head."""
+    pool: dict[tuple[bool, str], list[_Number]] = {}
+    for text in phones:
+        number = _number(text)
+        if number is not None:
+            pool.setdefault((number.fixed, number.head), []).append(number)
+    return {key: tuple(numbers) for key, numbers in pool.items()}
 
 
-def _like_phone(template: str, number: str) -> str:
-    if not template:
+def _phone(
+    template: str,
+    town: Town,
+    rows: Sequence[_Row],
+    phones: Sequence[str],
+    rng: random.Random,
+    taken: Callable[[str], bool],
+) -> str:
+    """A number of the template's kind: a landline under the area code the list's
+    landlines in the canary's municipality have, in an exchange drawn as theirs are; a
+    mobile (or IP) number under a prefix drawn as the list's are."""
+    shape = _number(template)
+    if shape is None:
         return ""
-    digits = number.replace("-", "")
-    return number if "-" in template else digits
+    numbers = [r.number for r in rows if r.number]
+    if shape.fixed:
+        local = [
+            r.number.head
+            for r in rows
+            if r.number
+            and r.number.fixed
+            and r.place
+            and r.place.town.municipality == town.municipality
+        ]
+        head = rng.choice(local) if local else shape.head
+    else:
+        head = one_more([n.head for n in numbers if not n.fixed], rng, lambda: shape.head)
+    pool = _pool(tuple(phones))
+    if pool:
+        return _watched(pool, shape.fixed, head, shape.head, numbers, rng, taken)
+    if not shape.fixed:
+        return _free(f"{head}{rng.randint(1000, 9999)}", 4, rng, taken)
+    length = len(shape.exchange) if head == shape.head else 6 - len(head)
+
+    def fresh() -> str:
+        return "0" + "".join(str(rng.randint(0, 9)) for _ in range(length - 1))
+
+    exchange = one_more([n.exchange for n in numbers if n.fixed and n.head == head], rng, fresh)
+    if not exchange.startswith("0"):  # a real exchange: generate nobody's number
+        exchange = fresh()
+    return _free(f"{head}{exchange}", 10 - len(head) - len(exchange), rng, taken)
 
 
-def _like_postal(template: str, code: str) -> str:
-    if not template:
-        return ""
-    return code if "-" in template else code.replace("-", "")
+def _free(start: str, digits: int, rng: random.Random, taken: Callable[[str], bool]) -> str:
+    """`start` and `digits` random digits, written nationally: a number not `taken` (in
+    a block nearly full, the last one drawn)."""
+    drawn = ""
+    for _ in range(FRESH_TRIES):
+        number = _number(start + "".join(str(rng.randint(0, 9)) for _ in range(digits)))
+        if number is not None:
+            drawn = number.text
+            if not taken(drawn):
+                break
+    return drawn
 
 
-def _like_insured(template: str, rng: random.Random) -> str:
-    """The template's insured number with its last run of digits drawn afresh."""
-    if not template:
-        return ""
-    return _LAST_DIGITS.sub(
-        lambda m: "".join(str(rng.randint(0, 9)) for _ in m.group()), template, count=1
+def _watched(
+    pool: dict[tuple[bool, str], tuple[_Number, ...]],
+    fixed: bool,
+    head: str,
+    template_head: str,
+    numbers: Sequence[_Number],
+    rng: random.Random,
+    taken: Callable[[str], bool],
+) -> str:
+    """A watched number under `head` (else the template's head, else of its kind, else
+    any), one not `taken` if there is one, rather in an exchange the list has often."""
+    candidates = (
+        pool.get((fixed, head))
+        or pool.get((fixed, template_head))
+        or tuple(n for (f, _), ns in pool.items() if f == fixed for n in ns)
+        or tuple(n for ns in pool.values() for n in ns)
     )
+    seen = Counter(n.exchange for n in numbers if n.head == head)
+    # A weighted order without replacement (Efraimidis–Spirakis): the first free one.
+    ordered = sorted(
+        candidates, key=lambda n: rng.random() ** (1 / (seen[n.exchange] + 0.5)), reverse=True
+    )
+    return next((n.text for n in ordered if not taken(n.text)), ordered[0].text)
+
+
+def in_number_order(people: Sequence[Person]) -> bool:
+    """Whether `people` (rows written one after another) are in the order of their
+    insured numbers, up or down, nearly all of them."""
+    steps = Counter(
+        (a > b) - (a < b)
+        for a, b in itertools.pairwise(_serial(p.insured_number) for p in people)
+        if a is not None and b is not None and a[0] == b[0]
+    )
+    total = sum(steps.values())
+    return total > 0 and max(steps[1], steps[-1]) >= 0.9 * total
+
+
+def _serial(number: str) -> tuple[tuple[str, str, int], int] | None:
+    """(symbol, suffix, width) and the value of an insured number's last run of digits."""
+    found = _LAST_DIGITS.search(number)
+    if not found:
+        return None
+    digits = found.group()
+    return (number[: found.start()], number[found.end() :], len(digits)), int(digits)
+
+
+def _insured(
+    template: str, neighbours: Sequence[str], rng: random.Random, taken: Callable[[str], bool]
+) -> str:
+    """The template's insured number with its last run of digits drawn afresh: between
+    the template's and a neighbour's (`neighbours`: the rows written before and after,
+    given when the list is in number order), else close to the template's — as close as
+    numbers no one has allow."""
+    serial = _serial(template)
+    if serial is None:
+        return ""
+    (head, tail, width), own = serial
+    between = [
+        range(min(other[1], own) + 1, max(other[1], own))
+        for other in map(_serial, neighbours)
+        if other is not None and other[0] == serial[0]
+    ]
+    rounds = [between] + [
+        [range(max(own - near, 0), own), range(own + 1, min(own + near + 1, 10**width))]
+        for near in (NEAR, NEAR * 10, NEAR * 100, 10**width)
+    ]
+    number = template
+    for gaps in rounds:
+        gaps = [gap for gap in gaps if gap]
+        for _ in range(FRESH_TRIES if gaps else 0):
+            gap = rng.choices(gaps, weights=[len(g) for g in gaps])[0]
+            number = f"{head}{rng.choice(gap):0{width}d}{tail}"
+            if not taken(number):
+                return number
+    return number
+
+
+def _nobody(_field: str, _value: str) -> bool:
+    return False
 
 
 def canary_like(
@@ -73,20 +350,29 @@ def canary_like(
     fiscal_year: int,
     phones: Sequence[str],
     rng: random.Random,
+    sample: Sequence[Person] = (),
+    neighbours: Sequence[Person] = (),
+    in_use: Callable[[str, str], bool] = _nobody,
 ) -> Person:
-    """A canary with `template`'s shape (see the module docstring)."""
-    sex = rng.choice("12")
-    surname, surname_kana = surnames().pick(rng)
-    given, given_kana = given_names(sex).pick(rng)
-    kana = f"{surname_kana}{_separator(template.name_kana)}{given_kana}"
+    """A canary with `template`'s shape and values drawn as those of `sample` (rows of
+    the same list; the template alone when empty) are distributed. `neighbours`: the rows
+    written just before and after it, when the list is in insured-number order.
+    `in_use(field, value)` says whether a phone or insured number ("phone",
+    "insured_number") is someone's beyond the sample, or another canary's."""
+    rows = [_row(person) for person in (sample or [template])]
+    sex, (family, family_kana), (given, given_kana) = _names(rows, rng)
+    kana = f"{family_kana}{_separator(template.name_kana)}{given_kana}"
     if _HALF_WIDTH_KANA.search(template.name_kana):
         kana = jaconv.z2h(kana, kana=True, ascii=False, digit=False)
-    age = rng.randint(MIN_AGE, MAX_AGE)
+    year_end = fiscal_year_end(fiscal_year)
+    age = min(max(rng.choice(rows).person.age_on(year_end), MIN_AGE), MAX_AGE)
     birth = None
     if template.birth_date is not None:
-        earliest = date(fiscal_year_end(fiscal_year).year - age - 1, 4, 1)
-        birth = date.fromordinal(earliest.toordinal() + rng.randint(0, 364))
-    address = random_address(_towns(municipality), rng)
+        earliest = date(year_end.year - age - 1, 4, 1)
+        latest = date(year_end.year - age, 3, 31)
+        birth = date.fromordinal(earliest.toordinal() + rng.randint(0, (latest - earliest).days))
+    place = _place(rows, municipality, rng)
+    address = address_in(place.town, rng, chome=place.chome, building=place.building)
     # 丁目・番・号 (or 番地) where the template writes them; else the hyphen form, which a
     # single block number (1626) shares with it.
     written_out = _DASHED.search(template.address) is None and _MARKERS.search(template.address)
@@ -95,15 +381,33 @@ def canary_like(
     )
     if _FULL_WIDTH_DIGIT.search(template.address):
         text = jaconv.h2z(text, kana=False, ascii=False, digit=True)
+    postal = (
+        address.postal_code if "-" in template.postal_code else address.postal_code.replace("-", "")
+    )
+    people = (*(r.person for r in rows), *neighbours, template)
+    phones_known = {p.phone for p in people}
+    numbers_known = {p.insured_number for p in people}
     return replace(
         template,
-        name_kanji=f"{surname}{_separator(template.name_kanji)}{given}",
+        name_kanji=f"{family}{_separator(template.name_kanji)}{given}",
         name_kana=kana,
         sex=sex,
         birth_date=birth,
-        phone=_like_phone(template.phone, rng.choice(phones)),
-        postal_code=_like_postal(template.postal_code, address.postal_code),
+        phone=_phone(
+            template.phone,
+            place.town,
+            rows,
+            phones,
+            rng,
+            lambda value: value in phones_known or in_use("phone", value),
+        ),
+        postal_code=postal if template.postal_code else "",
         address=text,
-        insured_number=_like_insured(template.insured_number, rng),
+        insured_number=_insured(
+            template.insured_number,
+            [p.insured_number for p in neighbours],
+            rng,
+            lambda value: value in numbers_known or in_use("insured_number", value),
+        ),
         age=None if birth else age,
     )
