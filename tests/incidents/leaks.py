@@ -3,6 +3,7 @@ on both its FY2021 and FY2022 lists) and of insurer B, and one of B's canaries. 
 person is synthetic; the file is written in the test's own directory."""
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from tests.incidents.test_scoping import opened, retyped, scope, write_csv
 from tests.pii import LOADED_PEOPLE
@@ -21,6 +22,7 @@ class Leak:
     leaked_b: list[Person]  # on B's FY2022 list
     list_b: TargetList
     canary_row: int | None  # the leaked row holding B's canary, if planted
+    path: Path  # the leaked file
 
 
 def load(world, insurer, staff, fiscal_year, people) -> TargetList:
@@ -47,7 +49,8 @@ def scoped_leak(world, tmp_path) -> Leak:
         rows.append([values["name_kanji"], values["name_kana"], born, values["phone"],
                      values["address"]])  # fmt: skip
         canary_row = len(rows) + 1  # the header is row 1
-    incident = scope(write_csv(tmp_path, rows))
+    path = write_csv(tmp_path, rows)
+    incident = scope(path)
     assert incident.state == Incident.State.SCOPED, incident.error_message
     return Leak(
         incident=incident,
@@ -56,4 +59,5 @@ def scoped_leak(world, tmp_path) -> Leak:
         leaked_b=leaked_b,
         list_b=list_b,
         canary_row=canary_row,
+        path=path,
     )

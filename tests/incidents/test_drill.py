@@ -27,7 +27,7 @@ def test_the_drill_stops_the_sysadmin_detects_it_and_scopes_the_leaked_copy(cana
     incident = Incident.objects.get(pk=result["incident"])
     assert incident.state == Incident.State.SCOPED
     scoped = result["scoping"]
-    assert scoped["persons"] >= 0.95 * 300 * 0.9 and scoped["canaries"]
+    assert scoped["list_entries"] >= 0.95 * 300 * 0.9 and scoped["canaries"]
     assert all(c["list_id"] for c in scoped["canaries"])
 
 

@@ -2,12 +2,15 @@
 background and shown — the affected persons per insurer × fiscal year, the tiers, the
 canaries, the deadlines — and the regulator report draft. Nobody else sees any of it."""
 
+import io
 import json
+import re
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.utils import timezone
 
 from tests.incidents.leaks import scoped_leak
@@ -34,15 +37,17 @@ def test_the_officer_sees_the_table_tiers_canaries_and_deadlines(
     assert page.status_code == 200
     context = page.context
     assert [fy.year for fy in context["years"]] == [2021, 2022]
-    rows = {ins.pk: (counts, total) for ins, counts, total, _ in context["rows"]}
+    rows = {
+        ins.pk: (counts, entries, people) for ins, counts, entries, people, _ in context["rows"]
+    }
     assert rows == {
-        world.insurer_a.pk: ([len(leak.both_years), 8], len(leak.both_years) + 8),
-        world.insurer_b.pk: ([None, 4], 4),
+        world.insurer_a.pk: ([len(leak.both_years), 8], len(leak.both_years) + 8, 8),
+        world.insurer_b.pk: ([None, 4], 4, 4),
     }
     assert context["table"].totals == [len(leak.both_years), 12]
     assert "令和3年度" in page.text and "FY2021" in page.text and "令和4年度" in page.text
     assert world.insurer_a.number in page.text and world.insurer_b.name in page.text
-    assert dict((key, n) for _, n, key in context["tiers"])["certain"] == incident.persons
+    assert dict((key, n) for _, n, key in context["tiers"])["certain"] == incident.people == 12
     assert incident.persons == len(leak.both_years) + 12
     [canary] = context["canaries"]
     assert (canary.insurer, canary.fiscal_year.year, canary.leak_row) == (
@@ -54,6 +59,51 @@ def test_the_officer_sees_the_table_tiers_canaries_and_deadlines(
     assert deadlines["final"] == {"left": max(expected, 0), "overdue": max(-expected, 0)}
     assert 'data-testid="deadline-preliminary"' in page.text
     assert "hx-get" not in page.text  # scoped: nothing left to poll
+
+
+def figure(html, testid):
+    found = re.search(rf'data-testid="{testid}">([\d,]+)<', html)
+    assert found, testid
+    return int(found.group(1).replace(",", ""))
+
+
+def test_persons_and_list_entries_are_two_labelled_figures_everywhere(
+    world, as_user, tmp_path, canaries, capsys
+):
+    """A person on the lists of two fiscal years is one person and two list entries: the
+    list of incidents, the incident's page, the report draft and the command line give
+    both, each under its own name."""
+    leak = scoped_leak(world, tmp_path)
+    incident = leak.incident
+    people, entries = 12, len(leak.both_years) + 12
+    assert leak.both_years and (incident.people, incident.persons) == (people, entries)
+    client = as_user(world.security)
+
+    listing = client.get("/incidents/").text
+    assert "<th>特定した本人</th><th>名簿上の該当件数</th>" in listing
+    assert figure(listing, f"people-{incident.pk}") == people
+    assert figure(listing, f"entries-{incident.pk}") == entries
+
+    page = client.get(f"/incidents/{incident.pk}/").text
+    assert (figure(page, "people"), figure(page, "persons")) == (people, entries)
+    assert "<th>名簿上の件数</th><th>本人数</th>" in page
+    assert (figure(page, "grand-total"), figure(page, "people-total")) == (entries, people)
+
+    report = client.get(f"/incidents/{incident.pk}/report/").text
+    assert f"{people} 人（名簿上は {entries} 件）が該当しました" in report
+    assert f"{people} 人（確実または可能性高で該当。名簿上は {entries} 件" in report
+    assert (figure(report, "grand-total"), figure(report, "people-total")) == (entries, people)
+
+    call_command("incident", "scope", str(leak.path))
+    text = " ".join(capsys.readouterr().out.split())  # as rich wrapped it, unwrapped
+    assert f"persons named: {people}; list entries named: {entries}" in text
+    assert "List entries" in text and "Persons" in text
+    out = io.StringIO()
+    call_command("incident", "scope", str(leak.path), "--json", stdout=out)
+    summary = json.loads(out.getvalue())
+    assert (summary["people"], summary["list_entries"]) == (people, entries)
+    by_insurer = {row["number"]: (row["list_entries"], row["people"]) for row in summary["table"]}
+    assert by_insurer[world.insurer_a.number] == (len(leak.both_years) + 8, 8)
 
 
 def test_the_report_draft_prefills_every_item_the_rules_require(world, as_user, tmp_path, canaries):
@@ -122,7 +172,7 @@ def test_a_leaked_file_uploaded_is_sealed_scoped_in_the_background_and_shown(
     [opened] = events(AuditTag.INCIDENT_OPEN)
     assert json.loads(opened.details)["source"] == "web"
     page = client.get(response["Location"])
-    assert page.context["table"].total == 5
+    assert page.context["table"].entries == 5
     assert "名簿業者の掲載リスト" in client.get("/incidents/").text
 
 

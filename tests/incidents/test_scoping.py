@@ -82,8 +82,8 @@ def test_retyped_rows_name_their_people_per_insurer_and_year(world, tmp_path):
     assert incident.tiers["certain"] == 10
     assert set(incident.items) == {"name", "kana", "birth", "phone", "address"}
     table = selectors.table(incident)
-    assert table.years == [2022] and table.total == 10
-    assert [(ins.pk, counts) for ins, counts, _ in table.rows] == [(world.insurer_a.pk, [10])]
+    assert table.years == [2022] and (table.entries, table.people) == (10, 10)
+    assert [(ins.pk, counts) for ins, counts, *_ in table.rows] == [(world.insurer_a.pk, [10])]
     named = set(incident.matches.values_list("target_id", flat=True))
     stored = {(p.name_kana, p.birth_date.isoformat()): p for p in people}
     for target in Target.objects.filter(pk__in=named):
@@ -177,7 +177,7 @@ def test_the_command_prints_json_and_writes_its_tables(world, tmp_path):
         "incident", "scope", str(path), "--json", "--out", str(tmp_path / "out"), stdout=out
     )
     summary = json.loads(out.getvalue())
-    assert summary["persons"] == 3 and summary["total"] == 3
+    assert summary["people"] == 3 and summary["list_entries"] == 3
     assert (tmp_path / "out" / "table.csv").read_text(encoding="utf-8-sig").count("\n") == 3
     assert (tmp_path / "out" / "matches.csv").read_text().count("\n") == 4
 
@@ -203,3 +203,29 @@ def test_the_kanji_name_and_its_kana_are_one_field_in_the_tiers(world, tmp_path)
     incident = scope(write_csv(tmp_path, [[name, kana, birth]], headers=HEADERS[:3]))
     # Name, kana and birth date agree: the name and one other field — probable.
     assert incident.tiers == {"certain": 0, "probable": 1, "possible": 0}
+
+
+def test_matches_scoped_before_persons_were_numbered_get_the_numbers_scoping_gives(world, tmp_path):
+    import importlib
+
+    from django.apps import apps
+
+    from yobikake.incidents.models import Match
+
+    migration = importlib.import_module("yobikake.incidents.migrations.0004_match_person")
+    _, people = load_people(world, count=8, seed=5, fiscal_year=2021)
+    load_people(world, count=8, seed=5, fiscal_year=2022)  # the same people a year on
+    incident = scope(write_csv(tmp_path, [retyped(p) for p in people if p.phone][:4]))
+    scoped = dict(Match.objects.values_list("pk", "person"))
+    Match.objects.update(person=0)
+    migration.number_persons(apps, None)
+    numbered = dict(Match.objects.values_list("pk", "person"))
+
+    def partition(numbers):
+        groups = {}
+        for pk, number in numbers.items():
+            groups.setdefault(number, set()).add(pk)
+        return sorted(map(sorted, groups.values()))
+
+    assert partition(numbered) == partition(scoped)
+    assert len(set(numbered.values())) == incident.people == 4

@@ -54,7 +54,8 @@ class Incident(models.Model):
     # Leaked rows per confidence tier, and rows that matched no one.
     tiers = models.JSONField(default=dict)
     unmatched = models.PositiveIntegerField(default=0)
-    persons = models.PositiveIntegerField(default=0)  # records named: targets on lists
+    # List entries named (targets): a person on two years' lists is two.
+    persons = models.PositiveIntegerField(default=0)
     # Persons named: a person on two years' lists is one (told apart by blind index).
     people = models.PositiveIntegerField(default=0)
     seconds = models.FloatField(default=0)
@@ -76,8 +77,9 @@ class Incident(models.Model):
 
 
 class Match(models.Model):
-    """A stored target that a leaked row names, at a confidence tier. The list, insurer
-    and fiscal year are copied: the affected-persons table outlives shredding."""
+    """A stored target (a list entry) that a leaked row names, at a confidence tier. The
+    person, list, insurer and fiscal year are copied: the affected-persons table
+    outlives shredding."""
 
     class Tier(models.TextChoices):
         CERTAIN = "certain", _("Certain")
@@ -87,6 +89,9 @@ class Match(models.Model):
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="matches")
     leak_row = models.PositiveIntegerField()  # as a spreadsheet numbers it
     target_id = models.BigIntegerField()
+    # The person the target is, numbered within the incident: one person's targets on
+    # several years' lists (told apart by blind index) share it.
+    person = models.PositiveIntegerField(default=0)
     target_list_id = models.BigIntegerField()
     insurer_id = models.BigIntegerField()
     fiscal_year = models.PositiveSmallIntegerField()

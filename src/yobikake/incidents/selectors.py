@@ -1,6 +1,7 @@
 """Reading an incident: the affected persons per insurer × fiscal year (the layout of
 the seed's participation table), the canaries found, the reporting deadlines."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -41,20 +42,32 @@ def deadlines(incident: Incident) -> Deadlines:
 
 def affected(incident: Incident) -> QuerySet[Match]:
     """The matches that name a person (not a canary, not a household's phone alone)."""
-    return incident.matches.filter(canary=False).exclude(tier=Match.Tier.POSSIBLE)
+    return affected_in([incident])
+
+
+def affected_in(incidents: Iterable[Incident]) -> QuerySet[Match]:
+    """`affected` over several incidents at once."""
+    return Match.objects.filter(incident__in=list(incidents), canary=False).exclude(
+        tier=Match.Tier.POSSIBLE
+    )
 
 
 @dataclass(frozen=True)
 class Table:
+    """Affected list entries per insurer × fiscal year, with each insurer's persons."""
+
     years: list[int]
-    rows: list[tuple[Insurer, list[int | None], int]]  # insurer, persons per year, total
-    totals: list[int]
-    total: int
+    # insurer, list entries per year, list entries in all, persons
+    rows: list[tuple[Insurer, list[int | None], int, int]]
+    totals: list[int]  # list entries per year
+    entries: int
+    people: int
 
 
 def table(incident: Incident, insurer: Insurer | None = None) -> Table:
-    """Affected persons per insurer × fiscal year (a person on two years' lists counts in
-    both, as the seed's table counts list rows)."""
+    """Affected list entries per insurer × fiscal year (a person on two years' lists is
+    an entry in both, as the seed's table counts list rows), and the persons they are
+    (that person is one)."""
     matches = affected(incident)
     if insurer is not None:
         matches = matches.filter(insurer_id=insurer.pk)
@@ -64,14 +77,20 @@ def table(incident: Incident, insurer: Insurer | None = None) -> Table:
             n=Count("target_id", distinct=True)
         )
     }
+    people = dict(
+        matches.order_by()
+        .values("insurer_id")
+        .annotate(n=Count("person", distinct=True))
+        .values_list("insurer_id", "n")
+    )
     years = sorted({year for _, year in cells})
     insurers = Insurer.objects.filter(pk__in={i for i, _ in cells}).order_by("number")
     rows = []
     for ins in insurers:
         counts = [cells.get((ins.pk, year)) for year in years]
-        rows.append((ins, counts, sum(c or 0 for c in counts)))
+        rows.append((ins, counts, sum(c or 0 for c in counts), people.get(ins.pk, 0)))
     totals = [sum(cells.get((ins.pk, y), 0) for ins in insurers) for y in years]
-    return Table(years, rows, totals, sum(totals))
+    return Table(years, rows, totals, sum(totals), sum(people.values()))
 
 
 def canaries_found(incident: Incident) -> list[Match]:
@@ -80,10 +99,12 @@ def canaries_found(incident: Incident) -> list[Match]:
 
 
 def persons_by_tier(incident: Incident) -> dict[str, int]:
+    """Persons named at each tier (a person on two years' lists is one)."""
     counts = (
         incident.matches.filter(canary=False)
+        .order_by()
         .values("tier")
-        .annotate(n=Count("target_id", distinct=True))
+        .annotate(n=Count("person", distinct=True))
     )
     return {c["tier"]: c["n"] for c in counts}
 

@@ -38,8 +38,8 @@ def file_sha256(path: Path) -> str:
 
 _INSERT_MATCH = insert_statement(
     Match._meta.db_table,
-    ("incident_id", "leak_row", "target_id", "target_list_id", "insurer_id", "fiscal_year",
-     "tier", "keys", "canary"),
+    ("incident_id", "leak_row", "target_id", "person", "target_list_id", "insurer_id",
+     "fiscal_year", "tier", "keys", "canary"),
 )  # fmt: skip
 
 
@@ -114,11 +114,15 @@ def _record(incident: Incident, scoped: scoping.Scoped) -> None:
     }
     planted = canaries.of_lists(lists.values())
     tiers_of = {tier: tier for tier in scoping.TIER_ORDER}
+    numbers: dict[object, int] = {}  # person → its number in this incident, from 1
+    for f in scoped.found:
+        numbers.setdefault(f.person, len(numbers) + 1)
     rows = (
         (
             incident.pk,
             f.row,
             f.target_id,
+            numbers[f.person],
             f.list_id,
             lists[f.list_id].insurer_id,
             lists[f.list_id].fiscal_year,

@@ -95,7 +95,10 @@ def _detail_context(incident: Incident) -> dict[str, Any]:
         "tiers": [(t.label, by_tier.get(t.value, 0), t.value) for t in Match.Tier],
         "years": [FiscalYear(y) for y in table.years],
         "table": table,
-        "rows": [(ins, counts, total, requests.get(ins.pk)) for ins, counts, total in table.rows],
+        "rows": [
+            (ins, counts, entries, people, requests.get(ins.pk))
+            for ins, counts, entries, people in table.rows
+        ],
         "canaries": selectors.canaries_named(incident),
         "exports_found": selectors.exports_found(incident),
     }

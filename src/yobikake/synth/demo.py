@@ -354,7 +354,7 @@ def load_demo_incident() -> str:
     )
     return (
         f"Scoped a synthetic leaked file: incident #{incident.pk}, {incident.rows} rows, "
-        f"{incident.people} persons named."
+        f"{incident.people} persons named, {incident.persons} list entries."
     )
 
 

@@ -45,8 +45,9 @@ class Command(BaseCommand):
             "--out",
             type=Path,
             metavar="DIR",
-            help="Also write table.csv (persons per insurer × fiscal year), matches.csv "
-            "(leaked row → target id, list, tier) and incident.json there.",
+            help="Also write table.csv (list entries per insurer × fiscal year, and each "
+            "insurer's persons), matches.csv (leaked row → target id, person, list, tier) "
+            "and incident.json there.",
         )
 
         drill = sub.add_parser(
@@ -128,19 +129,31 @@ class Command(BaseCommand):
             return
         console.print(
             f"Incident #{incident.pk}: {incident.rows:,} rows in {incident.seconds:.1f} s; "
-            f"{incident.people:,} persons named ({incident.persons:,} records on lists); "
-            f"{incident.unmatched:,} rows matched no one."
+            f"persons named: {incident.people:,}; list entries named: {incident.persons:,} "
+            f"(a person on two years' lists is two); {incident.unmatched:,} rows matched "
+            "no one."
         )
         console.print(f"Rows by confidence: {summary['tiers']}")
-        table = RichTable(title="Affected persons per insurer × fiscal year")
+        table = RichTable(title="Affected list entries per insurer × fiscal year, and persons")
         table.add_column("Insurer")
         for year in summary["years"]:
             table.add_column(fiscal_year_label(year), justify="right")
-        table.add_column("Total", justify="right")
+        table.add_column("List entries", justify="right")
+        table.add_column("Persons", justify="right")
         for row in summary["table"]:
-            cells = [str(c) if c is not None else "" for c in row["persons"]]
-            table.add_row(f"{row['number']} {row['name']}", *cells, str(row["total"]))
-        table.add_row("Total", *map(str, summary["totals"]), str(summary["total"]))
+            cells = [str(c) if c is not None else "" for c in row["entries"]]
+            table.add_row(
+                f"{row['number']} {row['name']}",
+                *cells,
+                str(row["list_entries"]),
+                str(row["people"]),
+            )
+        table.add_row(
+            "Total",
+            *map(str, summary["totals"]),
+            str(summary["list_entries"]),
+            str(summary["people"]),
+        )
         console.print(table)
         if summary["canaries"]:
             planted = RichTable(title="Canaries found: the lists they were planted in")
@@ -176,17 +189,22 @@ def summary_of(incident: Incident) -> dict[str, Any]:
         "rows": incident.rows,
         "seconds": incident.seconds,
         "items": incident.items,
-        "persons": incident.persons,
         "people": incident.people,
+        "list_entries": incident.persons,
         "tiers": incident.tiers,
         "unmatched": incident.unmatched,
         "years": table.years,
         "table": [
-            {"number": ins.number, "name": ins.name, "persons": counts, "total": total}
-            for ins, counts, total in table.rows
+            {
+                "number": ins.number,
+                "name": ins.name,
+                "entries": counts,
+                "list_entries": entries,
+                "people": people,
+            }
+            for ins, counts, entries, people in table.rows
         ],
         "totals": table.totals,
-        "total": table.total,
         "canaries": [
             {
                 "leak_row": m.leak_row,
@@ -237,14 +255,18 @@ def write_out(incident: Incident, summary: dict[str, Any], out: Path) -> None:
     (out / "incident.json").write_text(_json(summary) + "\n", encoding="utf-8")
     with (out / "table.csv").open("w", newline="", encoding="utf-8-sig") as f:
         writer = csv.writer(f)
-        writer.writerow(["insurer_number", "insurer", *summary["years"], "total"])
+        writer.writerow(["insurer_number", "insurer", *summary["years"], "list_entries", "people"])
         for row in summary["table"]:
-            writer.writerow([row["number"], row["name"], *row["persons"], row["total"]])
-        writer.writerow(["", "total", *summary["totals"], summary["total"]])
+            writer.writerow(
+                [row["number"], row["name"], *row["entries"], row["list_entries"], row["people"]]
+            )
+        writer.writerow(
+            ["", "total", *summary["totals"], summary["list_entries"], summary["people"]]
+        )
     with (out / "matches.csv").open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["leak_row", "target_id", "list_id", "insurer_id", "fiscal_year",
-                         "tier", "keys", "canary"])  # fmt: skip
+        writer.writerow(["leak_row", "target_id", "person", "list_id", "insurer_id",
+                         "fiscal_year", "tier", "keys", "canary"])  # fmt: skip
         for m in incident.matches.order_by("leak_row", "target_id").iterator(chunk_size=5000):
-            writer.writerow([m.leak_row, m.target_id, m.target_list_id, m.insurer_id,
+            writer.writerow([m.leak_row, m.target_id, m.person, m.target_list_id, m.insurer_id,
                              m.fiscal_year, m.tier, m.keys, int(m.canary)])  # fmt: skip
