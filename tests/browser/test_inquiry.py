@@ -1,5 +1,6 @@
 """The inquiry desk in a real browser: a desk user logs in with password and TOTP, opens
-the desk from the menu, and answers two callers — one the leak included, one it did not."""
+the desk from the menu, and answers two callers — one a leak included (the incident
+named), one no leak did."""
 
 import jaconv
 from playwright.sync_api import expect
@@ -13,7 +14,7 @@ leak = test_inquiry.leak
 
 
 def test_the_desk_answers_one_caller_affected_and_another_not(live_server, world, leak, page):
-    _, (person, _), _, others = leak
+    incident, (person, _), _, others = leak
     log_in(page, live_server.url, world.desk)
     menu = page.get_by_role("navigation", name="メインメニュー")
     menu.get_by_role("link", name="問い合わせ窓口").click()
@@ -24,7 +25,10 @@ def test_the_desk_answers_one_caller_affected_and_another_not(live_server, world
     page.get_by_label("生年月日").fill(wareki(person.birth_date))
     page.get_by_role("button", name="照会").click()
     expect(page.get_by_test_id("affected")).to_have_text(
-        "この事案で漏えいした情報に含まれています："
+        "次の事案で漏えいした情報に含まれています："
+    )
+    expect(page.get_by_test_id("incident")).to_have_text(
+        f"事案「{incident.title}」（2026-11-26 把握）"
     )
     expect(page.get_by_test_id("leaked")).to_have_text(
         "テスト市A 令和3年度（FY2021）、令和4年度（FY2022）"
@@ -41,7 +45,7 @@ def test_the_desk_answers_one_caller_affected_and_another_not(live_server, world
     page.get_by_label("電話番号").fill(other.phone)
     page.get_by_role("button", name="照会").click()
     expect(page.get_by_test_id("not-affected")).to_have_text(
-        "この事案で漏えいが確認された情報には含まれていません。"
+        "範囲の特定が済んだ事案で漏えいが確認された情報には含まれていません。"
     )
     expect(page.get_by_test_id("affected")).to_have_count(0)
     assert page.console_errors == []

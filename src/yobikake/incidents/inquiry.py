@@ -1,17 +1,22 @@
 """The inquiry desk (問い合わせ窓口): after a leak, residents phone to ask whether it
 included them. Desk staff enter what the caller states — kana name, date of birth, phone
-number — and get one of two answers: the insurers and fiscal years on whose lists the
-caller was leaked, with the items the leaked file held; or "not found in this incident".
-Nothing else: no name, no address, no target, no count of near matches.
+number — and get one of two answers: the incidents that leaked the caller, each with the
+insurers and fiscal years on whose lists the caller was and the items its leaked file
+held; or "not found in any incident". Nothing else: no name, no address, no target, no
+count of near matches.
+
+Every scoped incident is searched, so no answer depends on which incident is the newest
+or was chosen; incidents whose file is still being scoped are named as not yet covered.
 
 Only the blind indexes that name a person are looked up — kana + birth date and kana +
 phone, never the phone alone, which names a household. They are computed under the index
-key of each insurer the incident named and looked up among the targets the incident
+key of each insurer an incident named and looked up among the targets the incidents
 matched (neither canaries nor the `possible` tier); nothing is decrypted.
 
-A lookup is on the record before its answer is shown (the incident and whether the
-caller was found, never what they stated) and budgeted per desk user and hour like a
-reveal: one desk user testing a list of people against the leak is refused and alerted.
+A lookup is on the record before its answer is shown (the incidents searched and those
+the caller was found in, never what they stated) and budgeted per desk user and hour
+like a reveal: one desk user testing a list of people against a leak is refused and
+alerted.
 """
 
 import re
@@ -35,7 +40,7 @@ from yobikake.audit.services import append_event, record_denial
 from yobikake.audit.tags import AuditTag
 from yobikake.incidents.models import Incident
 from yobikake.incidents.reporting import item_labels
-from yobikake.incidents.selectors import affected
+from yobikake.incidents.selectors import affected_in
 from yobikake.intake.models import Target, TargetList
 from yobikake.intake.sealing import INDEX_COLUMNS
 from yobikake.jp import normalize
@@ -74,7 +79,7 @@ REFUSALS = {
     "no_usable_key": _(
         "The kana name alone identifies no one: add the date of birth or the phone number."
     ),
-    "not_scoped": _("This incident has not been scoped; there is nothing to look up yet."),
+    "not_scoped": _("No incident has been scoped yet; there is nothing to look up."),
     "over_budget": _("You have reached your hourly limit of lookups."),
     "key_service_unavailable": _("The key service cannot be reached; no lookup can be made now."),
 }
@@ -129,22 +134,42 @@ class Lists:
 
 
 @dataclass(frozen=True)
-class Answer:
+class InIncident:
+    """One incident's part of an answer: the lists it leaked the caller from, with the
+    items it leaked; or the lists it named that have since been shredded."""
+
     incident: Incident
-    found: bool
-    # Where the caller was leaked, and what of them; empty when not found.
-    leaked: tuple[Lists, ...]
-    items: tuple[str, ...]  # as the regulator report names them
+    lists: tuple[Lists, ...]
+    items: tuple[str, ...] = ()  # as the regulator report names them
+
+
+@dataclass(frozen=True)
+class Answer:
+    # The incidents that leaked the caller, the latest first; empty when none did.
+    found_in: tuple[InIncident, ...]
+    # Every incident searched (all those scoped), the latest first.
+    searched: tuple[Incident, ...]
+    # Incidents whose file is still being scoped: this answer does not cover them.
+    pending: tuple[Incident, ...]
     # Which stated pairs were looked up (so the desk can ask for the other one).
     asked_by: tuple[str, ...]
-    # Lists the incident named that have since been shredded: no one on them can be
+    # Lists the incidents named that have since been shredded: no one on them can be
     # found any more, so "not found" does not cover them.
-    shredded: tuple[Lists, ...]
+    shredded: tuple[InIncident, ...]
+
+    @property
+    def found(self) -> bool:
+        return bool(self.found_in)
 
 
 def answerable_incidents() -> QuerySet[Incident]:
-    """The incidents the desk can answer about, the latest first."""
+    """The incidents the desk answers about, the latest first."""
     return Incident.objects.filter(state=Incident.State.SCOPED).order_by("-created_at", "-pk")
+
+
+def _pending_incidents() -> QuerySet[Incident]:
+    running = (Incident.State.QUEUED, Incident.State.RUNNING)
+    return Incident.objects.filter(state__in=running).order_by("-created_at", "-pk")
 
 
 def _lists(pairs: Iterable[tuple[int, int]]) -> tuple[Lists, ...]:
@@ -158,8 +183,27 @@ def _lists(pairs: Iterable[tuple[int, int]]) -> tuple[Lists, ...]:
     )
 
 
-def _answer(incident: Incident, parts: dict[IndexKind, tuple[str, ...]]) -> Answer:
-    matches = affected(incident).order_by()
+def _per_incident(
+    incidents: list[Incident], rows: Iterable[tuple[int, int, int]], items: bool
+) -> tuple[InIncident, ...]:
+    """(incident id, insurer id, fiscal year) rows as each incident's lists, in the
+    order of `incidents`."""
+    pairs: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for incident_id, insurer_id, fiscal_year in rows:
+        pairs[incident_id].append((insurer_id, fiscal_year))
+    return tuple(
+        InIncident(
+            incident,
+            _lists(pairs[incident.pk]),
+            tuple(item_labels(incident.items)) if items else (),
+        )
+        for incident in incidents
+        if incident.pk in pairs
+    )
+
+
+def _answer(incidents: list[Incident], parts: dict[IndexKind, tuple[str, ...]]) -> Answer:
+    matches = affected_in(incidents).order_by()
     named = dict(matches.values_list("target_list_id", "insurer_id").distinct())
     live = set(
         TargetList.objects.filter(pk__in=named, state=TargetList.State.ACTIVE).values_list(
@@ -177,22 +221,25 @@ def _answer(incident: Incident, parts: dict[IndexKind, tuple[str, ...]]) -> Answ
         for kind, values in parts.items():
             same |= Q(**{INDEX_COLUMNS[kind]: indexer.value(kind, *values)})
         wanted |= Q(target_list_id__in=list_ids) & same
-    found: list[tuple[int, int]] = []
+    found: list[tuple[int, int, int]] = []
     if by_insurer:
         targets = Target.objects.filter(wanted, pk__in=matches.values("target_id"))
         found = list(
             matches.filter(target_id__in=targets.values("pk"))
-            .values_list("insurer_id", "fiscal_year")
+            .values_list("incident_id", "insurer_id", "fiscal_year")
             .distinct()
         )
-    shredded = matches.exclude(target_list_id__in=live).values_list("insurer_id", "fiscal_year")
+    shredded = (
+        matches.exclude(target_list_id__in=live)
+        .values_list("incident_id", "insurer_id", "fiscal_year")
+        .distinct()
+    )
     return Answer(
-        incident=incident,
-        found=bool(found),
-        leaked=_lists(found),
-        items=tuple(item_labels(incident.items)) if found else (),
+        found_in=_per_incident(incidents, found, items=True),
+        searched=tuple(incidents),
+        pending=tuple(_pending_incidents()),
         asked_by=tuple(str(KIND_LABELS[kind]) for kind in KINDS if kind in parts),
-        shredded=_lists(shredded.distinct()),
+        shredded=_per_incident(incidents, shredded, items=False),
     )
 
 
@@ -205,46 +252,48 @@ def lookups_in_last_hour(actor: Any) -> int:
     ).count()
 
 
-def _record(actor: Any, incident: Incident, found: bool) -> None:
+def _record(actor: Any, answer: Answer) -> None:
     """Write the lookup's event and commit it; refuse if it is one over the budget.
 
     As in the reveal gate: counted after the event is written, in its transaction
     (appenders take turns on the audit chain's head, so two lookups at once cannot both
-    pass), and durable, so the event is committed before the answer is shown."""
+    pass), and durable, so the event is committed before the answer is shown. It names
+    each incident searched and whether the caller was found in it: what they were told."""
+    found_in = {hit.incident.pk for hit in answer.found_in}
     with transaction.atomic(durable=True):
         append_event(
             tag=AuditTag.INCIDENT_INQUIRY,
             actor=actor,
-            details={"incident_id": incident.pk, "found": "yes" if found else "no"},
+            details={
+                "found": "yes" if answer.found else "no",
+                "searched": len(answer.searched),
+                **{
+                    f"incident_{incident.pk}": "yes" if incident.pk in found_in else "no"
+                    for incident in answer.searched
+                },
+            },
         )
         if lookups_in_last_hour(actor) > settings.YOBIKAKE_INQUIRY_BUDGET:
             raise _refuse("over_budget")  # the event goes with the rollback
 
 
-def lookup(*, actor: Any, incident: Incident, kana: str, birth_date: str, phone: str) -> Answer:
+def lookup(*, actor: Any, kana: str, birth_date: str, phone: str) -> Answer:
     """Whether the caller who states `kana` with `birth_date` and/or `phone` was among
-    the people `incident` leaked, and if so on which insurers' lists in which fiscal
-    years. Refusals (`InquiryRefused`) are on the record, and so is every answer."""
+    the people any scoped incident leaked, and if so in which incidents, on which
+    insurers' lists in which fiscal years. Refusals (`InquiryRefused`) are on the record,
+    and so is every answer."""
     try:
         require(actor, Permission.INCIDENT_INQUIRY_LOOKUP)
-        if incident.state != Incident.State.SCOPED:
+        parts = stated_parts(kana=kana, birth_date=birth_date, phone=phone)
+        incidents = list(answerable_incidents())
+        if not incidents:
             raise _refuse("not_scoped")
-        answer = _answer(incident, stated_parts(kana=kana, birth_date=birth_date, phone=phone))
-        _record(actor, incident, answer.found)
+        answer = _answer(incidents, parts)
+        _record(actor, answer)
     except AccountError as exc:
-        record_denial(
-            tag=AuditTag.INCIDENT_INQUIRY,
-            actor=actor,
-            reason=exc.code,
-            details={"incident_id": incident.pk},
-        )
+        record_denial(tag=AuditTag.INCIDENT_INQUIRY, actor=actor, reason=exc.code)
         raise
     except KeyServiceError:
-        record_denial(
-            tag=AuditTag.INCIDENT_INQUIRY,
-            actor=actor,
-            reason="key_service_unavailable",
-            details={"incident_id": incident.pk},
-        )
+        record_denial(tag=AuditTag.INCIDENT_INQUIRY, actor=actor, reason="key_service_unavailable")
         raise _refuse("key_service_unavailable") from None
     return answer

@@ -1,5 +1,5 @@
-"""The inquiry desk's one page: choose the incident, enter what the caller states, read
-the answer out (see `incidents/inquiry.py`)."""
+"""The inquiry desk's one page: enter what the caller states, read the answer out — for
+every scoped incident at once (see `incidents/inquiry.py`)."""
 
 from typing import Any
 
@@ -13,7 +13,6 @@ from django.views.decorators.http import require_http_methods
 from yobikake.accounts.decorators import permission_required
 from yobikake.accounts.permissions import Permission
 from yobikake.incidents import inquiry
-from yobikake.incidents.models import Incident
 
 # What the caller states is theirs: the browser must not remember or offer it again.
 _PRIVATE = {"autocomplete": "off", "spellcheck": "false"}
@@ -27,9 +26,6 @@ _FIELD_OF = {
 
 
 class InquiryForm(forms.Form):
-    incident = forms.ModelChoiceField(
-        label=_("Incident"), queryset=Incident.objects.none(), empty_label=None
-    )
     kana = forms.CharField(
         label=_("Name in kana"),
         max_length=100,
@@ -50,17 +46,6 @@ class InquiryForm(forms.Form):
         widget=forms.TextInput(attrs=_PRIVATE | {"inputmode": "tel"}),
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        incidents = inquiry.answerable_incidents()
-        field = self.fields["incident"]
-        field.queryset = incidents  # type: ignore[attr-defined]
-        # The latest is chosen unless another is.
-        self.initial.setdefault("incident", incidents.values_list("pk", flat=True).first())
-        field.label_from_instance = lambda i: (  # type: ignore[attr-defined]
-            f"#{i.pk} {i.title}（{i.aware_on:%Y-%m-%d}）"
-        )
-
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         try:
@@ -78,16 +63,14 @@ class InquiryForm(forms.Form):
 @permission_required(Permission.INCIDENT_INQUIRY_LOOKUP)
 @require_http_methods(["GET", "HEAD", "POST"])
 def desk(request: HttpRequest) -> HttpResponse:
-    """GET: the empty form, the latest incident chosen. POST: the answer, and the form
-    emptied for the next caller; the answer is never put in a URL or the session."""
+    """GET: the empty form. POST: the answer, and the form emptied for the next caller;
+    the answer is never put in a URL or the session."""
     answer, status = None, 200
     form = InquiryForm(request.POST if request.method == "POST" else None)
     if form.is_bound and form.is_valid():
-        incident = form.cleaned_data["incident"]
         try:
             answer = inquiry.lookup(
                 actor=request.user,
-                incident=incident,
                 kana=form.cleaned_data["kana"],
                 birth_date=form.cleaned_data["birth_date"],
                 phone=form.cleaned_data["phone"],
@@ -96,7 +79,7 @@ def desk(request: HttpRequest) -> HttpResponse:
             form.add_error(None, str(exc))
             status = 403
         else:
-            form = InquiryForm(initial={"incident": incident.pk})
+            form = InquiryForm()
     context = {
         "form": form,
         "answer": answer,
