@@ -6,7 +6,7 @@ import sqlite3
 import subprocess
 import sys
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -20,7 +20,6 @@ class FreshHome:
     home: Path
     env: dict[str, str]
     database_url: str | None = None
-    runs: list[subprocess.CompletedProcess] = field(default_factory=list)
 
     @property
     def postgresql(self) -> bool:
@@ -29,25 +28,19 @@ class FreshHome:
     def run(self, *args: str, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
         """`yobikake ARGS` (or `python ARGS` when the first is "-c"/"-m") in this home."""
         command = [sys.executable, *args] if args[0] in ("-c", "-m") else [YOBIKAKE, *args]
-        done = subprocess.run(
-            command,
-            env={**self.env, **env},
-            capture_output=True,
-            text=True,
-            timeout=timeout,
+        return subprocess.run(
+            command, env={**self.env, **env}, capture_output=True, text=True, timeout=timeout
         )
-        self.runs.append(done)
-        return done
 
     def migrate(self) -> None:
         done = self.run("migrate", "--verbosity", "0")
         assert done.returncode == 0, done.stderr
 
-    def sql(self, statement: str, params: tuple = ()) -> list[tuple]:
+    def sql(self, statement: str) -> list[tuple]:
         """Run one statement as the database's administrator would (autocommit)."""
         if self.database_url:
             with psycopg.connect(self.database_url, autocommit=True) as conn:
-                cursor = conn.execute(statement.replace("?", "%s"), params)
+                cursor = conn.execute(statement)
                 return cursor.fetchall() if cursor.description else []
         with closing(sqlite3.connect(self.home / "yobikake.sqlite3", isolation_level=None)) as db:
-            return db.execute(statement, params).fetchall()
+            return db.execute(statement).fetchall()

@@ -98,6 +98,8 @@ def test_every_process_refuses_to_start_without_a_guard_and_raises_a_critical_al
     assert fresh_home.sql(
         "SELECT count(*) FROM audit_event WHERE tag = 'audit:guards:install'"
     ) == [(1,)]
+    web = started(fresh_home, "-c", "import yobikake.wsgi")
+    assert web.returncode == 0, web.stderr
     verify = started(fresh_home, "audit", "verify")
     assert verify.returncode == 0, verify.stderr
     assert verify.stdout.startswith("intact")
