@@ -187,9 +187,9 @@ def test_a_list_shorter_than_its_canaries_still_gets_them_all(world, canaries):
 
 
 def test_canaries_take_watched_numbers_under_their_templates_area_codes(world, canaries, settings):
-    pool = ["058-210-0001", "058-210-0002", "058-210-0003", "0584-71-0001", "0584-71-0002"]
-    pool += ["090-1000-0001", "090-1000-0002", "090-1000-0003"]
-    pool += [f"0585-7{n}-0001" for n in range(10)] + [f"050-3000-40{n:02d}" for n in range(10)]
+    settings.YOBIKAKE_CANARIES_PER_LIST = 10
+    pool = [f"058-210-{n:04d}" for n in range(10)] + [f"090-1000-{n:04d}" for n in range(10)]
+    pool += [f"0584-7{n}-0001" for n in range(10)] + [f"050-3000-40{n:02d}" for n in range(10)]
     settings.YOBIKAKE_CANARY_PHONES = pool
     target_list, people = load_people(world, count=300)  # 058 landlines and 090 mobiles
     planted = [opened_row(t) for t in Target.objects.filter(pk__in=canaries.of_list(target_list))]
