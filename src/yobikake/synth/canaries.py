@@ -14,9 +14,11 @@ insured number. A value is drawn by how often it comes up in the list, including
 often a value comes up only once (`one_more`): a detector that looks for values rare
 within their list finds a canary as often as a real row. The insured number lies
 between those of the rows around it when the list is in number order. The phone number
-is one the federation watches, under the same area code (or mobile prefix) as the
-template's, from `phones`; with no pool, a generated number in an exchange that starts
-with 0, which no real exchange does (for demos and synthetic lists only).
+is one the federation watches, from `phones`: for a template with a landline, under the
+area code the list's landlines have in the canary's municipality (else the template's);
+for a mobile or IP number, under a prefix drawn as the list's are. With no pool, a
+generated number there, a landline in an exchange that starts with 0, which no real
+exchange does (for demos and synthetic lists only).
 
 Drawn from the caller's random source (the system's, for planted canaries): nobody can
 regenerate them.
@@ -118,10 +120,16 @@ _NATIONAL = re.compile(r"0\d{1,4}-\d{1,4}-\d{4}")
 _NOT_FIXED = ("020", "050", "060", "070", "080", "090")
 
 
-def _number(text: str) -> _Number | None:
-    if _NATIONAL.fullmatch(text):  # as a list's rows hold it: already checked and written
+def _listed_number(text: str) -> _Number | None:
+    """`_number` for a number as a list's rows hold it: checked and written nationally
+    at import, so read without libphonenumber."""
+    if _NATIONAL.fullmatch(text):
         head, exchange, _ = text.split("-")
         return _Number(text, head, exchange, not head.startswith(_NOT_FIXED))
+    return _number(text)
+
+
+def _number(text: str) -> _Number | None:
     try:
         phone = parse_phone(text)
     except InvalidPhone:
@@ -134,8 +142,8 @@ def _number(text: str) -> _Number | None:
 
 @dataclass(frozen=True)
 class _Row:
-    """What a canary draws from a row of its list: its sex, family and given names
-    with their kana (None where a name is not in two parts), place and phone number."""
+    """What a canary draws from a row of its list: the row, its family and given names
+    with their kana (None where a name is not in two parts), its place and phone number."""
 
     person: Person
     family: tuple[str, str] | None
@@ -146,8 +154,7 @@ class _Row:
 
 @lru_cache(maxsize=2 * SAMPLE_SIZE)
 def _row(person: Person) -> _Row:
-    """A row read once however many canaries draw from it (a list's sample changes little
-    between its canaries)."""
+    """A row read once, however many canaries draw from it."""
     kanji, kana = person.name_kanji.split(), person.name_kana.split()
     halves = len(kanji) == 2 and len(kana) == 2
     return _Row(
@@ -155,7 +162,7 @@ def _row(person: Person) -> _Row:
         (kanji[0], kana[0]) if halves else None,
         (kanji[1], kana[1]) if halves else None,
         place_of(person.address),
-        _number(person.phone) if person.phone else None,
+        _listed_number(person.phone) if person.phone else None,
     )
 
 
