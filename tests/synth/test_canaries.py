@@ -149,3 +149,9 @@ def test_in_number_order_tells_a_list_in_insured_number_order():
     ordered = sorted(rows, key=lambda p: p.insured_number)
     assert in_number_order(ordered) and in_number_order(ordered[::-1])
     assert not in_number_order(random.Random(4).sample(ordered, len(ordered)))
+
+
+def test_a_watched_number_is_written_as_the_lists_numbers_are_however_it_was_typed():
+    rows = _sample()
+    landline = next(p for p in rows if p.phone.startswith("0584"))
+    assert _canary(landline, rows, ["0584710001"]).phone == "0584-71-0001"
