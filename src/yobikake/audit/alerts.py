@@ -39,6 +39,7 @@ RULE_LABELS = {
     "retention_overdue": _("A list kept past its retention deadline"),
     "retention_moved": _("A retention deadline moved in the database"),
     "import_interrupted": _("A list import's process ended mid-import"),
+    "scoping_interrupted": _("A leak scoping's process ended mid-scoping"),
     "append_only_guard_missing": _("An append-only guard of the audit log is missing"),
     "alert_tampered": _("An alert deleted or edited in the database"),
     "controls_changed": _("Security settings or installed code changed"),

@@ -61,6 +61,7 @@ class AuditTag(StrEnum):
     # Incidents
     INCIDENT_OPEN = "incident:record:open"
     INCIDENT_SCOPE = "incident:file:scope"
+    INCIDENT_RESCOPE = "incident:file:rescope"  # a failed scoping's file uploaded again
     INCIDENT_DENY = "incident:record:deny"
     INCIDENT_REPORT = "incident:report:edit"
     INCIDENT_INQUIRY = "incident:inquiry:lookup"  # the inquiry desk asked about a caller

@@ -33,6 +33,18 @@ class IncidentForm(forms.Form):
         self.fields["aware_on"].initial = timezone.localdate()
 
 
+class ScopeAgainForm(forms.Form):
+    """The leaked file of an incident whose scoping failed, uploaded again."""
+
+    file = forms.FileField(
+        label=_("The same leaked file"),
+        help_text=_(
+            "The file is not kept, so it is uploaded again; it must be the file the "
+            "incident was opened with (its SHA-256 is compared)."
+        ),
+    )
+
+
 class ReportForm(forms.Form):
     """The regulator report's free-text items, one text area each."""
 

@@ -1,11 +1,14 @@
 """Incidents: a leaked file scoped against every stored list (`open_incident`, then
 `run_scoping` — from the command line, or from the security officer's upload in the
 background). One transaction holds the incident's result, its matches and its audit
-events: a scoping that fails leaves the incident marked failed with nothing matched."""
+events: a scoping that fails leaves the incident marked failed with nothing matched; one
+whose process is killed is marked failed by the next task worker to start
+(`fail_interrupted_scopings`), and either can be scoped again (`scope_again`)."""
 
 import hashlib
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -14,15 +17,17 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from yobikake.accounts.errors import AccountError
 from yobikake.accounts.permissions import Permission
 from yobikake.accounts.selectors import require
 from yobikake.audit.alerts import raise_alert
-from yobikake.audit.models import Alert
+from yobikake.audit.models import Alert, Event
 from yobikake.audit.services import append_event, audited
 from yobikake.audit.tags import AuditTag
 from yobikake.exports import watermarks
 from yobikake.incidents import canaries, scoping
 from yobikake.incidents.models import Incident, Match, WatermarkMatch
+from yobikake.intake import leases
 from yobikake.intake.models import TargetList
 from yobikake.intake.reading import UnreadableFile
 from yobikake.intake.writer import insert_statement
@@ -76,31 +81,110 @@ def run_scoping(
     incident: Incident, path: Path, progress: Callable[[int], None] | None = None
 ) -> Incident:
     """Scope the leaked file at `path` for `incident` and record what it names."""
-    Incident.objects.filter(pk=incident.pk).update(state=Incident.State.RUNNING)
-    try:
-        scoped = scoping.scope(path, progress)
-    except UnreadableFile as exc:
-        return _failed(incident, exc.code, str(exc))
-    except Exception as exc:
-        _failed(incident, type(exc).__name__.lower()[:40], _("Scoping failed."))
-        raise
-    with transaction.atomic():
-        _record(incident, scoped)
+    with running(incident):
+        try:
+            scoped = scoping.scope(path, progress)
+            with transaction.atomic():
+                _record(incident, scoped)
+        except UnreadableFile as exc:
+            record_failure(incident, exc.code, str(exc))
+        except Exception as exc:
+            record_failure(incident, type(exc).__name__.lower()[:40], _("Scoping failed."))
+            raise
     return incident
 
 
-def _failed(incident: Incident, code: str, message: str) -> Incident:
+SCOPING_JOB = "incidents:scoping"
+
+
+@contextmanager
+def running(incident: Incident) -> Iterator[None]:
+    """The incident marked scoping, for the block, by a process that holds its lease
+    (intake/leases.py): the lease dies with the process, however it dies."""
+    with leases.holding(SCOPING_JOB, incident.pk):
+        Incident.objects.filter(pk=incident.pk).update(state=Incident.State.RUNNING)
+        yield
+
+
+def fail_interrupted_scopings() -> list[Incident]:
+    """Mark failed (`interrupted`) each incident recorded as scoping whose process is
+    gone (killed, or its host restarted): it recorded nothing (its transaction died with
+    it), and without this it would read "scoping" for ever. Each gets its audit event
+    and an alert. The task worker calls this as it starts."""
+    failed = []
+    scoping_now = Incident.objects.filter(state=Incident.State.RUNNING)
+    for pk in scoping_now.values_list("pk", flat=True):
+        with leases.if_abandoned(SCOPING_JOB, pk) as abandoned, transaction.atomic():
+            # The creator is the failure event's actor; its row is not locked (nullable).
+            locked = scoping_now.select_for_update(of=("self",)).select_related("created_by")
+            incident = locked.filter(pk=pk).first() if abandoned else None
+            if incident is None:
+                continue
+            message = _("The scoping was interrupted (its process ended); nothing was recorded.")
+            event = record_failure(incident, "interrupted", str(message))
+            raise_alert(
+                "scoping_interrupted",
+                Alert.Severity.WARNING,
+                event,
+                f"incident #{pk}: its scoping was left running by a process that ended; "
+                "marked failed, nothing recorded; the security officer can scope the file again",
+            )
+            failed.append(incident)
+    return failed
+
+
+def record_failure(incident: Incident, code: str, message: str) -> Event:
+    """The incident's scoping failed (`code`), with nothing matched: on the record."""
     with transaction.atomic():
         incident.state = Incident.State.FAILED
         incident.error_code, incident.error_message = code, message
         incident.finished_at = timezone.now()
-        incident.save()
-        append_event(
+        incident.save(update_fields=["state", "error_code", "error_message", "finished_at"])
+        return append_event(
             tag=AuditTag.INCIDENT_SCOPE,
             actor=incident.created_by,
             denied=code,
             details={"incident_id": incident.pk},
         )
+
+
+@audited(AuditTag.INCIDENT_RESCOPE)
+def scope_again(*, actor: Any, incident: Incident, file_sha256: str) -> Incident:
+    """Queue an incident whose scoping failed (or was interrupted) to be scoped again.
+    The leaked file is never kept, so it comes again: the same file, as its SHA-256
+    shows (another file is another incident). `actor` None: the command line."""
+    if actor is not None:
+        require(actor, Permission.INCIDENT_ANY_MANAGE)
+    incident = Incident.objects.select_for_update().get(pk=incident.pk)
+    if incident.state != Incident.State.FAILED:
+        raise AccountError(
+            _("Only an incident whose scoping failed can be scoped again."), code="not_failed"
+        )
+    if incident.file_sha256 and file_sha256 != incident.file_sha256:
+        raise AccountError(
+            _(
+                "This is not the file the incident was opened with (its SHA-256 differs). "
+                "Open a new incident for another file."
+            ),
+            code="other_file",
+        )
+    failure = incident.error_code
+    incident.state = Incident.State.QUEUED
+    incident.error_code = incident.error_message = ""
+    incident.finished_at = None
+    incident.file_sha256 = file_sha256
+    incident.save(
+        update_fields=["state", "error_code", "error_message", "finished_at", "file_sha256"]
+    )
+    append_event(
+        tag=AuditTag.INCIDENT_RESCOPE,
+        actor=actor,
+        details={
+            "incident_id": incident.pk,
+            "failed": failure,
+            "source": "web" if actor else "cli",
+        },
+    )
     return incident
 
 

@@ -2,9 +2,10 @@
 report progress."""
 
 from django.tasks import task
+from django.utils.translation import gettext as _
 
 from yobikake.incidents.models import Incident
-from yobikake.incidents.services import run_scoping
+from yobikake.incidents.services import record_failure, run_scoping, running
 from yobikake.intake.uploads import RowProgress, opened_upload
 
 
@@ -19,18 +20,19 @@ def rows_done(job_id: int) -> int:
 @task()
 def scope_uploaded_file(incident_id: int, upload_id: str) -> str:
     incident = Incident.objects.select_related("created_by").get(pk=incident_id)
-    try:
-        with opened_upload(upload_id) as path:
-            incident = run_scoping(
-                incident,
-                path,
-                progress=progress(incident_id),
-            )
-    except Exception:
-        # The upload could not be opened (run_scoping marks its own failures): say so.
-        Incident.objects.filter(pk=incident_id, state=Incident.State.QUEUED).update(
-            state=Incident.State.FAILED, error_code="upload_unreadable"
-        )
-        raise
+    progress(incident_id)(0)  # a scoping again starts from the first row
+    # Running (and leased) before the upload is opened: a worker killed from here on
+    # leaves a scoping that the next worker finds and marks failed.
+    with running(incident):
+        try:
+            with opened_upload(upload_id) as path:
+                incident = run_scoping(incident, path, progress=progress(incident_id))
+        except Exception:
+            # The upload could not be opened (run_scoping records its own failures).
+            if Incident.objects.filter(pk=incident_id, state=Incident.State.RUNNING).exists():
+                record_failure(
+                    incident, "upload_unreadable", _("The uploaded file could not be opened.")
+                )
+            raise
     progress(incident_id)(incident.rows)
     return str(incident.state)

@@ -8,6 +8,7 @@ urlpatterns = [
     path("incidents/new/", views.incident_new, name="incident_new"),
     path("incidents/<int:incident_id>/", views.incident_detail, name="incident_detail"),
     path("incidents/<int:incident_id>/status/", views.incident_status, name="incident_status"),
+    path("incidents/<int:incident_id>/scope/", views.scope_again, name="scope_again"),
     path(
         "incidents/<int:incident_id>/notification/<int:insurer_id>/",
         views.request_notification,

@@ -1,6 +1,7 @@
 """The security officer's incident screens: the list, a leaked file's upload (scoped in
-the background, its progress shown live), what the scoping found, the regulator report
-draft, and the request for each insurer's notification list."""
+the background, its progress shown live, and again when the scoping failed), what the
+scoping found, the regulator report draft, and the request for each insurer's
+notification list."""
 
 from typing import Any
 
@@ -16,7 +17,7 @@ from yobikake.accounts.decorators import permission_required
 from yobikake.accounts.errors import AccountError
 from yobikake.accounts.permissions import Permission
 from yobikake.incidents import notification, reporting, selectors, services
-from yobikake.incidents.forms import IncidentForm, ReportForm
+from yobikake.incidents.forms import IncidentForm, ReportForm, ScopeAgainForm
 from yobikake.incidents.models import Incident, Match
 from yobikake.incidents.tasks import rows_done, scope_uploaded_file
 from yobikake.intake.forms import too_large
@@ -30,6 +31,10 @@ ERRORS = {
         "No column holds names, kana, phone numbers or insured numbers."
     ),
     "upload_unreadable": gettext_lazy("The uploaded file could not be opened."),
+    "interrupted": gettext_lazy(
+        "The scoping was interrupted: the process running it ended (a restart or a kill) "
+        "before it finished. Nothing was recorded; scope the file again."
+    ),
 }
 
 
@@ -76,14 +81,18 @@ def incident_new(request: HttpRequest) -> HttpResponse:
     return render(request, "incidents/incident_new.html", {"form": form})
 
 
-def _detail_context(incident: Incident) -> dict[str, Any]:
+def _detail_context(
+    incident: Incident, scope_again_form: ScopeAgainForm | None = None
+) -> dict[str, Any]:
     running = incident.state in (Incident.State.QUEUED, Incident.State.RUNNING)
+    failed = incident.state == Incident.State.FAILED
     context: dict[str, Any] = {
         "incident": incident,
         "running": running,
         "rows_done": rows_done(incident.pk) if running else incident.rows,
         "deadlines": _deadlines(incident),
         "error": ERRORS.get(incident.error_code, incident.error_message),
+        "scope_again": (scope_again_form or ScopeAgainForm()) if failed else None,
     }
     if incident.state != Incident.State.SCOPED:
         return context
@@ -128,6 +137,32 @@ def incident_status(request: HttpRequest, incident_id: int) -> HttpResponse:
     """The status and results alone, for htmx to refresh while the scoping runs."""
     incident = _access(request, incident_id)
     return render(request, "incidents/_incident_status.html", _detail_context(incident))
+
+
+@permission_required(Permission.INCIDENT_ANY_MANAGE)
+@require_POST
+def scope_again(request: HttpRequest, incident_id: int) -> HttpResponse:
+    """A failed (or interrupted) scoping's file, uploaded again, sealed and scoped by a
+    task as at the start."""
+    incident = _access(request, incident_id)
+    form = ScopeAgainForm(request.POST, request.FILES)
+    if getattr(request, "upload_too_large", False):  # cut off while it arrived
+        form.fields["file"].required = False
+        form.add_error("file", too_large())
+    uploaded = request.FILES.get("file")
+    if not form.is_valid():
+        if uploaded is not None:
+            discard_upload(uploaded.upload_id)
+        context = _detail_context(incident, form)
+        return render(request, "incidents/incident_detail.html", context)
+    try:
+        services.scope_again(actor=request.user, incident=incident, file_sha256=uploaded.sha256)
+    except AccountError as exc:
+        discard_upload(uploaded.upload_id)
+        messages.error(request, str(exc))
+    else:
+        scope_uploaded_file.enqueue(incident.pk, uploaded.upload_id)
+    return redirect("incidents:incident_detail", incident_id=incident.pk)
 
 
 @permission_required(Permission.INCIDENT_ANY_MANAGE)
