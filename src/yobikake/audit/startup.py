@@ -1,5 +1,5 @@
 """What every Yobikake process checks as it starts: the web (`wsgi.py`), the task worker
-(`yobikake db_worker`, through cli.py), `yobikake demo`, and `yobikake audit verify` and
+(the `db_worker` command, intake's), `yobikake demo`, and `yobikake audit verify` and
 `sweep`.
 
 - The append-only guards (audit/guards.py) must all be in place; if one is not, a
