@@ -1,7 +1,7 @@
 """A detector a thief with a decrypted copy of the lists would run to pick out canaries:
 score every row by how rare each of its values (or their prefixes) is within its own
 list, and take the rarest rows. Used by test_canaries_detector.py, which asks that it do
-no better than chance."""
+no better than chance; `detect` runs other scores too (order.py)."""
 
 import math
 import re
@@ -116,31 +116,37 @@ def by_feature(lists: Sequence[tuple[Sequence[dict], set[int]]]) -> str:
 class Figures:
     rows: int
     canaries: int
-    top: int  # rows flagged: the rarest `share` of each list
+    top: int  # rows flagged: the most suspect `share` of each list
     hits: int  # canaries among them
     expected: float  # by chance
     p_value: float  # one-sided: this many hits or more by chance
-    mean_rank: float  # canaries' mean percentile of rarity (0.5 by chance)
+    mean_rank: float  # canaries' mean percentile of suspicion (0.5 by chance)
     rank_z: float
 
     def __str__(self) -> str:
         return (
-            f"{self.hits} of {self.canaries} canaries among the rarest {self.top} of "
+            f"{self.hits} of {self.canaries} canaries among the {self.top} most suspect of "
             f"{self.rows} rows (chance: {self.expected:.1f}, p = {self.p_value:.2g}); "
-            f"canaries' mean rarity percentile {self.mean_rank:.3f} (z = {self.rank_z:+.1f})"
+            f"canaries' mean percentile of suspicion {self.mean_rank:.3f} (z = {self.rank_z:+.1f})"
         )
 
 
-def _binomial_tail(n: int, p: float, k: int) -> float:
+def binomial_tail(n: int, p: float, k: int) -> float:
+    """The chance of `k` or more hits in `n` tries of chance `p` each."""
     return sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k, n + 1))
 
 
-def detect(lists: Sequence[tuple[Sequence[dict], set[int]]], share: float = 0.1) -> Figures:
-    """Run the detector over `lists` (each: its rows, and the indexes of its canaries)."""
+def detect(
+    lists: Sequence[tuple[Sequence[dict], set[int]]],
+    share: float = 0.1,
+    score: Callable[[Sequence[dict]], list[float]] = rarity,
+) -> Figures:
+    """Run a detector over `lists` (each: its rows, and the indexes of its canaries):
+    `score` each row (the higher, the more suspect), flag the top `share` of each list."""
     rows = canaries = top = hits = 0
     percentiles = []
     for list_rows, planted in lists:
-        scores = rarity(list_rows)
+        scores = score(list_rows)
         order = sorted(range(len(list_rows)), key=lambda i: scores[i], reverse=True)
         k = max(1, round(share * len(list_rows)))
         flagged = set(order[:k])
@@ -161,7 +167,7 @@ def detect(lists: Sequence[tuple[Sequence[dict], set[int]]], share: float = 0.1)
         top=top,
         hits=hits,
         expected=expected,
-        p_value=_binomial_tail(canaries, top / rows, hits),
+        p_value=binomial_tail(canaries, top / rows, hits),
         mean_rank=mean,
         rank_z=z,
     )
