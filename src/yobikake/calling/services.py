@@ -499,4 +499,23 @@ def _apply(
         if not (disposition.reached_person or disposition.reached_household) and minutes >= 60:
             # Nobody answered: try them next at another time of day.
             call_target.next_at = rules.in_another_band(call_target.next_at, now)
-    call_target.save()
+    call_target.save(update_fields=_OUTCOME_FIELDS)
+
+
+# What an outcome changes on the call target (`_apply`).
+_OUTCOME_FIELDS = [
+    "attempts",
+    "last_band",
+    "last_disposition",
+    "reached",
+    "intends_to_attend",
+    "checked_out_by",
+    "checked_out_until",
+    "grant_id",
+    "callback_at",
+    "callback_owner",
+    "callback_release_at",
+    "state",
+    "next_at",
+    "has_phone",
+]

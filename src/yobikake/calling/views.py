@@ -48,9 +48,12 @@ def _call_page(request: HttpRequest, call_target: CallTarget | None) -> HttpResp
             "shown": shown,
             "tel": "".join(c for c in shown.get("phone", "") if c.isdigit() or c == "+"),
             "script": _script(campaign, shown, request.user),
+            # Only a person called before has a history (most checkouts are first calls).
             "history": Attempt.objects.filter(call_target=call_target)
             .select_related("disposition")
-            .order_by("ended_at"),
+            .order_by("ended_at")
+            if call_target.attempts
+            else (),
         }
     return render(request, "calling/operator.html", context)
 
