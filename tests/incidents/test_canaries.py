@@ -2,6 +2,7 @@
 and never called, counted or shown."""
 
 import re
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -40,14 +41,14 @@ def test_a_list_gets_its_canaries_among_its_rows_and_every_row_still_opens(world
     assert len(planted) == 3 and planted <= set(stored.values_list("pk", flat=True))
     # Counted as the list's rows: only the people sent.
     assert target_list.row_count == 30 == sum(target_list.aggregates["sex_age_band"].values())
-    # No gap and no tail of their own: the row numbers run 1..33 without a hole, and the
-    # canaries sit among the rows sent (the people they displaced went to the end).
+    # No gap and no tail of their own: the row numbers run 1..33 without a hole, the
+    # people sent in their order, each canary inserted between two of them.
     assert sorted(stored.values_list("row_number", flat=True)) == list(range(1, 34))
-    assert all(pk % 10_000_000 <= 30 for pk in planted)
+    assert all(pk % 10_000_000 < 33 for pk in planted)  # none after the last one sent
     values = opened(target_list)
-    real = {v for pk, v in values.items() if pk not in planted}
-    assert real == {(p.name_kana, p.birth_date.isoformat()) for p in people}
-    assert not {v for pk, v in values.items() if pk in planted} & real
+    real = [v for pk, v in sorted(values.items()) if pk not in planted]
+    assert real == [(p.name_kana, p.birth_date.isoformat()) for p in people]
+    assert not {v for pk, v in values.items() if pk in planted} & set(real)
 
 
 def _write_order(target_list):
@@ -69,13 +70,11 @@ def test_canaries_are_written_in_row_order_with_their_neighbours(world, canaries
     target_list, _ = load_people(world, count=600)  # three batches
     planted = canaries.of_list(target_list)
     written = _write_order(target_list)
-    # The people the canaries displaced come last, after the last row sent.
-    assert not set(written[-3:]) & planted
+    # Every row in row order, the canaries among their row neighbours: nothing after.
+    assert written == sorted(written)
     for canary in planted:
-        # Written in one statement with the rows around it, between its row neighbours.
         at = written.index(canary)
         assert {canary - 1, canary + 1} & set(written[max(at - 1, 0) : at + 2])
-    assert written[:-3] == sorted(written[:-3])
 
 
 def test_canaries_have_the_shape_of_their_list(world, canaries, tmp_path):
@@ -184,6 +183,34 @@ def test_a_list_shorter_than_its_canaries_still_gets_them_all(world, canaries):
     stored = Target.objects.filter(target_list=target_list)
     assert sorted(stored.values_list("row_number", flat=True)) == [1, 2, 3, 4]
     assert len(canaries.of_list(target_list)) == 3
+
+
+def test_a_file_shorter_than_its_size_suggests_gets_its_last_canaries_after_its_last_row(
+    world, canaries, settings, tmp_path
+):
+    """Ranks are drawn among the rows the file's size suggests; with most rows invalid,
+    fewer are left, and the canaries left over come after the last one — numbered on,
+    and in the list's number order."""
+    from tests.intake.files import csv_bytes, people, row_of, write
+    from tests.intake.test_import import run
+
+    settings.YOBIKAKE_CANARIES_PER_LIST = 10
+    persons = [
+        replace(p, insured_number=f"岐01-{1000 + 7 * n:07d}") for n, p in enumerate(people(100))
+    ]
+    rows = [row_of(p) for p in persons]
+    for row in rows[30:]:
+        row[3] = "X"  # sex: 70 rows excluded
+    result = run(world, write(tmp_path, "short.csv", csv_bytes(rows)), policy="exclude")
+    stored = list(Target.objects.filter(target_list=result.target_list).order_by("row_number"))
+    planted = canaries.of_list(result.target_list)
+    assert [t.row_number for t in stored] == list(range(1, 41))
+    assert stored[-1].pk in planted
+    numbers = [opened_row(t)["insured_number"] for t in stored]
+    assert numbers == sorted(numbers)
+    assert [n for t, n in zip(stored, numbers, strict=True) if t.pk not in planted] == [
+        p.insured_number for p in persons[:30]
+    ]
 
 
 def test_canaries_take_watched_numbers_under_their_templates_area_codes(world, canaries, settings):

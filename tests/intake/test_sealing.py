@@ -192,3 +192,25 @@ def test_no_worker_outlives_the_process_that_started_it():
     while any(alive(pid) for pid in workers):
         assert time.monotonic() < deadline, "a sealing worker outlived its importer"
         time.sleep(0.05)
+
+
+def test_a_file_whose_canaries_would_number_a_row_past_its_lists_ids_is_refused(
+    world, tmp_path, settings, monkeypatch
+):
+    """A target's id is its list's id × ROWS_PER_LIST + its row number, and canaries
+    inserted among the rows number those after them on: a row pushed to ROWS_PER_LIST
+    would take the next list's first id. Here ROWS_PER_LIST is 20, with 3 canaries."""
+    settings.YOBIKAKE_CANARIES_PER_LIST = 3
+    monkeypatch.setattr(sealing, "ROWS_PER_LIST", 20)
+    fits = run(world, write(tmp_path, "16.csv", csv_bytes([row_of(p) for p in people(16)])))
+    assert fits.state == ListImport.State.ACCEPTED, fits.error_message
+    assert Target.objects.filter(target_list=fits.target_list).count() == 19
+
+    over = run(
+        world,
+        write(tmp_path, "17.csv", csv_bytes([row_of(p) for p in people(17, seed=12)])),
+        fiscal_year=2021,
+    )
+    assert (over.state, over.error_code) == (ListImport.State.REJECTED, "too_many_rows")
+    assert over.target_list is None
+    assert Target.objects.count() == 19

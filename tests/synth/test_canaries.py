@@ -1,4 +1,4 @@
-"""A canary takes the shape of the row whose place it takes (here, how the address
+"""A canary takes the shape of the row it is modelled on (here, how the address
 writes its block number), and says what its list's rows say as often as they say it."""
 
 import random
@@ -11,7 +11,14 @@ import pytest
 
 from tests.intake.files import people
 from yobikake.synth.areas import place_of
-from yobikake.synth.canaries import ListSample, canary_like, in_number_order, one_more
+from yobikake.synth.canaries import (
+    ListSample,
+    canary_like,
+    in_number_order,
+    number_after,
+    one_more,
+    place_in_order,
+)
 
 _WRITTEN_OUT = re.compile(r"\d ?(?:丁目|番)")
 
@@ -142,6 +149,45 @@ def test_a_canarys_insured_number_falls_between_its_neighbours():
     near = _canary(template, rows, seed=3, in_use=lambda field, value: value in taken)
     assert near.insured_number.startswith("12-") and near.insured_number not in taken
     assert abs(int(near.insured_number[3:]) - 1010) <= 50
+
+
+def _numbered(rows, serials):
+    return [replace(p, insured_number=f"12-{n:07d}") for p, n in zip(rows, serials, strict=False)]
+
+
+def test_a_canary_among_rows_in_order_gets_the_room_its_template_has():
+    """Inserted between two real rows, a canary has the room of one gap where a real row
+    has two: it goes in the gap as wide as its template's room, split as that is."""
+    rows = _sample()
+    # The template (1100) has 30 below it and 10 above: a room of 40, split 3 : 1.
+    serials = [1000, 1004, 1052, 1070, 1100, 1110, 1114, 1154, 1160, 1162, 1169]
+    around = _numbered(rows, serials)
+    template = around[4]
+    for seed in range(20):
+        canary = _canary(template, rows, neighbours=around, seed=seed)
+        assert canary.insured_number == "12-0001144"  # in 1114–1154 (40 wide), 30 on
+        assert place_in_order(canary.insured_number, around) == 7
+    # Taken, the gap next nearest in width: 1004–1052 (48), 36 on.
+    taken = _canary(template, rows, neighbours=around, in_use=lambda f, v: v == "12-0001144")
+    assert taken.insured_number == "12-0001040"
+
+
+def test_where_an_insured_number_goes_among_rows_in_order():
+    rows = _numbered(_sample()[:4], [10, 20, 30, 40])
+    assert place_in_order("12-0000025", rows) == 2
+    assert place_in_order("12-0000025", rows[::-1]) == 2  # in order down
+    assert place_in_order("12-0000045", rows) is None
+    assert place_in_order("13-0000025", rows) is None  # another symbol's
+
+
+def test_a_number_after_the_last_row_is_a_step_on_as_the_rows_step():
+    rows = _numbered(_sample()[:4], [10, 14, 21, 26])
+    rng = random.Random(1)
+    after = {number_after(rows, rng, lambda _: False) for _ in range(40)}
+    assert after == {"12-0000030", "12-0000031", "12-0000033"}
+    down = {number_after(rows[::-1], rng, lambda _: False) for _ in range(40)}
+    assert down == {"12-0000006", "12-0000005", "12-0000003"}
+    assert number_after(rows, rng, lambda _: True) == ""
 
 
 def test_in_number_order_tells_a_list_in_insured_number_order():

@@ -1,7 +1,8 @@
 """Canary residents: K synthetic people planted in every list at import (setting
 YOBIKAKE_CANARIES_PER_LIST) by the list's writer (`Planter`), stored like everyone
-else — sealed fields, blind indexes, a row number among the real ones, written in the
-batch of their neighbours — so they travel wherever bulk data travels.
+else — sealed fields, blind indexes, a row number among the real ones, inserted
+between real rows and written in the batch of their neighbours — so they travel
+wherever bulk data travels.
 
 Which rows they are is sealed under the list's data key (`CanarySet`): a copy of the
 database cannot tell them apart, and shredding the list forgets them with it. The
@@ -12,13 +13,20 @@ the reveal gate asks `is_canary` and raises a critical alert.
 import json
 import random
 from collections.abc import Iterable
+from dataclasses import replace
 
 from django.conf import settings
 
 from yobikake.incidents.models import CanarySet
 from yobikake.intake.models import Target, TargetList
 from yobikake.jp import normalize
-from yobikake.synth.canaries import ListSample, canary_like, in_number_order
+from yobikake.synth.canaries import (
+    ListSample,
+    canary_like,
+    in_number_order,
+    number_after,
+    place_in_order,
+)
 from yobikake.synth.people import Person
 from yobikake.vault import datakeys
 from yobikake.vault.blind import Indexer, IndexKind
@@ -26,6 +34,9 @@ from yobikake.vault.crypto import CannotOpen, FieldCipher, field_aad
 
 TABLE = "incidents_canaryset"
 PAD = 256  # the sealed set is padded to a multiple of this many bytes
+# In a list in number order, a canary goes in a gap among the rows this far either side
+# of the row at its rank (synth/canaries.py: the gap as wide as that row's room).
+AROUND = 100
 
 # Per process: a list's canaries never change (they go when the list is shredded).
 _known: dict[int, frozenset[int]] = {}
@@ -41,21 +52,28 @@ def seal_ids(data_key: bytes, list_id: int, ids: Iterable[int]) -> bytes:
     return FieldCipher(data_key).seal(_aad(list_id), text)
 
 
+Numbered = tuple[list[tuple[int, Person]], list[int | None]]
+
+
 class Planter:
     """Where a list's canaries go, decided as its rows stream past the writer.
 
     Before the first row, K ranks are drawn at random among the rows the file is
-    expected to hold. The valid row at each of those ranks gives its row number (and
-    its shape, synth/canaries.py) to a canary, which is sealed and written in that
-    row's batch, in its place; the real person it displaced is written after the last
-    row of the file. So the canaries sit among the real rows in row numbers and in the
-    order rows were written; no row is moved or written twice. A file shorter than
-    expected gets its remaining canaries at the end, shuffled in among the displaced.
+    expected to hold. A canary modelled on the valid row at each of those ranks
+    (synth/canaries.py) is inserted among the rows of that row's batch: just before it,
+    or, when the rows come in insured-number order, where its number falls among them.
+    The rows are numbered 1, 2, 3 … in the order written, canaries included (the
+    writer gives the importer back each row's file row): row numbers run on without a
+    tail, and without a hole where the file had an invalid row — the import's findings
+    name file rows in the clear, and a hole lined up with one would say how many
+    canaries came before it. Only a row found, once sealed, to repeat someone leaves a
+    hole. Every real row keeps its place among its neighbours. A file shorter than
+    expected gets its remaining canaries after its last row (continuing its number
+    order, if it has one).
 
     What a canary says is drawn from the rows written last (its own batch included), so
-    that it follows its own list where it stands in it; its insured number falls
-    between its neighbours' when the rows come in number order and is nobody's on the
-    insurer's stored lists; neither it nor its phone number is another canary's.
+    that it follows its own list where it stands in it; its insured number is nobody's
+    on the insurer's stored lists; neither it nor its phone number is another canary's.
     """
 
     def __init__(self, target_list: TargetList, *, count: int, expected: int) -> None:
@@ -65,14 +83,13 @@ class Planter:
         self._insurer_id = target_list.insurer_id
         span = max(count, round(expected * 0.9))  # an estimate: keep clear of its end
         self._ranks = sorted(self._rng.sample(range(span), count))
-        self._seen = 0
+        self._seen = 0  # valid rows
+        self._numbered = 0  # rows numbered, canaries included
         self._sample = ListSample()
-        self._previous: Person | None = None  # the last row written, canary or not
+        self._previous: Person | None = None  # the last row numbered, canary or not
         self._given: set[str] = set()  # phone and insured numbers given to canaries
         # The insurer's index key and lists, to look insured numbers up by.
         self._stored: tuple[Indexer, list[int]] | None = None
-        self.displaced: list[tuple[int, Person]] = []  # (file row, person)
-        self.rows: set[int] = set()  # the canaries' row numbers
 
     def _in_use(self, field: str, value: str) -> bool:
         """Whether another canary of the list has `value`, or (an insured number) someone
@@ -98,7 +115,11 @@ class Planter:
             idx_insured_number=indexer.value(IndexKind.INSURED_NUMBER, key),
         ).exists()
 
-    def _canary(self, template: Person, neighbours: list[Person]) -> Person:
+    def _canary(
+        self, template: Person, neighbours: list[Person], *, after: list[Person] | None = None
+    ) -> Person:
+        """A canary modelled on `template`; with `after` (rows in number order), its
+        insured number one step on from theirs."""
         canary = canary_like(
             template,
             municipality=self._municipality,
@@ -109,51 +130,70 @@ class Planter:
             neighbours=neighbours,
             in_use=self._in_use,
         )
+        if after and canary.insured_number:
+            number = number_after(
+                after, self._rng, lambda value: self._in_use("insured_number", value)
+            )
+            canary = replace(canary, insured_number=number or canary.insured_number)
         self._given |= {canary.phone, canary.insured_number} - {""}
         return canary
 
-    def mix(self, people: list[tuple[int, Person]]) -> list[tuple[int, Person]]:
-        """`people` with a canary in the place of each one at a drawn rank."""
+    def mix(self, people: list[tuple[int, Person]]) -> Numbered:
+        """`people` (valid rows, numbered as in their file) with a canary inserted for
+        each drawn rank among them, numbered on from the rows before; and for each, the
+        file row it came from (None: a canary)."""
         self._sample.add([person for _, person in people])
-        ordered: bool | None = None
-        mixed: list[tuple[int, Person]] = []
-        for at, (row, person) in enumerate(people):
-            if self._ranks and self._ranks[0] == self._seen:
-                self._ranks.pop(0)
-                self.displaced.append((row, person))
-                self.rows.add(row)
-                if ordered is None:
-                    ordered = in_number_order([p for _, p in people])
-                around = [mixed[-1][1] if mixed else self._previous]
-                around += [people[at + 1][1] if at + 1 < len(people) else None]
-                neighbours = [p for p in around if p is not None] if ordered else []
-                mixed.append((row, self._canary(person, neighbours)))
-            else:
-                mixed.append((row, person))
-            self._seen += 1
+        due = []
+        while self._ranks and self._ranks[0] < self._seen + len(people):
+            due.append(self._ranks.pop(0) - self._seen)
+        self._seen += len(people)
+        mixed: list[tuple[int | None, Person]] = list(people)
+        if due:
+            ordered = in_number_order([person for _, person in people])
+            for rank in due:
+                mixed = self._insert(mixed, people[rank], ordered)
+        return self._number(mixed)
+
+    def _insert(
+        self, mixed: list[tuple[int | None, Person]], at_rank: tuple[int, Person], ordered: bool
+    ) -> list[tuple[int | None, Person]]:
+        """`mixed` with a canary modelled on the row at its rank: where its insured number
+        falls among the rows (and the one written before them) when they are in number
+        order, else just before that row."""
+        own = next(i for i, row in enumerate(mixed) if row is at_rank)
+        if not ordered:
+            return [*mixed[:own], (None, self._canary(at_rank[1], [])), *mixed[own:]]
+        start = max(own - AROUND, 0)
+        around = [person for _, person in mixed[start : own + AROUND + 1]]
+        if start == 0 and self._previous is not None:
+            around.insert(0, self._previous)
+            start -= 1
+        canary = self._canary(at_rank[1], around)
+        at = place_in_order(canary.insured_number, around)
+        at = own if at is None else start + at
+        return [*mixed[:at], (None, canary), *mixed[at:]]
+
+    def _number(self, mixed: list[tuple[int | None, Person]]) -> Numbered:
+        """Row numbers for `mixed` on from the last given, and their file rows."""
+        start = self._numbered + 1
+        self._numbered += len(mixed)
         if mixed:
             self._previous = mixed[-1][1]
-        return mixed
+        people = [person for _, person in mixed]
+        files = [row for row, _ in mixed]
+        return list(zip(range(start, self._numbered + 1), people, strict=True)), files
 
-    def tail(self, after: int) -> tuple[list[tuple[int, Person]], dict[int, int]]:
-        """The displaced people and the canaries not yet placed, numbered from `after`
-        + 1 in random order; and, for each displaced person, new row → file row."""
-        late: list[tuple[int | None, Person]] = list(self.displaced)
-        if self._sample.rows:
-            late += [
-                (None, self._canary(self._rng.choice(self._sample.rows), [])) for _ in self._ranks
-            ]
+    def tail(self) -> Numbered:
+        """The canaries not yet placed (the file was shorter than expected), numbered on
+        after its last row; each modelled on a row written last."""
+        rows = self._sample.rows
+        late: list[tuple[int | None, Person]] = []
+        ordered = bool(rows) and in_number_order(rows)
+        for _ in self._ranks if rows else ():
+            written = [*rows, *(person for _, person in late)] if ordered else None
+            late.append((None, self._canary(self._rng.choice(rows), [], after=written)))
         self._ranks = []
-        self._rng.shuffle(late)
-        people, original = [], {}
-        for row, (file_row, person) in enumerate(late, after + 1):
-            people.append((row, person))
-            if file_row is None:
-                self.rows.add(row)
-            else:
-                original[row] = file_row
-        self.displaced = []
-        return people, original
+        return self._number(late)
 
 
 def record(target_list: TargetList, data_key: bytes, ids: Iterable[int]) -> None:

@@ -7,7 +7,7 @@ worker process while the importer checks the next rows.
 counts by sex and age band, the list's totals. bench/intake.py's baseline is a `Writer`
 that stores rows in the clear, so the two differ only in the protection."""
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import date
 from typing import NamedTuple
@@ -15,10 +15,12 @@ from typing import NamedTuple
 from django.conf import settings
 from django.db import connection
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 
 from yobikake.incidents import canaries
 from yobikake.intake import sealing
 from yobikake.intake.models import Target, TargetList
+from yobikake.intake.reading import UnreadableFile
 from yobikake.synth.people import Person
 from yobikake.vault import datakeys
 
@@ -139,8 +141,12 @@ _INSERT_TARGET = insert_statement(Target._meta.db_table, sealing.COLUMNS)
 
 class ListWriter(Writer):
     """Seals and indexes rows in a worker, and plants the list's canaries among them
-    (incidents/canaries.py `Planter`): each is sealed and written in the batch of the
-    row whose place it takes, and the importer never sees it."""
+    (incidents/canaries.py `Planter`): each is inserted between real rows, sealed and
+    written in their batch, and the importer never sees it.
+
+    With canaries, the rows are stored numbered as the planter numbers them (1, 2, 3 …,
+    canaries included), and what `prepared` gives back names each row by its file row,
+    which the importer's findings and duplicates name."""
 
     def __init__(self, target_list: TargetList) -> None:
         super().__init__(target_list)
@@ -151,9 +157,10 @@ class ListWriter(Writer):
         self._sealer = sealing.Sealer(settings.YOBIKAKE_IMPORT_WORKERS)
         self._planter: canaries.Planter | None = None
         self._expected = 0
-        self._last_row = 0
-        self._original: dict[int, int] = {}  # a displaced person's row → their file row
-        self._canary_rows: list[Prepared] = []  # sealed, to be written with their batch
+        # For each batch submitted with canaries, in order: each row's file row (None:
+        # a canary). The sealer gives batches back in the order submitted.
+        self._file_rows: deque[list[int | None]] = deque()
+        self._canary_rows: list[tuple[object, ...]] = []  # sealed, written with their batch
 
     def expect(self, rows: int) -> None:
         self._expected = rows
@@ -163,12 +170,13 @@ class ListWriter(Writer):
         if self._planter is None and count > 0:
             self._planter = canaries.Planter(self.target_list, count=count, expected=self._expected)
         if self._planter is not None:
-            people = self._planter.mix(people)
-        if people:
-            self._last_row = max(self._last_row, people[-1][0])
+            people, file_rows = self._planter.mix(people)
+            self._file_rows.append(file_rows)
         self._submit(people)
 
     def _submit(self, people: list[tuple[int, Person]]) -> None:
+        if people and people[-1][0] >= sealing.ROWS_PER_LIST:  # its id would be the next list's
+            raise UnreadableFile("too_many_rows", str(_("The file has too many rows.")))
         self._sealer.submit(
             sealing.SealJob(
                 data_key=self._data_key,
@@ -182,21 +190,23 @@ class ListWriter(Writer):
 
     def prepared(self, *, everything: bool = False) -> Iterator[list[Prepared]]:
         if everything and self._planter is not None:
-            late, self._original = self._planter.tail(self._last_row)
+            late, file_rows = self._planter.tail()
             if late:
+                self._file_rows.append(file_rows)
                 self._submit(late)
         batches = self._sealer.drain() if everything else self._sealer.ready()
-        planted = self._planter.rows if self._planter is not None else set()
         for batch in batches:
+            if self._planter is None:
+                yield [Prepared(*sealed) for sealed in batch]
+                continue
             rows = []
-            for sealed in batch:
-                prepared = Prepared(*sealed)
-                if prepared.row in planted:
-                    self._canary_rows.append(prepared)
-                elif prepared.row in self._original:
-                    rows.append(prepared._replace(row=self._original[prepared.row]))
+            for (_stored, identity, sex, age, values), row in zip(
+                batch, self._file_rows.popleft(), strict=True
+            ):
+                if row is None:
+                    self._canary_rows.append(values)
                 else:
-                    rows.append(prepared)
+                    rows.append(Prepared(row, identity, sex, age, values))
             yield rows
 
     def _with_canaries(self, values: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
@@ -205,7 +215,7 @@ class ListWriter(Writer):
         set a canary apart."""
         if not self._canary_rows:
             return values
-        canary_values = [p.values for p in self._canary_rows]
+        canary_values = self._canary_rows
         self.canaries += [_id(v) for v in canary_values]
         self._canary_rows = []
         return sorted([*values, *canary_values], key=_id)
@@ -222,6 +232,7 @@ class ListWriter(Writer):
 
     def abandon(self) -> None:
         self._sealer.abandon()
+        self._file_rows.clear()
 
     def _find(self, identities: list[object]) -> set[object]:
         same_year = Target.objects.filter(

@@ -13,7 +13,8 @@ whether a building follows, its phone's area code and exchange, and the prefix o
 insured number. A value is drawn by how often it comes up in the list, including how
 often a value comes up only once (`one_more`): a detector that looks for values rare
 within their list finds a canary as often as a real row. The insured number lies
-between those of the rows around it when the list is in number order. The phone number
+between those of two rows written one after another when the list is in number order,
+with the room around it a real row has. The phone number
 is one the federation watches, from `phones`: for a template with a landline, under the
 area code the list's landlines have in the canary's municipality (else the template's);
 for a mobile or IP number, under a prefix drawn as the list's are. With no pool, a
@@ -306,7 +307,10 @@ def in_number_order(people: Sequence[Person]) -> bool:
     return total > 0 and max(steps[1], steps[-1]) >= 0.9 * total
 
 
-def _serial(number: str) -> tuple[tuple[str, str, int], int] | None:
+Serial = tuple[tuple[str, str, int], int]  # (symbol, suffix, width), value
+
+
+def _serial(number: str) -> Serial | None:
     """(symbol, suffix, width) and the value of an insured number's last run of digits."""
     found = _LAST_DIGITS.search(number)
     if not found:
@@ -315,35 +319,119 @@ def _serial(number: str) -> tuple[tuple[str, str, int], int] | None:
     return (number[: found.start()], number[found.end() :], len(digits)), int(digits)
 
 
+def _written(key: tuple[str, str, int], value: int) -> str:
+    head, tail, width = key
+    return f"{head}{value:0{width}d}{tail}"
+
+
 def _insured(
-    template: str, neighbours: Sequence[str], rng: random.Random, taken: Callable[[str], bool]
+    template: str,
+    neighbours: Sequence[str],
+    rng: random.Random,
+    taken: Callable[[str], bool],
+    *,
+    at: int | None = None,
 ) -> str:
-    """The template's insured number with its last run of digits drawn afresh: between
-    the template's and a neighbour's (`neighbours`: the rows written before and after,
-    given when the list is in number order), else close to the template's — as close as
-    numbers no one has allow."""
+    """An insured number where the template has one. Given `neighbours` (rows written
+    one after another, when the list is in number order; the template `at` its index
+    among them, if it is), in a gap between two consecutive ones: one as wide as the
+    room a real row has between the rows before and after it (the template's), split
+    as that row's is — a gap drawn by its width alone would give a canary the room of
+    one gap where a real row has two, and one drawn by the numbers it holds, the room of
+    a list's sparse stretches. Else close to the template's, as close as numbers no one
+    has allow."""
     serial = _serial(template)
     if serial is None:
         return ""
-    (head, tail, width), own = serial
-    between = [
-        range(min(other[1], own) + 1, max(other[1], own))
-        for other in map(_serial, neighbours)
-        if other is not None and other[0] == serial[0]
+    keys = [_serial(number) for number in neighbours]
+    gaps = [
+        (a, b)
+        for a, b in itertools.pairwise(keys)
+        if a is not None and b is not None and a[0] == b[0] and abs(b[1] - a[1]) > 1
     ]
+    rooms = {
+        i: (abs(m[1] - a[1]), abs(b[1] - m[1]))
+        for i, (a, m, b) in enumerate(zip(keys, keys[1:], keys[2:], strict=False), 1)
+        if a is not None and m is not None and b is not None and a[0] == m[0] == b[0]
+    }
+    if gaps and rooms:
+        room = rooms.get(at) if at is not None else None
+        number = _in_room(gaps, room or rooms[rng.choice(list(rooms))], rng, taken)
+        if number:
+            return number
+    key, own = serial
+    top = 10 ** key[2]
+    between = [(a[0], range(min(a[1], b[1]) + 1, max(a[1], b[1]))) for a, b in gaps]
     rounds = [between] + [
-        [range(max(own - near, 0), own), range(own + 1, min(own + near + 1, 10**width))]
-        for near in (NEAR, NEAR * 10, NEAR * 100, 10**width)
+        [(key, range(max(own - near, 0), own)), (key, range(own + 1, min(own + near + 1, top)))]
+        for near in (NEAR, NEAR * 10, NEAR * 100, top)
     ]
     number = template
-    for gaps in rounds:
-        gaps = [gap for gap in gaps if gap]
-        for _ in range(FRESH_TRIES if gaps else 0):
-            gap = rng.choices(gaps, weights=[len(g) for g in gaps])[0]
-            number = f"{head}{rng.choice(gap):0{width}d}{tail}"
+    for candidates in rounds:
+        candidates = [gap for gap in candidates if gap[1]]
+        for _ in range(FRESH_TRIES if candidates else 0):
+            gap_key, values = rng.choices(candidates, weights=[len(g) for _, g in candidates])[0]
+            number = _written(gap_key, rng.choice(values))
             if not taken(number):
                 return number
     return number
+
+
+def _in_room(
+    gaps: Sequence[tuple[Serial, Serial]],
+    room: tuple[int, int],
+    rng: random.Random,
+    taken: Callable[[str], bool],
+) -> str:
+    """A number in the gap as wide as `room` (before, after) — or the nearest to it in
+    width — at the same share of the way across; "" if every one tried is taken."""
+    wanted = sum(room)
+    nearest = sorted(gaps, key=lambda gap: (abs(abs(gap[1][1] - gap[0][1]) - wanted), rng.random()))
+    for a, b in nearest[:FRESH_TRIES]:
+        width = abs(b[1] - a[1])
+        step = min(max(round(width * room[0] / wanted), 1), width - 1)
+        number = _written(a[0], a[1] + step if b[1] > a[1] else a[1] - step)
+        if not taken(number):
+            return number
+    return ""
+
+
+def place_in_order(number: str, people: Sequence[Person]) -> int | None:
+    """Where a row with insured number `number` goes among `people` (rows in number
+    order, up or down): the index of the first row after it; None when it falls between
+    no two of them."""
+    serial = _serial(number)
+    if serial is None:
+        return None
+    keys = [_serial(p.insured_number) for p in people]
+    for at, (a, b) in enumerate(itertools.pairwise(keys), 1):
+        if (
+            a is not None
+            and b is not None
+            and a[0] == b[0] == serial[0]
+            and min(a[1], b[1]) < serial[1] < max(a[1], b[1])
+        ):
+            return at
+    return None
+
+
+def number_after(people: Sequence[Person], rng: random.Random, taken: Callable[[str], bool]) -> str:
+    """An insured number no one has (not `taken`) for one more row after the last of
+    `people` (rows in number order, up or down): the last one's, a step on, the step
+    drawn from those between them; "" when they give no step or every one drawn is taken."""
+    serials = [s for p in people if (s := _serial(p.insured_number))]
+    steps = [b[1] - a[1] for a, b in itertools.pairwise(serials) if a[0] == b[0] and a[1] != b[1]]
+    if not steps:
+        return ""
+    up = sum(step > 0 for step in steps) * 2 >= len(steps)
+    sizes = [abs(step) for step in steps if (step > 0) == up]
+    (head, tail, width), last = serials[-1]
+    for _ in range(FRESH_TRIES):
+        value = last + rng.choice(sizes) * (1 if up else -1)
+        number = f"{head}{value:0{width}d}{tail}"
+        if 0 <= value < 10**width and not taken(number):
+            return number
+    return ""
 
 
 def _nobody(_field: str, _value: str) -> bool:
@@ -362,8 +450,10 @@ def canary_like(
     in_use: Callable[[str, str], bool] = _nobody,
 ) -> Person:
     """A canary with `template`'s shape and values drawn as those of `sample` (rows of
-    the same list; the template alone when empty) are distributed. `neighbours`: the rows
-    written just before and after it, when the list is in insured-number order.
+    the same list; the template alone when empty) are distributed. `neighbours`: rows
+    written one after another (the template among them, if it is written), when the
+    list is in insured-number order: the canary's number falls between two of them
+    (`place_in_order` says where).
     `in_use(field, value)` says whether a phone or insured number ("phone",
     "insured_number") is someone's beyond the sample, or another canary's."""
     rows = [_row(person) for person in (sample or [template])]
@@ -415,6 +505,7 @@ def canary_like(
             [p.insured_number for p in neighbours],
             rng,
             lambda value: value in numbers_known or in_use("insured_number", value),
+            at=next((i for i, p in enumerate(neighbours) if p is template), None),
         ),
         age=None if birth else age,
     )
