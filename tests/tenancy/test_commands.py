@@ -3,7 +3,7 @@ registered from the command line on an installation that has no demo data, each 
 the audited services (the command line is the actor: no user, `source: cli`)."""
 
 import json
-from datetime import date
+from datetime import date, time
 from io import StringIO
 
 import pytest
@@ -172,9 +172,12 @@ def test_a_contract_is_created_with_every_field_and_its_event_records_the_deadli
         "450",
         "--billing-rule",
         "per_person_reached",
+        "--calling-hours",
+        "8:30-19:00",
     )
 
     contract = Contract.objects.get()
+    assert (contract.calling_from, contract.calling_until) == (time(8, 30), time(19, 0))
     assert contract.insurer.number == "210013" and contract.fiscal_year == 2025
     assert (contract.calling_starts, contract.calling_ends, contract.retention_until) == (
         date(2025, 9, 1),
@@ -190,6 +193,11 @@ def test_a_contract_is_created_with_every_field_and_its_event_records_the_deadli
         "contract_id": contract.pk,
         "fiscal_year": 2025,
         "retention_until": 20270331,
+        # The calling period and hours campaigns are held to (calling/terms.py).
+        "period_starts": 20250901,
+        "period_ends": 20251219,
+        "hours_from": 830,
+        "hours_until": 1900,
         "source": "cli",
     }
     [billing] = events(AuditTag.CONTRACT_BILLING_SET)

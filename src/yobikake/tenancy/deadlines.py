@@ -6,11 +6,13 @@ old), or earlier, to have the schedule shred a list before its time. The deadlin
 contract was made with is also written into its `contract:record:create` event, which
 cannot be rewritten unseen (audit/chain.py). The schedule goes by the record; a column
 that disagrees with it raises a critical alert (exports/retention.py). Contracts made
-before deadlines were recorded have only their column."""
+before deadlines were recorded have only their column. The calling period and hours are
+recorded the same way, and campaigns are held to them as recorded (`on_record`)."""
 
+import copy
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, time
 
 from yobikake.audit.models import Event
 from yobikake.audit.tags import AuditTag
@@ -24,6 +26,45 @@ def as_detail(day: date) -> int:
 
 def _from_detail(value: int) -> date:
     return date(value // 10000, value // 100 % 100, value % 100)
+
+
+def time_as_detail(at: time) -> int:
+    """A time of day as an audit detail, to the minute (HHMM)."""
+    return at.hour * 100 + at.minute
+
+
+def _time_from_detail(value: int) -> time:
+    return time(value // 100, value % 100)
+
+
+# The contract's columns its creation event records: column → (detail, how it is read
+# back). The details sort after `contract_id`, which the lookups find events by.
+_RECORDED = {
+    "calling_starts": ("period_starts", _from_detail),
+    "calling_ends": ("period_ends", _from_detail),
+    "retention_until": ("retention_until", _from_detail),
+    "calling_from": ("hours_from", _time_from_detail),
+    "calling_until": ("hours_until", _time_from_detail),
+}
+
+
+def on_record(contract: Contract) -> Contract:
+    """The contract as its creation event made it: calling period, calling hours and
+    retention deadline from the record, in place of columns anyone with the database
+    could have moved (a copy; nothing is saved). A value the event does not record (a
+    contract made before it did) keeps its column."""
+    events = Event.objects.filter(
+        tag=AuditTag.CONTRACT_CREATE,
+        outcome=Event.Outcome.ALLOWED,
+        details__startswith=f'{{"contract_id":{contract.pk},',
+    ).values_list("details", flat=True)
+    recorded = copy.copy(contract)
+    for details in events:
+        made = json.loads(details or "{}")
+        for column, (detail, read) in _RECORDED.items():
+            if detail in made:
+                setattr(recorded, column, read(made[detail]))
+    return recorded
 
 
 def recorded_deadlines(contract_id: int | None = None) -> dict[int, date]:

@@ -1,3 +1,5 @@
+from datetime import time
+
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
@@ -74,6 +76,10 @@ class Contract(models.Model):
     calling_starts = models.DateField(_("calling starts"))
     calling_ends = models.DateField(_("calling ends"))
     retention_until = models.DateField(_("retention deadline"))
+    # The hours of the day (Asia/Tokyo) the insurer lets its residents be called; a
+    # campaign calling outside them needs the insurer's approval (calling/terms.py).
+    calling_from = models.TimeField(_("calls from"), default=time(9, 0))
+    calling_until = models.TimeField(_("calls until"), default=time(20, 0))
     unit_price_yen = models.PositiveIntegerField(_("unit price (yen per case)"), default=0)
     billing_rule = models.CharField(
         _("billing rule"),
@@ -100,6 +106,10 @@ class Contract(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(unanswered_tries__gte=1), name="contract_unanswered_tries_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(calling_from__lt=F("calling_until")),
+                name="contract_calling_hours_ordered",
             ),
         ]
 

@@ -6,7 +6,7 @@ it is not asked for a permission; its events carry no user, and `source: cli`.""
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, time
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
@@ -18,7 +18,7 @@ from yobikake.accounts.selectors import require
 from yobikake.audit.services import append_event, audited
 from yobikake.audit.tags import AuditTag
 from yobikake.jp.insurer_numbers import InvalidInsurerNumber, parse_insurer_number
-from yobikake.tenancy.deadlines import as_detail
+from yobikake.tenancy.deadlines import as_detail, time_as_detail
 from yobikake.tenancy.models import INSURER_NUMBER_ERRORS, BillingRule, Contract, Insurer
 
 
@@ -184,8 +184,11 @@ def create_contract(
     calling_starts: date,
     calling_ends: date,
     retention_until: date,
+    calling_from: time = time(9, 0),
+    calling_until: time = time(20, 0),
 ) -> Contract:
-    """Record that an insurer entrusts a fiscal year's outreach to the federation."""
+    """Record that an insurer entrusts a fiscal year's outreach to the federation: when
+    its residents may be called (days and hours) and how long their list is kept."""
     _require(actor, Permission.CONTRACT_ANY_MANAGE)
     contract = Contract(
         insurer=insurer,
@@ -193,6 +196,8 @@ def create_contract(
         calling_starts=calling_starts,
         calling_ends=calling_ends,
         retention_until=retention_until,
+        calling_from=calling_from,
+        calling_until=calling_until,
     )
     fy = contract.fy
     if not (fy.starts <= calling_starts and calling_ends <= fy.ends):
@@ -202,6 +207,8 @@ def create_contract(
         )
     if retention_until < calling_ends:
         raise TenancyError(_("The retention deadline cannot come before calling ends."))
+    if calling_from >= calling_until:
+        raise TenancyError(_("The calling hours end before they start."))
     if Contract.objects.filter(insurer=insurer, fiscal_year=fiscal_year).exists():
         raise TenancyError(
             _("%(insurer)s already has a contract for %(fy)s.") % {"insurer": insurer, "fy": fy}
@@ -215,8 +222,13 @@ def create_contract(
         details={
             "contract_id": contract.pk,
             "fiscal_year": fiscal_year,
-            # The deadline on the record: the schedule goes by it (tenancy/deadlines.py).
+            # The deadline on the record: the schedule goes by it (tenancy/deadlines.py);
+            # campaigns go by the period and hours on the record (calling/terms.py).
             "retention_until": as_detail(retention_until),
+            "period_starts": as_detail(calling_starts),
+            "period_ends": as_detail(calling_ends),
+            "hours_from": time_as_detail(calling_from),
+            "hours_until": time_as_detail(calling_until),
             **_source(actor),
         },
     )

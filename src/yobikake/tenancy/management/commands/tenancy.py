@@ -3,7 +3,7 @@ command line — what a new installation needs before its first list. The comman
 the actor (no user; the events say `source: cli`), as for `yobikake intake import`."""
 
 import argparse
-from datetime import date
+from datetime import date, time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from yobikake.tenancy import services
+from yobikake.tenancy.hours import parse_hours
 from yobikake.tenancy.insurer_files import read_insurer_file
 from yobikake.tenancy.models import BillingRule, Contract, Insurer
 
@@ -21,6 +22,13 @@ def _day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text} is not a date (YYYY-MM-DD)") from None
+
+
+def _hours(text: str) -> tuple[time, time]:
+    try:
+        return parse_hours(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _at_least(least: int) -> Any:
@@ -53,6 +61,13 @@ class Command(BaseCommand):
         contract.add_argument("--fiscal-year", type=int, metavar="YYYY", required=True)
         for name in ("calling-starts", "calling-ends", "retention-until"):
             contract.add_argument(f"--{name}", type=_day, metavar="YYYY-MM-DD", required=True)
+        contract.add_argument(
+            "--calling-hours",
+            type=_hours,
+            metavar="HH:MM-HH:MM",
+            default=(time(9, 0), time(20, 0)),
+            help="the hours residents may be called (Asia/Tokyo; default 9:00-20:00)",
+        )
         contract.add_argument("--unit-price", type=_at_least(0), metavar="YEN")
         contract.add_argument("--billing-rule", choices=BillingRule.values)
         contract.add_argument("--unanswered-tries", type=_at_least(1), metavar="N")
@@ -91,6 +106,8 @@ class Command(BaseCommand):
             "calling_starts": options["calling_starts"],
             "calling_ends": options["calling_ends"],
             "retention_until": options["retention_until"],
+            "calling_from": options["calling_hours"][0],
+            "calling_until": options["calling_hours"][1],
         }
         billing = {
             key: value
