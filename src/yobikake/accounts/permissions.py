@@ -44,6 +44,7 @@ class Permission(StrEnum):
     EXPORT_OWN_DOWNLOAD = "export:own:download"
     EXPORT_ANY_APPROVE = "export:any:approve"
     CAMPAIGN_ANY_RUN = "campaign:any:run"
+    CAMPAIGN_OWN_APPROVE = "campaign:own:approve"
     OPERATOR_ANY_ASSIGN = "operator:any:assign"
     PROGRESS_LIVE_VIEW = "progress:live:view"
     TARGET_REVEAL_CALL = "target:reveal:call"
@@ -77,7 +78,9 @@ PERSONAL_DATA_PERMISSIONS = frozenset(
 )
 # Permissions that approve other people's actions; a sysadmin granting these alone would
 # bypass the second person, so granting them needs one too.
-APPROVAL_PERMISSIONS = frozenset({P.ACCOUNT_ROLE_APPROVE, P.EXPORT_ANY_APPROVE})
+APPROVAL_PERMISSIONS = frozenset(
+    {P.ACCOUNT_ROLE_APPROVE, P.EXPORT_ANY_APPROVE, P.CAMPAIGN_OWN_APPROVE}
+)
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.FEDERATION_ADMIN: frozenset(
@@ -99,6 +102,8 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
             P.PROGRESS_OWN_VIEW,
             P.EXPORT_OWN_REQUEST,
             P.EXPORT_OWN_DOWNLOAD,
+            # Its own campaigns' terms beyond the contract (calling hours, control group).
+            P.CAMPAIGN_OWN_APPROVE,
             P.API_TOKEN_CREATE,
         }
     ),
@@ -161,6 +166,7 @@ PERMISSION_DESCRIPTIONS: dict[Permission, str] = {
     P.EXPORT_OWN_DOWNLOAD: _("Download approved exports"),
     P.EXPORT_ANY_APPROVE: _("Approve exports"),
     P.CAMPAIGN_ANY_RUN: _("Run campaigns"),
+    P.CAMPAIGN_OWN_APPROVE: _("Approve your insurer's campaigns that go beyond the contract"),
     P.OPERATOR_ANY_ASSIGN: _("Assign operators"),
     P.PROGRESS_LIVE_VIEW: _("See live calling progress"),
     P.TARGET_REVEAL_CALL: _("Work the call queue, one person at a time"),

@@ -92,13 +92,15 @@ def is_sealed(row: Approval | InsurerKey) -> bool:
 class Policy:
     """Who may ask for an export of a kind, and who may then approve it. The approver is
     never the requester; a policy may also want them in another organisation, or holding
-    none of the requester's roles — or either of the two (`other_organization_or_roles`)."""
+    none of the requester's roles — or either of the two (`other_organization_or_roles`) —
+    or on the staff of the insurer the approval concerns (`insurer_staff`)."""
 
     request_permission: Permission
     approve_permission: Permission = Permission.EXPORT_ANY_APPROVE
     other_organization: bool = False
     other_roles: bool = False
     other_organization_or_roles: bool = False
+    insurer_staff: bool = False
 
 
 POLICIES = {
@@ -117,6 +119,14 @@ POLICIES = {
     Approval.Kind.RESULTS: Policy(
         request_permission=Permission.EXPORT_OWN_REQUEST, other_organization=True
     ),
+    # A supervisor asks for a campaign calling outside the contract's hours or holding out
+    # fewer people than the floor; the insurer whose residents it calls decides.
+    Approval.Kind.CAMPAIGN_TERMS: Policy(
+        request_permission=Permission.CAMPAIGN_ANY_RUN,
+        approve_permission=Permission.CAMPAIGN_OWN_APPROVE,
+        other_organization=True,
+        insurer_staff=True,
+    ),
 }
 
 
@@ -131,6 +141,11 @@ def check_approver(policy: Policy, approval: Approval, approver: Any) -> None:
     if not has_permission(approver, policy.approve_permission):
         raise NotPermitted(
             _("You may not approve exports."), code=f"missing:{policy.approve_permission}"
+        )
+    if policy.insurer_staff and approver.organization.insurer_id != approval.insurer_id:
+        raise NotPermitted(
+            _("Only the staff of the insurer concerned may decide on this request."),
+            code="other_insurer",
         )
     if policy.other_organization and approver.organization_id == requester.organization_id:
         raise NotPermitted(

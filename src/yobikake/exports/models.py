@@ -49,6 +49,9 @@ class Approval(models.Model):
         # Not an export: the insurer asks for its list to be shredded before its deadline
         # (exports/retention.py). Nothing is released; the approval only authorises it.
         LIST_DELETION = "list_deletion", _("Early deletion of a list")
+        # Not an export either: the insurer lets a campaign of its own call outside the
+        # contract's hours or hold out fewer people than the floor (calling/terms.py).
+        CAMPAIGN_TERMS = "campaign_terms", _("Campaign terms beyond the contract")
 
     class State(models.TextChoices):
         REQUESTED = "requested", _("Awaiting approval")

@@ -18,9 +18,11 @@ def current_key(insurer_id: int) -> InsurerKey | None:
 
 
 def _exports() -> QuerySet[Approval]:
-    # Early deletions use the same approvals but release nothing: they have their own
-    # page (retention), and their own approver.
-    return Approval.objects.exclude(kind=Approval.Kind.LIST_DELETION)
+    # Early deletions and campaign terms use the same approvals but release nothing:
+    # they have their own pages (retention, the campaign's), and their own approvers.
+    return Approval.objects.exclude(
+        kind__in=[Approval.Kind.LIST_DELETION, Approval.Kind.CAMPAIGN_TERMS]
+    )
 
 
 def _live() -> Q:
