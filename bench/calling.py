@@ -12,8 +12,9 @@ by the operators (a person handed out while another operator held them) and from
 database afterwards (two grants on one person alive at the same moment). Goals
 (issue 6): p95 <= 100 ms, zero errors, zero double assignments.
 
-The campaign's calling window is all day with Saturdays, so the run works at any hour;
-on a Sunday or a public holiday the rules close every campaign and the bench says so.
+The campaign (over a list of the current fiscal year, under the demo's contract for this
+year) calls all day with Saturdays, so the run works at any hour; on a Sunday or a public
+holiday the rules close every campaign and the bench says so.
 The operators' hourly reveal budget is raised for the run (a real operator reveals far
 fewer people an hour than these do).
 """
@@ -75,7 +76,7 @@ def setup(operators: int, targets: int) -> tuple[int, list[str]]:
     from yobikake.accounts.permissions import OrganizationKind, Role
     from yobikake.calling import services as calling
     from yobikake.intake.services import load_target_list
-    from yobikake.synth.demo import load_demo
+    from yobikake.synth.demo import contract_this_year, load_demo
     from yobikake.synth.people import synthetic_people
     from yobikake.tenancy.models import Insurer
 
@@ -86,16 +87,21 @@ def setup(operators: int, targets: int) -> tuple[int, list[str]]:
     supervisor = User.objects.get(username="supervisor")
     staff = User.objects.get(username="staff-gifu")
     insurer = Insurer.objects.get(name="岐阜市")
-    people = synthetic_people(targets, seed=1, fiscal_year=2021)
-    target_list = load_target_list(actor=staff, insurer=insurer, fiscal_year=2021, people=people)
+    # A list of this fiscal year, under the demo's contract that allows calls at any hour:
+    # a campaign lies within its contract.
+    year = contract_this_year(insurer)
+    people = synthetic_people(targets, seed=1, fiscal_year=year.year)
+    target_list = load_target_list(
+        actor=staff, insurer=insurer, fiscal_year=year.year, people=people
+    )
     today = timezone.localdate()
     campaign = calling.create_campaign(
         actor=supervisor,
         insurer=insurer,
-        fiscal_year=2021,
+        fiscal_year=year.year,
         lists=[target_list],
-        starts=today - timedelta(days=1),
-        ends=today + timedelta(days=1),
+        starts=max(today - timedelta(days=1), year.starts),
+        ends=min(today + timedelta(days=1), year.ends),
         window_start=clock(0, 0),
         window_end=clock.max,
         saturdays=True,

@@ -22,9 +22,12 @@ from yobikake.calling.simulate import simulate_day
 from yobikake.exports import services as exports
 from yobikake.exports.selectors import current_key
 from yobikake.intake.models import TargetList
+from yobikake.intake.services import load_target_list
 from yobikake.synth.gifu import seed_insurers
+from yobikake.synth.people import synthetic_people
 from yobikake.synth.results import plant_checkup_results
 from yobikake.tenancy import services as tenancy
+from yobikake.tenancy.fiscal import FiscalYear
 from yobikake.tenancy.models import Contract, Insurer
 
 DEMO_PASSWORD = "yobikake-demo-2026"  # noqa: S105 - the documented demo login
@@ -246,12 +249,56 @@ DEMO_SCRIPT = (
 )
 
 
-def _latest_list(insurer_name: str) -> TargetList | None:
-    return (
-        TargetList.objects.filter(insurer__name=insurer_name, state=TargetList.State.ACTIVE)
-        .order_by("-fiscal_year")
-        .first()
+DEMO_THIS_YEAR_ROWS = 200  # each demo campaign's list, of the current fiscal year
+
+
+def contract_this_year(insurer: Insurer) -> FiscalYear:
+    """The current fiscal year, with a contract for it that lets the insurer's residents
+    be called any day of the year at any hour, so that the demo (and the benchmark) can be
+    tried whenever it is run: a campaign lies within its contract (calling/terms.py), and
+    the seed's years are long past. Made once."""
+    year = FiscalYear.of(timezone.localdate())
+    if not Contract.objects.filter(insurer=insurer, fiscal_year=year.year).exists():
+        tenancy.create_contract(
+            actor=User.objects.get(username="fed-admin"),
+            insurer=insurer,
+            fiscal_year=year.year,
+            calling_starts=year.starts,
+            calling_ends=year.ends,
+            retention_until=date(year.year + 3, 3, 31),
+            calling_from=time(0, 0),
+            calling_until=time(23, 59),
+        )
+    return year
+
+
+def _this_years_list(insurer_name: str) -> TargetList:
+    """The insurer's list of the current fiscal year (synthetic, sent by its demo staff),
+    under `contract_this_year`. Made once."""
+    insurer = Insurer.objects.get(name=insurer_name)
+    year = contract_this_year(insurer)
+    found = TargetList.objects.filter(
+        insurer=insurer, fiscal_year=year.year, state=TargetList.State.ACTIVE
+    ).first()
+    if found is not None:
+        return found
+    staff = next(
+        u.username
+        for u in DEMO_USERS
+        if u.role == Role.INSURER_STAFF and u.organization == insurer_name
     )
+    people = synthetic_people(
+        DEMO_THIS_YEAR_ROWS,
+        seed=DEMO_LIST_SEED + insurer.pk,
+        fiscal_year=year.year,
+        city=f"岐阜県{insurer_name}",
+    )
+    sender = User.objects.get(username=staff)
+    return load_target_list(actor=sender, insurer=insurer, fiscal_year=year.year, people=people)
+
+
+def _within(year: FiscalYear, starts: date, ends: date) -> dict[str, date]:
+    return {"starts": max(starts, year.starts), "ends": min(ends, year.ends)}
 
 
 def _demo_campaign(
@@ -294,13 +341,13 @@ def _simulated(campaign: Campaign, calls: int) -> str:
 
 
 def load_demo_finished_campaign() -> str:
-    """A finished campaign over 岐阜市's latest list: started with a 30% control
-    group (a size that lets the effect page show more than suppressed cells at the
-    demo's scale), called through by the simulated operators until nobody more could
+    """A finished campaign over 岐阜市's list of this fiscal year: started with a 30%
+    control group (a size that lets the effect page show more than suppressed cells at
+    the demo's scale), called through by the simulated operators until nobody more could
     be called that day, and closed. Its checkup results and export come next
     (`load_demo_results`, `load_demo_export`). Once only; says what it did."""
-    latest = _latest_list(DEMO_FINISHED_INSURER)
-    if latest is None or Campaign.objects.filter(lists=latest).exists():
+    latest = _this_years_list(DEMO_FINISHED_INSURER)
+    if Campaign.objects.filter(lists=latest).exists():
         return ""
     today = timezone.localdate()
     campaign = _demo_campaign(
@@ -308,9 +355,8 @@ def load_demo_finished_campaign() -> str:
         "終了済み",
         ["sim-operator-1", "sim-operator-2"],
         holdout_seed=DEMO_LIST_SEED,  # the same control group on every demo
-        starts=today - timedelta(days=60),
-        ends=today,
         holdout_share=Decimal("0.30"),
+        **_within(FiscalYear(latest.fiscal_year), today - timedelta(days=60), today),
     )
     said = _simulated(campaign, FINISHED_CALLS)
     calling.close_campaign(actor=User.objects.get(username="supervisor"), campaign=campaign)
@@ -318,19 +364,21 @@ def load_demo_finished_campaign() -> str:
 
 
 def load_demo_campaign() -> str:
-    """A running campaign over 大垣市's latest list, worked by the demo operator,
-    with a short simulated calling day by the two simulated operators; its calling
-    period runs from a month ago to two months ahead. Once only; says what it did."""
-    latest = _latest_list(DEMO_CAMPAIGN_INSURER)
-    if latest is None or Campaign.objects.filter(lists=latest).exists():
+    """A running campaign over 大垣市's list of this fiscal year, worked by the demo
+    operator, with a short simulated calling day by the two simulated operators; its
+    calling period runs from a month ago to two months ahead (within the fiscal year).
+    Once only; says what it did."""
+    latest = _this_years_list(DEMO_CAMPAIGN_INSURER)
+    if Campaign.objects.filter(lists=latest).exists():
         return ""
     today = timezone.localdate()
     campaign = _demo_campaign(
         latest,
         "終日架電可",
         ["operator", "sim-operator-1", "sim-operator-2"],
-        starts=today - timedelta(days=30),
-        ends=today + timedelta(days=60),
+        **_within(
+            FiscalYear(latest.fiscal_year), today - timedelta(days=30), today + timedelta(days=60)
+        ),
     )
     return f"Campaign {campaign.name!r} started; {_simulated(campaign, SIMULATED_CALLS)}"
 
