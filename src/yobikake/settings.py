@@ -303,6 +303,10 @@ YOBIKAKE_REVEAL_BUDGETS = {
 YOBIKAKE_INQUIRY_BUDGET = envint("YOBIKAKE_INQUIRY_BUDGET", 30)
 _hours = os.environ.get("YOBIKAKE_CALLING_HOURS", "9-20").split("-")
 YOBIKAKE_CALLING_HOURS = (int(_hours[0]), int(_hours[1]))  # Asia/Tokyo, Monday–Saturday
+# The smallest control group (percent of a campaign's people, never called) a campaign may
+# start with unless its insurer approves a smaller one: below it, the effect of calling
+# cannot be measured.
+YOBIKAKE_CONTROL_GROUP_MIN_PERCENT = envint("YOBIKAKE_CONTROL_GROUP_MIN_PERCENT", 5)
 YOBIKAKE_ALERT_EMAILS = os.environ.get("YOBIKAKE_ALERT_EMAILS", "").split(",")
 YOBIKAKE_ALERT_WEBHOOK_URL = os.environ.get("YOBIKAKE_ALERT_WEBHOOK_URL", "")
 # Mail goes to the console unless an SMTP server is named.

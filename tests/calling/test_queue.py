@@ -6,7 +6,7 @@ from datetime import date, timedelta
 import pytest
 from django.utils import timezone
 
-from tests.calling.conftest import running_campaign
+from tests.calling.conftest import approve_terms, running_campaign
 from tests.conftest import load_people, make_user
 from yobikake.accounts.errors import AccountError, NotPermitted
 from yobikake.accounts.permissions import Role
@@ -198,14 +198,15 @@ def test_an_abandoned_checkout_returns_to_the_pool(calling_day, world):
 
 
 def test_do_not_call_in_one_campaign_blocks_the_number_in_another(calling_day, world):
-    # The same people on the insurer's lists of two fiscal years, one campaign each.
+    # The same people on two lists of the insurer (a list and a supplementary one), one
+    # campaign each.
     campaigns = []
-    for year in (2021, 2022):
-        target_list, _ = load_people(world, count=6, seed=9, fiscal_year=year)
+    for _ in range(2):
+        target_list, _ = load_people(world, count=6, seed=9, fiscal_year=2022)
         campaign = services.create_campaign(
             actor=world.supervisor,
             insurer=world.insurer_a,
-            fiscal_year=year,
+            fiscal_year=2022,
             lists=[target_list],
             holdout_share=0,
             starts=timezone.localdate(),
@@ -214,6 +215,7 @@ def test_do_not_call_in_one_campaign_blocks_the_number_in_another(calling_day, w
         services.assign_operators(
             actor=world.supervisor, campaign=campaign, operators=[world.operator]
         )
+        approve_terms(world, campaign)
         campaigns.append(services.start_campaign(actor=world.supervisor, campaign=campaign, seed=1))
     Campaign.objects.filter(pk=campaigns[1].pk).update(state=Campaign.State.DRAFT)
     stopped = work(world.operator, "do_not_call")

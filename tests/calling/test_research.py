@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import override
 
-from tests.calling.conftest import running_campaign
+from tests.calling.conftest import approve_terms, running_campaign
 from tests.conftest import make_user
 from tests.pii import LOADED_PEOPLE
 from yobikake.accounts.errors import AccountError, NotPermitted
@@ -219,6 +219,7 @@ def directory_world(world, tmp_path, encoding="cp932"):
         lists=[target_list],
         holdout_share=0,
     )
+    approve_terms(world, campaign)
     campaign = services.start_campaign(actor=world.supervisor, campaign=campaign, seed=1)
     broken = replace(entries[-1], phone="0")
     path = tmp_path / "directory.csv"

@@ -12,6 +12,7 @@ from tests.calling.conftest import running_campaign
 from yobikake.calling import rules, services
 from yobikake.calling.models import Campaign
 from yobikake.calling.rules import TOKYO, Calendar, Closed
+from yobikake.tenancy.models import Contract
 
 YEAR = Calendar(
     starts=date(2025, 4, 1),
@@ -74,6 +75,10 @@ def test_saturdays_when_the_campaign_calls_on_them():
 def test_the_queue_follows_the_calendar_through_a_frozen_year(world):
     """ "Next call" itself, with the clock frozen on each day of a fiscal year at 10:00
     and 20:00 Tokyo: it offers a call exactly on calling days within the hours."""
+    # The insurer's contract lets its residents be called all through the fiscal year.
+    Contract.objects.filter(insurer=world.insurer_a, fiscal_year=2022).update(
+        calling_starts=date(2022, 4, 1), calling_ends=date(2023, 3, 31)
+    )
     with time_machine.travel(datetime(2022, 4, 1, 10, tzinfo=TOKYO), tick=False) as clock:
         campaign, _, _ = running_campaign(
             world, count=5, holdout_share=0, starts=date(2022, 4, 1), ends=date(2023, 3, 31)

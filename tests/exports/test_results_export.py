@@ -16,7 +16,7 @@ import time_machine
 from django.core.management import call_command
 from django.urls import reverse
 
-from tests.calling.conftest import running_campaign
+from tests.calling.conftest import running_campaign, within_contract
 from tests.conftest import make_user
 from tests.exports.conftest import decrypt_csv
 from tests.incidents.test_scoping import opened, retyped, scope, write_csv
@@ -99,11 +99,14 @@ CALLING_COLUMNS = (
 
 def start_campaign_over(world, target_list):
     """A started campaign of insurer A over `target_list`, as `running_campaign` makes."""
-    campaign = calling.create_campaign(
-        actor=world.supervisor, insurer=world.insurer_a, fiscal_year=2022, lists=[target_list]
-    )
-    calling.assign_operators(actor=world.supervisor, campaign=campaign, operators=[world.operator])
-    return calling.start_campaign(actor=world.supervisor, campaign=campaign, seed=1)
+    with within_contract(world, 2022):
+        campaign = calling.create_campaign(
+            actor=world.supervisor, insurer=world.insurer_a, fiscal_year=2022, lists=[target_list]
+        )
+        calling.assign_operators(
+            actor=world.supervisor, campaign=campaign, operators=[world.operator]
+        )
+        return calling.start_campaign(actor=world.supervisor, campaign=campaign, seed=1)
 
 
 def named_rows(released, identity) -> list[dict[str, str]]:

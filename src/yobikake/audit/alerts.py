@@ -43,6 +43,7 @@ RULE_LABELS = {
     "append_only_guard_missing": _("An append-only guard of the audit log is missing"),
     "alert_tampered": _("An alert deleted or edited in the database"),
     "controls_changed": _("Security settings or installed code changed"),
+    "campaign_unapproved": _("A campaign started without its insurer's approval"),
 }
 
 # Events about the log itself never raise alerts (an alert writes such an event).
@@ -77,6 +78,7 @@ def evaluate(event: Event) -> None:
         _export_tampered,
         _retention_overdue,
         _retention_moved,
+        _campaign_unapproved,
     ):
         rule(event)
 
@@ -353,4 +355,17 @@ def _retention_moved(event: Event) -> None:
             f"contract #{moved.get('contract_id')}: its retention deadline reads "
             f"{moved.get('column')} in the database but {moved.get('recorded')} on the record; "
             "the schedule goes by the record",
+        )
+
+
+def _campaign_unapproved(event: Event) -> None:
+    # Terms beyond the insurer's contract (calling hours, a small control group) need the
+    # insurer's approval (calling/terms.py): a start without it is refused, and told.
+    if event.tag == AuditTag.CAMPAIGN_START and event.reason == "approval_required":
+        raise_alert(
+            "campaign_unapproved",
+            Alert.Severity.WARNING,
+            event,
+            f"campaign #{json.loads(event.details or '{}').get('campaign_id')} refused at "
+            "start: its terms go beyond the contract and the insurer has not approved them",
         )

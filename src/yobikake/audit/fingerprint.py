@@ -53,6 +53,8 @@ CONTROLS = (
     Control("inquiry_budget", _setting("YOBIKAKE_INQUIRY_BUDGET")),
     Control("grant_minutes", _setting("YOBIKAKE_GRANT_MINUTES")),
     Control("approval_hours", _setting("YOBIKAKE_APPROVAL_HOURS")),
+    # The smallest control group a campaign starts with unless its insurer approves.
+    Control("control_group_min_percent", _setting("YOBIKAKE_CONTROL_GROUP_MIN_PERCENT")),
     Control("calling_hours_start", _setting("YOBIKAKE_CALLING_HOURS", 0)),
     Control("calling_hours_end", _setting("YOBIKAKE_CALLING_HOURS", 1)),
     Control("canaries_per_list", _setting("YOBIKAKE_CANARIES_PER_LIST")),

@@ -7,6 +7,8 @@ operator sees it only through a reveal for the call checked out to them. Call ta
 outlive their list's shredding (the person's link is cut, the counts stay).
 """
 
+from datetime import time
+
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -57,8 +59,8 @@ class Campaign(models.Model):
     state = models.CharField(max_length=10, choices=State.choices, default=State.DRAFT)
     starts = models.DateField(_("calling starts"))
     ends = models.DateField(_("calling ends"))
-    window_start = models.TimeField(_("calls from"), default="09:00")
-    window_end = models.TimeField(_("calls until"), default="20:00")
+    window_start = models.TimeField(_("calls from"), default=time(9, 0))
+    window_end = models.TimeField(_("calls until"), default=time(20, 0))
     saturdays = models.BooleanField(_("Saturdays"), default=False)
     max_attempts = models.PositiveSmallIntegerField(_("maximum attempts"), default=3)
     # Minutes before the next try, per disposition code, over the dispositions' own.

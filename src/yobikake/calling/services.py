@@ -8,12 +8,13 @@ checkouts run one after another — and issues the operator a grant for that one
 only when the queue was built.
 """
 
+import functools
 import random
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -22,9 +23,9 @@ from django.utils.translation import gettext as _
 from yobikake.accounts.errors import AccountError, NotPermitted
 from yobikake.accounts.permissions import Permission, Role
 from yobikake.accounts.selectors import active_roles, require
-from yobikake.audit.services import append_event, audited
+from yobikake.audit.services import append_event, audited, record_denial
 from yobikake.audit.tags import AuditTag
-from yobikake.calling import dispositions, eligibility, rules
+from yobikake.calling import dispositions, eligibility, rules, terms
 from yobikake.calling.models import (
     Attempt,
     BlackoutPeriod,
@@ -33,6 +34,9 @@ from yobikake.calling.models import (
     Disposition,
     DoNotCall,
 )
+from yobikake.exports import approvals
+from yobikake.exports import services as exports
+from yobikake.exports.models import Approval
 from yobikake.incidents import canaries
 from yobikake.intake.models import Target, TargetList
 from yobikake.vault import datakeys
@@ -50,6 +54,21 @@ class NothingToCall(AccountError):
     """No target may be called now; `code` says why (a closed reason or "queue_empty")."""
 
 
+def _require(actor: Any, permission: Permission) -> None:
+    # `actor` None is the command line (`yobikake calling`), as for `yobikake tenancy`:
+    # whoever runs commands on the application host holds every right the application
+    # has. Its events carry no user, and `source: cli`.
+    if actor is not None:
+        require(actor, permission)
+
+
+def _source(actor: Any) -> dict[str, str]:
+    return {} if actor is not None else {"source": "cli"}
+
+
+_Action = TypeVar("_Action", bound=Callable[..., Campaign])
+
+
 @audited(AuditTag.CAMPAIGN_CREATE)
 def create_campaign(
     *,
@@ -61,8 +80,14 @@ def create_campaign(
     **settings: Any,
 ) -> Campaign:
     """A campaign over some of the insurer's lists of one fiscal year, in draft. The
-    insurer gets the usual blackout periods (New Year, Obon) of those years."""
-    require(actor, Permission.CAMPAIGN_ANY_RUN)
+    insurer gets the usual blackout periods (New Year, Obon) of those years.
+
+    Refused when its calling days fall outside the contract's calling period or past the
+    list's retention deadline (calling/terms.py). Terms that go beyond the contract
+    (calling hours, a small control group) are allowed in a draft; the insurer's
+    approval is asked for at once (by a supervisor; from the command line, later on the
+    campaign's page) and the campaign cannot start without it."""
+    _require(actor, Permission.CAMPAIGN_ANY_RUN)
     if not lists:
         raise AccountError(_("A campaign needs at least one list."), code="no_lists")
     for target_list in lists:
@@ -73,11 +98,19 @@ def create_campaign(
             )
         if target_list.state != TargetList.State.ACTIVE:
             raise AccountError(_("This list has been shredded."), code="list_shredded")
-    contract = insurer.contracts.filter(fiscal_year=fiscal_year).first()
-    if contract is None:
-        raise AccountError(_("The insurer has no contract for this fiscal year."), "no_contract")
-    settings.setdefault("starts", contract.calling_starts)
-    settings.setdefault("ends", contract.calling_ends)
+    start, end = settings.get("window_start"), settings.get("window_end")
+    if start is not None and end is not None and start >= end:
+        raise AccountError(_("The calling hours end before they start."), code="hours_order")
+    contract = terms.contract_of(insurer.pk, fiscal_year)
+    if contract is not None:
+        settings.setdefault("starts", contract.calling_starts)
+        settings.setdefault("ends", contract.calling_ends)
+    terms.check_dates(
+        contract=contract,
+        starts=settings.get("starts"),
+        ends=settings.get("ends"),
+        today=timezone.localdate(),
+    )
     campaign = Campaign.objects.create(
         insurer=insurer,
         fiscal_year=fiscal_year,
@@ -91,24 +124,147 @@ def create_campaign(
         BlackoutPeriod.objects.get_or_create(
             insurer=insurer, starts=starts, ends=ends, defaults={"label": label}
         )
+    beyond = terms.beyond(campaign, contract) if contract is not None else []
     append_event(
         tag=AuditTag.CAMPAIGN_CREATE,
         actor=actor,
         insurer_id=insurer.pk,
-        details={"campaign_id": campaign.pk, "lists": _ids(tl.pk for tl in lists)},
+        details={"campaign_id": campaign.pk, "lists": _ids(tl.pk for tl in lists)}
+        | ({"needs_approval": terms.codes(beyond)} if beyond else {})
+        | _source(actor),
     )
+    if beyond and actor is not None:
+        _request_terms(actor, campaign, beyond)
     return campaign
 
 
-@audited(AuditTag.CAMPAIGN_START)
-def start_campaign(*, actor: Any, campaign: Campaign, seed: int | None = None) -> Campaign:
-    """Build the queue and fix the holdout before the first call: the seed is drawn
-    (or given, to reproduce one), recorded on the campaign and in the audit log, and
-    decides who is never called."""
+@audited(AuditTag.APPROVAL_REQUEST)
+def request_campaign_approval(*, actor: Any, campaign: Campaign) -> Approval:
+    """Ask the insurer to approve a draft campaign's terms that go beyond its contract
+    (a supervisor; `create_campaign` asks at once when a supervisor creates one)."""
     require(actor, Permission.CAMPAIGN_ANY_RUN)
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if campaign.state != Campaign.State.DRAFT:
         raise AccountError(_("This campaign has already started."), code="already_started")
+    _contract, beyond = terms.needs(campaign)
+    if not beyond:
+        raise AccountError(
+            _("This campaign keeps to its contract: it needs no approval."), code="within_contract"
+        )
+    latest = terms.latest(campaign)
+    if latest is not None and latest.current_state in (
+        Approval.State.REQUESTED,
+        Approval.State.APPROVED,
+    ):
+        raise AccountError(
+            _("This has already been requested and is still open."), code="already_requested"
+        )
+    return _request_terms(actor, campaign, beyond)
+
+
+def _request_terms(actor: Any, campaign: Campaign, beyond: list[terms.Beyond]) -> Approval:
+    now = timezone.now()
+    approval = Approval.objects.create(
+        kind=terms.KIND,
+        insurer_id=campaign.insurer_id,
+        subject=terms.subject(campaign),
+        requested_by=actor,
+        requested_at=now,
+        expires_at=now + exports.valid_for(),
+    )
+    approvals.seal(approval)
+    append_event(
+        tag=AuditTag.APPROVAL_REQUEST,
+        actor=actor,
+        insurer_id=campaign.insurer_id,
+        details={
+            "approval_id": approval.pk,
+            "kind": str(terms.KIND),
+            "campaign_id": campaign.pk,
+            "terms": terms.codes(beyond),
+        },
+    )
+    return approval
+
+
+def _decide_terms(
+    actor: Any, campaign: Campaign, decide: Callable[..., Approval], tag: AuditTag
+) -> Approval:
+    approval = terms.awaiting(campaign)
+    if approval is None:
+        record_denial(
+            tag=tag,
+            actor=actor,
+            reason="no_request",
+            insurer_id=campaign.insurer_id,
+            details={"campaign_id": campaign.pk},
+        )
+        raise AccountError(_("There is no request to decide on."), code="no_request")
+    # The approvals' own rules: the policy (the insurer's own staff, not the requester),
+    # the MAC, the time; the decision and any refusal of it are on the record.
+    return decide(actor=actor, approval=approval)
+
+
+def approve_campaign_terms(*, actor: Any, campaign: Campaign) -> Approval:
+    """The insurer's staff approve their campaign's terms beyond the contract, as the
+    request stated them."""
+    return _decide_terms(actor, campaign, exports.approve, AuditTag.APPROVAL_APPROVE)
+
+
+def refuse_campaign_terms(*, actor: Any, campaign: Campaign) -> Approval:
+    """The insurer's staff refuse them (the campaign stays a draft)."""
+    return _decide_terms(actor, campaign, exports.refuse, AuditTag.APPROVAL_REFUSE)
+
+
+def _audited_campaign(tag: AuditTag) -> Callable[[_Action], _Action]:
+    """Like `audited`, with the campaign and its insurer named in the refusal's event."""
+
+    def decorator(service: _Action) -> _Action:
+        @functools.wraps(service)
+        def wrapper(*, actor: Any, campaign: Campaign, **kwargs: Any) -> Campaign:
+            try:
+                with transaction.atomic():
+                    return service(actor=actor, campaign=campaign, **kwargs)
+            except AccountError as exc:
+                record_denial(
+                    tag=tag,
+                    actor=actor,
+                    reason=exc.code,
+                    insurer_id=campaign.insurer_id,
+                    details={"campaign_id": campaign.pk},
+                )
+                raise
+
+        return cast(_Action, wrapper)
+
+    return decorator
+
+
+@_audited_campaign(AuditTag.CAMPAIGN_START)
+def start_campaign(*, actor: Any, campaign: Campaign, seed: int | None = None) -> Campaign:
+    """Build the queue and fix the holdout before the first call: the seed is drawn
+    (or given, to reproduce one), recorded on the campaign and in the audit log, and
+    decides who is never called.
+
+    The contract is checked again (the campaign may have waited, or been edited in the
+    database), and terms beyond it need the insurer's approval of exactly these terms,
+    on the record; it is used up by the start. A start refused for want of it raises an
+    alert."""
+    _require(actor, Permission.CAMPAIGN_ANY_RUN)
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    if campaign.state != Campaign.State.DRAFT:
+        raise AccountError(_("This campaign has already started."), code="already_started")
+    contract, beyond = terms.needs(campaign)
+    terms.check_dates(
+        contract=contract, starts=campaign.starts, ends=campaign.ends, today=timezone.localdate()
+    )
+    approval = terms.approval_for(campaign) if beyond else None
+    if beyond and approval is None:
+        raise AccountError(
+            _("The insurer has not approved this campaign's terms: %(terms)s.")
+            % {"terms": "; ".join(terms.describe(beyond, campaign, contract))},
+            code="approval_required",
+        )
     lists = list(campaign.lists.all())
     hidden = canaries.of_lists(lists)  # never called, never counted
     people = [
@@ -141,6 +297,14 @@ def start_campaign(*, actor: Any, campaign: Campaign, seed: int | None = None) -
     campaign.state = Campaign.State.RUNNING
     campaign.started_at = timezone.now()
     campaign.save(update_fields=["state", "started_at", "holdout_seed"])
+    if approval is not None:
+        approval.state, approval.used_by, approval.used_at = (
+            Approval.State.USED,
+            actor,
+            campaign.started_at,
+        )
+        approval.save(update_fields=["state", "used_by", "used_at"])
+        approvals.seal(approval)
     append_event(
         tag=AuditTag.CAMPAIGN_START,
         actor=actor,
@@ -150,7 +314,9 @@ def start_campaign(*, actor: Any, campaign: Campaign, seed: int | None = None) -
             "holdout_seed": campaign.holdout_seed,
             "holdout": len(held),
             "targets": len(people),
-        },
+        }
+        | ({"approval_id": approval.pk} if approval is not None else {})
+        | _source(actor),
     )
     return campaign
 

@@ -15,5 +15,20 @@ urlpatterns = [
     path("campaigns/<int:campaign_id>/operators/", views.campaign_operators, name="operators"),
     path("campaigns/<int:campaign_id>/start/", views.campaign_start, name="start"),
     path("campaigns/<int:campaign_id>/close/", views.campaign_close, name="close"),
+    path(
+        "campaigns/<int:campaign_id>/terms/request/",
+        views.campaign_terms_request,
+        name="terms_request",
+    ),
+    path(
+        "campaigns/<int:campaign_id>/terms/approve/",
+        views.campaign_terms_approve,
+        name="terms_approve",
+    ),
+    path(
+        "campaigns/<int:campaign_id>/terms/refuse/",
+        views.campaign_terms_refuse,
+        name="terms_refuse",
+    ),
     path("", include("yobikake.calling.research_urls")),
 ]

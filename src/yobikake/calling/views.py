@@ -17,7 +17,7 @@ from yobikake.accounts.errors import AccountError
 from yobikake.accounts.models import User
 from yobikake.accounts.permissions import Permission
 from yobikake.accounts.selectors import has_permission
-from yobikake.calling import dispositions, forms, selectors, services
+from yobikake.calling import dispositions, forms, selectors, services, terms
 from yobikake.calling.models import Attempt, CallTarget, Campaign
 from yobikake.vault.models import Purpose
 from yobikake.vault.reveal import RevealRefused, reveal
@@ -141,6 +141,7 @@ def progress(request: HttpRequest, campaign_id: int) -> HttpResponse:
         "calling/progress.html",
         {
             "campaign": campaign,
+            "terms": _terms_context(request, campaign, runs),
             "funnel": selectors.funnel(campaign),
             "outcomes": selectors.outcome_counts(campaign),
             "simulated": selectors.simulated_calls(campaign),
@@ -151,6 +152,26 @@ def progress(request: HttpRequest, campaign_id: int) -> HttpResponse:
             else None,
         },
     )
+
+
+def _terms_context(request: HttpRequest, campaign: Campaign, runs: bool) -> dict[str, Any]:
+    """A draft's terms beyond its contract, the insurer's approval of them, and what the
+    viewer may do about it: a supervisor asks, the insurer's staff decide."""
+    if campaign.state != Campaign.State.DRAFT:
+        return {}
+    contract, beyond = terms.needs(campaign)
+    if contract is None or not beyond:
+        return {}
+    latest = terms.latest(campaign)
+    state = latest.current_state if latest is not None else ""
+    return {
+        "described": terms.describe(beyond, campaign, contract),
+        "approval": latest,
+        "state": state,
+        "may_request": runs and state not in ("requested", "approved"),
+        "may_decide": state == "requested"
+        and has_permission(request.user, Permission.CAMPAIGN_OWN_APPROVE),
+    }
 
 
 @permission_required(Permission.CAMPAIGN_ANY_RUN)
@@ -213,6 +234,30 @@ def campaign_start(request: HttpRequest, campaign_id: int) -> HttpResponse:
     """Start: the queue is built and the control group drawn (its seed recorded)."""
     done = _("The campaign has started; its control group is fixed.")
     return _act(request, campaign_id, services.start_campaign, done)
+
+
+@permission_required(Permission.CAMPAIGN_ANY_RUN)
+@require_POST
+def campaign_terms_request(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """Ask the insurer to approve the draft's terms beyond the contract."""
+    done = _("The insurer has been asked to approve this campaign's terms.")
+    return _act(request, campaign_id, services.request_campaign_approval, done)
+
+
+@permission_required(Permission.CAMPAIGN_OWN_APPROVE)
+@require_POST
+def campaign_terms_approve(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """The insurer's staff approve the terms as requested."""
+    done = _("You have approved this campaign's terms; the call centre can start it.")
+    return _act(request, campaign_id, services.approve_campaign_terms, done)
+
+
+@permission_required(Permission.CAMPAIGN_OWN_APPROVE)
+@require_POST
+def campaign_terms_refuse(request: HttpRequest, campaign_id: int) -> HttpResponse:
+    """The insurer's staff refuse them; the campaign stays a draft."""
+    done = _("You have refused this campaign's terms; it cannot start with them.")
+    return _act(request, campaign_id, services.refuse_campaign_terms, done)
 
 
 @permission_required(Permission.CAMPAIGN_ANY_RUN)
