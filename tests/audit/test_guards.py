@@ -1,5 +1,7 @@
 """The start-up check finds an append-only guard that is gone, switched off or hollowed
-out, not only one whose name is missing."""
+out, not only one whose name is missing; and anything else on the audit tables that
+would get round the guards or swallow an alert (a trigger or rule of someone else's,
+row security, a session or database set to replica mode)."""
 
 import pytest
 from django.db import connection
@@ -33,6 +35,8 @@ PG_ATTACKS = {
     "dropped": ["DROP TRIGGER audit_event_append_only_rows ON audit_event"],
     "disabled": ["ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only_rows"],
     "replica only": ["ALTER TABLE audit_event ENABLE REPLICA TRIGGER audit_event_append_only_rows"],
+    # Fires in ordinary sessions only: `session_replication_role = replica` passes it.
+    "origin only": ["ALTER TABLE audit_event ENABLE TRIGGER audit_event_append_only_rows"],
     "hollowed function": [
         "CREATE OR REPLACE FUNCTION yobikake_append_only() RETURNS trigger AS $$ "
         "BEGIN RETURN NEW; END $$ LANGUAGE plpgsql"
@@ -67,6 +71,70 @@ def test_a_guard_gone_switched_off_or_hollowed_out_is_missing():
         assert any(name.startswith("audit_event_") for name in missing), attack
         guards.install(connection)
         assert guards.missing(connection) == [], attack
+
+
+SQLITE_INTRUDERS = {
+    # An alert row silently not written.
+    "audit_alert_swallowed": "CREATE TRIGGER audit_alert_swallowed BEFORE INSERT ON audit_alert"
+    " BEGIN SELECT RAISE(IGNORE); END",
+    # Alert events silently not written.
+    "audit_event_quiet": "CREATE TRIGGER audit_event_quiet BEFORE INSERT ON audit_event"
+    " WHEN NEW.tag = 'alert:record:raise' BEGIN SELECT RAISE(IGNORE); END",
+}
+_PG_DROP = (
+    "CREATE OR REPLACE FUNCTION drop_row() RETURNS trigger AS $$ BEGIN RETURN NULL; END $$"
+    " LANGUAGE plpgsql"
+)
+PG_INTRUDERS = {
+    "audit_alert_swallowed": [
+        _PG_DROP,
+        "CREATE TRIGGER audit_alert_swallowed BEFORE INSERT ON audit_alert"
+        " FOR EACH ROW EXECUTE FUNCTION drop_row()",
+    ],
+    "audit_event_quiet": [
+        _PG_DROP,
+        "CREATE TRIGGER audit_event_quiet BEFORE INSERT ON audit_event FOR EACH ROW"
+        " WHEN (NEW.tag = 'alert:record:raise') EXECUTE FUNCTION drop_row()",
+    ],
+    "rule audit_alert_hidden": [
+        "CREATE RULE audit_alert_hidden AS ON INSERT TO audit_alert"
+        " WHERE NEW.severity = 'critical' DO INSTEAD NOTHING"
+    ],
+    "rule audit_event_kept": [
+        "CREATE RULE audit_event_kept AS ON UPDATE TO audit_event DO INSTEAD NOTHING"
+    ],
+    "row security on audit_alert": [
+        "ALTER TABLE audit_alert ENABLE ROW LEVEL SECURITY",
+        "ALTER TABLE audit_alert FORCE ROW LEVEL SECURITY",
+        "CREATE POLICY audit_alert_routine ON audit_alert USING (severity <> 'critical')",
+    ],
+}
+
+
+def test_a_trigger_rule_or_policy_of_someone_elses_on_the_audit_tables_is_found_and_removed():
+    """They would drop alerts (or their events) while every guard is in place."""
+    if connection.vendor == "postgresql":
+        attacks = PG_INTRUDERS
+    else:
+        attacks = {name: [create] for name, create in SQLITE_INTRUDERS.items()}
+    for intruder, statements in attacks.items():
+        sql(*statements)
+        assert any(intruder in problem for problem in guards.missing(connection)), intruder
+        guards.install(connection)
+        assert guards.missing(connection) == [], intruder
+
+
+def test_a_session_in_replica_mode_is_named():
+    if connection.vendor != "postgresql":
+        # SQLite has no replication role; its triggers fire in every connection that
+        # has not switched them off itself (see docs/threat-model.md).
+        assert guards.missing(connection) == []
+        return
+    sql("SET session_replication_role = replica")
+    try:
+        assert guards.missing(connection) == ["session_replication_role = replica"]
+    finally:
+        sql("SET session_replication_role = origin")
 
 
 def test_removing_the_guards_leaves_every_one_missing():
