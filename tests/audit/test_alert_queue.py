@@ -8,10 +8,11 @@ from io import StringIO
 import pytest
 from django.core import mail
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import connection, transaction
 
 from tests.audit.helpers import head_seq
 from yobikake.audit import services
+from yobikake.audit.alerts import deliver, raise_alert
 from yobikake.audit.models import Alert, Event
 from yobikake.audit.services import append_event
 from yobikake.audit.tags import AuditTag
@@ -70,7 +71,8 @@ def test_a_critical_alert_deleted_by_sql_is_raised_again_and_its_deletion_is_cri
     restored = Alert.objects.filter(pk=canary_alert.pk).values().get()
     kept = ("rule", "severity", "state", "subject_user_id", "subject_username", "event_seq")
     assert {k: restored[k] for k in kept} == {k: before[k] for k in kept}
-    assert "restored from the audit log" in restored["summary"]
+    assert restored["summary"].startswith("監査ログ（イベント #")
+    assert f"発生元はイベント #{before['event_seq']} です。" in restored["summary"]
     tampered = tamper_alert()
     assert (tampered.severity, tampered.state) == ("critical", "open")
     assert f"#{canary_alert.pk}" in tampered.summary and "deleted" in tampered.summary
@@ -110,7 +112,7 @@ def test_an_edited_summary_or_a_backdated_alert_is_put_back(canary_alert):
     )
     verify_fails()
     canary_alert.refresh_from_db()
-    assert "restored from the audit log" in canary_alert.summary
+    assert canary_alert.summary.startswith("監査ログ（イベント #")
     assert canary_alert.raised_at.year > 2001
 
 
@@ -129,7 +131,9 @@ def test_alerts_handled_through_yobikake_leave_the_queue_intact(canary_alert, wo
     services.acknowledge_alert(actor=world.security, alert=canary_alert)
     verify_passes()
     services.close_alert(actor=world.security, alert=canary_alert, note="a test call; checked")
-    sql("UPDATE audit_alert SET delivery = 'mail:sent' WHERE id = %s", [canary_alert.pk])
+    deliver(canary_alert.pk)  # as it is once the transaction that raised it commits
+    canary_alert.refresh_from_db()
+    assert canary_alert.delivery == "mail:sent"
     verify_passes()
     assert not Alert.objects.filter(rule="alert_tampered").exists()
 
@@ -140,7 +144,8 @@ def test_a_closing_note_rewritten_by_sql_is_found(canary_alert, world):
     said = verify_fails()
     assert "note" in said
     canary_alert.refresh_from_db()
-    assert canary_alert.state == "closed" and "rewritten" in canary_alert.note
+    assert canary_alert.state == "closed" and "書き換えられた" in canary_alert.note
+    verify_passes()  # the note as put back is not an edit
 
 
 def test_the_alert_event_records_what_the_queue_is_rebuilt_from(canary_alert):
@@ -151,3 +156,32 @@ def test_the_alert_event_records_what_the_queue_is_rebuilt_from(canary_alert):
     assert details["subject_user_id"] == canary_alert.subject_user_id
     assert details["summary"].startswith("sha256:")
     assert raised.seq == head_seq()
+
+
+def test_the_subject_s_user_name_or_the_delivery_edited_by_sql_is_put_back(canary_alert, world):
+    deliver(canary_alert.pk)
+    sql(
+        "UPDATE audit_alert SET subject_username = %s, delivery = 'mail:sent webhook:200'"
+        " WHERE id = %s",
+        [world.security.username, canary_alert.pk],
+    )
+    said = verify_fails()
+    assert f"alert #{canary_alert.pk} (canary_touched): edited" in said
+    assert "subject_username" in said and "delivery" in said
+    canary_alert.refresh_from_db()
+    assert canary_alert.subject_username == world.operator.username
+    assert canary_alert.delivery == "mail:sent"
+    verify_passes()
+
+
+def test_an_alert_no_event_raised_is_restored_saying_so_in_japanese(world):
+    with transaction.atomic():
+        alert = raise_alert("append_only_guard_missing", Alert.Severity.CRITICAL, None, "x")
+    sql("DELETE FROM audit_alert WHERE id = %s", [alert.pk])
+    verify_fails()
+    alert.refresh_from_db()
+    assert "None" not in alert.summary
+    assert alert.summary.endswith(
+        "発生元はイベントではなく、システム自身の点検（起動時の点検、監査ログの検証）です。"
+    )
+    verify_passes()

@@ -4,13 +4,13 @@ the delivery of alerts to mail and an optional webhook."""
 import json
 import logging
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -43,6 +43,7 @@ RULE_LABELS = {
     "append_only_guard_missing": _("An append-only guard of the audit log is missing"),
     "alert_tampered": _("An alert deleted or edited in the database"),
     "controls_changed": _("Security settings or installed code changed"),
+    "bytecode_tampered": _("Compiled code that does not match the installed source"),
     "campaign_unapproved": _("A campaign started without its insurer's approval"),
 }
 
@@ -55,6 +56,7 @@ _QUIET = frozenset(
         AuditTag.CHECKPOINT_SIGN,
         AuditTag.VERIFY_FAILURE,
         AuditTag.ALERT_RESTORE,
+        AuditTag.ALERT_DELIVER,
         AuditTag.GUARDS_INSTALL,
         AuditTag.PROCESS_START,
         AuditTag.SETTINGS_CHANGE,
@@ -252,6 +254,12 @@ def _bulk_opening(event: Event) -> None:
         )
 
 
+class AlertNotWritten(DatabaseError):
+    """The alert's row was not written, and no error said so: something on the table
+    (a trigger returning NULL, a rule doing nothing instead) swallowed it. Raised so
+    that what raised the alert fails rather than goes on unseen."""
+
+
 def raise_alert(
     rule: str,
     severity: Alert.Severity,
@@ -281,6 +289,8 @@ def raise_alert(
         event_seq=event.seq if event else None,
         summary=summary[:300],
     )
+    if alert.pk is None:
+        raise AlertNotWritten(f"the {rule} alert was not written to the alert queue")
     append_event(
         tag=AuditTag.ALERT_RAISE,
         actor=None,
@@ -297,11 +307,31 @@ def raise_alert(
     return alert
 
 
+def raise_alert_or_log(
+    rule: str, severity: Alert.Severity, event: Event | None, summary: str
+) -> Alert | None:
+    """`raise_alert` for a check that must carry on, and refuse, whatever becomes of its
+    alert: in a savepoint of its own, and logged instead when the alert cannot be
+    written (the queue's table not as installed, the database refusing)."""
+    try:
+        with transaction.atomic():
+            return raise_alert(rule, severity, event, summary)
+    except DatabaseError as error:
+        log.error("the %s alert could not be written (%s): %s", rule, error, summary)
+        return None
+
+
 def deliver(alert_id: int) -> None:
-    """Mail the security officers and call the webhook; record what happened. A failed
-    delivery never undoes the alert: it stays on the security officer's screen."""
-    alert = Alert.objects.get(pk=alert_id)
-    outcome = []
+    """Mail the security officers and call the webhook; record what happened, on the row
+    and in the log (`audit verify` puts back a row whose record was edited). A failed
+    delivery never undoes the alert: it stays on the security officer's screen. A row
+    gone by now (deleted, or never written) is not delivered; `audit verify` puts back
+    what the log raised."""
+    alert = Alert.objects.filter(pk=alert_id).first()
+    if alert is None:
+        log.warning("alert %s is not in the queue: not delivered", alert_id)
+        return
+    outcome: dict[str, str | int] = {}
     recipients = [a for a in settings.YOBIKAKE_ALERT_EMAILS if a]
     label = str(RULE_LABELS.get(alert.rule, alert.rule))
     if recipients:
@@ -312,10 +342,10 @@ def deliver(alert_id: int) -> None:
                 from_email=None,
                 recipient_list=recipients,
             )
-            outcome.append("mail:sent")
+            outcome["mail"] = "sent"
         except Exception as exc:
             log.warning("alert %s mail failed: %s", alert.pk, exc)
-            outcome.append("mail:failed")
+            outcome["mail"] = "failed"
     if settings.YOBIKAKE_ALERT_WEBHOOK_URL:
         body = json.dumps(
             {
@@ -336,12 +366,25 @@ def deliver(alert_id: int) -> None:
         )
         try:
             with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
-                outcome.append(f"webhook:{response.status}")
+                outcome["webhook"] = response.status
         except Exception as exc:
             log.warning("alert %s webhook failed: %s", alert.pk, exc)
-            outcome.append("webhook:failed")
+            outcome["webhook"] = "failed"
     if outcome:
-        Alert.objects.filter(pk=alert.pk).update(delivery=" ".join(outcome))
+        from yobikake.audit.services import append_event
+
+        with transaction.atomic():
+            Alert.objects.filter(pk=alert.pk).update(delivery=delivery_text(outcome))
+            append_event(
+                tag=AuditTag.ALERT_DELIVER, actor=None, details={"alert_id": alert.pk, **outcome}
+            )
+
+
+def delivery_text(outcome: Mapping[str, object]) -> str:
+    """The row's `delivery`: `mail:sent webhook:204`."""
+    return " ".join(
+        f"{channel}:{outcome[channel]}" for channel in ("mail", "webhook") if channel in outcome
+    )
 
 
 def _retention_moved(event: Event) -> None:

@@ -88,6 +88,7 @@ class AuditTag(StrEnum):
     ALERT_ACKNOWLEDGE = "alert:record:acknowledge"
     ALERT_CLOSE = "alert:record:close"
     ALERT_RESTORE = "alert:record:restore"  # a row deleted, edited or written by SQL
+    ALERT_DELIVER = "alert:record:deliver"  # what mail and the webhook said of it
 
 
 REVEAL_TAGS = frozenset({AuditTag.REVEAL_CALL, AuditTag.REVEAL_RESEARCH, AuditTag.REVEAL_EXPORT})
