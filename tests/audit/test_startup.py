@@ -52,9 +52,9 @@ def drop_one_guard(home: FreshHome) -> str:
     return "audit_event_no_delete"
 
 
-def started(home: FreshHome, *args: str) -> subprocess.CompletedProcess:
+def started(home: FreshHome, *args: str, **env: str) -> subprocess.CompletedProcess:
     try:
-        return home.run(*args, timeout=60)
+        return home.run(*args, timeout=60, **env)
     except subprocess.TimeoutExpired:
         pytest.fail(f"{' '.join(args)} kept running without its append-only guard")
 
@@ -103,7 +103,8 @@ def test_every_process_refuses_to_start_without_a_guard_and_raises_a_critical_al
     verify = started(fresh_home, "audit", "verify")
     assert verify.returncode == 0, verify.stderr
     assert verify.stdout.startswith("intact")
-    assert len(guard_alerts(fresh_home)) == 4
+    alerts = guard_alerts(fresh_home)
+    assert len(alerts) == 5 and alerts[-1][2].startswith("put back by audit guards --install")
     with pytest.raises(DRIVER_ERRORS, match="append-only"):
         fresh_home.sql("DELETE FROM audit_event")
 

@@ -1,5 +1,6 @@
 """What a process starts with that sets a control: the security-relevant settings, all
-listed here, and a digest of the installed code.
+listed here, what Python itself is told to load (its PYTHON* environment, its path, a
+sitecustomize, .pth files), and a digest of the installed package.
 
 Each start records them in the log (audit/startup.py), so a budget raised in the
 environment or a file edited on the host is on the record at the next start, with the
@@ -9,8 +10,12 @@ MAC key, so a database reader cannot test guesses against it), which says "chang
 without saying what to.
 """
 
+import contextlib
 import hashlib
 import hmac
+import os
+import site
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +26,6 @@ import yobikake
 from yobikake.audit.services import DETAIL_TEXT, Detail
 
 CODE_ROOT = Path(yobikake.__file__).resolve().parent
-# Besides every .py file: what the pages are made of, scripts in the browser included.
-_CODE_DIRS = frozenset({"templates", "static"})
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,51 @@ def _setting(name: str, part: str | int | None = None) -> Callable[[], object]:
         return value[part] if part is not None and value is not None else value  # type: ignore[index]
 
     return read
+
+
+def _python_environment() -> object:
+    # PYTHONPATH, PYTHONSTARTUP, PYTHONPYCACHEPREFIX, PYTHONINSPECT…: each changes what runs.
+    return sorted((name, value) for name, value in os.environ.items() if name.startswith("PYTHON"))
+
+
+def _python_path() -> object:
+    """sys.path without what the launcher puts there for itself (the script's directory,
+    "" for `-c`, the working directory for `-m` or a server's chdir), which differs
+    from the web server to a command and is not a change."""
+    launcher = {""}
+    with contextlib.suppress(OSError):  # a working directory since removed
+        launcher.add(os.getcwd())
+    if sys.argv and os.path.isfile(sys.argv[0]):
+        launcher.add(os.path.dirname(os.path.abspath(sys.argv[0])))
+    return [entry for entry in sys.path if entry not in launcher]
+
+
+def _file_digest(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        return f"{path}:{hashlib.sha256(Path(path).read_bytes()).hexdigest()}"
+    except OSError:
+        return f"{path}:unreadable"
+
+
+def _customize(name: str) -> Callable[[], object]:
+    # Imported by `site` before anything else, from anywhere on the path.
+    def read() -> object:
+        module = sys.modules.get(name)
+        return _file_digest(getattr(module, "__file__", None)) if module is not None else None
+
+    return read
+
+
+def _pth_files() -> object:
+    # Every line of a .pth file that starts with "import" runs at each interpreter start.
+    directories = [*site.getsitepackages(), site.getusersitepackages()]
+    return sorted(
+        _file_digest(str(path))
+        for directory in directories
+        for path in Path(directory).glob("*.pth")
+    )
 
 
 def _lockout_minutes() -> object:
@@ -96,6 +144,12 @@ CONTROLS = (
     Control("secret_key", _setting("SECRET_KEY"), secret=True),
     # Settings from another module than Yobikake's own are outside the code digest.
     Control("settings_module", _setting("SETTINGS_MODULE")),
+    # What Python loads besides the package.
+    Control("python_env", _python_environment),
+    Control("sys_path", _python_path),
+    Control("sitecustomize", _customize("sitecustomize")),
+    Control("usercustomize", _customize("usercustomize")),
+    Control("pth_files", _pth_files),
 )
 
 
@@ -120,17 +174,23 @@ def _recorded(control: Control, key: bytes) -> Detail:
 
 
 def _code_files(root: Path) -> Iterator[tuple[str, Path]]:
-    for path in root.rglob("*"):
-        relative = path.relative_to(root)
-        if "__pycache__" in relative.parts or not path.is_file():
+    # Every file: code, templates, static files, data tables, translations. Compiled
+    # files are checked against their sources instead (bytecode.py), and a home kept
+    # inside the package (a command run from there) is data, not code.
+    home = str(Path(settings.YOBIKAKE_HOME).resolve())
+    for directory, subdirectories, files in os.walk(root):
+        if directory == home or directory.startswith(home + os.sep):
+            subdirectories.clear()
             continue
-        if path.suffix == ".py" or _CODE_DIRS.intersection(relative.parts):
-            yield relative.as_posix(), path
+        subdirectories[:] = [d for d in subdirectories if d != "__pycache__"]
+        for name in files:
+            path = Path(directory, name)
+            yield path.relative_to(root).as_posix(), path
 
 
 def code_digest(root: Path = CODE_ROOT) -> str:
-    """SHA-256 over the package's Python files, templates and static files (names and
-    contents). About 300 files and 1 MB: some 15 ms."""
+    """SHA-256 over every file of the package but its __pycache__ (names and contents).
+    About 330 files and 2.4 MB: some 15 ms."""
     digest = hashlib.sha256()
     for name, path in sorted(_code_files(root)):
         content = path.read_bytes()

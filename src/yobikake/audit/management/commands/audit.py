@@ -7,18 +7,28 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
 from django.utils import timezone
 
-from yobikake.audit import chain, guards
-from yobikake.audit.alerts import raise_alert
+from yobikake.audit import bytecode, chain, guards
+from yobikake.audit.alerts import raise_alert_or_log
 from yobikake.audit.models import Alert, Event
-from yobikake.audit.queue import reconcile_alerts
+from yobikake.audit.queue import Tampering, reconcile_alerts
 from yobikake.audit.services import append_event, sign_checkpoint_now
-from yobikake.audit.startup import check_guards, record_start, refusal
+from yobikake.audit.startup import (
+    bytecode_refusal,
+    check_bytecode,
+    check_guards,
+    check_start_history,
+    record_start,
+    refusal,
+)
 from yobikake.audit.tags import AuditTag
 from yobikake.audit.verify import Problem, verify_log
 from yobikake.audit.witness import Witness, read_witness, write_witness
 
 
 class Command(BaseCommand):
+    # Django's checks import the URLs and every view: `verify` and `sweep` check the
+    # compiled code first (a command started through `yobikake` is checked before).
+    requires_system_checks: list[str] = []
     help = (
         "The audit log: verify it, export it, sign a checkpoint, run the periodic sweep, "
         "show or put back its append-only guards."
@@ -46,19 +56,34 @@ class Command(BaseCommand):
         getattr(self, f"_{options['action']}")(**options)
 
     def _verify(self, from_seq: int, **_: Any) -> None:
-        """The chain, the guards and the alert queue; whatever is wrong is on stderr, in
-        a critical alert, and makes the command fail. The start is recorded either way."""
+        """The chain, the guards, the compiled code, the alert queue and the starts on
+        record; whatever is wrong is on stderr, in a critical alert, and makes the
+        command fail. The start is recorded either way."""
+        checked: bytecode.Result | None = None
+        tampering: list[Tampering] = []
+        unrecorded: list[str] = []
         try:
             missing = check_guards("audit")
+            checked = check_bytecode("audit")
             chain_problem = self._verify_chain(from_seq)
-            tampering = reconcile_alerts()
+            # Rows written to a table that is not as installed may vanish as they are
+            # written: the queue is rebuilt once the guards are back.
+            if not missing:
+                tampering = reconcile_alerts()
+                unrecorded = check_start_history()
         finally:
-            record_start("audit")
+            record_start("audit", checked)
         failures = []
         for name in missing:
             self.stderr.write(f"append-only guard missing: {name}")
         if missing:
             failures.append(refusal(missing))
+            failures.append("the alert queue was not checked: put the guards back first")
+        findings = checked.findings if checked is not None else []
+        for finding in findings:
+            self.stderr.write(f"compiled code: {finding}")
+        if findings:
+            failures.append(bytecode_refusal(findings))
         if chain_problem is not None:
             failures.append(
                 f"the audit log is not intact: first bad event {chain_problem.seq} "
@@ -71,6 +96,13 @@ class Command(BaseCommand):
                 f"the alert queue was tampered with: {len(tampering)} alerts put back or "
                 "removed, and a critical alert raised"
             )
+        for line in unrecorded:
+            self.stderr.write(line)
+        if unrecorded:
+            failures.append(
+                f"{len(unrecorded)} starts changed controls with no alert on record; a "
+                "critical alert has been raised for each"
+            )
         if failures:
             raise CommandError("; ".join(failures))
         self.stdout.write(self._intact)
@@ -80,13 +112,12 @@ class Command(BaseCommand):
             report = verify_log(from_seq, witness=read_witness())
         except Exception as exc:
             # A log that crashes the verifier is a log that does not verify.
-            with transaction.atomic():
-                raise_alert(
-                    "audit_verify_failed",
-                    Alert.Severity.CRITICAL,
-                    None,
-                    f"verification crashed: {type(exc).__name__}",
-                )
+            raise_alert_or_log(
+                "audit_verify_failed",
+                Alert.Severity.CRITICAL,
+                None,
+                f"verification crashed: {type(exc).__name__}",
+            )
             raise CommandError(f"the audit log could not be verified: {exc}") from exc
         if report.intact:
             if from_seq == 1 and report.last_seq:
@@ -100,8 +131,7 @@ class Command(BaseCommand):
         for problem in sorted(report.problems, key=lambda p: p.seq):
             self.stderr.write(str(problem))
         first = report.first
-        with transaction.atomic():
-            raise_alert("audit_verify_failed", Alert.Severity.CRITICAL, None, str(first))
+        raise_alert_or_log("audit_verify_failed", Alert.Severity.CRITICAL, None, str(first))
         return first
 
     def _export(self, since: str, **_: Any) -> None:
@@ -138,11 +168,23 @@ class Command(BaseCommand):
         if install and missing:
             with transaction.atomic():
                 guards.install(connection)
-                append_event(
+                event = append_event(
                     tag=AuditTag.GUARDS_INSTALL, actor=None, details={"missing": len(missing)}
                 )
+                # Said again now that the queue holds what it is given: an alert raised
+                # while a trigger swallowed the queue's rows is not in it.
+                raise_alert_or_log(
+                    "append_only_guard_missing",
+                    Alert.Severity.CRITICAL,
+                    event,
+                    f"put back by audit guards --install: {', '.join(missing)}",
+                )
             missing = guards.missing(connection)
-        for name in guards.names(connection.vendor):
+        named = guards.names(connection.vendor)
+        for name in named:
             self.stdout.write(f"{name}: {'missing' if name in missing else 'in place'}")
+        for problem in missing:
+            if problem not in named:
+                self.stdout.write(f"{problem}: gets round the guards")
         if missing:
             raise CommandError(f"append-only guard missing: {', '.join(missing)}")
