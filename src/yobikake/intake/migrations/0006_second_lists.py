@@ -14,7 +14,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='listimport',
             name='existing',
-            field=models.CharField(blank=True, choices=[('add', 'Add to it (a supplementary list)'), ('replace', 'Replace it (the earlier list is withdrawn and its deletion requested)')], max_length=10),
+            field=models.CharField(blank=True, choices=[('add', 'Add to it (a supplementary list)'), ('replace', 'Replace it (the earlier list is withdrawn, and its early deletion requested)')], max_length=10),
         ),
         migrations.AddField(
             model_name='targetlist',
