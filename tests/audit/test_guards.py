@@ -103,6 +103,12 @@ PG_INTRUDERS = {
     "rule audit_event_kept": [
         "CREATE RULE audit_event_kept AS ON UPDATE TO audit_event DO INSTEAD NOTHING"
     ],
+    # A guard's name on the alert queue.
+    "trigger audit_event_append_only_rows on audit_alert": [
+        _PG_DROP,
+        "CREATE TRIGGER audit_event_append_only_rows BEFORE INSERT ON audit_alert"
+        " FOR EACH ROW EXECUTE FUNCTION drop_row()",
+    ],
     "row security on audit_alert": [
         "ALTER TABLE audit_alert ENABLE ROW LEVEL SECURITY",
         "ALTER TABLE audit_alert FORCE ROW LEVEL SECURITY",

@@ -204,9 +204,17 @@ def test_a_shell_or_any_other_command_started_through_yobikake_records_its_start
     assert "in the shell" in shell.stdout
     guards = fresh_home.run("audit", "guards", YOBIKAKE_REVEAL_BUDGET_OPERATOR="152")
     assert guards.returncode == 0, guards.stderr
+    client = ["--", "-c", "SELECT 1"] if fresh_home.postgresql else ["--", "SELECT 1;"]
+    dbshell = fresh_home.run("dbshell", *client, YOBIKAKE_REVEAL_BUDGET_OPERATOR="152")
+    assert dbshell.returncode == 0, dbshell.stderr
 
     recorded = starts(fresh_home)
-    assert [s["process"] for s in recorded] == ["audit", "command:shell", "command:audit"]
+    assert [s["process"] for s in recorded] == [
+        "audit",
+        "command:shell",
+        "command:audit",
+        "command:dbshell",
+    ]
     assert recorded[1]["reveal_budget_operator"] == 152
     [(severity, summary)] = control_alerts(fresh_home)
     assert severity == "critical"

