@@ -7,7 +7,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from yobikake.accounts.permissions import Permission
-from yobikake.accounts.selectors import active_roles, has_permission
+from yobikake.accounts.selectors import active_roles, has_permission, user_permissions
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,11 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     insurer_id = user.organization.insurer_id
     if has_permission(user, Permission.INSURER_OWN_VIEW) and insurer_id:
         items.append(NavItem(_("My insurer"), reverse("tenancy:insurer_detail", args=[insurer_id])))
+    permissions = user_permissions(user)
     for perm, label, name in _MENU:
+        if perm not in permissions:
+            continue  # (reversed only when shown: this runs on every page)
         url = reverse(name)
-        if has_permission(user, perm) and all(item.url != url for item in items):
+        if all(item.url != url for item in items):
             items.append(NavItem(label, url))
     return {"nav": items, "my_roles": sorted(r.label for r in active_roles(user))}

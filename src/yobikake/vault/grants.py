@@ -40,9 +40,10 @@ def _message(grant: Any) -> bytes:
     return "\x1f".join(["grant v1", *(str(f) for f in fields)]).encode()
 
 
-def seal(grant: Any) -> None:
+def seal(grant: Any, also: tuple[str, ...] = ()) -> None:
+    """Write the grant's MAC (with the fields in `also`, changed and covered by it)."""
     grant.mac = authz.mac(_message(grant))
-    grant.save(update_fields=["mac"])
+    grant.save(update_fields=["mac", *also])
 
 
 def is_sealed(grant: Any) -> bool:
