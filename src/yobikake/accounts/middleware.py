@@ -7,6 +7,7 @@ from django.contrib.auth import SESSION_KEY
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.functional import LazyObject, empty
 
 from yobikake.accounts.models import User
 from yobikake.accounts.services import end_expired_session
@@ -35,6 +36,13 @@ class RequireVerifiedLoginMiddleware:
         if not (request.user.is_authenticated and request.user.is_verified()):
             query = urlencode({"next": request.get_full_path()})
             return redirect(f"{reverse(settings.LOGIN_URL)}?{query}")
+        # The account as loaded and verified above, in place of the lazy wrappers the
+        # session and OTP middleware put round it: each of the view's hundreds of reads
+        # of it would otherwise pass through both.
+        user = request.user
+        while isinstance(user, LazyObject) and user._wrapped is not empty:
+            user = user._wrapped
+        request.user = user
         return self.get_response(request)
 
 
