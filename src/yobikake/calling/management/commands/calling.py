@@ -3,33 +3,18 @@ line is the actor (no user; the events say `source: cli`), as for `yobikake tena
 
 import argparse
 import json
-from datetime import date, time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from yobikake import arguments
 from yobikake.accounts.errors import AccountError
 from yobikake.calling import research, services, terms
 from yobikake.calling.models import Campaign
 from yobikake.intake.models import TargetList
-from yobikake.tenancy.hours import parse_hours
 from yobikake.tenancy.models import Insurer
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text} is not a date (YYYY-MM-DD)") from None
-
-
-def _hours(text: str) -> tuple[time, time]:
-    try:
-        return parse_hours(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _percent(text: str) -> Decimal:
@@ -56,9 +41,9 @@ class Command(BaseCommand):
         )
         create.add_argument("--list", type=int, metavar="ID", required=True, dest="list_id")
         create.add_argument("--name", default="")
-        create.add_argument("--starts", type=_day, metavar="YYYY-MM-DD")
-        create.add_argument("--ends", type=_day, metavar="YYYY-MM-DD")
-        create.add_argument("--calling-hours", type=_hours, metavar="HH:MM-HH:MM")
+        create.add_argument("--starts", type=arguments.day, metavar="YYYY-MM-DD")
+        create.add_argument("--ends", type=arguments.day, metavar="YYYY-MM-DD")
+        create.add_argument("--calling-hours", type=arguments.hours, metavar="HH:MM-HH:MM")
         create.add_argument("--saturdays", action="store_true")
         create.add_argument("--max-attempts", type=int, metavar="N")
         create.add_argument("--control-group", type=_percent, metavar="PERCENT")

@@ -3,7 +3,7 @@ command line — what a new installation needs before its first list. The comman
 the actor (no user; the events say `source: cli`), as for `yobikake intake import`."""
 
 import argparse
-from datetime import date, time
+from datetime import time
 from pathlib import Path
 from typing import Any
 
@@ -11,24 +11,10 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from yobikake import arguments
 from yobikake.tenancy import services
-from yobikake.tenancy.hours import parse_hours
 from yobikake.tenancy.insurer_files import read_insurer_file
 from yobikake.tenancy.models import BillingRule, Contract, Insurer
-
-
-def _day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text} is not a date (YYYY-MM-DD)") from None
-
-
-def _hours(text: str) -> tuple[time, time]:
-    try:
-        return parse_hours(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _at_least(least: int) -> Any:
@@ -60,10 +46,12 @@ class Command(BaseCommand):
         contract.add_argument("--insurer", metavar="NUMBER", required=True)
         contract.add_argument("--fiscal-year", type=int, metavar="YYYY", required=True)
         for name in ("calling-starts", "calling-ends", "retention-until"):
-            contract.add_argument(f"--{name}", type=_day, metavar="YYYY-MM-DD", required=True)
+            contract.add_argument(
+                f"--{name}", type=arguments.day, metavar="YYYY-MM-DD", required=True
+            )
         contract.add_argument(
             "--calling-hours",
-            type=_hours,
+            type=arguments.hours,
             metavar="HH:MM-HH:MM",
             default=(time(9, 0), time(20, 0)),
             help="the hours residents may be called (Asia/Tokyo; default 9:00-20:00)",
