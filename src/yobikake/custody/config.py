@@ -1,0 +1,210 @@
+"""The custody home: one directory (`var/custody/` in the embedded profile) holding the
+custodian's settings (custody.json), its keys (keys/), its ledger and its alert log.
+
+The settings live here, not in the application's settings or environment, because the
+application's administrator controls those: budgets, calling hours and alert recipients
+are the security officer's, on the custody host. The home is 0700 and every secret file
+0600; a home or secret readable by others is refused, as ssh refuses a loose key.
+"""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from yobikake.custody import keyring
+from yobikake.custody.keyring import (
+    CustodyFileError,
+    KeyringSettings,
+    check_private,
+    read_secret,
+    write_private,
+)
+
+CONFIG_FILE = "custody.json"
+KEYS_DIR = "keys"
+LEDGER_FILE = "ledger.sqlite3"
+ALERTS_LOG = "alerts.log"
+SIGNING_KEY_FILE = "custody-signing.pem"
+
+DEFAULTS: dict[str, Any] = {
+    # Opens per holder per hour, by the role the application says the holder has; a role
+    # not listed gets "default".
+    "holder_hourly": {"operator": 60, "researcher": 120, "default": 60},
+    # Opens per hour for the whole call centre: what one compromised application can take
+    # before the custodian stops it.
+    "centre_hourly": 1000,
+    # Asia/Tokyo, Monday to Saturday, [from, until) hours, for the purposes that ring a
+    # resident (call, dial).
+    "calling_hours": [9, 20],
+    # Refusals of one holder within an hour that make a critical alert.
+    "refusal_alert_threshold": 5,
+    # How long an unwrapped batch key stays in the custodian's memory.
+    "key_cache_ttl_seconds": 300,
+    "keyring": {"kind": "local"},
+    # {"host", "port", "starttls", "user", "password_file", "from", "to": [...]}; None:
+    # alerts go to the ledger and alerts.log only.
+    "smtp": None,
+}
+
+
+class ConfigError(CustodyFileError):
+    """The custody home or its settings are missing, malformed, or too open."""
+
+
+@dataclass(frozen=True)
+class Smtp:
+    host: str
+    port: int
+    starttls: bool
+    sender: str
+    to: tuple[str, ...]
+    user: str | None = None
+    password_file: Path | None = None
+
+    def password(self) -> str | None:
+        return read_secret(self.password_file) if self.password_file else None
+
+
+@dataclass(frozen=True)
+class Config:
+    home: Path
+    holder_hourly: dict[str, int]
+    centre_hourly: int
+    calling_hours: tuple[int, int]
+    refusal_alert_threshold: int
+    key_cache_ttl: float
+    keyring: KeyringSettings
+    smtp: Smtp | None = field(default=None)
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / KEYS_DIR
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.home / LEDGER_FILE
+
+    @property
+    def alerts_log(self) -> Path:
+        return self.home / ALERTS_LOG
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.keys_dir / SIGNING_KEY_FILE
+
+    def holder_budget(self, role: str) -> int:
+        return self.holder_hourly.get(role, self.holder_hourly["default"])
+
+    @classmethod
+    def init(cls, home: Path) -> "Config":
+        """Make the custody home (0700) with its keys directory, custody.json with the
+        defaults if there is none, and the custody signing key if there is none; then
+        load it. Safe to run again: nothing present is overwritten."""
+        home = Path(home)
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        home.chmod(0o700)
+        keys = home / KEYS_DIR
+        keys.mkdir(mode=0o700, exist_ok=True)
+        keys.chmod(0o700)
+        path = home / CONFIG_FILE
+        if not path.exists():
+            write_private(path, (json.dumps(DEFAULTS, indent=2) + "\n").encode(), exclusive=True)
+        keyring.SigningKey.create(keys / SIGNING_KEY_FILE)
+        return cls.load(home)
+
+    @classmethod
+    def load(cls, home: Path) -> "Config":
+        home = Path(home)
+        path = home / CONFIG_FILE
+        if not path.is_file():
+            raise ConfigError(f"{path} is missing: run `yobikake custodian init` first")
+        check_private(home)
+        check_private(path)
+        try:
+            raw = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{path}: not a JSON object")
+        unknown = set(raw) - set(DEFAULTS)
+        if unknown:
+            raise ConfigError(f"{path}: unknown settings {sorted(unknown)}")
+        values = {**DEFAULTS, **raw}
+        try:
+            return cls._parse(home, values)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{path}: {exc!r}") from None
+
+    @classmethod
+    def _parse(cls, home: Path, values: dict[str, Any]) -> "Config":
+        holder = {
+            str(role): _positive(n, f"holder_hourly.{role}")
+            for role, n in values["holder_hourly"].items()
+        }
+        if "default" not in holder:
+            raise ValueError("holder_hourly needs a 'default'")
+        start, end = (int(h) for h in values["calling_hours"])
+        if not 0 <= start < end <= 24:
+            raise ValueError("calling_hours must be [from, until) within 0..24")
+        return cls(
+            home=home,
+            holder_hourly=holder,
+            centre_hourly=_positive(values["centre_hourly"], "centre_hourly"),
+            calling_hours=(start, end),
+            refusal_alert_threshold=_positive(
+                values["refusal_alert_threshold"], "refusal_alert_threshold"
+            ),
+            key_cache_ttl=float(values["key_cache_ttl_seconds"]),
+            keyring=_keyring(home, values["keyring"]),
+            smtp=_smtp(home, values["smtp"]),
+        )
+
+
+def _positive(value: Any, name: str) -> int:
+    number = int(value)
+    if number < 1 or number != value:
+        raise ValueError(f"{name} must be a positive whole number")
+    return number
+
+
+def _path(home: Path, value: str | None) -> Path | None:
+    # Relative paths are the home's, so a home can be moved whole.
+    return None if value is None else home / value
+
+
+def _keyring(home: Path, raw: dict[str, Any]) -> KeyringSettings:
+    kind = raw.get("kind")
+    if kind == "local":
+        return KeyringSettings(kind="local")
+    if kind != "openbao":
+        raise ValueError(f"keyring.kind must be 'local' or 'openbao', not {kind!r}")
+    settings = KeyringSettings(
+        kind="openbao",
+        addr=str(raw["addr"]),
+        mount=str(raw.get("mount", "transit")),
+        token_file=_path(home, raw.get("token_file")),
+        role_id=raw.get("role_id"),
+        secret_id_file=_path(home, raw.get("secret_id_file")),
+        ca_file=_path(home, raw.get("ca_file")),
+    )
+    if (settings.token_file is None) == (settings.role_id is None):
+        raise ValueError("keyring: give either token_file or role_id with secret_id_file")
+    if settings.role_id is not None and settings.secret_id_file is None:
+        raise ValueError("keyring: role_id needs secret_id_file")
+    return settings
+
+
+def _smtp(home: Path, raw: dict[str, Any] | None) -> Smtp | None:
+    if raw is None:
+        return None
+    to = raw["to"]
+    return Smtp(
+        host=str(raw["host"]),
+        port=int(raw.get("port", 587)),
+        starttls=bool(raw.get("starttls", True)),
+        sender=str(raw["from"]),
+        to=(to,) if isinstance(to, str) else tuple(str(a) for a in to),
+        user=raw.get("user"),
+        password_file=_path(home, raw.get("password_file")),
+    )

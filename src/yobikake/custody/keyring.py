@@ -1,0 +1,378 @@
+"""The keys only custody holds: each list's RSA key pair (whose public half the
+application seals to) and the custody signing key (Ed25519: ledger head, deletion
+certificates).
+
+Two keyrings hold the list keys. `LocalKeyring` (the embedded profile) keeps each private
+key in a 0600 file under the custody home. `OpenBaoKeyring` (production) keeps them as
+OpenBao transit keys of type rsa-3072, whose private half never leaves OpenBao; the
+custodian only asks it to decrypt a wrapped batch key. OpenBao's transit engine decrypts
+RSA keys with OAEP, SHA-256 for both the hash and MGF1, and no label (Go's
+`rsa.DecryptOAEP(sha256.New(), ..., nil)` in OpenBao's keysutil; checked against a real
+server in tests/custody/test_keyring.py), which is what `sealing.OAEP` is.
+
+Both keyrings' list keys are version 1 only: a wrapped batch key names no key version, so
+a rotated transit key would stop opening what was sealed before.
+"""
+
+import base64
+import hashlib
+import os
+import stat
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import hvac
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from yobikake.custody.protocol import RSA_BITS
+from yobikake.custody.sealing import OAEP
+
+TRANSIT_KEY_TYPE = f"rsa-{RSA_BITS}"
+
+T = TypeVar("T")
+
+
+class CustodyFileError(Exception):
+    """A custody file is missing, or open to others."""
+
+
+class KeyGone(Exception):
+    """The list has no key in the keyring: never created, or destroyed."""
+
+
+class CannotUnwrap(Exception):
+    """The wrapped batch key does not decrypt under the list's private key."""
+
+
+class KeyringUnavailable(Exception):
+    """The keyring cannot be reached or refuses the custodian (OpenBao down, a token
+    revoked): nothing opens."""
+
+
+class Keyring(Protocol):
+    """Where the lists' private keys live; the custodian never sees them leave."""
+
+    def create(self, list_id: int) -> str:
+        """The list's key pair, made if there is none; its public half (PEM)."""
+        ...
+
+    def public_pem(self, list_id: int) -> str: ...
+
+    def decrypt(self, list_id: int, wrapped: bytes) -> bytes:
+        """A batch key wrapped to the list's public key (RSA-OAEP SHA-256), unwrapped."""
+        ...
+
+    def destroy(self, list_id: int) -> None:
+        """Destroy the list's private key; a key already gone is no error."""
+        ...
+
+    def fingerprint(self, list_id: int) -> str: ...
+
+
+@dataclass(frozen=True)
+class KeyringSettings:
+    """custody.json's "keyring": {"kind": "local"} or {"kind": "openbao", "addr", "mount",
+    "token_file" | "role_id" + "secret_id_file", "ca_file"}."""
+
+    kind: str
+    addr: str = ""
+    mount: str = "transit"
+    token_file: Path | None = None
+    role_id: str | None = None
+    secret_id_file: Path | None = None
+    ca_file: Path | None = None
+
+
+def open_keyring(settings: KeyringSettings, keys_dir: Path) -> Keyring:
+    if settings.kind == "openbao":
+        return OpenBaoKeyring(settings)
+    return LocalKeyring(keys_dir)
+
+
+def fingerprint_of(public_pem: str) -> str:
+    """SHA-256 of the public key's SubjectPublicKeyInfo, hex: the same for a key whichever
+    keyring holds it, and what the deletion certificate names."""
+    key = serialization.load_pem_public_key(public_pem.encode())
+    der = key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(der).hexdigest()
+
+
+class LocalKeyring:
+    """Private keys in `keys_dir/list-<id>.pem` (PKCS#8, 0600), loaded once per process."""
+
+    def __init__(self, keys_dir: Path) -> None:
+        self._dir = Path(keys_dir)
+        self._loaded: dict[int, rsa.RSAPrivateKey] = {}
+        self._lock = threading.Lock()
+
+    def _path(self, list_id: int) -> Path:
+        return self._dir / f"list-{int(list_id)}.pem"
+
+    def _private(self, list_id: int) -> rsa.RSAPrivateKey:
+        key = self._loaded.get(list_id)
+        if key is not None:
+            return key
+        path = self._path(list_id)
+        try:
+            check_private(path)
+            loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except FileNotFoundError:
+            raise KeyGone(f"list {list_id}") from None
+        if not isinstance(loaded, rsa.RSAPrivateKey):
+            raise CustodyFileError(f"{path} is not an RSA key")
+        with self._lock:
+            self._loaded[list_id] = loaded
+        return loaded
+
+    def create(self, list_id: int) -> str:
+        path = self._path(list_id)
+        if not path.exists():
+            key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
+            pem = key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+            write_private(path, pem, exclusive=True)  # a concurrent create keeps the first
+        return self.public_pem(list_id)
+
+    def public_pem(self, list_id: int) -> str:
+        return _public_pem(self._private(list_id).public_key())
+
+    def decrypt(self, list_id: int, wrapped: bytes) -> bytes:
+        try:
+            return self._private(list_id).decrypt(wrapped, OAEP)
+        except ValueError:
+            raise CannotUnwrap(f"list {list_id}") from None
+
+    def destroy(self, list_id: int) -> None:
+        with self._lock:
+            self._loaded.pop(list_id, None)
+        path = self._path(list_id)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return
+        # Overwritten before unlinking, so the key is not left whole in the freed blocks
+        # of a simple file system; a journaling or copy-on-write file system, an SSD's
+        # remapping and backups of the custody home can still hold it
+        # (docs/threat-model.md).
+        with path.open("r+b") as f:
+            f.write(os.urandom(size))
+            f.flush()
+            os.fsync(f.fileno())
+        path.unlink()
+
+    def fingerprint(self, list_id: int) -> str:
+        return fingerprint_of(self.public_pem(list_id))
+
+
+class OpenBaoKeyring:
+    """Transit keys `yobikake-list-<id>` in OpenBao. The custodian logs in with its own
+    token file or by AppRole (role id + secret id file); an AppRole token that expires is
+    renewed by logging in again."""
+
+    def __init__(self, settings: KeyringSettings, client: hvac.Client | None = None) -> None:
+        self._settings = settings
+        self._mount = settings.mount
+        verify: bool | str = str(settings.ca_file) if settings.ca_file else True
+        self._client = client or hvac.Client(url=settings.addr, verify=verify, timeout=10)
+        self._login_lock = threading.Lock()
+        self._logged_in = client is not None
+
+    @staticmethod
+    def key_name(list_id: int) -> str:
+        return f"yobikake-list-{int(list_id)}"
+
+    def _login(self) -> None:
+        settings = self._settings
+        if settings.token_file is not None:
+            self._client.token = read_secret(settings.token_file)
+        elif settings.role_id is not None and settings.secret_id_file is not None:
+            self._client.auth.approle.login(
+                role_id=settings.role_id, secret_id=read_secret(settings.secret_id_file)
+            )
+        self._logged_in = True
+
+    def _call(self, method: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """One transit call, logged in (again, once, if OpenBao says the token is no
+        longer good); OpenBao's answers as this module's exceptions."""
+        for attempt in (1, 2):
+            try:
+                if not self._logged_in:
+                    with self._login_lock:
+                        if not self._logged_in:
+                            self._login()
+                return method(*args, mount_point=self._mount, **kwargs)
+            except hvac.exceptions.Forbidden as exc:
+                if attempt == 1:  # read the token file again, or log in again
+                    self._logged_in = False
+                    continue
+                raise KeyringUnavailable(f"OpenBao refused the custodian: {exc}") from None
+            except hvac.exceptions.InvalidPath:
+                raise KeyGone(str(kwargs.get("name"))) from None
+            except hvac.exceptions.InvalidRequest as exc:
+                if "not found" in str(exc) or "no existing key" in str(exc):
+                    raise KeyGone(str(kwargs.get("name"))) from None
+                raise KeyringUnavailable(f"OpenBao: {exc}") from None
+            except hvac.exceptions.InternalServerError as exc:
+                if "decrypt" in str(exc):
+                    raise CannotUnwrap(str(kwargs.get("name"))) from None
+                raise KeyringUnavailable(f"OpenBao: {exc}") from None
+            except CustodyFileError:
+                raise
+            except Exception as exc:  # connection refused, TLS, timeouts: fail closed
+                raise KeyringUnavailable(f"OpenBao unreachable: {exc}") from None
+        raise AssertionError("unreachable")
+
+    def _read(self, list_id: int) -> dict[str, Any]:
+        transit = self._client.secrets.transit
+        data: dict[str, Any] = self._call(transit.read_key, name=self.key_name(list_id))["data"]
+        return data
+
+    def create(self, list_id: int) -> str:
+        transit = self._client.secrets.transit
+        # Creating an existing transit key answers with that key, whatever its type: a key
+        # someone made beforehand under this name (exportable, say) is refused here.
+        self._call(transit.create_key, name=self.key_name(list_id), key_type=TRANSIT_KEY_TYPE)
+        data = self._read(list_id)
+        if (
+            data["type"] != TRANSIT_KEY_TYPE
+            or data["exportable"]
+            or data["allow_plaintext_backup"]
+            or data["latest_version"] != 1
+        ):
+            raise KeyringUnavailable(
+                f"transit key {self.key_name(list_id)} is not a version-1, non-exportable "
+                f"{TRANSIT_KEY_TYPE} key: refusing to seal to it"
+            )
+        return str(data["keys"]["1"]["public_key"])
+
+    def public_pem(self, list_id: int) -> str:
+        return str(self._read(list_id)["keys"]["1"]["public_key"])
+
+    def decrypt(self, list_id: int, wrapped: bytes) -> bytes:
+        transit = self._client.secrets.transit
+        response = self._call(
+            transit.decrypt_data,
+            name=self.key_name(list_id),
+            ciphertext="vault:v1:" + base64.b64encode(wrapped).decode(),
+        )
+        return base64.b64decode(response["data"]["plaintext"])
+
+    def destroy(self, list_id: int) -> None:
+        transit = self._client.secrets.transit
+        name = self.key_name(list_id)
+        try:
+            self._call(transit.update_key_configuration, name=name, deletion_allowed=True)
+            self._call(transit.delete_key, name=name)
+        except KeyGone:
+            return
+
+    def fingerprint(self, list_id: int) -> str:
+        return fingerprint_of(self.public_pem(list_id))
+
+
+class SigningKey:
+    """The custody signing key (Ed25519, `keys/custody-signing.pem`, 0600): it signs the
+    ledger's head and deletion certificates. Its public half is what insurers and the
+    application pin."""
+
+    def __init__(self, key: Ed25519PrivateKey) -> None:
+        self._key = key
+
+    @classmethod
+    def create(cls, path: Path) -> None:
+        """Make the key if there is none (a key already there is kept)."""
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        write_private(path, pem, exclusive=True)
+
+    @classmethod
+    def load(cls, path: Path) -> "SigningKey":
+        if not path.is_file():
+            raise CustodyFileError(f"{path} is missing: run `yobikake custodian init` first")
+        check_private(path)
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise CustodyFileError(f"{path} is not an Ed25519 key")
+        return cls(key)
+
+    def sign(self, message: bytes) -> bytes:
+        return self._key.sign(message)
+
+    def public_pem(self) -> str:
+        return _public_pem(self._key.public_key())
+
+
+def verify_signature(public_pem: str, message: bytes, signature: bytes) -> bool:
+    """Whether `signature` is the custody key's (given as its public PEM) over `message`."""
+    key = serialization.load_pem_public_key(public_pem.encode())
+    if not isinstance(key, Ed25519PublicKey):
+        return False
+    try:
+        key.verify(signature, message)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _public_pem(key: rsa.RSAPublicKey | Ed25519PublicKey) -> str:
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+def check_private(path: Path) -> None:
+    """Refuse a custody file or directory that others may read or write."""
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise CustodyFileError(
+            f"{path} is open to others (mode {stat.S_IMODE(mode):o}): "
+            f"chmod {'700' if path.is_dir() else '600'} it"
+        )
+
+
+def read_secret(path: Path) -> str:
+    """A secret from its file (token, secret id, password), which must be 0600."""
+    if not path.is_file():
+        raise CustodyFileError(f"{path} is missing")
+    check_private(path)
+    return path.read_text().strip()
+
+
+def write_private(path: Path, data: bytes, *, exclusive: bool = False) -> bool:
+    """Write `data` to a 0600 file, whole or not at all. With `exclusive`, a file already
+    there is left as it is (False): two processes creating the same key keep the first
+    one's, and neither reads a half-written file."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if not exclusive:
+            os.replace(temporary, path)
+            return True
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        temporary.unlink(missing_ok=True)

@@ -1,0 +1,164 @@
+"""What the application and the custodian say to each other: plain data, JSON on the
+wire. Imported by both sides; imports nothing of either.
+
+Sealing scheme (the same in every profile):
+
+- Each list has an RSA-3072 key pair; its private half exists only in custody (the
+  custodian's own keyring, or an OpenBao transit key whose private half never leaves
+  OpenBao). The application holds the public half.
+- The importer seals each batch of rows under a fresh AES-256-GCM key, wraps that key to
+  the list's public key with RSA-OAEP (SHA-256, MGF1-SHA-256, no label: what OpenBao's
+  transit engine decrypts) and forgets it.
+- Each field is sealed with associated data `field_aad(table, column, row, list, insurer)`,
+  which the custodian builds itself from the request: a value moved to another row,
+  column, list or insurer does not open, so the custodian always knows which row it
+  opened, whatever the request claims.
+"""
+
+import base64
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+RSA_BITS = 3072
+KEY_FORMAT = "rsa-oaep-sha256"
+
+
+class Purpose(StrEnum):
+    CALL = "call"
+    RESEARCH = "research"
+    EXPORT = "export"
+    DIAL = "dial"
+    RETURN_CALL = "return-call"
+
+
+# The fields each purpose may open, decided in custody whatever the request asks: a call
+# never gets the insured number or the address.
+PURPOSE_FIELDS: dict[str, frozenset[str]] = {
+    Purpose.CALL: frozenset({"name_kanji", "name_kana", "phone"}),
+    Purpose.RESEARCH: frozenset({"name_kanji", "name_kana", "postal_code", "address"}),
+    Purpose.EXPORT: frozenset(
+        {
+            "name_kanji",
+            "name_kana",
+            "birth_date",
+            "phone",
+            "postal_code",
+            "address",
+            "insured_number",
+        }
+    ),
+    Purpose.DIAL: frozenset({"phone"}),
+    Purpose.RETURN_CALL: frozenset({"name_kanji", "name_kana"}),
+}
+
+
+class Refusal(StrEnum):
+    """Why the custodian refused; the application records it as the denial's reason."""
+
+    FIELDS = "custody_fields"  # a field the purpose may not open
+    HOLDER_BUDGET = "custody_holder_budget"  # the holder's hourly budget is spent
+    CENTRE_BUDGET = "custody_centre_budget"  # the whole centre's hourly budget is spent
+    HOURS = "custody_hours"  # a call outside calling hours
+    UNKNOWN_LIST = "custody_unknown_list"  # no key pair for that list
+    SHREDDED = "custody_shredded"  # the list's private key is destroyed
+    CANNOT_OPEN = "custody_cannot_open"  # a value that does not open at its place
+    BAD_REQUEST = "custody_bad_request"
+    CANARIES_REGISTERED = "custody_canaries_registered"  # a list's canaries are set once
+
+
+def field_aad(table: str, column: str, row_id: int, list_id: int, insurer_id: int) -> bytes:
+    """The associated data binding a sealed value to its table, column, row, list and
+    insurer."""
+    return f"yobikake:{table}:{column}:{row_id}:list:{list_id}:insurer:{insurer_id}".encode()
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who will see what is opened: the application's account and its role."""
+
+    user_id: int
+    role: str
+
+
+@dataclass(frozen=True)
+class Justification:
+    """Why one person is opened (as Key Access Justifications carry a reason with every
+    key use): holder, purpose, the grant that allows it, the person, the fields."""
+
+    holder: Holder
+    purpose: str
+    grant_id: int
+    insurer_id: int
+    list_id: int
+    table: str
+    row_id: int
+    fields: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OpenRequest:
+    """One person's sealed values: the batch key wrapped to the list's public key and each
+    field's ciphertext (None: empty)."""
+
+    justification: Justification
+    wrapped_key: bytes
+    sealed: dict[str, bytes | None]
+
+
+@dataclass(frozen=True)
+class Opened:
+    values: dict[str, str]
+    ledger_seq: int  # the custodian's ledger entry for this open
+
+
+@dataclass(frozen=True)
+class DeletionCertificate:
+    """Signed by the custody key: the list's private key is destroyed."""
+
+    list_id: int
+    insurer_id: int
+    key_fingerprint: str
+    destroyed_at: str  # ISO 8601, UTC
+    signature: bytes = field(repr=False)
+
+    def message(self) -> bytes:
+        return (
+            f"yobikake-deletion:list:{self.list_id}:insurer:{self.insurer_id}:"
+            f"key:{self.key_fingerprint}:at:{self.destroyed_at}"
+        ).encode()
+
+
+class CustodyRefused(Exception):
+    """The custodian refused; `code` is a `Refusal`."""
+
+    def __init__(self, code: str, message: str = "") -> None:
+        super().__init__(message or code)
+        self.code = code
+
+
+class CustodyUnavailable(Exception):
+    """The custodian cannot be reached: nothing opens (callers fail closed)."""
+
+
+def to_json(value: Any) -> Any:
+    """A protocol value as JSON-ready data (bytes as base64 strings under `b64:`)."""
+    if hasattr(value, "__dataclass_fields__"):
+        value = asdict(value)
+    if isinstance(value, bytes):
+        return "b64:" + base64.b64encode(value).decode()
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    return value
+
+
+def from_json(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("b64:"):
+        return base64.b64decode(value[4:])
+    if isinstance(value, dict):
+        return {k: from_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_json(v) for v in value]
+    return value
