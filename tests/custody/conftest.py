@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from tests.pii import SYNTHETIC_PERSONAL_DATA
 from yobikake.custody import sealing
 from yobikake.custody.config import Config
+from yobikake.custody.core import Custodian
 from yobikake.custody.keyring import write_private
 from yobikake.custody.protocol import (
     Holder,
@@ -94,6 +95,12 @@ class Batch:
         return OpenRequest(justification, self.wrapped, self.seal(row_id, values))
 
 
+def new_batch(custodian: Custodian, list_id: int = LIST_ID, insurer_id: int = INSURER_ID):
+    public_pem = custodian.create_list(list_id, insurer_id)
+    key, wrapped = sealing.seal_batch_key(public_pem)
+    return Batch(list_id, insurer_id, wrapped, AESGCM(key))
+
+
 def configure(home: Path, **settings) -> None:
     """Change custody.json, as the security officer would."""
     path = home / "custody.json"
@@ -127,3 +134,18 @@ def keyring_kind(request, home):
     if request.param == "openbao":
         configure(home, keyring=openbao_settings(home, request.getfixturevalue("openbao")))
     return request.param
+
+
+@pytest.fixture
+def custodian(home, clock, keyring_kind):
+    custodian = Custodian(home, clock=clock)
+    yield custodian
+    custodian.close()
+
+
+@pytest.fixture
+def local_custodian(home, clock):
+    """For the rules that do not depend on the keyring: the local one only."""
+    custodian = Custodian(home, clock=clock)
+    yield custodian
+    custodian.close()

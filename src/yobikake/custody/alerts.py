@@ -1,0 +1,192 @@
+"""The custody alert channel: custody's own, so that no one in the application domain
+can silence it. Every alert is a ledger entry (with a row in the ledger's alerts table),
+a JSON line appended to `alerts.log` in the custody home, and, when custody.json names
+an SMTP server, a mail to the security officer. A mail that cannot be sent is itself an
+alert, in the ledger and the log.
+
+Alerts are recorded inside the transaction of what raised them (`record`) and sent once
+it commits (`publish`). Mail goes out from a background thread: an open that raises an
+alert (a canary) answers as fast as any other, so the insider is not tipped off.
+"""
+
+import json
+import os
+import queue
+import smtplib
+import ssl
+import threading
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from enum import StrEnum
+
+from yobikake.custody.config import Config, Smtp
+from yobikake.custody.ledger import AlertRow, Kind, Ledger, Writer
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    CRITICAL = "critical"
+
+
+class AlertKind(StrEnum):
+    CANARY_OPENED = "canary_opened"
+    CENTRE_BUDGET = "centre_budget"
+    REFUSALS = "refusals"
+    CANNOT_OPEN = "cannot_open"
+    KEY_MISSING = "key_missing"
+    CANARIES_AGAIN = "canaries_again"
+    MAIL_FAILED = "mail_failed"
+
+
+# What the security officer reads in the mail's subject and `yobikake custodian alerts`.
+LABELS = {
+    AlertKind.CANARY_OPENED: "カナリア（おとりの住民）が開かれました",
+    AlertKind.CENTRE_BUDGET: "コールセンター全体の1時間あたりの上限を超えました",
+    AlertKind.REFUSALS: "同じ利用者への拒否が続いています",
+    AlertKind.CANNOT_OPEN: "開けない暗号文が送られました（改ざん・移動の疑い）",
+    AlertKind.KEY_MISSING: "有効なリストの鍵が鍵保管庫にありません",
+    AlertKind.CANARIES_AGAIN: "カナリアの再登録が試みられました",
+    AlertKind.MAIL_FAILED: "アラートのメールを送れませんでした",
+}
+
+
+class AlertChannel:
+    def __init__(self, config: Config, ledger: Ledger, clock: Callable[[], datetime]) -> None:
+        self._log_path = config.alerts_log
+        self._smtp = config.smtp
+        self._ledger = ledger
+        self._clock = clock
+        self._log_lock = threading.Lock()
+        self._mail: queue.Queue[AlertRow | None] = queue.Queue()
+        self._mailer: threading.Thread | None = None
+
+    def record(
+        self,
+        writer: Writer,
+        at: datetime,
+        kind: AlertKind,
+        summary: str,
+        *,
+        severity: Severity = Severity.CRITICAL,
+        holder_user_id: int | None = None,
+        list_id: int | None = None,
+        row_id: int | None = None,
+        once_per: timedelta | None = None,
+    ) -> AlertRow | None:
+        """Record an alert in the ledger, inside `writer`'s transaction; None when one of
+        the same kind for the same holder was raised within `once_per` (a flood of
+        alerts would bury the one that matters)."""
+        if once_per is not None and writer.alerted_since(kind, at - once_per, holder_user_id):
+            return None
+        seq = writer.append(
+            Kind.ALERT,
+            at,
+            outcome=severity,
+            reason=kind,
+            holder_user_id=holder_user_id,
+            list_id=list_id,
+            row_id=row_id,
+        )
+        return writer.add_alert(
+            at=at,
+            severity=severity,
+            kind=kind,
+            summary=summary,
+            holder_user_id=holder_user_id,
+            list_id=list_id,
+            ledger_seq=seq,
+        )
+
+    def publish(self, alerts: Iterable[AlertRow | None]) -> None:
+        """Log, and queue for mail, alerts whose transaction has committed."""
+        for alert in alerts:
+            if alert is None:
+                continue
+            self._log(alert)
+            if self._smtp is not None and alert.kind != AlertKind.MAIL_FAILED:
+                self._start_mailer()
+                self._mail.put(alert)
+
+    def _log(self, alert: AlertRow) -> None:
+        self._write_line(
+            {
+                "id": alert.id,
+                "at": alert.at,
+                "severity": alert.severity,
+                "kind": alert.kind,
+                "label": LABELS.get(AlertKind(alert.kind), alert.kind),
+                "summary": alert.summary,
+                "holder_user_id": alert.holder_user_id,
+                "list_id": alert.list_id,
+                "ledger_seq": alert.ledger_seq,
+            }
+        )
+
+    def _write_line(self, record: dict[str, object]) -> None:
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        with self._log_lock:
+            fd = os.open(self._log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with os.fdopen(fd, "a", encoding="utf-8") as log:
+                log.write(line)
+
+    def _start_mailer(self) -> None:
+        if self._mailer is None or not self._mailer.is_alive():
+            self._mailer = threading.Thread(
+                target=self._mail_loop, name="custody-alert-mail", daemon=True
+            )
+            self._mailer.start()
+
+    def _mail_loop(self) -> None:
+        smtp = self._smtp
+        while (alert := self._mail.get()) is not None:
+            try:
+                if smtp is not None:
+                    _deliver(smtp, _message(smtp, alert))
+            except Exception as exc:  # any failure to mail is itself an alert
+                self._mail_failed(alert, exc)
+            finally:
+                self._mail.task_done()
+        self._mail.task_done()
+
+    def _mail_failed(self, alert: AlertRow, exc: Exception) -> None:
+        summary = f"alert #{alert.id} not mailed: {type(exc).__name__}: {str(exc)[:200]}"
+        try:
+            with self._ledger.writing() as writer:
+                failed = self.record(writer, self._clock(), AlertKind.MAIL_FAILED, summary)
+            self.publish([failed])
+        except Exception:  # the ledger itself failing: the log is all that is left
+            self._write_line({"kind": AlertKind.MAIL_FAILED, "summary": summary})
+
+    def flush(self) -> None:
+        """Wait until every queued mail is sent or recorded as failed."""
+        if self._mailer is not None and self._mailer.is_alive():
+            self._mail.join()
+
+    def close(self) -> None:
+        if self._mailer is not None and self._mailer.is_alive():
+            self._mail.put(None)
+            self._mailer.join(timeout=30)
+        self._mailer = None
+
+
+def _message(smtp: Smtp, alert: AlertRow) -> EmailMessage:
+    label = LABELS.get(AlertKind(alert.kind), alert.kind)
+    message = EmailMessage()
+    message["Subject"] = f"[呼びかけ 預託 {alert.severity}] {label}"
+    message["From"] = smtp.sender
+    message["To"] = ", ".join(smtp.to)
+    message.set_content(
+        f"{label}\n\n{alert.summary}\n\n"
+        f"custody alert #{alert.id}, ledger entry #{alert.ledger_seq}, at {alert.at}\n"
+    )
+    return message
+
+
+def _deliver(smtp: Smtp, message: EmailMessage) -> None:
+    with smtplib.SMTP(smtp.host, smtp.port, timeout=10) as server:
+        if smtp.starttls:
+            server.starttls(context=ssl.create_default_context())
+        if smtp.user:
+            server.login(smtp.user, smtp.password() or "")
+        server.send_message(message)

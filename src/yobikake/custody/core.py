@@ -1,0 +1,450 @@
+"""The custodian's decisions, independent of transport: `Custodian` is what the HTTP
+server (server.py) and the in-process fake (yobikake.vault.custodian.InProcess) wrap.
+
+Every method records what it did, or why it refused, in the ledger (ledger.py) before it
+returns; whatever the application asks, the rules here are the custodian's own
+(config.py, policy.py): the purpose's fields, one person per request, each holder's and
+the whole centre's hourly budget, calling hours. A canary opened, or refusals over the
+threshold, are critical alerts on the custody channel (alerts.py).
+"""
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, NoReturn
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from yobikake.custody import policy
+from yobikake.custody.alerts import AlertChannel, AlertKind
+from yobikake.custody.config import Config
+from yobikake.custody.keyring import (
+    CannotUnwrap,
+    KeyGone,
+    Keyring,
+    KeyringUnavailable,
+    SigningKey,
+    fingerprint_of,
+    open_keyring,
+    verify_signature,
+)
+from yobikake.custody.ledger import AlertRow, Entry, Head, Kind, Ledger, ListKey, Verification
+from yobikake.custody.ledger import Writer as LedgerWriter
+from yobikake.custody.protocol import (
+    CustodyRefused,
+    CustodyUnavailable,
+    DeletionCertificate,
+    Opened,
+    OpenRequest,
+    Refusal,
+    field_aad,
+)
+from yobikake.custody.sealing import KEY_BYTES, CannotOpen, open_field
+
+HOUR = timedelta(hours=1)
+# A refusal because the keyring could not be reached: recorded, but not the holder's
+# doing, so not counted towards the refusal alert.
+UNAVAILABLE = "custody_unavailable"
+_MAX_CACHED = 4096
+
+
+def verify_certificate(certificate: DeletionCertificate, custody_public_pem: str) -> bool:
+    """Whether the deletion certificate is signed by the custody key whose public half
+    (pinned by the application and the insurer) is `custody_public_pem`."""
+    return verify_signature(custody_public_pem, certificate.message(), certificate.signature)
+
+
+class BatchKeys:
+    """Unwrapped batch keys, in the custodian's memory only, for `ttl` seconds each,
+    keyed by list and the SHA-256 of the wrapped key; a shredded list's are forgotten
+    and never cached again."""
+
+    def __init__(
+        self, keyring: Keyring, ttl: float, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._keyring = keyring
+        self._ttl = ttl
+        self._monotonic = monotonic
+        self._cache: dict[tuple[int, bytes], tuple[float, AESGCM]] = {}
+        self._shredded: set[int] = set()
+        self._lock = threading.Lock()
+
+    def cipher(self, list_id: int, wrapped: bytes) -> AESGCM:
+        slot = (list_id, hashlib.sha256(wrapped).digest())
+        now = self._monotonic()
+        hit = self._cache.get(slot)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        key = self._keyring.decrypt(list_id, wrapped)
+        if len(key) != KEY_BYTES:
+            raise CannotUnwrap(f"list {list_id}: not an AES-256 key")
+        aead = AESGCM(key)
+        with self._lock:
+            if list_id not in self._shredded:
+                if len(self._cache) >= _MAX_CACHED:
+                    self._cache = {s: v for s, v in self._cache.items() if v[0] > now}
+                    if len(self._cache) >= _MAX_CACHED:
+                        self._cache.clear()
+                self._cache[slot] = (now + self._ttl, aead)
+        return aead
+
+    def forget(self, list_id: int) -> None:
+        with self._lock:
+            self._shredded.add(list_id)
+            self._cache = {s: v for s, v in self._cache.items() if s[0] != list_id}
+
+
+class Custodian:
+    def __init__(
+        self,
+        home: Path,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """The custodian of the custody home `home` (its config, keyring, ledger), made by
+        `Config.init`. `clock` (aware datetimes) is the custodian's own time, for budgets
+        and calling hours; tests pass their own."""
+        self.config = Config.load(home)
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self.signing_key = SigningKey.load(self.config.signing_key_path)
+        self.keyring = open_keyring(self.config.keyring, self.config.keys_dir)
+        self.ledger = Ledger(self.config.ledger_path, self.signing_key)
+        self.channel = AlertChannel(self.config, self.ledger, self._clock)
+        self._keys = BatchKeys(self.keyring, self.config.key_cache_ttl, monotonic)
+        self.ledger.append(Kind.START, self._clock(), outcome="ok", reason=self.config.keyring.kind)
+
+    def close(self) -> None:
+        self.channel.close()
+        self.ledger.close()
+
+    # -- lists ---------------------------------------------------------------------------
+
+    def create_list(self, list_id: int, insurer_id: int) -> str:
+        """A key pair for the list (idempotent); its public half, PEM. Refused for a list
+        once shredded."""
+        now = self._clock()
+        context: dict[str, Any] = {"list_id": list_id, "insurer_id": insurer_id}
+        if not (policy.is_id(list_id) and policy.is_id(insurer_id)):
+            self._refuse(Refusal.BAD_REQUEST, now, {})
+        existing = self.ledger.list_key(list_id)
+        if existing is not None:
+            if not existing.active:
+                self._refuse(Refusal.SHREDDED, now, context)
+            if existing.insurer_id != insurer_id:
+                self._refuse(Refusal.BAD_REQUEST, now, context)
+            return self._public_pem(existing, now)
+        pem = self._ask_keyring(lambda: self.keyring.create(list_id), now, context)
+        with self.ledger.writing() as writer:
+            if writer.list_key(list_id) is None:  # not made meanwhile by another request
+                writer.add_list_key(list_id, insurer_id, fingerprint_of(pem), now)
+                writer.append(Kind.CREATE_LIST, now, outcome="created", **context)
+        return self.public_key(list_id)
+
+    def public_key(self, list_id: int) -> str:
+        now = self._clock()
+        return self._public_pem(self._active_list(list_id, now, {"list_id": list_id}), now)
+
+    def _public_pem(self, key: ListKey, now: datetime) -> str:
+        """The keyring's public key for the list, checked against the fingerprint the
+        ledger recorded when it was made: a key replaced in the keyring is not sealed to."""
+        context: dict[str, Any] = {"list_id": key.list_id, "insurer_id": key.insurer_id}
+        pem = self._ask_keyring(lambda: self.keyring.public_pem(key.list_id), now, context)
+        if fingerprint_of(pem) != key.fingerprint:
+            self._refuse(
+                Refusal.CANNOT_OPEN,
+                now,
+                context,
+                alert=(
+                    AlertKind.KEY_MISSING,
+                    f"list {key.list_id}: the keyring's key is not the one made",
+                ),
+            )
+        return pem
+
+    def register_canaries(self, list_id: int, row_ids: list[int]) -> None:
+        """Which of the list's rows are canaries (once per list; a second call is refused
+        and alerted: replacing them would let the canaries be opened unseen)."""
+        now = self._clock()
+        context: dict[str, Any] = {"list_id": list_id}
+        rows = frozenset(row_ids)
+        if not all(policy.is_id(row) for row in rows):
+            self._refuse(Refusal.BAD_REQUEST, now, context)
+        key = self._active_list(list_id, now, context)
+        if key.canaries_at is not None:
+            self._refuse(
+                Refusal.CANARIES_REGISTERED,
+                now,
+                context,
+                alert=(AlertKind.CANARIES_AGAIN, f"list {list_id}: canaries registered again"),
+            )
+        with self.ledger.writing() as writer:
+            current = writer.list_key(list_id)
+            if current is None or current.canaries_at is not None:
+                raise CustodyRefused(Refusal.CANARIES_REGISTERED)
+            writer.add_canaries(list_id, sorted(rows), now)
+            writer.append(
+                Kind.CANARIES, now, outcome="registered", reason=f"{len(rows)} rows", **context
+            )
+
+    def leave_out(self, list_id: int, campaign_id: int) -> frozenset[int]:
+        """The rows a campaign must not queue (the list's canaries); on the ledger."""
+        now = self._clock()
+        context: dict[str, Any] = {"list_id": list_id, "campaign_id": campaign_id}
+        if not policy.is_id(campaign_id):
+            self._refuse(Refusal.BAD_REQUEST, now, {"list_id": list_id})
+        self._active_list(list_id, now, context)
+        with self.ledger.writing() as writer:
+            rows = writer.canaries(list_id)
+            writer.append(
+                Kind.LEAVE_OUT, now, outcome="told", reason=f"{len(rows)} rows", **context
+            )
+        return rows
+
+    def shred(self, list_id: int) -> DeletionCertificate:
+        """Destroy the list's private key; the certificate is signed by the custody key.
+        Asked again, the same certificate (a caller whose answer was lost may retry)."""
+        now = self._clock()
+        context: dict[str, Any] = {"list_id": list_id}
+        key = self.ledger.list_key(list_id) if policy.is_id(list_id) else None
+        if key is None:
+            self._refuse(Refusal.UNKNOWN_LIST, now, context)
+        context["insurer_id"] = key.insurer_id
+        if key.destroyed_at is not None and key.certificate is not None:
+            return self._certificate(key, key.destroyed_at, key.certificate)
+        if key.active:
+            with self.ledger.writing() as writer:
+                writer.mark_shredded(list_id)  # from here on, every open is refused
+        self._keys.forget(list_id)
+        self._ask_keyring(lambda: self.keyring.destroy(list_id), now, context)
+        destroyed_at = now.astimezone(UTC).isoformat(timespec="microseconds")
+        unsigned = self._certificate(key, destroyed_at, b"")
+        signature = self.signing_key.sign(unsigned.message())
+        with self.ledger.writing() as writer:
+            writer.record_destroyed(list_id, destroyed_at, signature)
+            writer.append(Kind.SHRED, now, outcome="destroyed", reason=key.fingerprint, **context)
+        return self._certificate(key, destroyed_at, signature)
+
+    @staticmethod
+    def _certificate(key: ListKey, destroyed_at: str, signature: bytes) -> DeletionCertificate:
+        return DeletionCertificate(
+            list_id=key.list_id,
+            insurer_id=key.insurer_id,
+            key_fingerprint=key.fingerprint,
+            destroyed_at=destroyed_at,
+            signature=signature,
+        )
+
+    def verify_certificate(self, certificate: DeletionCertificate) -> bool:
+        return verify_certificate(certificate, self.ledger.public_pem())
+
+    # -- opening -------------------------------------------------------------------------
+
+    def open(self, request: OpenRequest) -> Opened:
+        """One person's fields, or `CustodyRefused`. Recorded in the ledger before the
+        values leave; values that opened but are then refused (a budget spent meanwhile)
+        are dropped."""
+        now = self._clock()
+        j = request.justification
+        context = policy.ledger_context(j)
+        code = policy.request_refusal(
+            j, request.sealed, request.wrapped_key, now=now, calling_hours=self.config.calling_hours
+        )
+        if code is not None:
+            self._refuse(code, now, context)
+        key = self._active_list(j.list_id, now, context)
+        if key.insurer_id != j.insurer_id:
+            self._refuse(Refusal.BAD_REQUEST, now, context)
+        values = self._open_values(request, key, now, context)
+        alerts: list[AlertRow | None] = []
+        refusal: Refusal | None = None
+        with self.ledger.writing() as writer:
+            current = writer.list_key(j.list_id)
+            if current is None or not current.active:  # shredded while this one opened
+                refusal = Refusal.SHREDDED
+            else:
+                refusal = self._budget_refusal(writer, j.holder.user_id, j.holder.role, now)
+            if refusal is not None:
+                self._record_refusal(writer, refusal, now, context, alerts)
+                if refusal == Refusal.CENTRE_BUDGET:
+                    alerts.append(
+                        self.channel.record(
+                            writer,
+                            now,
+                            AlertKind.CENTRE_BUDGET,
+                            f"the centre's {self.config.centre_hourly} opens an hour are spent "
+                            f"(refused first to holder {j.holder.user_id})",
+                            once_per=HOUR,  # one for the whole centre, whoever asks next
+                        )
+                    )
+            else:
+                seq = writer.append(Kind.OPEN, now, outcome="opened", **context)
+                if writer.is_canary(j.list_id, j.row_id):
+                    # The values still go back: a refusal would tell the insider which
+                    # rows are canaries.
+                    alerts.append(
+                        self.channel.record(
+                            writer,
+                            now,
+                            AlertKind.CANARY_OPENED,
+                            f"list {j.list_id} row {j.row_id} opened by holder "
+                            f"{j.holder.user_id} ({context['holder_role']}, {j.purpose}, "
+                            f"grant {j.grant_id})",
+                            holder_user_id=j.holder.user_id,
+                            list_id=j.list_id,
+                            row_id=j.row_id,
+                        )
+                    )
+        self.channel.publish(alerts)
+        if refusal is not None:
+            raise CustodyRefused(refusal)
+        return Opened(values=values, ledger_seq=seq)
+
+    def _open_values(
+        self, request: OpenRequest, key: ListKey, now: datetime, context: dict[str, Any]
+    ) -> dict[str, str]:
+        j = request.justification
+        try:
+            aead = self._ask_keyring(
+                lambda: self._keys.cipher(j.list_id, request.wrapped_key), now, context
+            )
+            return {
+                name: ""
+                if sealed is None
+                else open_field(
+                    aead, field_aad(j.table, name, j.row_id, j.list_id, key.insurer_id), sealed
+                )
+                for name, sealed in request.sealed.items()
+            }
+        except (CannotUnwrap, CannotOpen):
+            self._refuse(
+                Refusal.CANNOT_OPEN,
+                now,
+                context,
+                alert=(
+                    AlertKind.CANNOT_OPEN,
+                    f"list {j.list_id} row {j.row_id}: a value that does not open at its "
+                    f"place, sent for holder {j.holder.user_id}",
+                ),
+            )
+
+    def _budget_refusal(
+        self, writer: LedgerWriter, user_id: int, role: str, now: datetime
+    ) -> Refusal | None:
+        since = now - HOUR
+        return policy.budget_refusal(
+            holder_opens=writer.count(Kind.OPEN, since, holder_user_id=user_id),
+            holder_budget=self.config.holder_budget(role),
+            centre_opens=writer.count(Kind.OPEN, since),
+            centre_budget=self.config.centre_hourly,
+        )
+
+    # -- refusing ------------------------------------------------------------------------
+
+    def _active_list(self, list_id: Any, now: datetime, context: dict[str, Any]) -> ListKey:
+        key = self.ledger.list_key(list_id) if policy.is_id(list_id) else None
+        if key is None:
+            self._refuse(Refusal.UNKNOWN_LIST, now, context)
+        if not key.active:
+            self._refuse(Refusal.SHREDDED, now, context)
+        return key
+
+    def _record_refusal(
+        self,
+        writer: LedgerWriter,
+        code: str,
+        now: datetime,
+        context: dict[str, Any],
+        alerts: list[AlertRow | None],
+    ) -> None:
+        """The refusal's entry; and, when it is the holder's threshold-th refusal within
+        the hour, one critical alert for that hour."""
+        writer.append(Kind.REFUSE, now, outcome="refused", reason=code, **context)
+        holder = context.get("holder_user_id")
+        if holder is None or code == UNAVAILABLE:
+            return
+        refusals = writer.count(
+            Kind.REFUSE, now - HOUR, holder_user_id=holder, exclude_reason=UNAVAILABLE
+        )
+        if refusals >= self.config.refusal_alert_threshold:
+            alerts.append(
+                self.channel.record(
+                    writer,
+                    now,
+                    AlertKind.REFUSALS,
+                    f"holder {holder} ({context.get('holder_role')}): {refusals} refusals "
+                    f"within the hour, the last {code}",
+                    holder_user_id=holder,
+                    once_per=HOUR,
+                )
+            )
+
+    def _refuse(
+        self,
+        code: str,
+        now: datetime,
+        context: dict[str, Any],
+        *,
+        alert: tuple[AlertKind, str] | None = None,
+    ) -> NoReturn:
+        alerts: list[AlertRow | None] = []
+        with self.ledger.writing() as writer:
+            self._record_refusal(writer, code, now, context, alerts)
+            if alert is not None:
+                kind, summary = alert
+                holder = context.get("holder_user_id")
+                alerts.append(
+                    self.channel.record(
+                        writer,
+                        now,
+                        kind,
+                        summary,
+                        holder_user_id=holder,
+                        list_id=context.get("list_id"),
+                        row_id=context.get("row_id"),
+                        once_per=HOUR,
+                    )
+                )
+        self.channel.publish(alerts)
+        raise CustodyRefused(code)
+
+    def _unavailable(self, exc: Exception, now: datetime, context: dict[str, Any]) -> NoReturn:
+        with self.ledger.writing() as writer:
+            self._record_refusal(writer, UNAVAILABLE, now, context, [])
+        raise CustodyUnavailable(f"keyring: {exc}") from None
+
+    def _ask_keyring[T](self, call: Callable[[], T], now: datetime, context: dict[str, Any]) -> T:
+        try:
+            return call()
+        except KeyringUnavailable as exc:
+            self._unavailable(exc, now, context)
+        except KeyGone:
+            # The ledger says the list is active: its key went missing outside custody.
+            list_id = context.get("list_id")
+            self._refuse(
+                Refusal.CANNOT_OPEN,
+                now,
+                context,
+                alert=(AlertKind.KEY_MISSING, f"list {list_id}: active, but not in the keyring"),
+            )
+
+    # -- for the CLI and the server --------------------------------------------------------
+
+    def custody_public_key(self) -> str:
+        """The custody signing key's public half: what checks certificates and the head."""
+        return self.ledger.public_pem()
+
+    def head(self) -> Head:
+        return self.ledger.head()
+
+    def verify_ledger(self) -> Verification:
+        return self.ledger.verify()
+
+    def entries(self, *, after: int = 0, limit: int | None = None) -> list[Entry]:
+        return self.ledger.entries(after=after, limit=limit)
+
+    def alerts(self, *, after: int = 0, limit: int | None = None) -> list[AlertRow]:
+        return self.ledger.alerts(after=after, limit=limit)
