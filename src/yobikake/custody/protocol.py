@@ -13,6 +13,8 @@ Sealing scheme (the same in every profile):
   which the custodian builds itself from the request: a value moved to another row,
   column, list or insurer does not open, so the custodian always knows which row it
   opened, whatever the request claims.
+
+`sealing.py` implements the scheme, for the importer and the custodian alike.
 """
 
 import base64
