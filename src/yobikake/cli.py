@@ -51,6 +51,13 @@ def _check_start(command: str, *, record: bool) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["custodian"]:
+        # The custody domain's commands: no Django, none of the application's settings,
+        # and so none of the checks above, which are the application's.
+        from yobikake.custody import cli as custody_cli
+
+        custody_cli.main(sys.argv[2:])
+        return
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "yobikake.settings")
     from django.core.management import execute_from_command_line
 

@@ -1,0 +1,244 @@
+"""`yobikake custodian …`: the custody domain's own command line, run by the security
+officer on the custody host. It loads no Django and reads nothing of the application's
+settings: its home is given (`--home`), or $YOBIKAKE_CUSTODY_HOME, or `custody/` under
+$YOBIKAKE_HOME (default `var`), computed here as the application's settings compute
+YOBIKAKE_HOME.
+
+    yobikake custodian init [--home DIR] [--client-dir DIR] [--server-name NAME …]
+    yobikake custodian serve [--home DIR] [--bind HOST:PORT] [--threads N]
+    yobikake custodian status [--home DIR]
+    yobikake custodian ledger verify [--home DIR]
+    yobikake custodian alerts [--home DIR] [--limit N]
+"""
+
+import argparse
+import errno
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from yobikake.custody import pki
+from yobikake.custody.config import Config, ConfigError
+from yobikake.custody.keyring import CustodyFileError, SigningKey
+from yobikake.custody.ledger import Ledger
+from yobikake.custody.server import DEFAULT_BIND, THREADS, Server
+
+
+def application_home() -> Path:
+    return Path(os.environ.get("YOBIKAKE_HOME") or "var")
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("YOBIKAKE_CUSTODY_HOME") or application_home() / "custody")
+
+
+def default_client_dir() -> Path:
+    """Where the application's settings look for its client certificate by default
+    (YOBIKAKE_CUSTODIAN_CLIENT_DIR)."""
+    return Path(os.environ.get("YOBIKAKE_CUSTODIAN_CLIENT_DIR") or application_home() / "custodian")
+
+
+class Refused(Exception):
+    """What the command cannot do, said to the person who ran it."""
+
+
+def init(home: Path, client_dir: Path, server_names: Sequence[str]) -> list[Path]:
+    """The custody home (settings, signing key) and the TLS files of both sides; what
+    exists is kept."""
+    try:
+        Config.init(home)
+        return pki.issue(home, client_dir, server_names=server_names)
+    except (ConfigError, pki.PkiError) as exc:
+        raise Refused(str(exc)) from None
+
+
+def serve(home: Path, bind: str, threads: int) -> None:
+    try:
+        Config.load(home)
+    except ConfigError as exc:
+        raise Refused(str(exc)) from None
+    if not pki.ServerFiles.of(home).exist():
+        raise Refused(f"{home} has no TLS certificates: run `yobikake custodian init` first")
+    _check_free(bind)
+    Server(home, bind, threads).run()
+
+
+def ledger(home: Path) -> Ledger:
+    """The home's ledger, read by a command beside a running server (WAL)."""
+    try:
+        config = Config.load(home)
+        return Ledger(config.ledger_path, SigningKey.load(config.signing_key_path))
+    except (ConfigError, CustodyFileError) as exc:
+        raise Refused(str(exc)) from None
+
+
+def status(home: Path, console: Console) -> None:
+    try:
+        config = Config.load(home)
+    except ConfigError as exc:
+        raise Refused(str(exc)) from None
+    book = ledger(home)
+    try:
+        head, keys, alerts = book.head(), book.list_keys(), book.alerts()
+    finally:
+        book.close()
+    files = pki.ServerFiles.of(home)
+    table = Table(title=f"Custodian — {home}", show_header=False)
+    table.add_column()
+    table.add_column()
+    table.add_row("keyring", config.keyring.kind)
+    table.add_row("holder budget / hour", _budgets(config.holder_hourly))
+    table.add_row("centre budget / hour", str(config.centre_hourly))
+    table.add_row("calling hours", "{}:00–{}:00 Asia/Tokyo, Mon–Sat".format(*config.calling_hours))
+    table.add_row("refusals before an alert", str(config.refusal_alert_threshold))
+    table.add_row("alert mail", ", ".join(config.smtp.to) if config.smtp else "none (log only)")
+    active = sum(1 for key in keys if key.active)
+    table.add_row("lists", f"{active} with a key, {len(keys) - active} shredded")
+    table.add_row("ledger", f"{head.seq} entries, head {head.hash[:16]}…")
+    critical = sum(1 for alert in alerts if alert.severity == "critical")
+    table.add_row("alerts", f"{len(alerts)} ({critical} critical)")
+    for name, path in (("CA", files.ca), ("server certificate", files.cert)):
+        table.add_row(
+            f"{name} valid until",
+            pki.expiry(path).date().isoformat() if path.exists() else "missing: run init",
+        )
+    console.print(table)
+
+
+def _budgets(budgets: dict[str, int]) -> str:
+    return ", ".join(f"{role} {n}" for role, n in sorted(budgets.items()))
+
+
+def verify_ledger(home: Path, console: Console) -> bool:
+    book = ledger(home)
+    try:
+        found = book.verify()
+    finally:
+        book.close()
+    if found.ok:
+        console.print(f"Ledger verified: {found.entries} entries, chain and signed head intact.")
+    else:
+        where = f"entry {found.first_bad}" if found.first_bad is not None else "the head"
+        console.print(f"[bold red]Ledger broken at {where}[/]: {found.problem}")
+    return found.ok
+
+
+def show_alerts(home: Path, limit: int, console: Console) -> None:
+    book = ledger(home)
+    try:
+        alerts = book.alerts()[-limit:]
+    finally:
+        book.close()
+    if not alerts:
+        console.print("No custody alerts.")
+        return
+    table = Table(title="Custody alerts (newest last)")
+    for column in ("#", "at (UTC)", "severity", "kind", "holder", "list", "ledger", "summary"):
+        table.add_column(column)
+    for alert in alerts:
+        table.add_row(
+            str(alert.id),
+            alert.at[:19],
+            f"[bold red]{alert.severity}[/]" if alert.severity == "critical" else alert.severity,
+            alert.kind,
+            "" if alert.holder_user_id is None else str(alert.holder_user_id),
+            "" if alert.list_id is None else str(alert.list_id),
+            str(alert.ledger_seq),
+            alert.summary,
+        )
+    console.print(table)
+
+
+def _check_free(bind: str) -> None:
+    """Refuse at once when another process listens there (gunicorn would retry for
+    seconds, while whoever started this one might take the other for it)."""
+    host, _, port = bind.rpartition(":")
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host.strip("[]"), int(port)))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise Refused(f"{bind} is in use: is a custodian already running?") from None
+            raise Refused(f"cannot listen on {bind}: {exc.strerror}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="yobikake custodian",
+        description="The custodian: the only holder of the keys that open residents' data.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.add_argument(
+            "--home",
+            type=Path,
+            default=None,
+            help="The custody home (default: $YOBIKAKE_CUSTODY_HOME or $YOBIKAKE_HOME/custody).",
+        )
+        return sub
+
+    init_parser = command("init", "Make the custody home, its keys and the TLS certificates.")
+    init_parser.add_argument(
+        "--client-dir",
+        type=Path,
+        default=None,
+        help="Where to write the application's client certificate "
+        "(default: $YOBIKAKE_CUSTODIAN_CLIENT_DIR or $YOBIKAKE_HOME/custodian).",
+    )
+    init_parser.add_argument(
+        "--server-name",
+        action="append",
+        dest="server_names",
+        help="A host name or address the custodian is reached at (repeatable; "
+        f"default: {', '.join(pki.DEFAULT_SERVER_NAMES)}).",
+    )
+    serve_parser = command("serve", "Serve the custodian (HTTPS, mutual TLS).")
+    serve_parser.add_argument("--bind", default=DEFAULT_BIND, help="HOST:PORT to listen on.")
+    serve_parser.add_argument("--threads", type=int, default=THREADS)
+    command("status", "Settings, lists, ledger head, alerts and certificates at a glance.")
+    ledger_parser = commands.add_parser("ledger", help="The custody ledger.")
+    ledger_commands = ledger_parser.add_subparsers(dest="ledger_command", required=True)
+    verify_parser = ledger_commands.add_parser(
+        "verify", help="Check the hash chain and the signed head; exit 1 if broken."
+    )
+    verify_parser.add_argument("--home", type=Path, default=None)
+    alerts_parser = command("alerts", "The custody alerts, newest last.")
+    alerts_parser.add_argument("--limit", type=int, default=50)
+    return parser
+
+
+def main(argv: Sequence[str]) -> None:
+    args = _parser().parse_args(list(argv))
+    home = (args.home or default_home()).resolve()
+    console = Console(highlight=False)
+    try:
+        if args.command == "init":
+            written = init(
+                home,
+                (args.client_dir or default_client_dir()).resolve(),
+                args.server_names or pki.DEFAULT_SERVER_NAMES,
+            )
+            console.print(f"Custody home: {home}")
+            for path in written:
+                console.print(f"  wrote {path}")
+            if not written:
+                console.print("  nothing to do: everything was there")
+        elif args.command == "serve":
+            serve(home, args.bind, args.threads)
+        elif args.command == "status":
+            status(home, console)
+        elif args.command == "ledger":
+            if not verify_ledger(home, console):
+                sys.exit(1)
+        elif args.command == "alerts":
+            show_alerts(home, args.limit, console)
+    except Refused as refused:
+        sys.exit(f"yobikake custodian {args.command}: {refused}")

@@ -1,0 +1,263 @@
+"""The custodian over HTTP: a small WSGI application (JSON in and out, `protocol`'s
+encoding) in front of one `core.Custodian`, served by gunicorn with mutual TLS.
+
+    POST /v1/lists                    {list_id, insurer_id}  -> {public_key}
+    GET  /v1/lists/<id>/public-key                           -> {public_key}
+    POST /v1/lists/<id>/canaries      {rows}                 -> {}
+    POST /v1/lists/<id>/leave-out     {campaign_id}          -> {rows}
+    POST /v1/open                     OpenRequest            -> Opened
+    POST /v1/lists/<id>/shred                                -> DeletionCertificate
+    GET  /v1/health                                          -> {status}
+
+A refusal is 403 with its `code` (a `protocol.Refusal`); a request the custodian cannot
+read is 400 with code `custody_bad_request`; a custodian that cannot reach its own
+keyring answers 503 (`custody_unavailable`), and the application opens nothing.
+
+Only a client holding the certificate the custody authority gave the application gets
+past the TLS handshake (`cert_reqs = CERT_REQUIRED` against the custody CA alone). One
+worker process, because the unwrapped batch keys and the alert channel live in one
+`Custodian` (budgets are counted in the ledger, in one transaction per open); several
+threads in it, so a slow request (a list's new key pair) does not hold up reveals;
+connections kept alive, so a reveal pays for no handshake.
+"""
+
+import json
+import re
+import ssl
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+
+from yobikake.custody.core import UNAVAILABLE, Custodian
+from yobikake.custody.pki import ServerFiles
+from yobikake.custody.protocol import (
+    CustodyRefused,
+    CustodyUnavailable,
+    Holder,
+    Justification,
+    OpenRequest,
+    Refusal,
+    from_json,
+    to_json,
+)
+
+DEFAULT_BIND = "127.0.0.1:8101"
+THREADS = 8
+# Longer than the application's idle gaps between reveals, so its pooled connections
+# are rarely found closed.
+KEEPALIVE_SECONDS = 75
+MAX_BODY = 4 * 1024 * 1024
+
+StartResponse = Callable[[str, list[tuple[str, str]]], object]
+
+
+class BadRequest(Exception):
+    pass
+
+
+class _NotFound(Exception):
+    pass
+
+
+def _int(data: dict[str, Any], key: str) -> int:
+    value = data.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise BadRequest(f"{key} must be an integer")
+    return value
+
+
+def _ints(data: dict[str, Any], key: str) -> list[int]:
+    value = data.get(key)
+    if not isinstance(value, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        raise BadRequest(f"{key} must be a list of integers")
+    return value
+
+
+def open_request(data: dict[str, Any]) -> OpenRequest:
+    """An `OpenRequest` from its decoded JSON. Only its shape is checked here; the
+    custodian judges the values (policy.request_refusal), and its refusal is on the
+    ledger."""
+    try:
+        justification, sealed = data["justification"], data["sealed"]
+        holder = justification["holder"]
+        if not isinstance(sealed, dict):
+            raise TypeError("sealed")
+        fields = justification["fields"]
+        return OpenRequest(
+            justification=Justification(
+                holder=Holder(user_id=holder["user_id"], role=holder["role"]),
+                purpose=justification["purpose"],
+                grant_id=justification["grant_id"],
+                insurer_id=justification["insurer_id"],
+                list_id=justification["list_id"],
+                table=justification["table"],
+                row_id=justification["row_id"],
+                fields=tuple(fields) if isinstance(fields, list) else fields,
+            ),
+            wrapped_key=data["wrapped_key"],
+            sealed=sealed,
+        )
+    except (KeyError, TypeError) as exc:
+        raise BadRequest(f"not an open request ({type(exc).__name__}: {exc})") from None
+
+
+Handler = Callable[[Custodian, dict[str, Any], int], Any]
+
+
+def _create_list(custodian: Custodian, body: dict[str, Any], _: int) -> Any:
+    return {"public_key": custodian.create_list(_int(body, "list_id"), _int(body, "insurer_id"))}
+
+
+def _public_key(custodian: Custodian, _body: dict[str, Any], list_id: int) -> Any:
+    return {"public_key": custodian.public_key(list_id)}
+
+
+def _canaries(custodian: Custodian, body: dict[str, Any], list_id: int) -> Any:
+    custodian.register_canaries(list_id, _ints(body, "rows"))
+    return {}
+
+
+def _leave_out(custodian: Custodian, body: dict[str, Any], list_id: int) -> Any:
+    return {"rows": sorted(custodian.leave_out(list_id, _int(body, "campaign_id")))}
+
+
+def _open(custodian: Custodian, body: dict[str, Any], _: int) -> Any:
+    return custodian.open(open_request(body))
+
+
+def _shred(custodian: Custodian, _body: dict[str, Any], list_id: int) -> Any:
+    return custodian.shred(list_id)
+
+
+def _health(_custodian: Custodian, _body: dict[str, Any], _: int) -> Any:
+    return {"status": "ok"}
+
+
+# (method, path, handler); a path's one group is the list id.
+ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
+    ("POST", re.compile(r"/v1/lists"), _create_list),
+    ("GET", re.compile(r"/v1/lists/(\d+)/public-key"), _public_key),
+    ("POST", re.compile(r"/v1/lists/(\d+)/canaries"), _canaries),
+    ("POST", re.compile(r"/v1/lists/(\d+)/leave-out"), _leave_out),
+    ("POST", re.compile(r"/v1/open"), _open),
+    ("POST", re.compile(r"/v1/lists/(\d+)/shred"), _shred),
+    ("GET", re.compile(r"/v1/health"), _health),
+]
+
+
+class App:
+    """The WSGI application over one custodian."""
+
+    def __init__(self, custodian: Custodian) -> None:
+        self.custodian = custodian
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            handler, list_id = self._route(environ["REQUEST_METHOD"], environ["PATH_INFO"])
+            body = self._body(environ)
+            status, result = "200 OK", to_json(handler(self.custodian, body, list_id))
+        except _NotFound:
+            status, result = "404 Not Found", {"code": "not_found"}
+        except BadRequest as exc:
+            status, result = "400 Bad Request", {"code": Refusal.BAD_REQUEST, "message": str(exc)}
+        except CustodyRefused as refused:
+            status, result = "403 Forbidden", {"code": refused.code, "message": str(refused)}
+        except CustodyUnavailable as exc:
+            status, result = "503 Service Unavailable", {"code": UNAVAILABLE, "message": str(exc)}
+        payload = json.dumps(result).encode()
+        start_response(
+            status,
+            [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))],
+        )
+        return [payload]
+
+    @staticmethod
+    def _route(method: str, path: str) -> tuple[Handler, int]:
+        for route_method, pattern, handler in ROUTES:
+            match = pattern.fullmatch(path)
+            if match and route_method == method:
+                return handler, int(match.group(1)) if match.groups() else 0
+        raise _NotFound
+
+    @staticmethod
+    def _body(environ: dict[str, Any]) -> dict[str, Any]:
+        if environ["REQUEST_METHOD"] != "POST":
+            return {}
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise BadRequest("bad Content-Length") from None
+        if length > MAX_BODY:
+            raise BadRequest("request too large")
+        raw = environ["wsgi.input"].read(length) if length else b"{}"
+        try:
+            body = from_json(json.loads(raw))
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest("not JSON") from None
+        if not isinstance(body, dict):
+            raise BadRequest("not a JSON object")
+        return body
+
+
+def _one_tls_context() -> Callable[[Any, Callable[[], ssl.SSLContext]], ssl.SSLContext]:
+    """gunicorn asks for a context per connection; one, made once, is enough (and lets
+    TLS sessions resume). TLS 1.3 only: both ends are ours."""
+    made: list[ssl.SSLContext] = []
+    lock = threading.Lock()
+
+    def ssl_context(_config: Any, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+        with lock:
+            if not made:
+                context = default()
+                context.minimum_version = ssl.TLSVersion.TLSv1_3
+                made.append(context)
+            return made[0]
+
+    return ssl_context
+
+
+class Server(BaseApplication):  # type: ignore[misc]
+    """gunicorn, configured here and nowhere else: no configuration file, no
+    GUNICORN_CMD_ARGS, no control socket."""
+
+    def __init__(self, home: Path, bind: str = DEFAULT_BIND, threads: int = THREADS) -> None:
+        files = ServerFiles.of(home)
+        self.home = home
+        self.options: dict[str, Any] = {
+            "bind": [bind],
+            "workers": 1,
+            "worker_class": "gthread",
+            "threads": threads,
+            "keepalive": KEEPALIVE_SECONDS,
+            "certfile": str(files.cert),
+            "keyfile": str(files.key),
+            "ca_certs": str(files.ca),
+            "cert_reqs": ssl.CERT_REQUIRED,
+            "ssl_context": _one_tls_context(),
+            "control_socket_disable": True,
+            "proc_name": "yobikake-custodian",
+            "accesslog": None,
+            "errorlog": "-",
+            "loglevel": "warning",
+            "worker_exit": self._worker_exit,
+        }
+        self.custodian: Custodian | None = None
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> App:
+        # In the worker, after the fork: the custodian's state is the worker's.
+        self.custodian = Custodian(self.home)
+        return App(self.custodian)
+
+    def _worker_exit(self, _arbiter: Any, _worker: Any) -> None:
+        if self.custodian is not None:
+            self.custodian.close()
