@@ -249,6 +249,13 @@ YOBIKAKE_MASTER_KEY_FILE = os.environ.get("YOBIKAKE_MASTER_KEY_FILE", "")
 OPENBAO_ADDR = os.environ.get("OPENBAO_ADDR", "http://127.0.0.1:8200")
 OPENBAO_TOKEN = envsecret("OPENBAO_TOKEN")
 OPENBAO_TRANSIT_MOUNT = os.environ.get("OPENBAO_TRANSIT_MOUNT", "transit")
+# The custodian (custody domain, `yobikake custodian serve`): where it listens, and the
+# directory its `init` wrote the application's client certificate into (ca.pem,
+# client.pem, client-key.pem). Nothing under it opens a stored field.
+YOBIKAKE_CUSTODIAN_URL = os.environ.get("YOBIKAKE_CUSTODIAN_URL", "https://127.0.0.1:8101")
+YOBIKAKE_CUSTODIAN_CLIENT_DIR = Path(
+    os.environ.get("YOBIKAKE_CUSTODIAN_CLIENT_DIR") or YOBIKAKE_HOME / "custodian"
+)
 # Unwrapped data keys stay in process memory this many seconds, then the key service is
 # asked again (so a stopped key service stops reveals within this time).
 YOBIKAKE_DATA_KEY_TTL_SECONDS = envint("YOBIKAKE_DATA_KEY_TTL_SECONDS", 300)

@@ -1,0 +1,205 @@
+"""The custodian port: how the application asks the custody domain for what only it can
+do — a list's key pair, opening one person, the canaries a campaign leaves out,
+shredding a list.
+
+Adapters: `HttpCustodian`, the custodian process over HTTP with mutual TLS (the
+application shows the client certificate the custody authority gave it, and trusts only
+that authority's server certificate), and `InProcess`, a real `custody.core.Custodian`
+on a home of its own, the fake for unit tests. tests/custody/test_port.py runs one
+contract against both.
+
+Whatever goes wrong between the two, nothing opens: an unreachable custodian, a TLS
+failure, a timeout or a server error is `CustodyUnavailable`; a refusal is
+`CustodyRefused` with its code (`protocol.Refusal`).
+"""
+
+import json
+import os
+import tempfile
+from functools import cache
+from pathlib import Path
+from typing import Any, Protocol
+
+import requests
+from django.conf import settings
+
+from yobikake.custody.config import Config
+from yobikake.custody.core import Custodian
+from yobikake.custody.pki import ClientFiles
+from yobikake.custody.protocol import (
+    CustodyRefused,
+    CustodyUnavailable,
+    DeletionCertificate,
+    Opened,
+    OpenRequest,
+    Refusal,
+    from_json,
+    to_json,
+)
+
+# (connect, read) seconds: a reveal waits on an operator's screen, and a custodian that
+# does not answer is treated as absent, not waited for.
+TIMEOUT = (2.0, 10.0)
+POOL_SIZE = 16
+
+
+class CustodianPort(Protocol):
+    def create_list(self, list_id: int, insurer_id: int) -> str:
+        """The list's key pair, made if needed; its public half (PEM), to seal to."""
+
+    def public_key(self, list_id: int) -> str:
+        """The list's public key (PEM)."""
+
+    def register_canaries(self, list_id: int, row_ids: list[int]) -> None:
+        """Which of the list's rows are canaries; once per list."""
+
+    def leave_out(self, list_id: int, campaign_id: int) -> frozenset[int]:
+        """The rows of the list a campaign must not queue."""
+
+    def open(self, request: OpenRequest) -> Opened:
+        """One person's fields for one justified request, or `CustodyRefused`."""
+
+    def shred(self, list_id: int) -> DeletionCertificate:
+        """Destroy the list's private key; the custody key signs the certificate."""
+
+    def close(self) -> None:
+        """Let go of what the adapter holds open (connections, the ledger)."""
+
+
+class HttpCustodian:
+    """The custodian process, over HTTPS with the application's client certificate.
+    One pooled session: connections stay open between reveals, so a reveal costs one
+    request, not a handshake."""
+
+    def __init__(self, url: str, client_dir: Path, *, timeout: tuple[float, float] = TIMEOUT):
+        files = ClientFiles.of(client_dir)
+        if not files.exist():
+            raise CustodyUnavailable(
+                f"{client_dir} has no custodian client certificate: run `yobikake custodian init`"
+            )
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self._session = requests.Session()
+        # No proxy, CA bundle or netrc from the environment: REQUESTS_CA_BUNDLE would
+        # otherwise replace the custody authority as the one trusted.
+        self._session.trust_env = False
+        self._session.cert = (str(files.cert), str(files.key))
+        self._session.verify = str(files.ca)
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=POOL_SIZE, max_retries=0)
+        self._session.mount(self.url, adapter)
+
+    def create_list(self, list_id: int, insurer_id: int) -> str:
+        answer = self._call("POST", "/v1/lists", {"list_id": list_id, "insurer_id": insurer_id})
+        return str(answer["public_key"])
+
+    def public_key(self, list_id: int) -> str:
+        return str(self._call("GET", f"/v1/lists/{list_id}/public-key")["public_key"])
+
+    def register_canaries(self, list_id: int, row_ids: list[int]) -> None:
+        self._call("POST", f"/v1/lists/{list_id}/canaries", {"rows": list(row_ids)})
+
+    def leave_out(self, list_id: int, campaign_id: int) -> frozenset[int]:
+        answer = self._call("POST", f"/v1/lists/{list_id}/leave-out", {"campaign_id": campaign_id})
+        return frozenset(int(row) for row in answer["rows"])
+
+    def open(self, request: OpenRequest) -> Opened:
+        answer = self._call("POST", "/v1/open", request)
+        # Taken as sent, not through from_json: an opened value is a resident's text,
+        # which may begin like protocol's encoding of bytes.
+        values = answer.get("values")
+        if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+            raise CustodyUnavailable(f"the custodian at {self.url} sent values that are not text")
+        return Opened(values=dict(values), ledger_seq=int(answer["ledger_seq"]))
+
+    def shred(self, list_id: int) -> DeletionCertificate:
+        return DeletionCertificate(
+            **from_json(self._call("POST", f"/v1/lists/{list_id}/shred", {}))
+        )
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/health")
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        try:
+            response = self._session.request(
+                method,
+                self.url + path,
+                data=None if body is None else json.dumps(to_json(body)),
+                headers={"Content-Type": "application/json"} if body is not None else None,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            raise CustodyUnavailable(
+                f"the custodian at {self.url} cannot be reached ({type(exc).__name__})"
+            ) from exc
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise CustodyUnavailable(
+                f"the custodian at {self.url} answered {response.status_code} without JSON"
+            )
+        if response.status_code in (400, 403):
+            code = answer.get("code") or Refusal.BAD_REQUEST
+            raise CustodyRefused(str(code), str(answer.get("message") or code))
+        if response.status_code != 200:
+            raise CustodyUnavailable(
+                f"the custodian at {self.url} answered {response.status_code} {answer.get('code')}"
+            )
+        return answer
+
+
+class InProcess:
+    """A real custodian in this process, on its own home (a temporary one unless given):
+    the fake for unit tests, with the custodian's own decisions, budgets and ledger."""
+
+    def __init__(self, home: Path | None = None) -> None:
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if home is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="yobikake-custody-")
+            home = Path(self._tmp.name) / "custody"
+        Config.init(home)
+        self.home = home
+        self.custodian = Custodian(home)
+
+    def create_list(self, list_id: int, insurer_id: int) -> str:
+        return self.custodian.create_list(list_id, insurer_id)
+
+    def public_key(self, list_id: int) -> str:
+        return self.custodian.public_key(list_id)
+
+    def register_canaries(self, list_id: int, row_ids: list[int]) -> None:
+        self.custodian.register_canaries(list_id, row_ids)
+
+    def leave_out(self, list_id: int, campaign_id: int) -> frozenset[int]:
+        return self.custodian.leave_out(list_id, campaign_id)
+
+    def open(self, request: OpenRequest) -> Opened:
+        return self.custodian.open(request)
+
+    def shred(self, list_id: int) -> DeletionCertificate:
+        return self.custodian.shred(list_id)
+
+    def close(self) -> None:
+        self.custodian.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+def custodian() -> CustodianPort:
+    """The custodian the settings name, one per process."""
+    return _build(
+        settings.YOBIKAKE_CUSTODIAN_URL, str(settings.YOBIKAKE_CUSTODIAN_CLIENT_DIR), os.getpid()
+    )
+
+
+@cache
+def _build(url: str, client_dir: str, pid: int) -> HttpCustodian:
+    # Keyed by the process too: a forked child (an import worker, a server worker) must
+    # not write into the connections its parent holds open.
+    return HttpCustodian(url, Path(client_dir))
