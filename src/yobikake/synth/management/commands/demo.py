@@ -1,9 +1,13 @@
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rich.console import Console
@@ -12,6 +16,7 @@ from rich.table import Table
 from yobikake.accounts.models import User
 from yobikake.accounts.selectors import active_roles
 from yobikake.audit.startup import StartRefused, check_at_start
+from yobikake.custody.protocol import CustodyUnavailable
 from yobikake.synth.demo import (
     DEMO_PASSWORD,
     DEMO_USERS,
@@ -26,6 +31,7 @@ from yobikake.synth.demo import (
     load_demo_results,
     load_demo_retention,
 )
+from yobikake.vault.custodian import HttpCustodian
 
 
 class Command(BaseCommand):
@@ -57,31 +63,35 @@ class Command(BaseCommand):
             check_at_start("demo")
         except StartRefused as refused:
             raise CommandError(f"refused to start: {refused}") from None
+        custodian = self._start_custodian()
         try:
-            load_demo()
-        except NotADemoInstallation:
-            raise CommandError(
-                "This database holds real organisations; the demo loads only into an empty "
-                "or demo installation."
-            ) from None
-        if not options["no_lists"]:
-            rows = load_demo_lists()
-            if rows:
-                self.stdout.write(f"Imported the seed's lists at a small scale: {rows} people.")
-            steps = (
-                load_demo_retention,
-                load_demo_finished_campaign,
-                load_demo_results,
-                load_demo_export,
-                load_demo_campaign,
-                load_demo_incident,
-            )
-            for said in (step() for step in steps):
-                if said:
-                    self.stdout.write(said)
-        self._print_logins()
-        if not options["no_serve"]:
-            self._serve(options["addr"])
+            try:
+                load_demo()
+            except NotADemoInstallation:
+                raise CommandError(
+                    "This database holds real organisations; the demo loads only into an empty "
+                    "or demo installation."
+                ) from None
+            if not options["no_lists"]:
+                rows = load_demo_lists()
+                if rows:
+                    self.stdout.write(f"Imported the seed's lists at a small scale: {rows} people.")
+                steps = (
+                    load_demo_retention,
+                    load_demo_finished_campaign,
+                    load_demo_results,
+                    load_demo_export,
+                    load_demo_campaign,
+                    load_demo_incident,
+                )
+                for said in (step() for step in steps):
+                    if said:
+                        self.stdout.write(said)
+            self._print_logins()
+            if not options["no_serve"]:
+                self._serve(options["addr"])
+        finally:
+            self._stop_custodian(custodian)
 
     def _serve(self, addr: str) -> None:
         """The web server, with a task worker beside it (list imports run there)."""
@@ -94,6 +104,58 @@ class Command(BaseCommand):
         finally:
             worker.terminate()
             worker.wait(timeout=10)
+
+    def _start_custodian(self) -> subprocess.Popen[bytes]:
+        """The custodian as its own process with its own home ($YOBIKAKE_HOME/custody),
+        made on first use; returns once it answers."""
+        yobikake = str(Path(sys.executable).with_name("yobikake"))
+        home = settings.YOBIKAKE_HOME / "custody"
+        client_dir = settings.YOBIKAKE_CUSTODIAN_CLIENT_DIR
+        made = subprocess.run(  # noqa: S603 - our own command
+            [yobikake, "custodian", "init", "--home", home, "--client-dir", client_dir],
+            capture_output=True,
+            text=True,
+        )
+        if made.returncode:
+            raise CommandError(f"the custodian's home cannot be made: {made.stderr.strip()}")
+        url = urlsplit(settings.YOBIKAKE_CUSTODIAN_URL)
+        address = (url.hostname or "127.0.0.1", url.port or 443)
+        # Another process answering there would be taken for this demo's custodian.
+        with socket.socket() as probe:
+            if probe.connect_ex(address) == 0:
+                raise CommandError(
+                    f"{url.netloc} is in use: stop the custodian or demo already running"
+                )
+        process = subprocess.Popen(  # noqa: S603 - our own command
+            [yobikake, "custodian", "serve", "--home", home, "--bind", url.netloc]
+        )
+        client = HttpCustodian(settings.YOBIKAKE_CUSTODIAN_URL, client_dir)
+        deadline = time.monotonic() + 30
+        try:
+            while True:
+                if process.poll() is not None:
+                    raise CommandError("the custodian did not start (see above)")
+                try:
+                    client.health()
+                    break
+                except CustodyUnavailable:
+                    if time.monotonic() > deadline:
+                        self._stop_custodian(process)
+                        raise CommandError("the custodian did not answer in 30 s") from None
+                    time.sleep(0.1)
+        finally:
+            client.close()
+        self.stdout.write(f"Custodian serving on {url.netloc} (home {home}).")
+        return process
+
+    @staticmethod
+    def _stop_custodian(process: subprocess.Popen[bytes]) -> None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
     def _print_logins(self) -> None:
         table = Table(title="Yobikake demo logins (password for all: " + DEMO_PASSWORD + ")")
