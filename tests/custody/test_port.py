@@ -200,7 +200,9 @@ def test_a_stopped_custodian_is_unavailable_and_nothing_opens(tmp_path):
     public_pem = client.create_list(list_id, INSURER)
     request = sealed_request(public_pem, list_id, {"name_kana": "テイシ"})
     assert client.open(request).values == {"name_kana": "テイシ"}
-    # The arbiter and its worker, as a service manager stops a unit whose process died.
+    # The arbiter and its worker, as a service manager stops a unit whose process died;
+    # the arbiter frozen first, so that it cannot fork a new worker meanwhile.
+    os.kill(running.process.pid, signal.SIGSTOP)
     for pid in children_of(running.process.pid):
         os.kill(pid, signal.SIGKILL)
     running.process.kill()
