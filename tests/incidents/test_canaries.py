@@ -241,3 +241,25 @@ def opened_row(target):
     cipher = FieldCipher(datakeys.list_data_key(target.target_list))
     sealed = {f: bytes(v) if (v := getattr(target, f)) else None for f in Target.SEALED_FIELDS}
     return records.open_row(cipher, Target._meta.db_table, target.pk, sealed)
+
+
+def test_canaries_keep_a_phone_or_birth_date_besides_name_and_address(world, canaries, settings):
+    """A leaked canary must be found when one typo spoils its address: scoping matches
+    name or kana with a phone or birth date too. A canary modelled on a row with neither
+    would keep only its address indexes (and its insured number, which leaked files
+    often leave out), so a drawn rank falls on the next row that has one."""
+    from yobikake.intake.services import load_target_list
+    from yobikake.synth.people import synthetic_people
+
+    settings.YOBIKAKE_CANARIES_PER_LIST = 10
+    people = synthetic_people(200, seed=7, fiscal_year=2022)
+    year_end = date(2023, 3, 31)
+    bare = [replace(p, phone="", birth_date=None, age=p.age_on(year_end)) for p in people[:180]]
+    target_list = load_target_list(
+        actor=world.staff_a, insurer=world.insurer_a, fiscal_year=2022, people=bare + people[180:]
+    )
+    planted = Target.objects.filter(pk__in=canaries.of_list(target_list))
+    assert planted.count() == 10
+    for target in planted:
+        row = opened_row(target)
+        assert row["phone"] or row["birth_date"], row

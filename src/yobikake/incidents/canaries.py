@@ -38,6 +38,28 @@ PAD = 256  # the sealed set is padded to a multiple of this many bytes
 # of the row at its rank (synth/canaries.py: the gap as wide as that row's room).
 AROUND = 100
 
+
+def _traceable(person: Person) -> bool:
+    """Whether `person` has a phone or a birth date. A leaked copy of a canary modelled
+    on them is still found when one typo spoils its address: scoping matches name or
+    kana with each of these. The insured number does not count: leaked files often
+    leave it out (bench/scope.py's do)."""
+    return bool(person.phone or person.birth_date)
+
+
+def _template(people: list[tuple[int, Person]], rank: int) -> int:
+    """The row a canary drawn at `rank` is modelled on: that row, or when it has neither
+    phone nor birth date, the next one (wrapping round the batch) that has one. A canary
+    with only name, address and insured number would be lost to one typo in a leaked
+    copy without the insured number. (The price: canaries never lack both, which rules
+    out as a canary only the rows that do, a small share of most lists.)"""
+    for step in range(len(people)):
+        at = (rank + step) % len(people)
+        if _traceable(people[at][1]):
+            return at
+    return rank
+
+
 # Per process: a list's canaries never change (they go when the list is shredded).
 _known: dict[int, frozenset[int]] = {}
 
@@ -60,7 +82,8 @@ class Planter:
 
     Before the first row, K ranks are drawn at random among the rows the file is
     expected to hold. A canary modelled on the valid row at each of those ranks
-    (synth/canaries.py) is inserted among the rows of that row's batch: just before it,
+    (synth/canaries.py; the next row with a phone or birth date when that one has
+    neither) is inserted among the rows of that row's batch: just before it,
     or, when the rows come in insured-number order, where its number falls among them.
     The rows are numbered 1, 2, 3 … in the order written, canaries included (the
     writer gives the importer back each row's file row): row numbers run on without a
@@ -151,7 +174,7 @@ class Planter:
         if due:
             ordered = in_number_order([person for _, person in people])
             for rank in due:
-                mixed = self._insert(mixed, people[rank], ordered)
+                mixed = self._insert(mixed, people[_template(people, rank)], ordered)
         return self._number(mixed)
 
     def _insert(
@@ -185,13 +208,15 @@ class Planter:
 
     def tail(self) -> Numbered:
         """The canaries not yet placed (the file was shorter than expected), numbered on
-        after its last row; each modelled on a row written last."""
+        after its last row; each modelled on a row written last (one with a phone or
+        birth date, where there is one)."""
         rows = self._sample.rows
+        templates = [person for person in rows if _traceable(person)] or rows
         late: list[tuple[int | None, Person]] = []
         ordered = bool(rows) and in_number_order(rows)
         for _ in self._ranks if rows else ():
             written = [*rows, *(person for _, person in late)] if ordered else None
-            late.append((None, self._canary(self._rng.choice(rows), [], after=written)))
+            late.append((None, self._canary(self._rng.choice(templates), [], after=written)))
         self._ranks = []
         return self._number(late)
 
