@@ -2,6 +2,7 @@
 application does it (custody.sealing), so that every test opens what a real importer
 would have stored."""
 
+import itertools
 import json
 import secrets
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ PERSON = {
     "insured_number": SYNTHETIC_PERSONAL_DATA[9],
 }
 CALL_FIELDS = ("name_kanji", "name_kana", "phone")
+_batch_ids = itertools.count(1)
 
 
 @dataclass
@@ -53,19 +55,28 @@ class Clock:
 
 @dataclass
 class Batch:
-    """One imported batch: its key wrapped to the list's public key, and its rows."""
+    """One imported batch: its id, its key wrapped to the list's public key, and its
+    rows."""
 
     list_id: int
     insurer_id: int
+    batch_id: int
     wrapped: bytes
     aead: AESGCM = field(repr=False)
+
+    @property
+    def wrapped_keys(self) -> dict[int, bytes]:
+        return {self.batch_id: self.wrapped}
 
     def seal(self, row_id: int, values: dict[str, str | None], table: str = TABLE):
         return {
             name: None
             if value is None
             else sealing.seal_field(
-                self.aead, field_aad(table, name, row_id, self.list_id, self.insurer_id), value
+                self.aead,
+                field_aad(table, name, row_id, self.list_id, self.insurer_id),
+                value,
+                self.batch_id,
             )
             for name, value in values.items()
         }
@@ -92,13 +103,15 @@ class Batch:
             fields=fields,
         )
         values = values if values is not None else {name: PERSON[name] for name in fields}
-        return OpenRequest(justification, self.wrapped, self.seal(row_id, values))
+        return OpenRequest(justification, self.wrapped_keys, self.seal(row_id, values))
 
 
 def new_batch(custodian: Custodian, list_id: int = LIST_ID, insurer_id: int = INSURER_ID):
+    """A batch sealed as the importer seals one (or as a value sealed later is, under a
+    key of its own): a fresh key under a batch id of its own."""
     public_pem = custodian.create_list(list_id, insurer_id)
     key, wrapped = sealing.seal_batch_key(public_pem)
-    return Batch(list_id, insurer_id, wrapped, AESGCM(key))
+    return Batch(list_id, insurer_id, next(_batch_ids), wrapped, AESGCM(key))
 
 
 def configure(home: Path, **settings) -> None:

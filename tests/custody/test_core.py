@@ -140,7 +140,21 @@ def test_each_purpose_gets_its_own_fields(local_custodian):
             lambda r: replace(r, justification=replace(r.justification, insurer_id=INSURER_ID + 1)),
             id="insurer",
         ),
-        pytest.param(lambda r: replace(r, wrapped_key="key"), id="wrapped"),
+        pytest.param(lambda r: replace(r, wrapped_keys=b"key"), id="wrapped"),
+        pytest.param(
+            lambda r: replace(r, wrapped_keys={"1": next(iter(r.wrapped_keys.values()))}),
+            id="batch id",
+        ),
+        pytest.param(
+            lambda r: replace(r, wrapped_keys={**r.wrapped_keys, 2**64: b"key"}), id="batch range"
+        ),
+        pytest.param(
+            lambda r: replace(
+                r, wrapped_keys={**r.wrapped_keys, **{n: b"key" for n in range(10**6, 10**6 + 16)}}
+            ),
+            id="17 keys",
+        ),
+        pytest.param(lambda r: replace(r, wrapped_keys={}), id="batch missing"),
     ],
 )
 def test_a_malformed_request_is_refused(local_custodian, change):
@@ -190,10 +204,52 @@ def test_a_value_moved_to_another_row_does_not_open_and_is_alerted(local_custodi
 
 def test_a_batch_key_of_another_list_does_not_open(local_custodian):
     other = new_batch(local_custodian, list_id=LIST_ID + 1)
-    request = new_batch(local_custodian).request()
-    assert refused(local_custodian, replace(request, wrapped_key=other.wrapped)) == (
-        Refusal.CANNOT_OPEN
+    batch = new_batch(local_custodian)
+    request = replace(batch.request(), wrapped_keys={batch.batch_id: other.wrapped})
+    assert refused(local_custodian, request) == Refusal.CANNOT_OPEN
+
+
+def test_a_row_s_values_open_each_with_the_key_of_the_batch_it_names(local_custodian):
+    """A phone number researched after the import is sealed under a key of its own."""
+    imported, researched = new_batch(local_custodian), new_batch(local_custodian)
+    names = imported.seal(4, {"name_kanji": PERSON["name_kanji"], "name_kana": None})
+    phone = researched.seal(4, {"phone": "058-000-0000"})
+    request = replace(
+        imported.request(row_id=4),
+        wrapped_keys={**imported.wrapped_keys, **researched.wrapped_keys},
+        sealed={**names, **phone},
     )
+    opened = local_custodian.open(request)
+    assert opened.values == {
+        "name_kanji": PERSON["name_kanji"],
+        "name_kana": "",
+        "phone": "058-000-0000",
+    }
+    without_it = replace(request, wrapped_keys=imported.wrapped_keys)
+    assert refused(local_custodian, without_it) == Refusal.BAD_REQUEST
+    assert alert_kinds(local_custodian) == []
+
+
+def test_a_value_naming_another_batch_does_not_open_and_is_alerted(local_custodian):
+    imported, researched = new_batch(local_custodian), new_batch(local_custodian)
+    request = imported.request()
+    phone = bytearray(request.sealed["phone"])
+    phone[1:9] = researched.batch_id.to_bytes(8, "big")  # the header, changed
+    request = replace(
+        request,
+        wrapped_keys={**imported.wrapped_keys, **researched.wrapped_keys},
+        sealed={**request.sealed, "phone": bytes(phone)},
+    )
+    assert refused(local_custodian, request) == Refusal.CANNOT_OPEN
+    assert alert_kinds(local_custodian) == ["cannot_open"]
+
+
+def test_a_value_in_another_format_does_not_open(local_custodian):
+    batch = new_batch(local_custodian)
+    request = batch.request()
+    old = b"\x01" + request.sealed["phone"][9:]  # the scheme before batch ids
+    request = replace(request, sealed={**request.sealed, "phone": old})
+    assert refused(local_custodian, request) == Refusal.CANNOT_OPEN
 
 
 def test_a_key_gone_from_the_keyring_outside_custody_is_alerted(home, clock):

@@ -87,10 +87,13 @@ def sealed_request(
     public key, and each value sealed at its place."""
     batch_key, wrapped = seal_batch_key(public_pem)
     aead = AESGCM(batch_key)
+    batch_id = next(_ids)
     sealed = {
         name: None
         if value is None
-        else seal_field(aead, field_aad("intake_target", name, row_id, list_id, INSURER), value)
+        else seal_field(
+            aead, field_aad("intake_target", name, row_id, list_id, INSURER), value, batch_id
+        )
         for name, value in values.items()
     }
     return OpenRequest(
@@ -104,7 +107,7 @@ def sealed_request(
             row_id=row_id,
             fields=fields or tuple(values),
         ),
-        wrapped_key=wrapped,
+        wrapped_keys={batch_id: wrapped},
         sealed=sealed,
     )
 
@@ -153,7 +156,7 @@ def test_a_value_moved_to_another_row_does_not_open(port, shared_list):
     request = sealed_request(public_pem, list_id, {"name_kana": "ヨソ"}, row_id=15)
     moved = OpenRequest(
         justification=Justification(**{**request.justification.__dict__, "row_id": 16}),
-        wrapped_key=request.wrapped_key,
+        wrapped_keys=request.wrapped_keys,
         sealed=request.sealed,
     )
     with pytest.raises(CustodyRefused) as refused:

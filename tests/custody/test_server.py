@@ -87,6 +87,22 @@ def test_the_application_refuses_a_custodian_its_authority_did_not_certify(serve
         client.health()
 
 
+# An open request the server can read, but whose batch key ids are changed below.
+OPEN_REQUEST = {
+    "justification": {
+        "holder": {"user_id": 1, "role": "operator"},
+        "purpose": "research",
+        "grant_id": 1,
+        "insurer_id": 1,
+        "list_id": 1,
+        "table": "intake_target",
+        "row_id": 1,
+        "fields": ["name_kana"],
+    },
+    "sealed": {"name_kana": None},
+}
+
+
 def test_requests_it_cannot_read_are_refused_as_bad(server):
     files = pki.ClientFiles.of(server.client_dir)
     session = requests.Session()
@@ -98,6 +114,14 @@ def test_requests_it_cannot_read_are_refused_as_bad(server):
     missing = session.post(f"{server.url}/v1/open", json={"justification": {}}, timeout=5)
     assert missing.status_code == 400
     assert missing.json()["code"] == Refusal.BAD_REQUEST
+    for batch_id in ("x", "07", "-1"):
+        bad_key = session.post(
+            f"{server.url}/v1/open",
+            json={**OPEN_REQUEST, "wrapped_keys": {batch_id: "b64:AAAA"}},
+            timeout=5,
+        )
+        assert bad_key.status_code == 400, batch_id
+        assert bad_key.json()["code"] == Refusal.BAD_REQUEST
     wrong_type = session.post(
         f"{server.url}/v1/lists", json={"list_id": "1", "insurer_id": 1}, timeout=5
     )

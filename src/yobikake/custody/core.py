@@ -11,7 +11,7 @@ threshold, are critical alerts on the custody channel (alerts.py).
 import hashlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
@@ -42,7 +42,7 @@ from yobikake.custody.protocol import (
     Refusal,
     field_aad,
 )
-from yobikake.custody.sealing import KEY_BYTES, CannotOpen, open_field
+from yobikake.custody.sealing import KEY_BYTES, CannotOpen, batch_of, open_field
 
 HOUR = timedelta(hours=1)
 # A refusal because the keyring could not be reached: recorded, but not the holder's
@@ -95,6 +95,30 @@ class BatchKeys:
         with self._lock:
             self._shredded.add(list_id)
             self._cache = {s: v for s, v in self._cache.items() if s[0] != list_id}
+
+
+class _MissingBatch(Exception):
+    """A value names a batch whose key the request does not carry."""
+
+
+class _Ciphers:
+    """The batch keys one request's values name, each unwrapped once (through the
+    custodian's cache of batch keys)."""
+
+    def __init__(self, keys: BatchKeys, wrapped: Mapping[int, Mapping[int, bytes]]) -> None:
+        self._keys = keys
+        self._wrapped = wrapped
+        self._made: dict[tuple[int, int], AESGCM] = {}
+
+    def open(self, list_id: int, aad: bytes, sealed: bytes) -> str:
+        slot = (list_id, batch_of(sealed))
+        aead = self._made.get(slot)
+        if aead is None:
+            wrapped = self._wrapped.get(list_id, {}).get(slot[1])
+            if wrapped is None:
+                raise _MissingBatch
+            aead = self._made[slot] = self._keys.cipher(list_id, wrapped)
+        return open_field(aead, aad, sealed)
 
 
 class Custodian:
@@ -251,7 +275,11 @@ class Custodian:
         j = request.justification
         context = policy.ledger_context(j)
         code = policy.request_refusal(
-            j, request.sealed, request.wrapped_key, now=now, calling_hours=self.config.calling_hours
+            j,
+            request.sealed,
+            request.wrapped_keys,
+            now=now,
+            calling_hours=self.config.calling_hours,
         )
         if code is not None:
             self._refuse(code, now, context)
@@ -307,28 +335,39 @@ class Custodian:
         self, request: OpenRequest, key: ListKey, now: datetime, context: dict[str, Any]
     ) -> dict[str, str]:
         j = request.justification
-        try:
-            aead = self._ask_keyring(
-                lambda: self._keys.cipher(j.list_id, request.wrapped_key), now, context
-            )
+        ciphers = _Ciphers(self._keys, {j.list_id: request.wrapped_keys})
+
+        def open_all() -> dict[str, str]:
             return {
                 name: ""
                 if sealed is None
-                else open_field(
-                    aead, field_aad(j.table, name, j.row_id, j.list_id, key.insurer_id), sealed
+                else ciphers.open(
+                    j.list_id, field_aad(j.table, name, j.row_id, j.list_id, key.insurer_id), sealed
                 )
                 for name, sealed in request.sealed.items()
             }
+
+        return self._opening(
+            open_all,
+            now,
+            context,
+            f"list {j.list_id} row {j.row_id}: a value that does not open at its place, "
+            f"sent for holder {j.holder.user_id}",
+        )
+
+    def _opening[T](
+        self, call: Callable[[], T], now: datetime, context: dict[str, Any], cannot_open: str
+    ) -> T:
+        """`call`, which opens sealed values: a value naming a batch whose key was not
+        sent is a bad request; one that does not open at its place (or a key that does
+        not unwrap) is refused and alerted with `cannot_open`."""
+        try:
+            return self._ask_keyring(call, now, context)
+        except _MissingBatch:
+            self._refuse(Refusal.BAD_REQUEST, now, context)
         except (CannotUnwrap, CannotOpen):
             self._refuse(
-                Refusal.CANNOT_OPEN,
-                now,
-                context,
-                alert=(
-                    AlertKind.CANNOT_OPEN,
-                    f"list {j.list_id} row {j.row_id}: a value that does not open at its "
-                    f"place, sent for holder {j.holder.user_id}",
-                ),
+                Refusal.CANNOT_OPEN, now, context, alert=(AlertKind.CANNOT_OPEN, cannot_open)
             )
 
     def _budget_refusal(

@@ -13,7 +13,15 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from yobikake.custody.protocol import PURPOSE_FIELDS, Justification, Purpose, Refusal
+from yobikake.custody.protocol import (
+    MAX_KEYS_PER_OPEN,
+    PURPOSE_FIELDS,
+    Holder,
+    Justification,
+    Purpose,
+    Refusal,
+)
+from yobikake.custody.sealing import MAX_BATCH_ID
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 # Purposes that ring a resident: only within calling hours, Monday to Saturday.
@@ -31,38 +39,67 @@ def is_id(value: Any) -> bool:
     return type(value) is int and value >= 0
 
 
+def _is_name(value: Any) -> bool:
+    return isinstance(value, str) and _NAME.fullmatch(value) is not None
+
+
+def _are_fields(fields: Any) -> bool:
+    """A non-empty tuple of distinct names."""
+    return (
+        isinstance(fields, tuple | list)
+        and bool(fields)
+        and all(isinstance(name, str) for name in fields)
+        and len(set(fields)) == len(fields)
+    )
+
+
+def _are_sealed(sealed: Any, fields: tuple[str, ...]) -> bool:
+    """Exactly the fields asked for, each a sealed value or None (empty)."""
+    return (
+        isinstance(sealed, Mapping)
+        and set(sealed) == set(fields)
+        and all(value is None or isinstance(value, bytes) for value in sealed.values())
+    )
+
+
+def _are_wrapped_keys(keys: Any, most: int | None = None) -> bool:
+    """Batch id -> wrapped key, at most `most` of them."""
+    return (
+        isinstance(keys, Mapping)
+        and (most is None or len(keys) <= most)
+        and all(is_id(batch) and batch <= MAX_BATCH_ID for batch in keys)
+        and all(isinstance(wrapped, bytes) for wrapped in keys.values())
+    )
+
+
+def _is_holder(holder: Any) -> bool:
+    return isinstance(holder, Holder) and is_id(holder.user_id) and isinstance(holder.role, str)
+
+
 def request_refusal(
     justification: Justification,
     sealed: Mapping[str, Any],
-    wrapped_key: Any,
+    wrapped_keys: Any,
     *,
     now: datetime,
     calling_hours: tuple[int, int],
 ) -> Refusal | None:
     """Why a request is refused before anything is unwrapped (None: it may go on).
 
-    One person per request: a request names one row, and the sealed values are exactly
-    the fields it asks for, each once."""
+    One person per request: a request names one row, the sealed values are exactly the
+    fields it asks for, each once, and it carries at most `MAX_KEYS_PER_OPEN` batch keys."""
     j = justification
-    fields = j.fields
     if (
         not _known(j.purpose, PURPOSE_FIELDS)
-        or not all(
-            is_id(v) for v in (j.holder.user_id, j.grant_id, j.insurer_id, j.list_id, j.row_id)
-        )
-        or not isinstance(j.holder.role, str)
-        or not isinstance(j.table, str)
-        or not _NAME.fullmatch(j.table)
-        or not isinstance(fields, tuple | list)
-        or not fields
-        or not all(isinstance(name, str) for name in fields)
-        or len(set(fields)) != len(fields)
-        or set(sealed) != set(fields)
-        or not all(value is None or isinstance(value, bytes) for value in sealed.values())
-        or not isinstance(wrapped_key, bytes)
+        or not _is_holder(j.holder)
+        or not all(is_id(v) for v in (j.grant_id, j.insurer_id, j.list_id, j.row_id))
+        or not _is_name(j.table)
+        or not _are_fields(j.fields)
+        or not _are_sealed(sealed, j.fields)
+        or not _are_wrapped_keys(wrapped_keys, MAX_KEYS_PER_OPEN)
     ):
         return Refusal.BAD_REQUEST
-    if not set(fields) <= PURPOSE_FIELDS[j.purpose]:
+    if not set(j.fields) <= PURPOSE_FIELDS[j.purpose]:
         return Refusal.FIELDS
     if j.purpose in RINGING and not within_calling_hours(now, calling_hours):
         return Refusal.HOURS

@@ -8,11 +8,14 @@ Sealing scheme (the same in every profile):
   OpenBao). The application holds the public half.
 - The importer seals each batch of rows under a fresh AES-256-GCM key, wraps that key to
   the list's public key with RSA-OAEP (SHA-256, MGF1-SHA-256, no label: what OpenBao's
-  transit engine decrypts) and forgets it.
+  transit engine decrypts) and forgets it. A value sealed later (a researched phone
+  number, a call note) gets a fresh key of its own; each sealed value names its batch, so
+  a request carries the wrapped key of every batch its values name.
 - Each field is sealed with associated data `field_aad(table, column, row, list, insurer)`,
   which the custodian builds itself from the request: a value moved to another row,
   column, list or insurer does not open, so the custodian always knows which row it
-  opened, whatever the request claims.
+  opened, whatever the request claims. The row id comes last, so that the importer
+  builds each column's prefix once (`field_aad_prefix`) and adds the row id.
 
 `sealing.py` implements the scheme, for the importer and the custodian alike.
 """
@@ -53,6 +56,9 @@ PURPOSE_FIELDS: dict[str, frozenset[str]] = {
     Purpose.DIAL: frozenset({"phone"}),
     Purpose.RETURN_CALL: frozenset({"name_kanji", "name_kana"}),
 }
+# Batch keys one person's request may carry: a row's import batch and the few values
+# sealed since (researched, noted).
+MAX_KEYS_PER_OPEN = 16
 
 
 class Refusal(StrEnum):
@@ -69,10 +75,15 @@ class Refusal(StrEnum):
     CANARIES_REGISTERED = "custody_canaries_registered"  # a list's canaries are set once
 
 
+def field_aad_prefix(table: str, column: str, list_id: int, insurer_id: int) -> bytes:
+    """`field_aad` up to the row id: the same for every row of a list's column."""
+    return f"yobikake:{table}:{column}:list:{list_id}:insurer:{insurer_id}:row:".encode()
+
+
 def field_aad(table: str, column: str, row_id: int, list_id: int, insurer_id: int) -> bytes:
     """The associated data binding a sealed value to its table, column, row, list and
-    insurer."""
-    return f"yobikake:{table}:{column}:{row_id}:list:{list_id}:insurer:{insurer_id}".encode()
+    insurer (the row id last: `field_aad_prefix` + the row id)."""
+    return field_aad_prefix(table, column, list_id, insurer_id) + str(row_id).encode()
 
 
 @dataclass(frozen=True)
@@ -100,11 +111,12 @@ class Justification:
 
 @dataclass(frozen=True)
 class OpenRequest:
-    """One person's sealed values: the batch key wrapped to the list's public key and each
-    field's ciphertext (None: empty)."""
+    """One person's sealed values: each field's ciphertext (None: empty), and the batch
+    keys they name (`sealing.batch_of`), each wrapped to the list's public key, by batch
+    id (at most `MAX_KEYS_PER_OPEN`)."""
 
     justification: Justification
-    wrapped_key: bytes
+    wrapped_keys: dict[int, bytes]
     sealed: dict[str, bytes | None]
 
 

@@ -9,6 +9,7 @@ encoding) in front of one `core.Custodian`, served by gunicorn with mutual TLS.
     POST /v1/lists/<id>/shred                                -> DeletionCertificate
     GET  /v1/health                                          -> {status}
 
+Integer keys (batch ids, list ids, row ids) travel as decimal strings, as JSON has it.
 A refusal is 403 with its `code` (a `protocol.Refusal`); a request the custodian cannot
 read is 400 with code `custody_bad_request`; a custodian that cannot reach its own
 keyring answers 503 (`custody_unavailable`), and the application opens nothing.
@@ -78,29 +79,52 @@ def _ints(data: dict[str, Any], key: str) -> list[int]:
     return value
 
 
+def _int_keys(value: Any) -> dict[int, Any]:
+    """A JSON object keyed by ids (decimal strings, as JSON writes integer keys), keyed
+    by the integers again; one spelling per id, so that two keys cannot name one."""
+    if not isinstance(value, dict):
+        raise TypeError("not an object")
+    keyed: dict[int, Any] = {}
+    for key, item in value.items():
+        if not (key.isascii() and key.isdecimal() and str(int(key)) == key):
+            raise TypeError(f"{key!r} is not an id")
+        keyed[int(key)] = item
+    return keyed
+
+
+def _holder(data: Any) -> Holder:
+    return Holder(user_id=data["user_id"], role=data["role"])
+
+
+def _tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _sealed(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise TypeError("sealed")
+    return value
+
+
 def open_request(data: dict[str, Any]) -> OpenRequest:
     """An `OpenRequest` from its decoded JSON. Only its shape is checked here; the
     custodian judges the values (policy.request_refusal), and its refusal is on the
     ledger."""
     try:
-        justification, sealed = data["justification"], data["sealed"]
-        holder = justification["holder"]
-        if not isinstance(sealed, dict):
-            raise TypeError("sealed")
-        fields = justification["fields"]
+        justification = data["justification"]
         return OpenRequest(
             justification=Justification(
-                holder=Holder(user_id=holder["user_id"], role=holder["role"]),
+                holder=_holder(justification["holder"]),
                 purpose=justification["purpose"],
                 grant_id=justification["grant_id"],
                 insurer_id=justification["insurer_id"],
                 list_id=justification["list_id"],
                 table=justification["table"],
                 row_id=justification["row_id"],
-                fields=tuple(fields) if isinstance(fields, list) else fields,
+                fields=_tuple(justification["fields"]),
             ),
-            wrapped_key=data["wrapped_key"],
-            sealed=sealed,
+            wrapped_keys=_int_keys(data["wrapped_keys"]),
+            sealed=_sealed(data["sealed"]),
         )
     except (KeyError, TypeError) as exc:
         raise BadRequest(f"not an open request ({type(exc).__name__}: {exc})") from None
