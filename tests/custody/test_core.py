@@ -303,6 +303,66 @@ def test_the_centres_budget_holds_whoever_asks_and_is_a_critical_alert(home, clo
     custodian.close()
 
 
+def test_a_burst_of_invented_holders_is_refused_within_the_minute_and_alerted(
+    local_custodian, clock
+):
+    """The insider drill: whoever holds the application's credentials names a new holder
+    in each request, each with a fresh hourly budget; the centre's minute stops them."""
+    batch = new_batch(local_custodian)
+    for user_id in range(1000, 1030):  # 30 invented holders, one open each, in 30 s
+        assert local_custodian.open(batch.request(row_id=user_id, user_id=user_id)).values
+        clock.advance(seconds=1)
+    assert alert_kinds(local_custodian) == []
+    assert refused(local_custodian, batch.request(user_id=1030)) == Refusal.CENTRE_BURST
+    assert refused(local_custodian, batch.request(user_id=1031)) == Refusal.CENTRE_BURST
+    [alert] = local_custodian.alerts()
+    assert (alert.kind, alert.severity, alert.holder_user_id) == ("centre_burst", "critical", None)
+    assert "30 people within a minute" in alert.summary
+    assert "refused first to holder 1030" in alert.summary
+    clock.advance(seconds=30.5)  # the first open is more than a minute old
+    assert local_custodian.open(batch.request(user_id=1032)).values
+    assert refused(local_custodian, batch.request(user_id=1033)) == Refusal.CENTRE_BURST
+    assert alert_kinds(local_custodian) == ["centre_burst"]  # once in ten minutes
+    clock.advance(minutes=10)
+    for user_id in range(2000, 2030):
+        local_custodian.open(batch.request(user_id=user_id))
+    assert refused(local_custodian, batch.request(user_id=2030)) == Refusal.CENTRE_BURST
+    # On the way, the 51st holder within the hour: more than the centre's 50 seats.
+    assert alert_kinds(local_custodian) == ["centre_burst", "seats", "centre_burst"]
+
+
+def test_the_burst_limit_is_the_security_officer_s(home, clock):
+    configure(home, centre_per_minute=2)
+    custodian = Custodian(home, clock=clock)
+    batch = new_batch(custodian)
+    custodian.open(batch.request(user_id=1))
+    custodian.open(batch.request(user_id=2))
+    assert refused(custodian, batch.request(user_id=3)) == Refusal.CENTRE_BURST
+    custodian.close()
+
+
+def test_more_holders_within_an_hour_than_seats_is_one_critical_alert_an_hour(home, clock):
+    configure(home, seats=3)
+    custodian = Custodian(home, clock=clock)
+    batch = new_batch(custodian)
+    for user_id in (1, 2, 3, 1, 2):
+        custodian.open(batch.request(user_id=user_id))
+        clock.advance(minutes=1)
+    assert alert_kinds(custodian) == []
+    assert custodian.open(batch.request(user_id=4)).values  # alerted, not refused
+    [alert] = custodian.alerts()
+    assert (alert.kind, alert.severity) == ("seats", "critical")
+    assert "4 holders opened within the hour" in alert.summary
+    assert "3 seats" in alert.summary
+    custodian.open(batch.request(user_id=5))
+    assert alert_kinds(custodian) == ["seats"]
+    clock.advance(hours=1, seconds=1)
+    for user_id in (6, 7, 8, 9):
+        custodian.open(batch.request(user_id=user_id))
+    assert alert_kinds(custodian) == ["seats", "seats"]
+    custodian.close()
+
+
 def test_concurrent_opens_never_exceed_the_budget(home, clock):
     configure(home, holder_hourly={"default": 10})
     custodian = Custodian(home, clock=clock)

@@ -213,6 +213,7 @@ def test_init_makes_a_private_home_with_the_defaults(tmp_path):
     assert config.holder_budget("supervisor") == 60
     assert (config.centre_hourly, config.calling_hours) == (1000, (9, 20))
     assert (config.refusal_alert_threshold, config.key_cache_ttl) == (5, 300)
+    assert (config.centre_per_minute, config.seats) == (30, 50)
     assert config.keyring == KeyringSettings(kind="local")
     assert config.smtp is None
 
@@ -246,6 +247,13 @@ def test_an_unknown_setting_is_refused(home):
 def test_calling_hours_out_of_order_are_refused(home):
     configure(home, calling_hours=[20, 9])
     with pytest.raises(ConfigError, match="calling_hours"):
+        Config.load(home)
+
+
+@pytest.mark.parametrize("name", ["centre_per_minute", "seats"])
+def test_limits_are_positive_whole_numbers(home, name):
+    configure(home, **{name: 0})
+    with pytest.raises(ConfigError, match=name):
         Config.load(home)
 
 

@@ -90,6 +90,7 @@ def test_status_shows_the_lists_the_ledger_and_the_certificates(used_server):
     assert shown.returncode == 0, shown.stderr
     assert "1 with a key, 1 shredded" in shown.stdout
     assert "centre budget" in shown.stdout
+    assert "centre budget / minute" in shown.stdout
     assert "server certificate valid until" in shown.stdout
 
 

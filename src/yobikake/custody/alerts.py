@@ -32,6 +32,8 @@ class Severity(StrEnum):
 class AlertKind(StrEnum):
     CANARY_OPENED = "canary_opened"
     CENTRE_BUDGET = "centre_budget"
+    CENTRE_BURST = "centre_burst"
+    SEATS = "seats"
     REFUSALS = "refusals"
     CANNOT_OPEN = "cannot_open"
     KEY_MISSING = "key_missing"
@@ -43,6 +45,8 @@ class AlertKind(StrEnum):
 LABELS = {
     AlertKind.CANARY_OPENED: "カナリア（おとりの住民）が開かれました",
     AlertKind.CENTRE_BUDGET: "コールセンター全体の1時間あたりの上限を超えました",
+    AlertKind.CENTRE_BURST: "コールセンター全体の1分あたりの上限を超えました（大量取得の疑い）",
+    AlertKind.SEATS: "1時間に開いた利用者の数が席数を超えました（利用者の偽装の疑い）",
     AlertKind.REFUSALS: "同じ利用者への拒否が続いています",
     AlertKind.CANNOT_OPEN: "開けない暗号文が送られました（改ざん・移動の疑い）",
     AlertKind.KEY_MISSING: "有効なリストの鍵が鍵保管庫にありません",

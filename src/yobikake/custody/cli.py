@@ -94,6 +94,8 @@ def status(home: Path, console: Console) -> None:
     table.add_row("keyring", config.keyring.kind)
     table.add_row("holder budget / hour", _budgets(config.holder_hourly))
     table.add_row("centre budget / hour", str(config.centre_hourly))
+    table.add_row("centre budget / minute", str(config.centre_per_minute))
+    table.add_row("seats", str(config.seats))
     table.add_row("calling hours", "{}:00–{}:00 Asia/Tokyo, Mon–Sat".format(*config.calling_hours))
     table.add_row("refusals before an alert", str(config.refusal_alert_threshold))
     table.add_row("alert mail", ", ".join(config.smtp.to) if config.smtp else "none (log only)")

@@ -34,6 +34,13 @@ DEFAULTS: dict[str, Any] = {
     # Opens per hour for the whole call centre: what one compromised application can take
     # before the custodian stops it.
     "centre_hourly": 1000,
+    # Opens per minute for the whole centre: whoever holds the application's credentials
+    # can invent holders, each with a fresh hourly budget; a burst over this is refused
+    # and a critical alert.
+    "centre_per_minute": 30,
+    # The centre's seats: more distinct holders opening within an hour is a critical
+    # alert (holders invented to spread a bulk read thin).
+    "seats": 50,
     # Asia/Tokyo, Monday to Saturday, [from, until) hours, for the purposes that ring a
     # resident (call, dial).
     "calling_hours": [9, 20],
@@ -71,6 +78,8 @@ class Config:
     home: Path
     holder_hourly: dict[str, int]
     centre_hourly: int
+    centre_per_minute: int
+    seats: int
     calling_hours: tuple[int, int]
     refusal_alert_threshold: int
     key_cache_ttl: float
@@ -151,6 +160,8 @@ class Config:
             home=home,
             holder_hourly=holder,
             centre_hourly=_positive(values["centre_hourly"], "centre_hourly"),
+            centre_per_minute=_positive(values["centre_per_minute"], "centre_per_minute"),
+            seats=_positive(values["seats"], "seats"),
             calling_hours=(start, end),
             refusal_alert_threshold=_positive(
                 values["refusal_alert_threshold"], "refusal_alert_threshold"

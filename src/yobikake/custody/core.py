@@ -6,6 +6,17 @@ returns; whatever the application asks, the rules here are the custodian's own
 (config.py, policy.py): the purpose's fields, one person per request, each holder's and
 the whole centre's hourly budget, calling hours. A canary opened, or refusals over the
 threshold, are critical alerts on the custody channel (alerts.py).
+
+Two rules hold against whoever holds the application's credentials, who can name any
+holder in a request and so give each invented holder a fresh hourly budget:
+
+- the burst rule: when the whole centre has opened `centre_per_minute` people within the
+  last 60 s, the next open is refused (`Refusal.CENTRE_BURST`) and a critical alert is
+  raised (once per 10 minutes): a bulk read through single opens stops within a minute,
+  at no more than one minute's worth;
+- the seats rule: when more distinct holders open within an hour than the centre has
+  `seats`, a critical alert (once per hour); nothing is refused, as a shift change may
+  explain it, but the security officer looks.
 """
 
 import hashlib
@@ -44,7 +55,9 @@ from yobikake.custody.protocol import (
 )
 from yobikake.custody.sealing import KEY_BYTES, CannotOpen, batch_of, open_field
 
+MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
+BURST_ALERT_EVERY = timedelta(minutes=10)
 # A refusal because the keyring could not be reached: recorded, but not the holder's
 # doing, so not counted towards the refusal alert.
 UNAVAILABLE = "custody_unavailable"
@@ -297,19 +310,10 @@ class Custodian:
                 refusal = self._budget_refusal(writer, j.holder.user_id, j.holder.role, now)
             if refusal is not None:
                 self._record_refusal(writer, refusal, now, context, alerts)
-                if refusal == Refusal.CENTRE_BUDGET:
-                    alerts.append(
-                        self.channel.record(
-                            writer,
-                            now,
-                            AlertKind.CENTRE_BUDGET,
-                            f"the centre's {self.config.centre_hourly} opens an hour are spent "
-                            f"(refused first to holder {j.holder.user_id})",
-                            once_per=HOUR,  # one for the whole centre, whoever asks next
-                        )
-                    )
+                alerts.append(self._centre_alert(writer, refusal, now, j.holder.user_id))
             else:
                 seq = writer.append(Kind.OPEN, now, outcome="opened", **context)
+                alerts.append(self._seats_alert(writer, now, j.holder.user_id))
                 if writer.is_canary(j.list_id, j.row_id):
                     # The values still go back: a refusal would tell the insider which
                     # rows are canaries.
@@ -377,8 +381,39 @@ class Custodian:
         return policy.budget_refusal(
             holder_opens=writer.count(Kind.OPEN, since, holder_user_id=user_id),
             holder_budget=self.config.holder_budget(role),
+            centre_minute_opens=writer.count(Kind.OPEN, now - MINUTE),
+            centre_per_minute=self.config.centre_per_minute,
             centre_opens=writer.count(Kind.OPEN, since),
             centre_budget=self.config.centre_hourly,
+        )
+
+    def _centre_alert(
+        self, writer: LedgerWriter, refusal: Refusal, now: datetime, user_id: int
+    ) -> AlertRow | None:
+        """A refusal for the whole centre (a budget spent, a burst) is one critical alert
+        for the whole centre, whoever asks next."""
+        if refusal == Refusal.CENTRE_BUDGET:
+            kind, every = AlertKind.CENTRE_BUDGET, HOUR
+            summary = f"the centre's {self.config.centre_hourly} opens an hour are spent"
+        elif refusal == Refusal.CENTRE_BURST:
+            kind, every = AlertKind.CENTRE_BURST, BURST_ALERT_EVERY
+            summary = f"the centre opened {self.config.centre_per_minute} people within a minute"
+        else:
+            return None
+        summary += f" (refused first to holder {user_id})"
+        return self.channel.record(writer, now, kind, summary, once_per=every)
+
+    def _seats_alert(self, writer: LedgerWriter, now: datetime, user_id: int) -> AlertRow | None:
+        holders = writer.holders(Kind.OPEN, now - HOUR)
+        if holders <= self.config.seats:
+            return None
+        return self.channel.record(
+            writer,
+            now,
+            AlertKind.SEATS,
+            f"{holders} holders opened within the hour, more than the centre's "
+            f"{self.config.seats} seats (the last holder {user_id})",
+            once_per=HOUR,
         )
 
     # -- refusing ------------------------------------------------------------------------

@@ -69,7 +69,7 @@ CREATE TABLE IF NOT EXISTS entries (
     hash TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS entries_holder ON entries (holder_user_id, kind, at);
-CREATE INDEX IF NOT EXISTS entries_kind ON entries (kind, at);
+CREATE INDEX IF NOT EXISTS entries_kind ON entries (kind, at, holder_user_id);
 CREATE TABLE IF NOT EXISTS head (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     seq INTEGER NOT NULL,
@@ -301,6 +301,15 @@ class Writer:
             sql += " AND reason <> ?"
             params.append(exclude_reason)
         return int(self._db.execute(sql, params).fetchone()[0])
+
+    def holders(self, kind: str, since: datetime) -> int:
+        """How many distinct holders have entries of `kind` after `since`."""
+        return int(
+            self._db.execute(
+                "SELECT count(DISTINCT holder_user_id) FROM entries WHERE kind = ? AND at > ?",
+                (kind, timestamp(since)),
+            ).fetchone()[0]
+        )
 
     def alerted_since(self, kind: str, since: datetime, holder_user_id: int | None) -> bool:
         return (

@@ -3,8 +3,9 @@ configuration, its clock, its ledger), whatever the request claims. Pure functio
 core.py reads the ledger and applies them.
 
 What a request says about its holder (user id, role) is the application's word: the
-per-holder budget stops one account of an honest application, while the centre's budget
-and calling hours hold against the application itself (docs/threat-model.md).
+per-holder budget stops one account of an honest application, while the centre's
+budgets (an hour's and a minute's), the seats and calling hours hold against the
+application itself (docs/threat-model.md).
 """
 
 import re
@@ -113,12 +114,20 @@ def within_calling_hours(now: datetime, calling_hours: tuple[int, int]) -> bool:
 
 
 def budget_refusal(
-    *, holder_opens: int, holder_budget: int, centre_opens: int, centre_budget: int
+    *,
+    holder_opens: int,
+    holder_budget: int,
+    centre_minute_opens: int,
+    centre_per_minute: int,
+    centre_opens: int,
+    centre_budget: int,
 ) -> Refusal | None:
-    """Opens in the last hour against the hourly budgets (the one asked for not yet
-    counted)."""
+    """Opens in the last hour against the hourly budgets, and the centre's opens in the
+    last minute against its burst limit (the one asked for not yet counted)."""
     if holder_opens >= holder_budget:
         return Refusal.HOLDER_BUDGET
+    if centre_minute_opens >= centre_per_minute:
+        return Refusal.CENTRE_BURST
     if centre_opens >= centre_budget:
         return Refusal.CENTRE_BUDGET
     return None

@@ -73,6 +73,7 @@ class Refusal(StrEnum):
     CANNOT_OPEN = "custody_cannot_open"  # a value that does not open at its place
     BAD_REQUEST = "custody_bad_request"
     CANARIES_REGISTERED = "custody_canaries_registered"  # a list's canaries are set once
+    CENTRE_BURST = "custody_centre_burst"  # the whole centre's opens a minute are spent
 
 
 def field_aad_prefix(table: str, column: str, list_id: int, insurer_id: int) -> bytes:
