@@ -22,6 +22,7 @@ from yobikake.custody.protocol import (
     Justification,
     OpenRequest,
     Purpose,
+    SealedRow,
     field_aad,
 )
 
@@ -80,6 +81,9 @@ class Batch:
             )
             for name, value in values.items()
         }
+
+    def row(self, row_id: int, values: dict[str, str | None]) -> SealedRow:
+        return SealedRow(self.list_id, self.insurer_id, TABLE, row_id, self.seal(row_id, values))
 
     def request(
         self,

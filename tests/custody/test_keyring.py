@@ -214,6 +214,7 @@ def test_init_makes_a_private_home_with_the_defaults(tmp_path):
     assert (config.centre_hourly, config.calling_hours) == (1000, (9, 20))
     assert (config.refusal_alert_threshold, config.key_cache_ttl) == (5, 300)
     assert (config.centre_per_minute, config.seats) == (30, 50)
+    assert (config.bulk_max_rows, config.bulk_per_day, config.synthetic) == (50000, 20, False)
     assert config.keyring == KeyringSettings(kind="local")
     assert config.smtp is None
 
@@ -250,7 +251,27 @@ def test_calling_hours_out_of_order_are_refused(home):
         Config.load(home)
 
 
-@pytest.mark.parametrize("name", ["centre_per_minute", "seats"])
+def test_a_synthetic_home_is_made_synthetic_and_stays_so(tmp_path):
+    home = tmp_path / "synthetic"
+    assert Config.init(home, synthetic=True).synthetic
+    assert json.loads((home / "custody.json").read_text())["synthetic"] is True
+    assert Config.init(home).synthetic  # init again, without the flag: kept
+
+
+def test_a_home_of_real_data_is_not_turned_synthetic_by_a_flag(home):
+    with pytest.raises(ConfigError, match="not synthetic"):
+        Config.init(home, synthetic=True)
+    assert not Config.load(home).synthetic
+
+
+@pytest.mark.parametrize("value", ["true", 1, None])
+def test_synthetic_is_true_or_false_and_nothing_else(home, value):
+    configure(home, synthetic=value)
+    with pytest.raises(ConfigError, match="synthetic"):
+        Config.load(home)
+
+
+@pytest.mark.parametrize("name", ["centre_per_minute", "seats", "bulk_max_rows", "bulk_per_day"])
 def test_limits_are_positive_whole_numbers(home, name):
     configure(home, **{name: 0})
     with pytest.raises(ConfigError, match=name):

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from tests.custody import server_fixture
 from tests.processes import children_of
 from yobikake.custody.protocol import (
+    BulkRequest,
     CustodyRefused,
     CustodyUnavailable,
     Holder,
@@ -21,6 +22,7 @@ from yobikake.custody.protocol import (
     OpenRequest,
     Purpose,
     Refusal,
+    SealedRow,
     field_aad,
 )
 from yobikake.custody.sealing import seal_batch_key, seal_field
@@ -112,6 +114,31 @@ def sealed_request(
     )
 
 
+def bulk_request(
+    public_pem: str,
+    list_id: int,
+    rows: dict[int, dict[str, str | None]],
+    *,
+    purpose: str = Purpose.EXPORT,
+) -> BulkRequest:
+    """What the application sends to open an export's rows: each row sealed under a batch
+    key of its own (as values researched after the import are)."""
+    sealed_rows, keys = [], {}
+    for row_id, values in rows.items():
+        single = sealed_request(public_pem, list_id, values, row_id=row_id)
+        keys.update(single.wrapped_keys)
+        sealed_rows.append(SealedRow(list_id, INSURER, "intake_target", row_id, single.sealed))
+    return BulkRequest(
+        holder=Holder(user_id=next(_ids), role="supervisor"),
+        purpose=purpose,
+        approval_id=next(_ids),
+        insurer_id=INSURER,
+        fields=tuple(next(iter(rows.values()))),
+        rows=sealed_rows,
+        wrapped_keys={list_id: keys},
+    )
+
+
 def test_a_list_s_public_key_is_rsa_and_stays_the_same(port, shared_list):
     list_id, public_pem = public_key_of(port, shared_list)
     key = load_pem_public_key(public_pem.encode())
@@ -162,6 +189,44 @@ def test_a_value_moved_to_another_row_does_not_open(port, shared_list):
     with pytest.raises(CustodyRefused) as refused:
         port.open(moved)
     assert refused.value.code == Refusal.CANNOT_OPEN
+
+
+def test_an_export_s_rows_open_in_bulk_by_row_id(port, shared_list):
+    list_id, public_pem = public_key_of(port, shared_list)
+    rows: dict[int, dict[str, str | None]] = {
+        101: {"name_kanji": "試験 一郎", "insured_number": "b64:AAAA"},
+        102: {"name_kanji": "試験 二郎", "insured_number": None},
+    }
+    opened = port.open_bulk(bulk_request(public_pem, list_id, rows))
+    assert opened.values == {
+        101: {"name_kanji": "試験 一郎", "insured_number": "b64:AAAA"},
+        102: {"name_kanji": "試験 二郎", "insured_number": ""},
+    }
+    assert opened.ledger_seq > 0
+
+
+def test_a_bulk_open_is_refused_with_its_code(port, shared_list):
+    list_id, public_pem = public_key_of(port, shared_list)
+    rows: dict[int, dict[str, str | None]] = {103: {"name_kana": "シンセ"}}
+    with pytest.raises(CustodyRefused) as refused:
+        port.open_bulk(bulk_request(public_pem, list_id, rows, purpose=Purpose.SYNTHETIC))
+    assert refused.value.code == Refusal.NOT_SYNTHETIC
+    missing_key = bulk_request(public_pem, list_id, rows)
+    with pytest.raises(CustodyRefused) as refused:
+        port.open_bulk(BulkRequest(**{**missing_key.__dict__, "wrapped_keys": {}}))
+    assert refused.value.code == Refusal.BAD_REQUEST
+
+
+def test_a_synthetic_fake_opens_synthetic_organisations_in_bulk():
+    fake = InProcess(synthetic=True)
+    try:
+        list_id = next(_ids)
+        public_pem = fake.create_list(list_id, INSURER)
+        rows: dict[int, dict[str, str | None]] = {1: {"phone": "058-000-0000"}}
+        request = bulk_request(public_pem, list_id, rows, purpose=Purpose.SYNTHETIC)
+        assert fake.open_bulk(request).values == {1: {"phone": "058-000-0000"}}
+    finally:
+        fake.close()
 
 
 def test_a_list_never_made_is_unknown(port):

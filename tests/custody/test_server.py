@@ -122,6 +122,9 @@ def test_requests_it_cannot_read_are_refused_as_bad(server):
         )
         assert bad_key.status_code == 400, batch_id
         assert bad_key.json()["code"] == Refusal.BAD_REQUEST
+    bad_bulk = session.post(f"{server.url}/v1/open-bulk", json={"rows": {}}, timeout=5)
+    assert bad_bulk.status_code == 400
+    assert bad_bulk.json()["code"] == Refusal.BAD_REQUEST
     wrong_type = session.post(
         f"{server.url}/v1/lists", json={"list_id": "1", "insurer_id": 1}, timeout=5
     )

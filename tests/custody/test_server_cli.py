@@ -2,6 +2,7 @@
 server that will not share its port, and the security officer's views of the ledger —
 all without Django."""
 
+import json
 import socket
 import stat
 import subprocess
@@ -40,6 +41,20 @@ def test_init_makes_a_private_home_and_the_application_s_certificate(tmp_path):
     assert again.returncode == 0
     assert "nothing to do" in again.stdout
     assert {p: p.read_bytes() for p in home.rglob("*.pem")} == before
+
+
+def test_init_synthetic_makes_a_home_for_synthetic_organisations_only(tmp_path):
+    home, client_dir = tmp_path / "synthetic", tmp_path / "application"
+    made = custodian("init", "--home", home, "--client-dir", client_dir, "--synthetic")
+    assert made.returncode == 0, made.stderr
+    assert json.loads((home / "custody.json").read_text())["synthetic"] is True
+    shown = custodian("status", "--home", home)
+    assert "yes: may open everything in bulk" in shown.stdout
+    real, _ = server_fixture.init(tmp_path / "real")
+    turned = custodian("init", "--home", real, "--client-dir", client_dir, "--synthetic")
+    assert turned.returncode != 0
+    assert "not synthetic" in turned.stderr
+    assert json.loads((real / "custody.json").read_text())["synthetic"] is False
 
 
 def test_the_application_s_directory_may_not_lie_in_the_custody_home(tmp_path):
@@ -91,6 +106,7 @@ def test_status_shows_the_lists_the_ledger_and_the_certificates(used_server):
     assert "1 with a key, 1 shredded" in shown.stdout
     assert "centre budget" in shown.stdout
     assert "centre budget / minute" in shown.stdout
+    assert "≤ 50000 rows, ≤ 20 a day" in shown.stdout
     assert "server certificate valid until" in shown.stdout
 
 

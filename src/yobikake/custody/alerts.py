@@ -34,6 +34,7 @@ class AlertKind(StrEnum):
     CENTRE_BUDGET = "centre_budget"
     CENTRE_BURST = "centre_burst"
     SEATS = "seats"
+    BULK_OPENED = "bulk_opened"
     REFUSALS = "refusals"
     CANNOT_OPEN = "cannot_open"
     KEY_MISSING = "key_missing"
@@ -47,6 +48,7 @@ LABELS = {
     AlertKind.CENTRE_BUDGET: "コールセンター全体の1時間あたりの上限を超えました",
     AlertKind.CENTRE_BURST: "コールセンター全体の1分あたりの上限を超えました（大量取得の疑い）",
     AlertKind.SEATS: "1時間に開いた利用者の数が席数を超えました（利用者の偽装の疑い）",
+    AlertKind.BULK_OPENED: "一括開封（エクスポート）が行われました",
     AlertKind.REFUSALS: "同じ利用者への拒否が続いています",
     AlertKind.CANNOT_OPEN: "開けない暗号文が送られました（改ざん・移動の疑い）",
     AlertKind.KEY_MISSING: "有効なリストの鍵が鍵保管庫にありません",

@@ -4,7 +4,7 @@ settings: its home is given (`--home`), or $YOBIKAKE_CUSTODY_HOME, or `custody/`
 $YOBIKAKE_HOME (default `var`), computed here as the application's settings compute
 YOBIKAKE_HOME.
 
-    yobikake custodian init [--home DIR] [--client-dir DIR] [--server-name NAME …]
+    yobikake custodian init [--home DIR] [--client-dir DIR] [--server-name NAME …] [--synthetic]
     yobikake custodian serve [--home DIR] [--bind HOST:PORT] [--threads N]
     yobikake custodian status [--home DIR]
     yobikake custodian ledger verify [--home DIR]
@@ -47,11 +47,13 @@ class Refused(Exception):
     """What the command cannot do, said to the person who ran it."""
 
 
-def init(home: Path, client_dir: Path, server_names: Sequence[str]) -> list[Path]:
+def init(
+    home: Path, client_dir: Path, server_names: Sequence[str], *, synthetic: bool = False
+) -> list[Path]:
     """The custody home (settings, signing key) and the TLS files of both sides; what
-    exists is kept."""
+    exists is kept. `synthetic`: a new home for synthetic organisations only."""
     try:
-        Config.init(home)
+        Config.init(home, synthetic=synthetic)
         return pki.issue(home, client_dir, server_names=server_names)
     except (ConfigError, pki.PkiError) as exc:
         raise Refused(str(exc)) from None
@@ -96,6 +98,8 @@ def status(home: Path, console: Console) -> None:
     table.add_row("centre budget / hour", str(config.centre_hourly))
     table.add_row("centre budget / minute", str(config.centre_per_minute))
     table.add_row("seats", str(config.seats))
+    table.add_row("bulk export", f"≤ {config.bulk_max_rows} rows, ≤ {config.bulk_per_day} a day")
+    table.add_row("synthetic", "yes: may open everything in bulk" if config.synthetic else "no")
     table.add_row("calling hours", "{}:00–{}:00 Asia/Tokyo, Mon–Sat".format(*config.calling_hours))
     table.add_row("refusals before an alert", str(config.refusal_alert_threshold))
     table.add_row("alert mail", ", ".join(config.smtp.to) if config.smtp else "none (log only)")
@@ -202,6 +206,12 @@ def _parser() -> argparse.ArgumentParser:
         help="A host name or address the custodian is reached at (repeatable; "
         f"default: {', '.join(pki.DEFAULT_SERVER_NAMES)}).",
     )
+    init_parser.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="A new home for synthetic organisations only (the demo, drills, benchmarks): "
+        "it may open everything in bulk. Refused for a home that exists and is not.",
+    )
     serve_parser = command("serve", "Serve the custodian (HTTPS, mutual TLS).")
     serve_parser.add_argument("--bind", default=DEFAULT_BIND, help="HOST:PORT to listen on.")
     serve_parser.add_argument("--threads", type=int, default=THREADS)
@@ -227,6 +237,7 @@ def main(argv: Sequence[str]) -> None:
                 home,
                 (args.client_dir or default_client_dir()).resolve(),
                 args.server_names or pki.DEFAULT_SERVER_NAMES,
+                synthetic=args.synthetic,
             )
             console.print(f"Custody home: {home}")
             for path in written:

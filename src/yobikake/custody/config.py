@@ -48,6 +48,13 @@ DEFAULTS: dict[str, Any] = {
     "refusal_alert_threshold": 5,
     # How long an unwrapped batch key stays in the custodian's memory.
     "key_cache_ttl_seconds": 300,
+    # An export's bulk open: at most this many rows, and this many bulk opens within 24
+    # hours for the whole centre.
+    "bulk_max_rows": 50000,
+    "bulk_per_day": 20,
+    # True only for a custodian of synthetic organisations (the demo, drills, benchmarks):
+    # it may open everything in bulk (purpose "synthetic"). Set when the home is made.
+    "synthetic": False,
     "keyring": {"kind": "local"},
     # {"host", "port", "starttls", "user", "password_file", "from", "to": [...]}; None:
     # alerts go to the ledger and alerts.log only.
@@ -83,6 +90,9 @@ class Config:
     calling_hours: tuple[int, int]
     refusal_alert_threshold: int
     key_cache_ttl: float
+    bulk_max_rows: int
+    bulk_per_day: int
+    synthetic: bool
     keyring: KeyringSettings
     smtp: Smtp | None = field(default=None)
 
@@ -106,10 +116,14 @@ class Config:
         return self.holder_hourly.get(role, self.holder_hourly["default"])
 
     @classmethod
-    def init(cls, home: Path) -> "Config":
+    def init(cls, home: Path, *, synthetic: bool = False) -> "Config":
         """Make the custody home (0700) with its keys directory, custody.json with the
         defaults if there is none, and the custody signing key if there is none; then
-        load it. Safe to run again: nothing present is overwritten."""
+        load it. Safe to run again: nothing present is overwritten.
+
+        `synthetic`: a home for synthetic organisations only, which may open everything
+        in bulk. An existing home is not turned synthetic (it may hold real lists): that
+        is refused, and left to the security officer's edit of custody.json."""
         home = Path(home)
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         home.chmod(0o700)
@@ -118,9 +132,16 @@ class Config:
         keys.chmod(0o700)
         path = home / CONFIG_FILE
         if not path.exists():
-            write_private(path, (json.dumps(DEFAULTS, indent=2) + "\n").encode(), exclusive=True)
+            settings = {**DEFAULTS, "synthetic": synthetic}
+            write_private(path, (json.dumps(settings, indent=2) + "\n").encode(), exclusive=True)
         keyring.SigningKey.create(keys / SIGNING_KEY_FILE)
-        return cls.load(home)
+        config = cls.load(home)
+        if synthetic and not config.synthetic:
+            raise ConfigError(
+                f"{path} is not synthetic: a home made for real data is not turned synthetic "
+                'by a flag (make a new home, or set "synthetic": true there by hand)'
+            )
+        return config
 
     @classmethod
     def load(cls, home: Path) -> "Config":
@@ -167,6 +188,9 @@ class Config:
                 values["refusal_alert_threshold"], "refusal_alert_threshold"
             ),
             key_cache_ttl=float(values["key_cache_ttl_seconds"]),
+            bulk_max_rows=_positive(values["bulk_max_rows"], "bulk_max_rows"),
+            bulk_per_day=_positive(values["bulk_per_day"], "bulk_per_day"),
+            synthetic=_boolean(values["synthetic"], "synthetic"),
             keyring=_keyring(home, values["keyring"]),
             smtp=_smtp(home, values["smtp"]),
         )
@@ -177,6 +201,14 @@ def _positive(value: Any, name: str) -> int:
     if number < 1 or number != value:
         raise ValueError(f"{name} must be a positive whole number")
     return number
+
+
+def _boolean(value: Any, name: str) -> bool:
+    # Strictly true or false: "false" or 0 read as a yes or a no by accident would be
+    # the wrong way round for this one.
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false")
+    return value
 
 
 def _path(home: Path, value: str | None) -> Path | None:

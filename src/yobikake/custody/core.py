@@ -17,6 +17,12 @@ holder in a request and so give each invented holder a fresh hourly budget:
 - the seats rule: when more distinct holders open within an hour than the centre has
   `seats`, a critical alert (once per hour); nothing is refused, as a shift change may
   explain it, but the security officer looks.
+
+Bulk opening (`open_bulk`, the application's export files and, on a synthetic
+custodian, synthetic organisations' data) is one ledger entry for all its rows: an
+export opens the export's fields of one insurer's rows, at most `bulk_max_rows`, at
+most `bulk_per_day` times within 24 hours for the whole centre, each one an info alert
+and a canary among its rows a critical one.
 """
 
 import hashlib
@@ -30,7 +36,7 @@ from typing import Any, NoReturn
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from yobikake.custody import policy
-from yobikake.custody.alerts import AlertChannel, AlertKind
+from yobikake.custody.alerts import AlertChannel, AlertKind, Severity
 from yobikake.custody.config import Config
 from yobikake.custody.keyring import (
     CannotUnwrap,
@@ -45,19 +51,26 @@ from yobikake.custody.keyring import (
 from yobikake.custody.ledger import AlertRow, Entry, Head, Kind, Ledger, ListKey, Verification
 from yobikake.custody.ledger import Writer as LedgerWriter
 from yobikake.custody.protocol import (
+    BulkOpened,
+    BulkRequest,
     CustodyRefused,
     CustodyUnavailable,
     DeletionCertificate,
     Opened,
     OpenRequest,
+    Purpose,
     Refusal,
     field_aad,
+    field_aad_prefix,
 )
 from yobikake.custody.sealing import KEY_BYTES, CannotOpen, batch_of, open_field
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 BURST_ALERT_EVERY = timedelta(minutes=10)
+# Canary rows named in one alert's summary; the rest are counted.
+_CANARIES_NAMED = 10
 # A refusal because the keyring could not be reached: recorded, but not the holder's
 # doing, so not counted towards the refusal alert.
 UNAVAILABLE = "custody_unavailable"
@@ -415,6 +428,142 @@ class Custodian:
             f"{self.config.seats} seats (the last holder {user_id})",
             once_per=HOUR,
         )
+
+    # -- bulk opening --------------------------------------------------------------------
+
+    def open_bulk(self, request: BulkRequest) -> BulkOpened:
+        """Many rows of one insurer opened at once (policy.bulk_refusal says which), or
+        `CustodyRefused`. One ledger entry names the holder, the approval, the insurer,
+        the fields, and counts the rows and names their lists; an export is an info alert,
+        and a canary among its rows a critical one (its values still go back, as with a
+        single open)."""
+        now = self._clock()
+        context = policy.bulk_context(request)
+        code = policy.bulk_refusal(
+            request, synthetic=self.config.synthetic, max_rows=self.config.bulk_max_rows
+        )
+        if code is not None:
+            self._refuse(code, now, context)
+        export = request.purpose == Purpose.EXPORT
+        lists = sorted({row.list_id for row in request.rows})
+        for list_id in lists:
+            key = self._active_list(list_id, now, {**context, "list_id": list_id})
+            if key.insurer_id != request.insurer_id:
+                self._refuse(Refusal.BAD_REQUEST, now, {**context, "list_id": list_id})
+        if export:  # refused before the work, and counted again in the same transaction
+            with self.ledger.writing() as writer:
+                spent = self._bulk_day_spent(writer, now)
+            if spent:
+                self._refuse(Refusal.BULK_LIMIT, now, context)
+        values = self._open_rows(request, now, context)
+        alerts: list[AlertRow | None] = []
+        refusal: Refusal | None = None
+        with self.ledger.writing() as writer:
+            keys = [writer.list_key(list_id) for list_id in lists]
+            if not all(key is not None and key.active for key in keys):
+                refusal = Refusal.SHREDDED
+            elif export and self._bulk_day_spent(writer, now):
+                refusal = Refusal.BULK_LIMIT
+            if refusal is not None:
+                self._record_refusal(writer, refusal, now, context, alerts)
+            else:
+                what = f"{len(request.rows)} rows of lists {','.join(map(str, lists)) or '-'}"
+                seq = writer.append(Kind.OPEN_BULK, now, outcome="opened", reason=what, **context)
+                if export:
+                    who = f"holder {request.holder.user_id} ({context['holder_role']})"
+                    alerts += self._bulk_alerts(writer, request, lists, who, what, now)
+        self.channel.publish(alerts)
+        if refusal is not None:
+            raise CustodyRefused(refusal)
+        return BulkOpened(values=values, ledger_seq=seq)
+
+    def _open_rows(
+        self, request: BulkRequest, now: datetime, context: dict[str, Any]
+    ) -> dict[int, dict[str, str]]:
+        ciphers = _Ciphers(self._keys, request.wrapped_keys)
+        prefixes: dict[tuple[str, str, int], bytes] = {}
+        insurer_id = request.insurer_id
+
+        def aad(table: str, name: str, list_id: int, row_id: int) -> bytes:
+            place = (table, name, list_id)
+            prefix = prefixes.get(place)
+            if prefix is None:
+                prefix = prefixes[place] = field_aad_prefix(table, name, list_id, insurer_id)
+            return prefix + str(row_id).encode()
+
+        def open_all() -> dict[int, dict[str, str]]:
+            return {
+                row.row_id: {
+                    name: ""
+                    if sealed is None
+                    else ciphers.open(
+                        row.list_id, aad(row.table, name, row.list_id, row.row_id), sealed
+                    )
+                    for name, sealed in row.sealed.items()
+                }
+                for row in request.rows
+            }
+
+        return self._opening(
+            open_all,
+            now,
+            context,
+            f"a bulk open for holder {request.holder.user_id} (approval "
+            f"{request.approval_id}) sent a value that does not open at its place",
+        )
+
+    def _bulk_day_spent(self, writer: LedgerWriter, now: datetime) -> bool:
+        opened = writer.count(Kind.OPEN_BULK, now - DAY, purpose=Purpose.EXPORT)
+        return opened >= self.config.bulk_per_day
+
+    def _bulk_alerts(
+        self,
+        writer: LedgerWriter,
+        request: BulkRequest,
+        lists: list[int],
+        who: str,
+        what: str,
+        now: datetime,
+    ) -> list[AlertRow | None]:
+        """The info alert every export is, and a critical one naming the canaries among
+        its rows."""
+        holder = request.holder
+        alerts = [
+            self.channel.record(
+                writer,
+                now,
+                AlertKind.BULK_OPENED,
+                f"{who} opened {what} of insurer {request.insurer_id} for export "
+                f"(approval {request.approval_id})",
+                severity=Severity.INFO,
+                holder_user_id=holder.user_id,
+                list_id=lists[0] if len(lists) == 1 else None,
+            )
+        ]
+        rows: dict[int, set[int]] = {}
+        for row in request.rows:
+            rows.setdefault(row.list_id, set()).add(row.row_id)
+        canaries = [
+            (list_id, row_id)
+            for list_id in lists
+            for row_id in sorted(writer.canaries(list_id) & rows[list_id])
+        ]
+        if canaries:
+            named = ", ".join(f"list {li} row {r}" for li, r in canaries[:_CANARIES_NAMED])
+            more = len(canaries) - _CANARIES_NAMED
+            alerts.append(
+                self.channel.record(
+                    writer,
+                    now,
+                    AlertKind.CANARY_OPENED,
+                    f"{len(canaries)} canaries opened in bulk by {who} (export, approval "
+                    f"{request.approval_id}): {named}" + (f" and {more} more" if more > 0 else ""),
+                    holder_user_id=holder.user_id,
+                    list_id=canaries[0][0],
+                    row_id=canaries[0][1],
+                )
+            )
+        return alerts
 
     # -- refusing ------------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ class Kind(StrEnum):
     CANARIES = "canaries"
     LEAVE_OUT = "leave_out"
     OPEN = "open"
+    OPEN_BULK = "open_bulk"  # one entry for all the rows of a bulk open
     REFUSE = "refuse"
     SHRED = "shred"
     ALERT = "alert"
@@ -289,6 +290,7 @@ class Writer:
         since: datetime,
         *,
         holder_user_id: int | None = None,
+        purpose: str | None = None,
         exclude_reason: str = "",
     ) -> int:
         """Entries of `kind` after `since`, of one holder or of everyone."""
@@ -297,6 +299,9 @@ class Writer:
         if holder_user_id is not None:
             sql = "SELECT count(*) FROM entries WHERE holder_user_id = ? AND kind = ? AND at > ?"
             params.insert(0, holder_user_id)
+        if purpose is not None:
+            sql += " AND purpose = ?"
+            params.append(purpose)
         if exclude_reason:
             sql += " AND reason <> ?"
             params.append(exclude_reason)

@@ -15,12 +15,15 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from yobikake.custody.protocol import (
+    BULK_PURPOSES,
     MAX_KEYS_PER_OPEN,
     PURPOSE_FIELDS,
+    BulkRequest,
     Holder,
     Justification,
     Purpose,
     Refusal,
+    SealedRow,
 )
 from yobikake.custody.sealing import MAX_BATCH_ID
 
@@ -133,25 +136,96 @@ def budget_refusal(
     return None
 
 
+def bulk_refusal(request: BulkRequest, *, synthetic: bool, max_rows: int) -> Refusal | None:
+    """Why a bulk request is refused before anything is unwrapped (None: it may go on).
+
+    An export opens the export's fields of one insurer's rows, at most `max_rows` of
+    them; a synthetic bulk open only on a custodian set up for synthetic data, with no
+    limit on rows. Every row carries exactly the fields asked for; row ids are distinct
+    (the answer is keyed by them)."""
+    r = request
+    if (
+        not _known(r.purpose, BULK_PURPOSES)
+        or not _is_holder(r.holder)
+        or not is_id(r.approval_id)
+        or not is_id(r.insurer_id)
+        or not _are_fields(r.fields)
+        or not isinstance(r.rows, list)
+        or not isinstance(r.wrapped_keys, Mapping)
+        or not all(is_id(k) and _are_wrapped_keys(v) for k, v in r.wrapped_keys.items())
+    ):
+        return Refusal.BAD_REQUEST
+    if r.purpose == Purpose.SYNTHETIC:
+        if not synthetic:
+            return Refusal.NOT_SYNTHETIC
+        allowed = KNOWN_FIELDS
+    else:
+        allowed = PURPOSE_FIELDS[Purpose.EXPORT]
+    if not set(r.fields) <= allowed:
+        return Refusal.FIELDS
+    if r.purpose == Purpose.EXPORT and len(r.rows) > max_rows:
+        return Refusal.BULK_LIMIT
+    fields = tuple(r.fields)
+    if not all(_is_row(row, r.insurer_id, fields) for row in r.rows) or len(
+        {row.row_id for row in r.rows}
+    ) != len(r.rows):
+        return Refusal.BAD_REQUEST
+    return None
+
+
+def _is_row(row: Any, insurer_id: int, fields: tuple[str, ...]) -> bool:
+    return (
+        isinstance(row, SealedRow)
+        and is_id(row.list_id)
+        and is_id(row.row_id)
+        and is_id(row.insurer_id)
+        and row.insurer_id == insurer_id
+        and _is_name(row.table)
+        and _are_sealed(row.sealed, fields)
+    )
+
+
+def _id_or_none(value: Any) -> int | None:
+    return value if is_id(value) else None
+
+
+def _who_why_what(
+    holder: Any, purpose: Any, purposes: Collection[str], fields: Any
+) -> dict[str, Any]:
+    user_id = getattr(holder, "user_id", None)
+    role = getattr(holder, "role", None)
+    return {
+        "holder_user_id": _id_or_none(user_id),
+        "holder_role": role if _is_name(role) else UNKNOWN,
+        "purpose": purpose if _known(purpose, purposes) else UNKNOWN,
+        "fields": tuple(
+            name if _known(name, KNOWN_FIELDS) else UNKNOWN
+            for name in (fields if isinstance(fields, tuple | list) else ())
+        ),
+    }
+
+
 def ledger_context(justification: Justification) -> dict[str, Any]:
     """What the ledger records of a request. The request is the application's, so
     anything that is not an id, a known purpose, a known field name or a plain role name
     is written as "?": a malformed request cannot carry a personal value into the
     ledger."""
     j = justification
-
-    def id_or_none(value: Any) -> int | None:
-        return value if is_id(value) else None
-
-    fields = j.fields if isinstance(j.fields, tuple | list) else ()
-    role = j.holder.role
     return {
-        "holder_user_id": id_or_none(j.holder.user_id),
-        "holder_role": role if isinstance(role, str) and _NAME.fullmatch(role) else UNKNOWN,
-        "purpose": j.purpose if _known(j.purpose, PURPOSE_FIELDS) else UNKNOWN,
-        "grant_id": id_or_none(j.grant_id),
-        "insurer_id": id_or_none(j.insurer_id),
-        "list_id": id_or_none(j.list_id),
-        "row_id": id_or_none(j.row_id),
-        "fields": tuple(name if _known(name, KNOWN_FIELDS) else UNKNOWN for name in fields),
+        **_who_why_what(j.holder, j.purpose, PURPOSE_FIELDS, j.fields),
+        "grant_id": _id_or_none(j.grant_id),
+        "insurer_id": _id_or_none(j.insurer_id),
+        "list_id": _id_or_none(j.list_id),
+        "row_id": _id_or_none(j.row_id),
+    }
+
+
+def bulk_context(request: BulkRequest) -> dict[str, Any]:
+    """What the ledger records of a bulk request, as `ledger_context` (the approval in the
+    grant's column); its rows are counted, never written."""
+    r = request
+    return {
+        **_who_why_what(r.holder, r.purpose, BULK_PURPOSES, r.fields),
+        "grant_id": _id_or_none(r.approval_id),
+        "insurer_id": _id_or_none(r.insurer_id),
     }

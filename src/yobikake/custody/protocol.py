@@ -21,7 +21,8 @@ Sealing scheme (the same in every profile):
 """
 
 import base64
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, is_dataclass
+from dataclasses import fields as dataclass_fields
 from enum import StrEnum
 from typing import Any
 
@@ -35,6 +36,9 @@ class Purpose(StrEnum):
     EXPORT = "export"
     DIAL = "dial"
     RETURN_CALL = "return-call"
+    # Bulk only: opening everything of synthetic organisations (synth leak --from-store,
+    # the incident drill, benchmarks), on a custodian set up for synthetic data only.
+    SYNTHETIC = "synthetic"
 
 
 # The fields each purpose may open, decided in custody whatever the request asks: a call
@@ -56,6 +60,8 @@ PURPOSE_FIELDS: dict[str, frozenset[str]] = {
     Purpose.DIAL: frozenset({"phone"}),
     Purpose.RETURN_CALL: frozenset({"name_kanji", "name_kana"}),
 }
+# The purposes of a bulk open (`BulkRequest`); a synthetic custodian's may open any field.
+BULK_PURPOSES = frozenset({Purpose.EXPORT, Purpose.SYNTHETIC})
 # Batch keys one person's request may carry: a row's import batch and the few values
 # sealed since (researched, noted).
 MAX_KEYS_PER_OPEN = 16
@@ -74,6 +80,8 @@ class Refusal(StrEnum):
     BAD_REQUEST = "custody_bad_request"
     CANARIES_REGISTERED = "custody_canaries_registered"  # a list's canaries are set once
     CENTRE_BURST = "custody_centre_burst"  # the whole centre's opens a minute are spent
+    BULK_LIMIT = "custody_bulk_limit"  # too many rows, or the day's bulk opens are spent
+    NOT_SYNTHETIC = "custody_not_synthetic"  # synthetic bulk on a custodian of real data
 
 
 def field_aad_prefix(table: str, column: str, list_id: int, insurer_id: int) -> bytes:
@@ -128,6 +136,40 @@ class Opened:
 
 
 @dataclass(frozen=True)
+class SealedRow:
+    """One row of a bulk open: where it is (the custodian builds each value's associated
+    data from it) and its sealed values, by field (None: empty)."""
+
+    list_id: int
+    insurer_id: int
+    table: str
+    row_id: int
+    sealed: dict[str, bytes | None]
+
+
+@dataclass(frozen=True)
+class BulkRequest:
+    """Many rows of one insurer opened at once, for an approved export (or, on a
+    synthetic custodian, everything of synthetic organisations): who will see them, the
+    approval that allows it, the fields, the rows, and the batch keys their values name
+    (list id -> batch id -> the key wrapped to that list's public key)."""
+
+    holder: Holder
+    purpose: str  # "export" or "synthetic" (BULK_PURPOSES)
+    approval_id: int
+    insurer_id: int
+    fields: tuple[str, ...]
+    rows: list[SealedRow]
+    wrapped_keys: dict[int, dict[int, bytes]]
+
+
+@dataclass(frozen=True)
+class BulkOpened:
+    values: dict[int, dict[str, str]]  # row id -> field -> value ("" for empty)
+    ledger_seq: int  # the custodian's one ledger entry for this bulk open
+
+
+@dataclass(frozen=True)
 class DeletionCertificate:
     """Signed by the custody key: the list's private key is destroyed."""
 
@@ -157,9 +199,11 @@ class CustodyUnavailable(Exception):
 
 
 def to_json(value: Any) -> Any:
-    """A protocol value as JSON-ready data (bytes as base64 strings under `b64:`)."""
-    if hasattr(value, "__dataclass_fields__"):
-        value = asdict(value)
+    """A protocol value as JSON-ready data (bytes as base64 strings under `b64:`; integer
+    keys become strings on the wire, and the receiver turns them back)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        # Field by field, not asdict(): that deep-copies a bulk request's every value.
+        return {f.name: to_json(getattr(value, f.name)) for f in dataclass_fields(value)}
     if isinstance(value, bytes):
         return "b64:" + base64.b64encode(value).decode()
     if isinstance(value, dict):

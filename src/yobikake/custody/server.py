@@ -6,6 +6,7 @@ encoding) in front of one `core.Custodian`, served by gunicorn with mutual TLS.
     POST /v1/lists/<id>/canaries      {rows}                 -> {}
     POST /v1/lists/<id>/leave-out     {campaign_id}          -> {rows}
     POST /v1/open                     OpenRequest            -> Opened
+    POST /v1/open-bulk                BulkRequest            -> BulkOpened
     POST /v1/lists/<id>/shred                                -> DeletionCertificate
     GET  /v1/health                                          -> {status}
 
@@ -35,12 +36,14 @@ from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 from yobikake.custody.core import UNAVAILABLE, Custodian
 from yobikake.custody.pki import ServerFiles
 from yobikake.custody.protocol import (
+    BulkRequest,
     CustodyRefused,
     CustodyUnavailable,
     Holder,
     Justification,
     OpenRequest,
     Refusal,
+    SealedRow,
     from_json,
     to_json,
 )
@@ -51,6 +54,9 @@ THREADS = 8
 # are rarely found closed.
 KEEPALIVE_SECONDS = 75
 MAX_BODY = 4 * 1024 * 1024
+# A bulk open of an export's 50,000 rows is some 50 MB of base64 JSON; larger synthetic
+# bulk opens are sent in parts.
+MAX_BULK_BODY = 256 * 1024 * 1024
 
 StartResponse = Callable[[str, list[tuple[str, str]]], object]
 
@@ -130,6 +136,38 @@ def open_request(data: dict[str, Any]) -> OpenRequest:
         raise BadRequest(f"not an open request ({type(exc).__name__}: {exc})") from None
 
 
+def bulk_request(data: dict[str, Any]) -> BulkRequest:
+    """A `BulkRequest` from its decoded JSON; as `open_request`, only its shape is
+    checked here (policy.bulk_refusal judges the rest)."""
+    try:
+        rows = data["rows"]
+        if not isinstance(rows, list):
+            raise TypeError("rows")
+        return BulkRequest(
+            holder=_holder(data["holder"]),
+            purpose=data["purpose"],
+            approval_id=data["approval_id"],
+            insurer_id=data["insurer_id"],
+            fields=_tuple(data["fields"]),
+            rows=[
+                SealedRow(
+                    list_id=row["list_id"],
+                    insurer_id=row["insurer_id"],
+                    table=row["table"],
+                    row_id=row["row_id"],
+                    sealed=_sealed(row["sealed"]),
+                )
+                for row in rows
+            ],
+            wrapped_keys={
+                list_id: _int_keys(keys)
+                for list_id, keys in _int_keys(data["wrapped_keys"]).items()
+            },
+        )
+    except (KeyError, TypeError) as exc:
+        raise BadRequest(f"not a bulk request ({type(exc).__name__}: {exc})") from None
+
+
 Handler = Callable[[Custodian, dict[str, Any], int], Any]
 
 
@@ -154,6 +192,10 @@ def _open(custodian: Custodian, body: dict[str, Any], _: int) -> Any:
     return custodian.open(open_request(body))
 
 
+def _open_bulk(custodian: Custodian, body: dict[str, Any], _: int) -> Any:
+    return custodian.open_bulk(bulk_request(body))
+
+
 def _shred(custodian: Custodian, _body: dict[str, Any], list_id: int) -> Any:
     return custodian.shred(list_id)
 
@@ -162,15 +204,16 @@ def _health(_custodian: Custodian, _body: dict[str, Any], _: int) -> Any:
     return {"status": "ok"}
 
 
-# (method, path, handler); a path's one group is the list id.
-ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
-    ("POST", re.compile(r"/v1/lists"), _create_list),
-    ("GET", re.compile(r"/v1/lists/(\d+)/public-key"), _public_key),
-    ("POST", re.compile(r"/v1/lists/(\d+)/canaries"), _canaries),
-    ("POST", re.compile(r"/v1/lists/(\d+)/leave-out"), _leave_out),
-    ("POST", re.compile(r"/v1/open"), _open),
-    ("POST", re.compile(r"/v1/lists/(\d+)/shred"), _shred),
-    ("GET", re.compile(r"/v1/health"), _health),
+# (method, path, handler, largest body); a path's one group is the list id.
+ROUTES: list[tuple[str, re.Pattern[str], Handler, int]] = [
+    ("POST", re.compile(r"/v1/lists"), _create_list, MAX_BODY),
+    ("GET", re.compile(r"/v1/lists/(\d+)/public-key"), _public_key, MAX_BODY),
+    ("POST", re.compile(r"/v1/lists/(\d+)/canaries"), _canaries, MAX_BODY),
+    ("POST", re.compile(r"/v1/lists/(\d+)/leave-out"), _leave_out, MAX_BODY),
+    ("POST", re.compile(r"/v1/open"), _open, MAX_BODY),
+    ("POST", re.compile(r"/v1/open-bulk"), _open_bulk, MAX_BULK_BODY),
+    ("POST", re.compile(r"/v1/lists/(\d+)/shred"), _shred, MAX_BODY),
+    ("GET", re.compile(r"/v1/health"), _health, MAX_BODY),
 ]
 
 
@@ -182,8 +225,10 @@ class App:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         try:
-            handler, list_id = self._route(environ["REQUEST_METHOD"], environ["PATH_INFO"])
-            body = self._body(environ)
+            handler, list_id, max_body = self._route(
+                environ["REQUEST_METHOD"], environ["PATH_INFO"]
+            )
+            body = self._body(environ, max_body)
             status, result = "200 OK", to_json(handler(self.custodian, body, list_id))
         except _NotFound:
             status, result = "404 Not Found", {"code": "not_found"}
@@ -201,22 +246,22 @@ class App:
         return [payload]
 
     @staticmethod
-    def _route(method: str, path: str) -> tuple[Handler, int]:
-        for route_method, pattern, handler in ROUTES:
+    def _route(method: str, path: str) -> tuple[Handler, int, int]:
+        for route_method, pattern, handler, max_body in ROUTES:
             match = pattern.fullmatch(path)
             if match and route_method == method:
-                return handler, int(match.group(1)) if match.groups() else 0
+                return handler, int(match.group(1)) if match.groups() else 0, max_body
         raise _NotFound
 
     @staticmethod
-    def _body(environ: dict[str, Any]) -> dict[str, Any]:
+    def _body(environ: dict[str, Any], max_body: int) -> dict[str, Any]:
         if environ["REQUEST_METHOD"] != "POST":
             return {}
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             raise BadRequest("bad Content-Length") from None
-        if length > MAX_BODY:
+        if length > max_body:
             raise BadRequest("request too large")
         raw = environ["wsgi.input"].read(length) if length else b"{}"
         try:

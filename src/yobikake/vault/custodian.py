@@ -1,6 +1,6 @@
 """The custodian port: how the application asks the custody domain for what only it can
-do — a list's key pair, opening one person, the canaries a campaign leaves out,
-shredding a list.
+do — a list's key pair, opening one person, opening an approved export's rows in bulk,
+the canaries a campaign leaves out, shredding a list.
 
 Adapters: `HttpCustodian`, the custodian process over HTTP with mutual TLS (the
 application shows the client certificate the custody authority gave it, and trusts only
@@ -27,6 +27,8 @@ from yobikake.custody.config import Config
 from yobikake.custody.core import Custodian
 from yobikake.custody.pki import ClientFiles
 from yobikake.custody.protocol import (
+    BulkOpened,
+    BulkRequest,
     CustodyRefused,
     CustodyUnavailable,
     DeletionCertificate,
@@ -40,6 +42,8 @@ from yobikake.custody.protocol import (
 # (connect, read) seconds: a reveal waits on an operator's screen, and a custodian that
 # does not answer is treated as absent, not waited for.
 TIMEOUT = (2.0, 10.0)
+# A bulk open reads tens of megabytes and opens every value of them.
+BULK_TIMEOUT = (2.0, 300.0)
 POOL_SIZE = 16
 
 
@@ -59,6 +63,10 @@ class CustodianPort(Protocol):
     def open(self, request: OpenRequest) -> Opened:
         """One person's fields for one justified request, or `CustodyRefused`."""
 
+    def open_bulk(self, request: BulkRequest) -> BulkOpened:
+        """An approved export's rows (or, on a synthetic custodian, synthetic
+        organisations' rows) opened at once, by row id, or `CustodyRefused`."""
+
     def shred(self, list_id: int) -> DeletionCertificate:
         """Destroy the list's private key; the custody key signs the certificate."""
 
@@ -71,7 +79,14 @@ class HttpCustodian:
     One pooled session: connections stay open between reveals, so a reveal costs one
     request, not a handshake."""
 
-    def __init__(self, url: str, client_dir: Path, *, timeout: tuple[float, float] = TIMEOUT):
+    def __init__(
+        self,
+        url: str,
+        client_dir: Path,
+        *,
+        timeout: tuple[float, float] = TIMEOUT,
+        bulk_timeout: tuple[float, float] = BULK_TIMEOUT,
+    ):
         files = ClientFiles.of(client_dir)
         if not files.exist():
             raise CustodyUnavailable(
@@ -79,6 +94,7 @@ class HttpCustodian:
             )
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.bulk_timeout = bulk_timeout
         self._session = requests.Session()
         # No proxy, CA bundle or netrc from the environment: REQUESTS_CA_BUNDLE would
         # otherwise replace the custody authority as the one trusted.
@@ -104,12 +120,27 @@ class HttpCustodian:
 
     def open(self, request: OpenRequest) -> Opened:
         answer = self._call("POST", "/v1/open", request)
+        return Opened(values=self._text(answer.get("values")), ledger_seq=int(answer["ledger_seq"]))
+
+    def open_bulk(self, request: BulkRequest) -> BulkOpened:
+        answer = self._call("POST", "/v1/open-bulk", request, timeout=self.bulk_timeout)
+        rows = answer.get("values")
+        if not isinstance(rows, dict):
+            raise CustodyUnavailable(f"the custodian at {self.url} sent no rows")
+        try:
+            values = {int(row_id): self._text(row) for row_id, row in rows.items()}
+        except ValueError:
+            raise CustodyUnavailable(
+                f"the custodian at {self.url} sent a row without an id"
+            ) from None
+        return BulkOpened(values=values, ledger_seq=int(answer["ledger_seq"]))
+
+    def _text(self, values: Any) -> dict[str, str]:
         # Taken as sent, not through from_json: an opened value is a resident's text,
         # which may begin like protocol's encoding of bytes.
-        values = answer.get("values")
         if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
             raise CustodyUnavailable(f"the custodian at {self.url} sent values that are not text")
-        return Opened(values=dict(values), ledger_seq=int(answer["ledger_seq"]))
+        return dict(values)
 
     def shred(self, list_id: int) -> DeletionCertificate:
         return DeletionCertificate(
@@ -122,14 +153,21 @@ class HttpCustodian:
     def close(self) -> None:
         self._session.close()
 
-    def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        timeout: tuple[float, float] | None = None,
+    ) -> dict[str, Any]:
         try:
             response = self._session.request(
                 method,
                 self.url + path,
                 data=None if body is None else json.dumps(to_json(body)),
                 headers={"Content-Type": "application/json"} if body is not None else None,
-                timeout=self.timeout,
+                timeout=timeout or self.timeout,
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
@@ -156,14 +194,15 @@ class HttpCustodian:
 
 class InProcess:
     """A real custodian in this process, on its own home (a temporary one unless given):
-    the fake for unit tests, with the custodian's own decisions, budgets and ledger."""
+    the fake for unit tests, with the custodian's own decisions, budgets and ledger.
+    `synthetic`: a custodian of synthetic organisations, which may open them in bulk."""
 
-    def __init__(self, home: Path | None = None) -> None:
+    def __init__(self, home: Path | None = None, *, synthetic: bool = False) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if home is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="yobikake-custody-")
             home = Path(self._tmp.name) / "custody"
-        Config.init(home)
+        Config.init(home, synthetic=synthetic)
         self.home = home
         self.custodian = Custodian(home)
 
@@ -181,6 +220,9 @@ class InProcess:
 
     def open(self, request: OpenRequest) -> Opened:
         return self.custodian.open(request)
+
+    def open_bulk(self, request: BulkRequest) -> BulkOpened:
+        return self.custodian.open_bulk(request)
 
     def shred(self, list_id: int) -> DeletionCertificate:
         return self.custodian.shred(list_id)
