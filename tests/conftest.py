@@ -106,6 +106,98 @@ def _tasks_run_at_once(settings):
     settings.TASKS = {"default": {"BACKEND": "django.tasks.backends.immediate.ImmediateBackend"}}
 
 
+# Keys made once per test session and handed out again: an RSA-3072 key pair costs a
+# fraction of a second, and every list a test loads gets one. Values stay bound to their
+# list by their associated data, so two lists sharing a key pair still do not open each
+# other's values.
+_KEY_POOL: list[object] = []
+_POOL_SIZE = 12
+_generate_rsa_key = __import__(
+    "cryptography.hazmat.primitives.asymmetric.rsa", fromlist=["rsa"]
+).generate_private_key
+
+
+def _pooled_rsa_key(*args, **kwargs):
+    if len(_KEY_POOL) < _POOL_SIZE:
+        _KEY_POOL.append(_generate_rsa_key(*args, **kwargs))
+        return _KEY_POOL[-1]
+    _KEY_POOL.append(_KEY_POOL.pop(0))
+    return _KEY_POOL[-1]
+
+
+# What the tests' custodian allows: any hour (tests run whenever they are run) and
+# budgets no test of the application reaches. tests/custody tests the custodian's own
+# rules on homes of their own.
+TEST_CUSTODY = {
+    "calling_hours": [0, 24],
+    "holder_hourly": {"default": 100_000},
+    "centre_hourly": 1_000_000,
+    "centre_per_minute": 1_000_000,
+    "seats": 100_000,
+    "bulk_per_day": 100_000,
+    "bulk_max_rows": 10_000_000,
+}
+
+
+@pytest.fixture(autouse=True)
+def custody(request, tmp_path_factory, monkeypatch):
+    """A custodian of the test's own (a real `custody.core.Custodian`, in this process:
+    `vault.custodian.InProcess`), on a synthetic home, reached through the port as the
+    application reaches the real one. Tests that start processes of their own use
+    tests/custody/server_fixture.py."""
+    import json
+
+    from yobikake.custody import keyring
+    from yobikake.custody.config import CONFIG_FILE, Config
+    from yobikake.vault import custodian as port
+    from yobikake.vault.devserver import free_port
+
+    # A port of the test's own: a `demo` the test runs starts its custodian there, and
+    # two test runs on one machine do not meet.
+    url = f"https://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("YOBIKAKE_CUSTODIAN_URL", url)
+    request.getfixturevalue("settings").YOBIKAKE_CUSTODIAN_URL = url
+    if "custody" in request.path.parts:  # the custodian's own tests make their own
+        yield None
+        return
+    # Beside the test's tmp_path, not in it: tests scan and count what they write there.
+    home = tmp_path_factory.mktemp("custody") / "home"
+    Config.init(home, synthetic=True)
+    path = home / CONFIG_FILE
+    path.write_text(json.dumps({**json.loads(path.read_text()), **TEST_CUSTODY}))
+    monkeypatch.setattr(keyring.rsa, "generate_private_key", _pooled_rsa_key)
+    fake = port.InProcess(home)
+    monkeypatch.setattr(port, "_build", lambda *args: fake)
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def custody_process(tmp_path, monkeypatch):
+    """A real custodian process (`yobikake custodian serve`, mutual TLS), for tests whose
+    `yobikake` subprocesses seal or open: this process and its children reach the same
+    one (the environment names it), instead of the in-process `custody`."""
+    import json
+
+    from tests.custody import server_fixture
+    from yobikake.custody.config import CONFIG_FILE
+    from yobikake.vault import custodian as port
+
+    root = tmp_path / "custody-process"
+    home, client_dir = server_fixture.init(root)
+    config = home / CONFIG_FILE
+    settings = {**json.loads(config.read_text()), **TEST_CUSTODY, "synthetic": True}
+    config.write_text(json.dumps(settings))
+    server = server_fixture.start(root)
+    monkeypatch.setenv("YOBIKAKE_CUSTODIAN_URL", server.url)
+    monkeypatch.setenv("YOBIKAKE_CUSTODIAN_CLIENT_DIR", str(client_dir))
+    client = server.client()
+    monkeypatch.setattr(port, "_build", lambda *args: client)
+    yield server
+    client.close()
+    server.stop()
+
+
 @pytest.fixture(autouse=True)
 def _no_canaries(settings):
     # Most tests count and pair the rows they load; the canary tests (tests/incidents)

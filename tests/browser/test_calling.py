@@ -16,13 +16,13 @@ from tests.browser.conftest import watched_page
 from tests.browser.test_login_and_menus import log_in
 from tests.calling import conftest as calling
 from tests.calling.conftest import running_campaign
+from tests.custody_helpers import open_sealed
 from tests.pii import LOADED_PEOPLE
 from yobikake.calling import services
 from yobikake.calling.models import Attempt, CallTarget
+from yobikake.custody.protocol import SealedRow
 from yobikake.intake.services import load_target_list
 from yobikake.synth.people import synthetic_people
-from yobikake.vault import datakeys
-from yobikake.vault.crypto import FieldCipher, field_aad
 
 # YOBIKAKE_SCREENSHOTS=docs/screenshots saves the operator's call and the board there.
 SCREENSHOTS = os.environ.get("YOBIKAKE_SCREENSHOTS")
@@ -123,14 +123,15 @@ def test_an_operator_works_three_calls_with_the_keyboard_alone(
     assert [a.disposition.code for a in attempts] == [code for _, code in KEYS]
     assert [str(a.call_target_id) for a in attempts] == seen
     assert {a.operator_id for a in attempts} == {world.operator.pk}
-    # Each note is stored sealed with the list's key: not in the clear, and it opens to
-    # what was typed.
-    cipher = FieldCipher(datakeys.list_data_key(target_list))
+    # Each note is stored sealed to the list's public key: not in the clear, and the
+    # custodian opens it to what was typed.
     for attempt, note in zip(attempts, notes, strict=True):
         assert isinstance(attempt.note, bytes) and note.encode() not in attempt.note
-        assert (
-            cipher.open(field_aad(Attempt._meta.db_table, "note", attempt.pk), attempt.note) == note
-        )
+        row = SealedRow(
+            target_list.pk, target_list.insurer_id, Attempt._meta.db_table, attempt.pk,
+            {"note": bytes(attempt.note)},
+        )  # fmt: skip
+        assert open_sealed([row], ["note"])[attempt.pk]["note"] == note
     # The fourth call is already checked out to the operator (the form's then=next).
     fourth = CallTarget.objects.get(state=CallTarget.State.CHECKED_OUT)
     assert fourth.checked_out_by_id == world.operator.pk and str(fourth.pk) not in seen

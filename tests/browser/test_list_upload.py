@@ -19,8 +19,9 @@ from yobikake.synth.people import synthetic_people
 
 
 @pytest.fixture
-def task_worker(live_server, settings):
-    """A real `yobikake db_worker` on the test database, and the site queueing to it."""
+def task_worker(live_server, settings, custody_process):
+    """A real `yobikake db_worker` on the test database, and the site queueing to it,
+    both reaching the same real custodian."""
     settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
     env = database_env()
     env.pop("YOBIKAKE_TASKS_BACKEND", None)

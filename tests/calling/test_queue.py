@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from tests.calling.conftest import approve_terms, running_campaign
 from tests.conftest import load_people, make_user
+from tests.custody_helpers import open_in_custody
 from yobikake.accounts.errors import AccountError, NotPermitted
 from yobikake.accounts.permissions import Role
 from yobikake.audit.models import Event
@@ -15,6 +16,7 @@ from yobikake.audit.tags import AuditTag
 from yobikake.calling import rules, services
 from yobikake.calling.eligibility import Reason, reason
 from yobikake.calling.models import Attempt, CallTarget, Campaign, DoNotCall
+from yobikake.custody.sealing import CannotOpen
 from yobikake.intake.models import Target
 from yobikake.vault.models import Grant, Purpose
 from yobikake.vault.reveal import RevealRefused, reveal
@@ -232,11 +234,19 @@ def test_do_not_call_in_one_campaign_blocks_the_number_in_another(calling_day, w
     )
 
 
-def test_the_note_is_sealed(calling_day, world):
-    running_campaign(world, count=3, seed=2)
+def test_the_note_is_sealed_to_the_list_s_public_key(calling_day, world):
+    _campaign, target_list, _ = running_campaign(world, count=3, seed=2)
     ct = work(world.operator, "considering", note="夕方なら在宅とのこと")
     attempt = Attempt.objects.get(call_target=ct)
     assert attempt.note and "夕方".encode() not in bytes(attempt.note)
+    # Under a batch key of its own, wrapped to the list's public key: only custody opens it,
+    # bound to its attempt.
+    table = Attempt._meta.db_table
+    assert open_in_custody(target_list, table, "note", attempt.pk, attempt.note) == (
+        "夕方なら在宅とのこと"
+    )
+    with pytest.raises(CannotOpen):
+        open_in_custody(target_list, table, "note", attempt.pk + 1, attempt.note)
 
 
 def test_a_call_back_may_not_be_booked_when_no_calls_are_made(calling_day, world):

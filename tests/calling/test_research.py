@@ -1,9 +1,11 @@
 """Phone research: one person at a time for a researcher, numbers that make people
 callable, "not found", the directory import and the found rate."""
 
+import csv
 import json
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from django.conf import settings
@@ -14,6 +16,7 @@ from django.utils.translation import override
 
 from tests.calling.conftest import approve_terms, running_campaign
 from tests.conftest import make_user
+from tests.custody_helpers import open_row
 from tests.pii import LOADED_PEOPLE
 from yobikake.accounts.errors import AccountError, NotPermitted
 from yobikake.accounts.permissions import Role
@@ -22,12 +25,15 @@ from yobikake.audit.tags import AuditTag
 from yobikake.calling import research, services
 from yobikake.calling.eligibility import Reason, reason
 from yobikake.calling.models import CallTarget, ResearchResult
+from yobikake.custody.protocol import CustodyUnavailable
 from yobikake.intake.models import Target
 from yobikake.intake.services import load_target_list
+from yobikake.jp import normalize
 from yobikake.synth.directory import namesake, synthetic_directory, write_directory
 from yobikake.synth.people import synthetic_people
 from yobikake.vault import datakeys
 from yobikake.vault.blind import IndexKind, blind_index
+from yobikake.vault.custodian import custodian
 from yobikake.vault.models import Grant, Purpose
 from yobikake.vault.reveal import RevealRefused, reveal
 
@@ -119,7 +125,13 @@ def test_a_number_found_makes_the_person_callable(key_profile, calling_day, worl
     assert target.has_phone
     key = datakeys.index_key(world.insurer_a.pk)
     assert bytes(target.idx_phone) == blind_index(key, IndexKind.PHONE, "0580112233")
-    assert target.idx_kana_phone is not None
+    # The kana + phone index, over the kana the researcher's own reveal gave (on the
+    # record, under their grant: the application opens nothing itself).
+    kana = normalize.kana_key(open_row(target, ["name_kana"])["name_kana"])
+    kana_phone = blind_index(key, IndexKind.KANA_PHONE, kana, "0580112233")
+    assert bytes(target.idx_kana_phone) == kana_phone
+    revealed = Event.objects.get(tag=AuditTag.REVEAL_RESEARCH, outcome=Event.Outcome.ALLOWED)
+    assert (revealed.actor_user_id, revealed.target_id) == (world.researcher.pk, target.pk)
     assert Grant.objects.get(pk=task.grant.pk).released_at is not None
     with pytest.raises(RevealRefused):
         reveal(world.researcher, target, Purpose.RESEARCH)
@@ -145,6 +157,29 @@ def test_an_impossible_number_is_refused_in_japanese_and_the_task_stays(calling_
     assert ct.state == CallTarget.State.RESEARCH and ct.research_by == world.researcher
     denial = Event.objects.get(tag=AuditTag.RESEARCH_RESULT)
     assert denial.reason == "phone_impossible"
+    assert not Event.objects.filter(tag=AuditTag.REVEAL_RESEARCH).exists()  # nothing opened
+
+
+def test_a_number_is_not_stored_when_the_custodian_cannot_be_reached(
+    calling_day, world, monkeypatch
+):
+    running_campaign(world, count=12, seed=3)
+    task = research.next_research(researcher=world.researcher)
+
+    def unreachable(request):
+        raise CustodyUnavailable("stopped")
+
+    monkeypatch.setattr(custodian(), "open", unreachable)
+    with pytest.raises(RevealRefused) as refused:
+        research.record_research(
+            actor=world.researcher, call_target_id=task.call_target.pk, phone=FOUND
+        )
+    assert refused.value.code == "custodian_unavailable"
+    ct = CallTarget.objects.get(pk=task.call_target.pk)
+    assert ct.state == CallTarget.State.RESEARCH and ct.research_by == world.researcher
+    assert not Target.objects.get(pk=ct.target_id).has_phone
+    denial = Event.objects.get(tag=AuditTag.REVEAL_RESEARCH, outcome=Event.Outcome.DENIED)
+    assert denial.reason == "custodian_unavailable"
 
 
 def test_not_found_keeps_the_person_out_of_the_queues(calling_day, world):
@@ -227,6 +262,15 @@ def directory_world(world, tmp_path, encoding="cp932"):
     return campaign, without, twin, path
 
 
+def directory_entries(path, encoding="cp932"):
+    """A directory file's rows, as (name_kana, phone)."""
+    with path.open(encoding=encoding, newline="") as f:
+        return [
+            SimpleNamespace(name_kana=row["カナ氏名"], phone=row["電話番号"])
+            for row in csv.DictReader(f)
+        ]
+
+
 def state_of(campaign, person):
     """The call target of a synthetic person (found by their insured number's index)."""
     key = datakeys.index_key(campaign.insurer_id)
@@ -250,10 +294,20 @@ def test_the_directory_import_stores_unambiguous_numbers_and_leaves_the_rest(
         "ambiguous": 3,
         "busy": 0,
     }
+    key = datakeys.index_key(world.insurer_a.pk)
     for person in without[1:3]:
         ct = state_of(campaign, person)
         assert ct.state == CallTarget.State.QUEUED and ct.has_phone
         assert ct.research_result == ResearchResult.DIRECTORY
+        # The row names them by kana + address too: its kana is theirs, for the kana +
+        # phone index (opened by no one).
+        [number] = {
+            e.phone for e in directory_entries(path, encoding) if e.name_kana == person.name_kana
+        }
+        kana, phone = normalize.kana_key(person.name_kana), normalize.phone_key(number)
+        target = Target.objects.get(pk=ct.target_id)
+        assert bytes(target.idx_kana_phone) == blind_index(key, IndexKind.KANA_PHONE, kana, phone)
+    assert not Event.objects.filter(tag__startswith="target:reveal").exists()
     for person, candidates in ((without[0], 1), (twin, 1), (without[3], 2)):
         ct = state_of(campaign, person)
         assert ct.state == CallTarget.State.RESEARCH and not ct.has_phone
@@ -265,6 +319,26 @@ def test_the_directory_import_stores_unambiguous_numbers_and_leaves_the_rest(
     summary = Event.objects.get(tag=AuditTag.DIRECTORY_IMPORT)
     assert summary.actor_user_id == world.supervisor.pk
     assert json.loads(summary.details) == counts.as_dict()
+
+
+def test_a_directory_without_kana_gives_numbers_without_a_kana_phone_index(
+    calling_day, world, tmp_path
+):
+    """The kana + phone index needs the person's kana, which the application cannot open:
+    a directory row without it gives the number, and the index stays empty."""
+    campaign, without, _twin, path = directory_world(world, tmp_path)
+    rows = list(csv.reader(path.read_text(encoding="cp932").splitlines()))
+    kana = rows[0].index("カナ氏名")
+    path.write_text(
+        "\n".join(",".join(r[:kana] + r[kana + 1 :]) for r in rows) + "\n", encoding="cp932"
+    )
+    counts = research.import_directory(actor=world.supervisor, insurer=world.insurer_a, path=path)
+    assert counts.accepted == 2
+    for person in without[1:3]:
+        ct = state_of(campaign, person)
+        assert ct.state == CallTarget.State.QUEUED
+        target = Target.objects.get(pk=ct.target_id)
+        assert target.idx_phone is not None and target.idx_kana_phone is None
 
 
 def test_a_directory_matches_only_the_insurers_own_running_campaigns(calling_day, world, tmp_path):

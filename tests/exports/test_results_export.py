@@ -26,12 +26,15 @@ from yobikake.audit.models import Alert, Event
 from yobikake.audit.tags import AuditTag
 from yobikake.calling import services as calling
 from yobikake.calling.models import CallTarget, Disposition
+from yobikake.custody.alerts import AlertKind
+from yobikake.custody.protocol import CustodyRefused, CustodyUnavailable, Refusal
 from yobikake.exports import services
 from yobikake.exports.models import Approval, WatermarkRow
 from yobikake.exports.results import request_results
 from yobikake.incidents import selectors as incident_selectors
 from yobikake.intake.models import Target
 from yobikake.synth.people import Person
+from yobikake.vault.custodian import custodian
 
 K = 3
 
@@ -173,6 +176,56 @@ def test_the_file_opens_only_with_the_insurers_key_and_holds_its_people_and_k_wa
     assert approval.state == Approval.State.USED
     [event] = Event.objects.filter(tag=AuditTag.REVEAL_EXPORT, outcome=Event.Outcome.ALLOWED)
     assert json.loads(event.details)["count"] == len(people)
+
+
+def test_the_custodian_opens_the_file_s_people_in_one_bulk_open_on_its_ledger(
+    world, campaign, approved
+):
+    services.release_export(actor=world.staff_a, approval=approved)
+    inner = custodian().custodian
+    [bulk] = [e for e in inner.entries() if e.kind == "open_bulk"]
+    assert (bulk.purpose, bulk.holder_user_id, bulk.insurer_id) == (
+        "export",
+        world.staff_a.pk,
+        world.insurer_a.pk,
+    )
+    assert bulk.reason.startswith(f"{len(campaign.people)} rows of lists {campaign.target_list.pk}")
+    assert [a.kind for a in inner.alerts()] == [AlertKind.BULK_OPENED]
+
+
+def test_an_unreachable_custodian_releases_nothing_and_the_approval_stays_usable(
+    world, approved, monkeypatch
+):
+    def unreachable(request):
+        raise CustodyUnavailable("stopped")
+
+    port = custodian()
+    opens = port.open_bulk
+    monkeypatch.setattr(port, "open_bulk", unreachable)
+    with pytest.raises(AccountError) as refused:
+        services.release_export(actor=world.staff_a, approval=approved)
+    assert refused.value.code == "custodian_unavailable"
+    [denial] = denials(AuditTag.REVEAL_EXPORT)
+    assert denial.reason == "custodian_unavailable"
+    assert not Event.objects.filter(tag=AuditTag.REVEAL_EXPORT, outcome=Event.Outcome.ALLOWED)
+    approved.refresh_from_db()
+    assert approved.state == Approval.State.APPROVED and not WatermarkRow.objects.exists()
+    monkeypatch.setattr(port, "open_bulk", opens)  # the custodian back
+    assert services.release_export(actor=world.staff_a, approval=approved).data
+
+
+def test_a_custodian_s_refusal_releases_nothing_and_is_on_the_record(world, approved, monkeypatch):
+    def refuse(request):
+        raise CustodyRefused(Refusal.BULK_LIMIT)
+
+    monkeypatch.setattr(custodian(), "open_bulk", refuse)
+    with pytest.raises(AccountError) as refused:
+        services.release_export(actor=world.staff_a, approval=approved)
+    assert refused.value.code == "custody_refused"
+    [denial] = denials(AuditTag.REVEAL_EXPORT)
+    assert denial.reason == Refusal.BULK_LIMIT
+    approved.refresh_from_db()
+    assert approved.state == Approval.State.APPROVED
 
 
 def test_the_watermark_stores_blind_indexes_never_plaintext(world, identities, approved):

@@ -13,6 +13,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from tests.conftest import load_people, verified_client
+from tests.custody_helpers import shredded_in_custody
 from yobikake.accounts.errors import AccountError, NotPermitted
 from yobikake.audit.models import Alert, Event
 from yobikake.audit.tags import AuditTag
@@ -20,9 +21,6 @@ from yobikake.exports import certificates, retention
 from yobikake.exports.models import Approval, DeletionCertificate
 from yobikake.intake.models import Target, TargetList
 from yobikake.tenancy.models import Contract
-from yobikake.vault import datakeys
-from yobikake.vault.ports import KeyNotFound
-from yobikake.vault.service import key_service
 from yobikake.vault.services import shred_expired_list
 
 
@@ -55,9 +53,6 @@ def enforce(*args: str) -> dict:
 
 def test_enforce_shreds_the_expired_list_and_certifies_it(world, expired):
     old, current = expired
-    wrapped = datakeys.wrapped_list_key(old)
-    aad = datakeys.list_aad(old.pk, old.insurer_id)
-
     record = enforce()
 
     assert [row["list_id"] for row in record["shredded"]] == [old.pk]
@@ -65,8 +60,7 @@ def test_enforce_shreds_the_expired_list_and_certifies_it(world, expired):
     old.refresh_from_db()
     assert old.state == TargetList.State.SHREDDED
     assert not Target.objects.filter(target_list=old).exists()
-    with pytest.raises(KeyNotFound):  # the key service no longer unwraps it
-        key_service().unwrap([wrapped], aad=aad)
+    assert shredded_in_custody(old)  # the private key is gone, the receipt signed
     # The counts stay: rows and the sex × age band aggregates.
     assert old.row_count == 8
     assert sum(old.aggregates["sex_age_band"].values()) == 8
@@ -80,7 +74,7 @@ def test_enforce_shreds_the_expired_list_and_certifies_it(world, expired):
     assert (event.tag, event.list_id, event.actor_user_id) == (AuditTag.LIST_SHRED, old.pk, None)
     assert json.loads(event.details)["reason"] == "retention"
     assert certificate.checkpoint_seq >= certificate.event_seq
-    assert (certificate.key_name, certificate.key_version) == (wrapped.key_name, 1)
+    assert (certificate.key_name, certificate.key_version) == (f"yobikake-list-{old.pk}", 1)
     assert (certificate.row_count, certificate.fiscal_year) == (8, 2021)
     assert certificate.source_sha256 == old.source_sha256
     assert certificates.verify(certificate) == []
@@ -291,7 +285,6 @@ def test_a_list_that_was_called_is_shredded_and_committed_its_calls_counted_stil
         world, count=30, fiscal_year=2021, holdout_share=0.4
     )
     keep_until(target_list, date(2023, 3, 31))
-    wrapped = datakeys.wrapped_list_key(target_list)
     plant_checkup_results(campaign, p0=0.3, effect=0.2, seed=2)
     before = campaign_effect(campaign)
     assert not before.overall.suppressed
@@ -303,8 +296,7 @@ def test_a_list_that_was_called_is_shredded_and_committed_its_calls_counted_stil
     assert not Target.objects.filter(target_list_id=target_list.pk).exists()
     kept = CallTarget.objects.filter(campaign=campaign)
     assert kept.count() == 30 and not kept.exclude(target=None).exists()
-    with pytest.raises(KeyNotFound):
-        key_service().unwrap([wrapped], aad=datakeys.list_aad(target_list.pk, world.insurer_a.pk))
+    assert shredded_in_custody(TargetList.objects.get(pk=target_list.pk))
     certificate = DeletionCertificate.objects.get(list_id=target_list.pk)
     assert certificates.verify(certificate) == []
     # The effect report still shows, the same figures, on its page too.

@@ -10,27 +10,25 @@ from django.db import connection
 
 from tests.calling.conftest import running_campaign
 from tests.conftest import load_people
-from yobikake.audit.models import Alert
+from tests.custody_helpers import open_row, open_rows
+from yobikake.accounts.errors import AccountError
+from yobikake.audit.models import Event
+from yobikake.audit.tags import AuditTag
 from yobikake.calling.models import CallTarget
-from yobikake.incidents.models import CanarySet
+from yobikake.calling.services import start_campaign
+from yobikake.custody.alerts import AlertKind, Severity
+from yobikake.custody.protocol import CustodyUnavailable
 from yobikake.intake.models import Target, TargetList
-from yobikake.vault import datakeys, records
-from yobikake.vault.crypto import CannotOpen, FieldCipher
+from yobikake.vault.custodian import custodian
 from yobikake.vault.models import Purpose
 from yobikake.vault.reveal import reveal
 from yobikake.vault.services import issue_grant
 
 
 def opened(target_list):
-    """Every row of the list opened with its key: {target id: (kana, birth date)}."""
-    cipher = FieldCipher(datakeys.list_data_key(target_list))
-    out = {}
-    for target in Target.objects.filter(target_list=target_list):
-        sealed = {f: target.name_kana and bytes(target.name_kana) for f in ["name_kana"]}
-        sealed["birth_date"] = bytes(target.birth_date)
-        values = records.open_row(cipher, Target._meta.db_table, target.pk, sealed)
-        out[target.pk] = (values["name_kana"], values["birth_date"])
-    return out
+    """Every row of the list opened by the custodian: {target id: (kana, birth date)}."""
+    rows = open_rows(Target.objects.filter(target_list=target_list), ["name_kana", "birth_date"])
+    return {pk: (values["name_kana"], values["birth_date"]) for pk, values in rows.items()}
 
 
 def test_a_list_gets_its_canaries_among_its_rows_and_every_row_still_opens(world, canaries):
@@ -113,31 +111,49 @@ def test_canaries_have_the_shape_of_their_list(world, canaries, tmp_path):
 
 
 def opened_address(target):
-    cipher = FieldCipher(datakeys.list_data_key(target.target_list))
-    sealed = {"address": bytes(target.address)}
-    return records.open_row(cipher, Target._meta.db_table, target.pk, sealed)["address"]
+    return open_row(target, ["address"])["address"]
 
 
-def test_which_rows_are_canaries_is_sealed_and_bound_to_its_list(world, canaries):
+def test_which_rows_are_canaries_only_the_custodian_knows(world, canaries):
     first, _ = load_people(world, count=10)
     second, _ = load_people(world, count=10, seed=2, fiscal_year=2023)
-    stored = CanarySet.objects.get(target_list=first)
-
-    # Pasted onto another list in the database, the set does not open.
-    CanarySet.objects.filter(target_list=second).update(sealed_ids=stored.sealed_ids)
+    planted = canaries.of_list(first)
+    # Nothing in the application's database says it: a process that has not been told
+    # asks the custodian, whose ledger records each telling.
+    assert not [t for t in connection.introspection.table_names() if "canar" in t]
     canaries.forget()
-    with pytest.raises(CannotOpen):
-        canaries.of_list(TargetList.objects.get(pk=second.pk))
+    assert canaries.of_list(TargetList.objects.get(pk=first.pk)) == planted
+    assert custodian().leave_out(first.pk, 0) == planted
+    assert canaries.of_list(second) and not canaries.of_list(second) & planted
 
 
-def test_a_canary_set_deleted_in_the_database_fails_closed_with_an_alert(world, canaries):
+def test_without_the_custodian_no_canaries_are_known_and_no_campaign_starts(
+    world, canaries, monkeypatch
+):
+    from tests.calling.conftest import approve_terms, within_contract
+    from yobikake.calling.services import assign_operators, create_campaign
+
     target_list, _ = load_people(world, count=10)
-    CanarySet.objects.filter(target_list=target_list).delete()
     canaries.forget()
-    with pytest.raises(CannotOpen):
-        canaries.of_list(TargetList.objects.get(pk=target_list.pk))
-    alert = Alert.objects.get(rule="vault_tampered")
-    assert alert.severity == Alert.Severity.CRITICAL
+
+    def unreachable(list_id, campaign_id):
+        raise CustodyUnavailable("stopped")
+
+    monkeypatch.setattr(custodian(), "leave_out", unreachable)
+    with pytest.raises(CustodyUnavailable):
+        canaries.of_list(target_list)
+    with within_contract(world, 2022):
+        campaign = create_campaign(
+            actor=world.supervisor, insurer=world.insurer_a, fiscal_year=2022, lists=[target_list]
+        )
+        assign_operators(actor=world.supervisor, campaign=campaign, operators=[world.operator])
+        approve_terms(world, campaign)
+        with pytest.raises(AccountError) as refused:
+            start_campaign(actor=world.supervisor, campaign=campaign, seed=1)
+    assert refused.value.code == "custodian_unavailable"
+    assert not CallTarget.objects.filter(campaign=campaign).exists()
+    denial = Event.objects.get(tag=AuditTag.CAMPAIGN_START)
+    assert (denial.outcome, denial.reason) == (Event.Outcome.DENIED, "custodian_unavailable")
 
 
 def test_canaries_never_enter_a_campaigns_queue_or_counts(world, canaries):
@@ -147,14 +163,20 @@ def test_canaries_never_enter_a_campaigns_queue_or_counts(world, canaries):
     assert not queued & canaries.of_list(target_list)
 
 
-def test_revealing_a_canary_raises_a_critical_alert(world, canaries):
+def canary_alerts():
+    """The custodian's canary alerts (on its own channel, not the application's)."""
+    return [a for a in custodian().custodian.alerts() if a.kind == AlertKind.CANARY_OPENED]
+
+
+def test_revealing_a_canary_raises_a_critical_alert_in_custody(world, canaries):
     target_list, _ = load_people(world, count=8)
     canary = Target.objects.get(pk=min(canaries.of_list(target_list)))
     # Only a forged or abused assignment could get here: none of the queues offer one.
     issue_grant(actor=world.supervisor, holder=world.operator, target=canary, purpose=Purpose.CALL)
     reveal(world.operator, canary, Purpose.CALL)
-    alert = Alert.objects.get(rule="canary_touched")
-    assert alert.severity == Alert.Severity.CRITICAL
+    [alert] = canary_alerts()
+    assert alert.severity == Severity.CRITICAL
+    assert (alert.holder_user_id, alert.list_id) == (world.operator.pk, target_list.pk)
 
 
 def test_an_ordinary_reveal_raises_no_canary_alert(world, canaries):
@@ -163,7 +185,7 @@ def test_an_ordinary_reveal_raises_no_canary_alert(world, canaries):
     person = Target.objects.filter(target_list=target_list).exclude(pk__in=planted).first()
     issue_grant(actor=world.supervisor, holder=world.operator, target=person, purpose=Purpose.CALL)
     reveal(world.operator, person, Purpose.CALL)
-    assert not Alert.objects.filter(rule="canary_touched").exists()
+    assert not canary_alerts()
 
 
 def test_every_list_import_plants_canaries_among_the_files_rows(world, canaries, tmp_path):
@@ -206,7 +228,7 @@ def test_a_file_shorter_than_its_size_suggests_gets_its_last_canaries_after_its_
     planted = canaries.of_list(result.target_list)
     assert [t.row_number for t in stored] == list(range(1, 41))
     assert stored[-1].pk in planted
-    numbers = [opened_row(t)["insured_number"] for t in stored]
+    numbers = [open_row(t)["insured_number"] for t in stored]
     assert numbers == sorted(numbers)
     assert [n for t, n in zip(stored, numbers, strict=True) if t.pk not in planted] == [
         p.insured_number for p in persons[:30]
@@ -219,7 +241,7 @@ def test_canaries_take_watched_numbers_under_their_templates_area_codes(world, c
     pool += [f"0584-7{n}-0001" for n in range(10)] + [f"050-3000-40{n:02d}" for n in range(10)]
     settings.YOBIKAKE_CANARY_PHONES = pool
     target_list, people = load_people(world, count=300)  # 058 landlines and 090 mobiles
-    planted = [opened_row(t) for t in Target.objects.filter(pk__in=canaries.of_list(target_list))]
+    planted = [open_row(t) for t in Target.objects.filter(pk__in=canaries.of_list(target_list))]
     heads = {p.phone.split("-")[0] for p in people if p.phone}
     assert heads == {"058", "090"}
     phones = [row["phone"] for row in planted if row["phone"]]
@@ -233,14 +255,8 @@ def test_a_canarys_insured_number_is_nobodys_on_the_insurers_stored_lists(world,
     target_list, _ = load_people(world, count=20, seed=101)  # 岐01-0000000…19 again
     stored = {p.insured_number for p in earlier}
     for target in Target.objects.filter(pk__in=canaries.of_list(target_list)):
-        number = opened_row(target)["insured_number"]
+        number = open_row(target)["insured_number"]
         assert number.startswith("岐01-") and number not in stored
-
-
-def opened_row(target):
-    cipher = FieldCipher(datakeys.list_data_key(target.target_list))
-    sealed = {f: bytes(v) if (v := getattr(target, f)) else None for f in Target.SEALED_FIELDS}
-    return records.open_row(cipher, Target._meta.db_table, target.pk, sealed)
 
 
 def test_canaries_keep_a_phone_or_birth_date_besides_name_and_address(world, canaries, settings):
@@ -261,5 +277,5 @@ def test_canaries_keep_a_phone_or_birth_date_besides_name_and_address(world, can
     planted = Target.objects.filter(pk__in=canaries.of_list(target_list))
     assert planted.count() == 10
     for target in planted:
-        row = opened_row(target)
+        row = open_row(target)
         assert row["phone"] or row["birth_date"], row

@@ -6,6 +6,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
+from tests.custody_helpers import custody_of_real_data
+from yobikake.accounts.models import User
 from yobikake.audit.models import Alert
 from yobikake.incidents.models import Incident
 
@@ -35,3 +37,16 @@ def test_the_drill_stops_the_sysadmin_detects_it_and_scopes_the_leaked_copy(cana
 def test_the_drill_refuses_a_real_installation(world):
     with pytest.raises(CommandError, match="demo installation"):
         call_command("incident", "drill", stdout=StringIO())
+
+
+@pytest.mark.django_db
+def test_the_drill_refuses_where_the_custodian_holds_real_data(request, canaries):
+    """Demo organisations in the database are not enough: a custodian set up for real
+    data opens nothing in bulk, so the drill stops before it has looked at anyone."""
+    call_command("demo", "--no-serve", stdout=StringIO())
+    custody_of_real_data(request)
+    incidents = Incident.objects.count()
+    with pytest.raises(CommandError, match="demo installation"):
+        call_command("incident", "drill", stdout=StringIO())
+    assert Incident.objects.count() == incidents
+    assert not User.objects.filter(username__startswith="drill-root").exists()

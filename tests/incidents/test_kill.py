@@ -9,6 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
+from tests.custody_helpers import custodian_process
 from tests.incidents.leaks import load
 from tests.incidents.test_scoping import retyped, write_csv
 from tests.intake.test_kill import database_env, start_worker
@@ -27,8 +28,10 @@ def finished(worker) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_scoping_marks_it_interrupted_and_the_officer_scopes_again(
-    world, as_user, tmp_path, settings
+    world, as_user, tmp_path, settings, request
 ):
+    # The workers ask the custodian which rows are canaries, as the test's process does.
+    reach_custodian = custodian_process(request)
     home = tmp_path / "home"
     home.mkdir()
     settings.YOBIKAKE_HOME = home
@@ -43,7 +46,7 @@ def test_a_worker_killed_mid_scoping_marks_it_interrupted_and_the_officer_scopes
     client.post("/incidents/new/", {"title": "名簿業者", "aware_on": "2026-11-20", "file": upload})
     incident = Incident.objects.get()
     connection.close()
-    env = database_env()
+    env = database_env() | reach_custodian
     env.pop("YOBIKAKE_TASKS_BACKEND", None)
 
     worker = start_worker(env)

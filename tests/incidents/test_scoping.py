@@ -11,13 +11,12 @@ from django.core.management import call_command
 from openpyxl import Workbook
 
 from tests.conftest import load_people
+from tests.custody_helpers import open_row
 from yobikake.audit.models import Alert, Event
 from yobikake.audit.tags import AuditTag
 from yobikake.incidents import selectors, services
 from yobikake.incidents.models import Incident
 from yobikake.intake.models import Target
-from yobikake.vault import datakeys, records
-from yobikake.vault.crypto import FieldCipher
 
 HEADERS = ["お名前", "ﾌﾘｶﾞﾅ", "生年月日", "TEL", "住所"]
 
@@ -63,11 +62,8 @@ def _today():
 
 
 def opened(target):
-    cipher = FieldCipher(datakeys.list_data_key(target.target_list))
-    sealed = {
-        f: bytes(getattr(target, f)) if getattr(target, f) else None for f in Target.SEALED_FIELDS
-    }
-    return records.open_row(cipher, Target._meta.db_table, target.pk, sealed)
+    """A stored person's fields, opened by the tests' custodian."""
+    return open_row(target)
 
 
 @pytest.mark.usefixtures("key_profile")

@@ -38,7 +38,7 @@ def database_env() -> dict[str, str]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_import_killed_midway_leaves_no_part_of_a_list(world, tmp_path):
+def test_an_import_killed_midway_leaves_no_part_of_a_list(world, tmp_path, custody_process):
     rows = [row_of(p) for p in synthetic_people(30_000, seed=5, fiscal_year=2022)]
     path = write(tmp_path, "big.csv", csv_bytes(rows))
     connection.close()
@@ -108,7 +108,7 @@ def start_worker(env: dict[str, str], *extra: str) -> subprocess.Popen:
 
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_import_leaves_no_name_on_disk_and_the_next_marks_it_failed(
-    world, tmp_path, settings
+    custody_process, world, tmp_path, settings
 ):
     from tests.intake.files import people
     from yobikake.audit.models import Alert, Event

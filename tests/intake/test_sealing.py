@@ -10,15 +10,18 @@ from dataclasses import replace
 from datetime import date
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from tests.custody_helpers import open_rows
 from tests.intake.files import csv_bytes, people, row_of, write
 from tests.intake.test_import import run
 from tests.processes import alive, children_of
+from yobikake.custody import sealing as custody_sealing
+from yobikake.custody.protocol import field_aad
 from yobikake.intake import sealing
 from yobikake.intake.models import ListImport, Target
 from yobikake.vault import datakeys, records
 from yobikake.vault.blind import Indexer
-from yobikake.vault.crypto import FieldCipher
 
 
 def test_the_target_table_is_the_one_the_sealed_values_name():
@@ -31,13 +34,12 @@ def _import_and_open(world, tmp_path, count):
     result = run(world, write(tmp_path, "l.csv", csv_bytes([row_of(p) for p in persons])))
     assert result.state == ListImport.State.ACCEPTED, result.error_message
     target_list = result.target_list
-    cipher = FieldCipher(datakeys.list_data_key(target_list))
     indexer = Indexer(datakeys.index_key(world.insurer_a.pk))
     targets = Target.objects.filter(target_list=target_list).order_by("row_number")
     assert targets.count() == count
+    every = open_rows(targets)
     for target, person in zip(targets, persons, strict=True):
-        sealed = {field: getattr(target, field) for field in Target.SEALED_FIELDS}
-        opened = records.open_row(cipher, sealing.TABLE, target.pk, sealed)
+        opened = every[target.pk]
         assert (opened["name_kana"], opened["insured_number"]) == (
             person.name_kana,
             person.insured_number,
@@ -66,7 +68,8 @@ def test_rows_sealed_in_a_worker_or_in_process_open_and_index_alike(
 
 def _job(people, list_id=1):
     return sealing.SealJob(
-        data_key=os.urandom(32),
+        batch_key=os.urandom(32),
+        batch_id=list_id,
         index_key=os.urandom(32),
         list_id=list_id,
         insurer_id=1,
@@ -94,12 +97,15 @@ def test_batches_come_back_in_order_when_the_importer_seals_some_itself():
         [job.list_id * sealing.ROWS_PER_LIST + row for row, _ in job.people] for job in jobs
     ]
     for job, batch in zip(jobs, came_back, strict=True):
-        cipher = FieldCipher(job.data_key)
+        aead = AESGCM(job.batch_key)
         for (row, person), (_row, _same, _sex, _age, values) in zip(job.people, batch, strict=True):
             sealed = dict(zip(sealing.COLUMNS, values, strict=True))
             assert sealed["row_number"] == row
-            place = records.field_aad(sealing.TABLE, "name_kana", sealed["id"])
-            assert cipher.open(place, sealed["name_kana"]) == person.name_kana
+            place = field_aad(sealing.TABLE, "name_kana", sealed["id"], job.list_id, 1)
+            assert custody_sealing.batch_of(bytes(sealed["name_kana"])) == job.batch_id
+            assert custody_sealing.open_field(aead, place, bytes(sealed["name_kana"])) == (
+                person.name_kana
+            )
 
 
 def test_drain_gives_each_batch_as_soon_as_it_is_sealed():
@@ -173,7 +179,7 @@ def test_no_worker_outlives_the_process_that_started_it():
         "import os, sys\n"
         "from yobikake.intake import sealing\n"
         "from datetime import date\n"
-        "job = sealing.SealJob(os.urandom(32), os.urandom(32), 1, 1, date(2023, 3, 31), [])\n"
+        "job = sealing.SealJob(os.urandom(32), 1, os.urandom(32), 1, 1, date(2023, 3, 31), [])\n"
         "s = sealing.Sealer(1); s.submit(job); list(s.drain())\n"
         "print(*sealing.workers(), flush=True)\n"
         "sys.stdin.read()\n"

@@ -13,14 +13,17 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from tests.conftest import load_people
+from tests.custody_helpers import custody_of_real_data
 from yobikake.accounts.models import Organization
 from yobikake.audit.models import Event
 from yobikake.audit.tags import AuditTag
+from yobikake.custody.protocol import CustodyUnavailable, Refusal
 from yobikake.intake.models import Target
 from yobikake.jp import normalize
 from yobikake.synth import leak
 from yobikake.synth.leak import Noise, birth_date_of, open_targets, read_leak, read_truth
 from yobikake.synth.lists import HEADER_SYNONYMS, Column, generate_lists, plan_lists
+from yobikake.vault.custodian import custodian
 from yobikake.vault.records import IndexedFields
 
 
@@ -223,15 +226,40 @@ def test_refused_where_any_organisation_is_real(world, canaries, tmp_path):
     assert (refusal.outcome, refusal.reason) == (Event.Outcome.DENIED, "not_a_test_leak")
 
 
-def test_refused_where_the_keys_are_in_openbao_even_if_every_organisation_says_demo(
-    on_openbao, world, canaries, tmp_path
+def test_refused_by_a_custodian_of_real_data_even_if_every_organisation_says_demo(
+    request, world, canaries, tmp_path
 ):
-    # Keys in OpenBao (a setting the database's administrator cannot change)…
+    # A custodian set up for real data (a setting in custody, out of the application's
+    # reach)…
     load_people(world, count=5)
+    custody_of_real_data(request)
     Organization.objects.update(is_demo=True)  # …whatever a column they can set says
-    with pytest.raises(CommandError, match="real organisations"):
+    with pytest.raises(CommandError, match="custodian is not one of synthetic"):
         make_leak(tmp_path, "--rows", "3")
-    assert Event.objects.get(tag=AuditTag.SYNTH_LEAK).outcome == Event.Outcome.DENIED
+    assert not (tmp_path / "leak.csv").exists()
+    refusal = Event.objects.get(tag=AuditTag.SYNTH_LEAK, outcome=Event.Outcome.DENIED)
+    assert refusal.reason == "not_a_test_custodian"
+    refused = [e for e in custodian().custodian.entries() if e.outcome == "refused"]
+    assert [e.reason for e in refused] == [Refusal.NOT_SYNTHETIC]
+
+
+def test_refused_clearly_when_the_custodian_cannot_be_reached(store, tmp_path, monkeypatch):
+    def unreachable(request):
+        raise CustodyUnavailable("stopped")
+
+    monkeypatch.setattr(custodian(), "open_bulk", unreachable)
+    with pytest.raises(CommandError, match="custodian cannot be reached"):
+        make_leak(tmp_path, "--rows", "3")
+    assert not (tmp_path / "leak.csv").exists()
+
+
+def test_stored_people_are_opened_in_bulk_by_the_custodian_a_chunk_a_request(store):
+    ids = sorted(Target.objects.values_list("pk", flat=True))
+    people = list(open_targets(ids, chunk=25))
+    assert [pk for pk, _ in people] == ids and all(p.name_kana for _, p in people)
+    bulk = [e for e in custodian().custodian.entries() if e.kind == "open_bulk"]
+    assert len(bulk) == -(-len(ids) // 25)
+    assert {(e.purpose, e.holder_user_id) for e in bulk} == {("synthetic", 0)}
 
 
 def test_every_synthetic_leak_raises_a_critical_alert(world, canaries, tmp_path):

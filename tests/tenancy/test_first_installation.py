@@ -88,18 +88,68 @@ def test_the_documented_commands_take_a_fresh_home_to_a_first_imported_list(fres
     commands = documented_commands()
     steps = [command[1:3] if command[1] != "migrate" else ["migrate"] for command in commands]
     assert steps == [
+        ["custodian", "init"],
+        ["custodian", "serve"],
         ["migrate"],
         ["accounts", "bootstrap"],
         ["tenancy", "import-insurers"],
         ["tenancy", "create-contract"],
         ["intake", "import"],
     ]
+    custody, commands = commands[:2], commands[2:]
     [insurers_csv] = blocks(section(), "csv")
     (tmp_path / commands[2][3]).write_text(insurers_csv, encoding="utf-8")
     list_file, insurer, year = commands[4][3], commands[4][5], int(commands[4][7])
     assert commands[4][4:8] == ["--insurer", insurer, "--fiscal-year", str(year)]
     rows = write_list(tmp_path / list_file, year)
 
+    serving = start_custodian(custody, fresh_env, tmp_path)
+    try:
+        said = run_commands(commands, fresh_env, tmp_path)
+    finally:
+        serving.terminate()
+        serving.wait(timeout=10)
+    assert f"{list_file}: accepted — {rows}/{rows} rows accepted" in said
+
+
+def start_custodian(custody, env, tmp_path) -> subprocess.Popen:
+    """The custody step's two commands, on this test's own paths and a free port: `init`
+    run to its end, `serve` left running (the application's commands need it)."""
+    import time
+
+    from yobikake.vault.devserver import free_port
+
+    port = free_port()
+    places = {
+        "/srv/yobikake-custody": str(tmp_path / "custody"),
+        "/srv/yobikake/var": env["YOBIKAKE_HOME"],
+        "127.0.0.1:8101": f"127.0.0.1:{port}",
+    }
+
+    def here(command):
+        out = []
+        for arg in command[1:]:
+            for written, own in places.items():
+                arg = arg.replace(written, own)
+            out.append(arg)
+        return [YOBIKAKE, *out]
+
+    env["YOBIKAKE_CUSTODIAN_URL"] = f"https://127.0.0.1:{port}"
+    init, serve = custody
+    done = subprocess.run(here(init), env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    serving = subprocess.Popen(here(serve), env=env)
+    deadline = time.monotonic() + 30
+    import socket
+
+    while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+        assert serving.poll() is None and time.monotonic() < deadline, "the custodian did not start"
+        time.sleep(0.1)
+    return serving
+
+
+def run_commands(commands, fresh_env, tmp_path) -> str:
+    said = ""
     for command in commands:
         done = subprocess.run(
             [YOBIKAKE, *command[1:]],
@@ -111,5 +161,4 @@ def test_the_documented_commands_take_a_fresh_home_to_a_first_imported_list(fres
         )
         assert done.returncode == 0, (command, done.stdout, done.stderr)
         said = done.stdout
-
-    assert f"{list_file}: accepted — {rows}/{rows} rows accepted" in said
+    return said

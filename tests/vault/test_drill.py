@@ -12,11 +12,9 @@ from tests.conftest import load_people
 from tests.pii import person_values
 from yobikake.audit.models import Event
 from yobikake.audit.tags import AuditTag
+from yobikake.custody.protocol import BulkRequest, CustodyRefused, Holder, Refusal, SealedRow
 from yobikake.intake.models import Target, TargetList
-from yobikake.vault import datakeys, records
-from yobikake.vault.crypto import FieldCipher
-from yobikake.vault.ports import KeyNotFound, Wrapped
-from yobikake.vault.service import key_service
+from yobikake.vault.custodian import custodian
 from yobikake.vault.services import shred_list
 
 
@@ -118,27 +116,35 @@ class Backup:
         if connection.vendor != "sqlite":
             self._admin(f'DROP DATABASE IF EXISTS "{self.name}"')
 
-    def list_key_and_names(self, target_list) -> tuple[Wrapped, dict[int, bytes]]:
-        [(token,)] = self.rows(
-            "SELECT wrapped_key FROM intake_targetlist WHERE id = ?", [target_list.pk]
+    def batches_and_names(self, target_list) -> tuple[dict[int, bytes], dict[int, bytes]]:
+        """The list's wrapped batch keys and its people's sealed names, as the backup holds
+        them."""
+        wrapped = self.rows(
+            "SELECT id, wrapped_key FROM intake_sealedbatch WHERE target_list_id = ?",
+            [target_list.pk],
         )
         names = self.rows(
             "SELECT id, name_kana FROM intake_target WHERE target_list_id = ?", [target_list.pk]
         )
-        wrapped = Wrapped(datakeys.list_key_name(target_list.pk), token)
-        return wrapped, {pk: bytes(value) for pk, value in names}
+        return {pk: bytes(w) for pk, w in wrapped}, {pk: bytes(v) for pk, v in names}
 
 
-def open_backup(target_list, wrapped: Wrapped, names: dict[int, bytes]) -> set[str]:
-    """Everything the key service would do for someone holding a backup."""
-    datakeys.key_cache().forget()
-    aad = datakeys.list_aad(target_list.pk, target_list.insurer_id)
-    key = key_service().unwrap([wrapped], aad=aad)[0]
-    cipher, table = FieldCipher(key), Target._meta.db_table
-    return {
-        records.open_row(cipher, table, pk, {"name_kana": v})["name_kana"]
-        for pk, v in names.items()
-    }
+def open_backup(target_list, wrapped: dict[int, bytes], names: dict[int, bytes]) -> set[str]:
+    """Everything the custodian would do for someone holding a backup (and the
+    application's credentials): a bulk open of its sealed names."""
+    request = BulkRequest(
+        holder=Holder(user_id=1, role="test"),
+        purpose="synthetic",
+        approval_id=1,
+        insurer_id=target_list.insurer_id,
+        fields=("name_kana",),
+        rows=[
+            SealedRow(target_list.pk, target_list.insurer_id, "intake_target", pk, {"name_kana": v})
+            for pk, v in names.items()
+        ],
+        wrapped_keys={target_list.pk: wrapped},
+    )
+    return {values["name_kana"] for values in custodian().open_bulk(request).values.values()}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -146,14 +152,15 @@ def test_after_shredding_a_backup_taken_before_does_not_open(key_profile, world,
     target_list, people = load_people(world, count=10, seed=3)
     backup = Backup(tmp_path)
     try:
-        wrapped, names = backup.list_key_and_names(target_list)
+        wrapped, names = backup.batches_and_names(target_list)
     finally:
         backup.drop()
     # Before shredding, the backup opens with the key service's help (the control).
     assert open_backup(target_list, wrapped, names) == {p.name_kana for p in people}
     shred_list(actor=world.security, target_list=target_list)
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(CustodyRefused) as refused:
         open_backup(target_list, wrapped, names)
+    assert refused.value.code == Refusal.SHREDDED
     target_list.refresh_from_db()
     assert target_list.state == TargetList.State.SHREDDED
     assert not Target.objects.filter(target_list=target_list).exists()

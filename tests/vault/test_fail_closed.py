@@ -5,6 +5,7 @@ import pytest
 from tests.conftest import load_people
 from yobikake.audit.models import Event
 from yobikake.audit.tags import AuditTag
+from yobikake.custody.protocol import CustodyUnavailable
 from yobikake.intake.models import Target, TargetList
 from yobikake.vault import devserver
 from yobikake.vault.models import Purpose
@@ -26,42 +27,38 @@ def own_openbao(settings, tmp_path, openbao):
     server.stop()
 
 
-def test_reveals_fail_closed_with_the_key_service_stopped(own_openbao, settings, world):
+def test_reveals_fail_closed_with_the_custodian_stopped(custody_process, world):
     target_list, _ = load_people(world, count=4)
     target = Target.objects.filter(target_list=target_list).first()
     issue_grant(actor=world.supervisor, holder=world.operator, target=target, purpose="call")
     assert reveal(world.operator, target, Purpose.CALL)  # works while it runs
-    own_openbao.stop()
-    settings.YOBIKAKE_DATA_KEY_TTL_SECONDS = 0  # as if the cached data key had expired
+    custody_process.stop()
     with pytest.raises(RevealUnavailable) as refused:
         reveal(world.operator, target, Purpose.CALL)
-    assert refused.value.code == "key_service_unavailable"
-    assert "鍵管理サービス" in str(refused.value)
+    assert refused.value.code == "custodian_unavailable"
+    assert "鍵保管サービス" in str(refused.value)
     reveals = Event.objects.filter(tag=AuditTag.REVEAL_CALL).order_by("seq")
     assert [(e.outcome, e.reason) for e in reveals] == [
         (Event.Outcome.ALLOWED, ""),
-        (Event.Outcome.DENIED, "key_service_unavailable"),
+        (Event.Outcome.ALLOWED, ""),  # recorded before the custodian is asked
+        (Event.Outcome.DENIED, "custodian_unavailable"),
     ]
 
 
-def test_a_list_cannot_be_loaded_half_way_with_the_key_service_stopped(own_openbao, world):
-    load_people(world, count=2)  # the insurer's index key exists now
-    own_openbao.stop()
-    with pytest.raises(KeyServiceError):
+def test_a_list_cannot_be_loaded_half_way_with_the_custodian_stopped(custody_process, world):
+    load_people(world, count=2)
+    custody_process.stop()
+    with pytest.raises(CustodyUnavailable):
         load_people(world, count=5, seed=9)
     assert TargetList.objects.count() == 1
     assert Target.objects.count() == 2
 
 
-def test_reveals_fail_closed_when_the_local_keyring_is_gone(local_keys, settings, world):
-    """The local keyring's equivalent of a stopped key service: its file unreadable."""
-    target_list, _ = load_people(world, count=3)
-    target = Target.objects.filter(target_list=target_list).first()
-    issue_grant(actor=world.supervisor, holder=world.operator, target=target, purpose="call")
-    (local_keys / "keyring.json").rename(local_keys / "keyring.json.away")
-    settings.YOBIKAKE_DATA_KEY_TTL_SECONDS = 0
-    with pytest.raises(RevealUnavailable):
-        reveal(world.operator, target, Purpose.CALL)
-    assert not Event.objects.filter(
-        tag=AuditTag.REVEAL_CALL, outcome=Event.Outcome.ALLOWED
-    ).exists()
+def test_a_list_cannot_be_loaded_half_way_with_the_key_service_stopped(own_openbao, world):
+    """The insurer's blind-index key is the key service's: a new insurer's list cannot be
+    indexed with it stopped."""
+    own_openbao.stop()
+    with pytest.raises(KeyServiceError):
+        load_people(world, count=5, seed=9)
+    assert TargetList.objects.count() == 0
+    assert Target.objects.count() == 0

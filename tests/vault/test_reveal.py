@@ -279,16 +279,14 @@ def test_a_list_moved_to_another_insurer_in_the_database_does_not_open(world, li
     with pytest.raises(RevealRefused) as refused:
         reveal(world.operator, targets[0], Purpose.CALL)
     assert refused.value.code == "cannot_open"
-    # Moving the list with it: its data key no longer unwraps (the insurer is bound in).
+    # Moving the list with it: the custodian knows the list's insurer from when its key
+    # pair was made, and refuses a request naming another.
     from yobikake.intake.models import TargetList
 
     TargetList.objects.filter(pk=targets[0].target_list_id).update(insurer=world.insurer_b)
-    from yobikake.vault import datakeys
-
-    datakeys.key_cache().forget()
     with pytest.raises(RevealRefused):
         reveal(world.operator, targets[0], Purpose.CALL)
-    assert denials()[-1].reason == "key_service_unavailable"
+    assert denials()[-1].reason == "custody_bad_request"
 
 
 def test_staff_moved_to_another_insurer_in_the_database_hold_no_role(world):

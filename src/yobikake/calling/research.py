@@ -8,6 +8,11 @@ beside it) and puts them in the call queue, or takes them out of it as not found
 `import_directory` does the same for every person a directory file identifies beyond
 doubt, and leaves the others to researchers.
 
+The application seals and never opens: the kana + phone index needs the person's kana,
+which the researcher's own reveal gives (the custodian opens it under their research
+grant, on the record), and a directory row gives only when its kana is shown to be the
+person's by their kana + address index.
+
 Researchers are not assigned to campaigns: the call centre's researchers work every
 running campaign's research queue, oldest entry first. Operators are assigned so that a
 supervisor can staff campaigns by insurer; research needs no such staffing, and the
@@ -42,11 +47,11 @@ from yobikake.intake.sealing import INDEX_COLUMNS
 from yobikake.jp import normalize
 from yobikake.jp.phones import InvalidPhone, Phone, parse_phone
 from yobikake.tenancy.models import Insurer
-from yobikake.vault import datakeys, records
+from yobikake.vault import batches, datakeys, records
 from yobikake.vault import services as vault
 from yobikake.vault.blind import Indexer, IndexKind
-from yobikake.vault.crypto import FieldCipher, field_aad
 from yobikake.vault.models import Grant, Purpose
+from yobikake.vault.reveal import reveal
 
 State = CallTarget.State
 
@@ -125,12 +130,47 @@ def next_research(*, researcher: Any) -> Checkout:
     return Checkout(call_target, grant)
 
 
-@audited(AuditTag.RESEARCH_RESULT)
 def record_research(*, actor: Any, call_target_id: int, phone: str | None) -> CallTarget:
     """What the research checked out to `actor` came to: the number found (`phone`,
     checked against the numbering plan), or None for "not found". A number makes the
     person callable in every campaign that waits for it; "not found" takes them out of
-    the queue (state NOT_FOUND). Ends the task and its grant."""
+    the queue (state NOT_FOUND). Ends the task and its grant.
+
+    For a number, the person's kana is revealed to `actor` first (under their research
+    grant, a reveal on the record like the one their screen made), for the kana + phone
+    index. Outside the service's transaction: a reveal commits its own event. A reveal
+    refused (`RevealRefused`) stores nothing, and the task stays theirs."""
+    kana = _kana_to_index(actor, call_target_id) if _is_phone(phone) else None
+    return _record_research(actor=actor, call_target_id=call_target_id, phone=phone, kana=kana)
+
+
+def _is_phone(text: str | None) -> bool:
+    if text is None:
+        return False
+    try:
+        parse_phone(text)
+    except InvalidPhone:
+        return False  # refused, on the record, by the service
+    return True
+
+
+def _kana_to_index(actor: Any, call_target_id: int) -> tuple[int, str] | None:
+    """(person, their kana) of the research checked out to `actor`, revealed to them;
+    None when they hold no such task (the service refuses it)."""
+    call_target = (
+        CallTarget.objects.select_related("target")
+        .filter(pk=call_target_id, research_by=actor, state=State.RESEARCH)
+        .first()
+    )
+    if call_target is None or call_target.target is None:
+        return None
+    return call_target.target.pk, reveal(actor, call_target.target, Purpose.RESEARCH)["name_kana"]
+
+
+@audited(AuditTag.RESEARCH_RESULT)
+def _record_research(
+    *, actor: Any, call_target_id: int, phone: str | None, kana: tuple[int, str] | None
+) -> CallTarget:
     require(actor, Permission.TARGET_REVEAL_RESEARCH)
     number = valid_phone(phone) if phone is not None else None
     call_target = (
@@ -153,7 +193,10 @@ def record_research(*, actor: Any, call_target_id: int, phone: str | None) -> Ca
         call_target.save(update_fields=["state", "research_result", *_TASK_FIELDS])
         queued = [call_target.pk]
     else:
-        queued = _store_number(target, number, ResearchResult.FOUND)
+        # The kana revealed before the transaction, if of this person (a task cannot
+        # change its person; checked all the same).
+        known = kana[1] if kana is not None and kana[0] == target.pk else ""
+        queued = _store_number(target, number, ResearchResult.FOUND, known)
     if grant is not None and grant.released_at is None:
         vault.release_grant(actor=actor, grant=grant)
     _record(
@@ -171,18 +214,12 @@ def _end_task(call_target: CallTarget) -> None:
     call_target.directory_candidates = 0
 
 
-def _store_number(target: Target, number: Phone, result: ResearchResult) -> list[int]:
-    """Seal `number` into the person's row with the list's data key (bound to its table,
-    column and row, as intake seals), recompute the indexes over it — the phone, and kana
-    + phone, for which the kana is opened here and goes no further — and queue the
-    person in every campaign where they wait for research. The call targets queued."""
-    cipher = FieldCipher(datakeys.list_data_key(target.target_list))
-    table = Target._meta.db_table
-    kana = (
-        cipher.open(field_aad(table, "name_kana", target.pk), target.name_kana)
-        if target.name_kana
-        else ""
-    )
+def _store_number(target: Target, number: Phone, result: ResearchResult, kana: str) -> list[int]:
+    """Seal `number` into the person's row under a batch key of its own (bound to its
+    table, column, row, list and insurer, as intake seals), recompute the indexes over it
+    — the phone, and kana + phone when the person's `kana` is known ("": it is not, and
+    the row has no kana + phone index) — and queue the person in every campaign where
+    they wait for research. The call targets queued."""
     indexed = dict(
         records.index_values(
             Indexer(datakeys.index_key(target.insurer_id)),
@@ -196,8 +233,11 @@ def _store_number(target: Target, number: Phone, result: ResearchResult) -> list
             ),
         )
     )
+    sealed = batches.seal_value(
+        target.target_list, Target._meta.db_table, "phone", target.pk, number.national
+    )
     Target.objects.filter(pk=target.pk).update(
-        phone=cipher.seal(field_aad(table, "phone", target.pk), number.national),
+        phone=sealed,
         idx_phone=indexed[IndexKind.PHONE],
         idx_kana_phone=indexed.get(IndexKind.KANA_PHONE),
         has_phone=True,
@@ -282,6 +322,7 @@ def import_directory(*, actor: Any, insurer: Insurer, path: Path) -> DirectoryCo
     indexer = Indexer(datakeys.index_key(insurer.pk))
     counts = DirectoryCounts()
     numbers: dict[int, set[str]] = defaultdict(set)  # person → numbers the directory gives
+    kanas: dict[int, str] = {}  # person → their kana, as a row naming them by it gives it
     shared: set[int] = set()  # people a row may mean as well as someone else
     try:
         for batch in batched(sheet.rows, BATCH):
@@ -292,15 +333,19 @@ def import_directory(*, actor: Any, insurer: Insurer, path: Path) -> DirectoryCo
                 if entry is None:
                     counts.invalid += 1
                 else:
-                    entries.append((dict(records.index_values(indexer, entry[0])), entry[1]))
-            matches = candidates.match([indexes for indexes, _number in entries])
-            for (_indexes, number), (people, waiting) in zip(entries, matches, strict=True):
+                    entries.append((dict(records.index_values(indexer, entry[0])), *entry))
+            matches = candidates.match([indexes for indexes, *_entry in entries])
+            for (_indexes, fields, number), (people, waiting, by_kana) in zip(
+                entries, matches, strict=True
+            ):
                 if not waiting:
                     counts.unmatched += 1
                     continue
                 counts.matched += 1
                 for target_id in waiting:
                     numbers[target_id].add(number)
+                for target_id in by_kana:
+                    kanas[target_id] = fields.name_kana
                 if people > 1:
                     shared |= waiting
     except UnreadableFile as exc:
@@ -309,7 +354,7 @@ def import_directory(*, actor: Any, insurer: Insurer, path: Path) -> DirectoryCo
         if target_id in shared or len(given) > 1:
             _leave_hint(target_id, len(given))
             counts.ambiguous += 1
-        elif _accept(actor, target_id, parse_phone(given.pop())):
+        elif _accept(actor, target_id, parse_phone(given.pop()), kanas.get(target_id, "")):
             counts.accepted += 1
         else:
             _leave_hint(target_id, 1)
@@ -363,14 +408,26 @@ class _Candidates:
                     if value is not None:
                         self._by[kind].setdefault(bytes(value), []).append(pk)
 
-    def match(self, rows: list[dict[IndexKind, bytes]]) -> list[tuple[int, set[int]]]:
-        """For each row (its index values): how many people it may mean, and which of
-        their targets wait for research. One person may be on two lists (two targets):
-        people are told apart by kana + birth date."""
+    def match(self, rows: list[dict[IndexKind, bytes]]) -> list[tuple[int, set[int], set[int]]]:
+        """For each row (its index values): how many people it may mean, which of their
+        targets wait for research, and which of those it names by kana + address (the
+        row's kana is theirs: the index values are equal only if the normalised kana
+        are). One person may be on two lists (two targets): people are told apart by
+        kana + birth date."""
         matches = []
         for row in rows:
-            targets = {t for k in _MATCHED_BY if k in row for t in self._by[k].get(row[k], ())}
-            matches.append((len({self._person[t] for t in targets}), targets & self._waiting))
+            found = {
+                k: set(self._by[k].get(row[k], ())) if k in row else set() for k in _MATCHED_BY
+            }
+            targets = set().union(*found.values())
+            waiting = targets & self._waiting
+            matches.append(
+                (
+                    len({self._person[t] for t in targets}),
+                    waiting,
+                    waiting & found[IndexKind.KANA_ADDRESS],
+                )
+            )
         return matches
 
 
@@ -402,9 +459,10 @@ def _entry(columns: dict[str, int], cells: list[str]) -> tuple[records.IndexedFi
     return person, number.national
 
 
-def _accept(actor: Any, target_id: int, number: Phone) -> bool:
-    """Store the directory's number for the person, unless a researcher has them checked
-    out right now (their task is theirs to finish). Whether it was stored."""
+def _accept(actor: Any, target_id: int, number: Phone, kana: str) -> bool:
+    """Store the directory's number for the person (with `kana`, theirs as the
+    directory gives it, or ""), unless a researcher has them checked out right now
+    (their task is theirs to finish). Whether it was stored."""
     now = timezone.now()
     waiting = CallTarget.objects.select_for_update().filter(
         target_id=target_id, state=State.RESEARCH
@@ -412,7 +470,7 @@ def _accept(actor: Any, target_id: int, number: Phone) -> bool:
     if any(ct.research_until is not None and ct.research_until > now for ct in waiting):
         return False
     target = Target.objects.select_related("target_list").get(pk=target_id)
-    queued = _store_number(target, number, ResearchResult.DIRECTORY)
+    queued = _store_number(target, number, ResearchResult.DIRECTORY, kana)
     _record(actor, target, queued, ResearchResult.DIRECTORY)
     return True
 

@@ -34,14 +34,14 @@ from yobikake.calling.models import (
     Disposition,
     DoNotCall,
 )
+from yobikake.custody.protocol import CustodyUnavailable
 from yobikake.exports import approvals
 from yobikake.exports import services as exports
 from yobikake.exports.models import Approval
 from yobikake.incidents import canaries
 from yobikake.intake.models import Target, TargetList
-from yobikake.vault import datakeys
+from yobikake.vault import batches
 from yobikake.vault import services as vault
-from yobikake.vault.crypto import FieldCipher, field_aad
 from yobikake.vault.models import Grant, Purpose
 
 
@@ -266,7 +266,14 @@ def start_campaign(*, actor: Any, campaign: Campaign, seed: int | None = None) -
             code="approval_required",
         )
     lists = list(campaign.lists.all())
-    hidden = canaries.of_lists(lists)  # never called, never counted
+    try:
+        # Which rows are canaries only the custodian says: never called, never counted.
+        hidden = canaries.of_lists(lists, campaign_id=campaign.pk)
+    except CustodyUnavailable:
+        raise AccountError(
+            _("The custodian cannot be reached; the campaign cannot start now."),
+            code="custodian_unavailable",
+        ) from None
     people = [
         row
         for row in Target.objects.filter(target_list__in=lists)
@@ -595,9 +602,9 @@ def record_outcome(
         simulated=simulated,
     )
     if note.strip():
-        target_list = call_target.target.target_list
-        cipher = FieldCipher(datakeys.list_data_key(target_list))
-        attempt.note = cipher.seal(field_aad(Attempt._meta.db_table, "note", attempt.pk), note)
+        attempt.note = batches.seal_value(
+            call_target.target.target_list, Attempt._meta.db_table, "note", attempt.pk, note
+        )
         attempt.save(update_fields=["note"])
     grant_id = call_target.grant_id
     _apply(call_target, disposition, campaign, now, actor, callback_at)

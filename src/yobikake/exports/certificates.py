@@ -7,7 +7,6 @@ against the audit log itself (`verify`): the LIST_SHRED event it names is in the
 with the hash it states, a signed checkpoint covers that event, and the chain from the
 event to the head is intact."""
 
-import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,19 +22,12 @@ from yobikake.audit.tags import AuditTag
 from yobikake.audit.verify import verify_log
 from yobikake.exports.models import Approval, DeletionCertificate
 from yobikake.intake.models import Target, TargetList
-from yobikake.vault.ports import Wrapped
+from yobikake.vault.services import list_key_name
 
-# Both key services' wrapped tokens name the key version: `sw:v3:…`, `vault:v3:…`.
-_VERSION = re.compile(r"^[a-z]+:v([0-9]+):")
 FORMAT = "yobikake-deletion-certificate v1"
 BUNDLE_FORMAT = "yobikake-deletion-certificate-bundle v1"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-def key_version(wrapped: Wrapped) -> int:
-    match = _VERSION.match(wrapped.token)
-    return int(match.group(1)) if match else 0
 
 
 def _when(at: datetime) -> str:
@@ -70,11 +62,13 @@ def message(c: DeletionCertificate) -> bytes:
 
 
 def issue_certificate(
-    *, target_list: TargetList, wrapped: Wrapped, approval: Approval | None = None
+    *, target_list: TargetList, approval: Approval | None = None
 ) -> DeletionCertificate:
     """The certificate for `target_list`, just shredded (inside the shredding's
     transaction): a checkpoint is signed over the head, which is the LIST_SHRED event or
-    follows it, so the certificate can name one."""
+    follows it, so the certificate can name one. That event holds the custodian's own
+    certificate (the key's fingerprint, when it was destroyed, the custody key's
+    signature), so this one covers it. A list's key pair has one version, never rotated."""
     event = Event.objects.filter(tag=AuditTag.LIST_SHRED, list_id=target_list.pk).latest("seq")
     checkpoint = sign_checkpoint_now()
     assert checkpoint is not None and checkpoint.head_seq >= event.seq  # noqa: S101
@@ -86,8 +80,8 @@ def issue_certificate(
         list_id=target_list.pk,
         source_sha256=target_list.source_sha256,
         row_count=target_list.row_count,
-        key_name=wrapped.key_name,
-        key_version=key_version(wrapped),
+        key_name=list_key_name(target_list.pk),
+        key_version=1,
         reason="early" if approval else "retention",
         approval=approval,
         shredded_at=target_list.shredded_at,

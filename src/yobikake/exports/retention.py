@@ -31,7 +31,6 @@ from yobikake.exports.models import Approval, DeletionCertificate
 from yobikake.intake.models import TargetList
 from yobikake.tenancy import deadlines
 from yobikake.tenancy.models import Contract
-from yobikake.vault import datakeys
 from yobikake.vault.services import shred_expired_list, shred_list
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -161,10 +160,8 @@ def access_deletion_request(actor: Any, approval_id: int) -> Approval:
 def _shred_and_certify(
     target_list: TargetList, shred: Any, approval: Approval | None = None
 ) -> DeletionCertificate:
-    # The wrapped key names the key version; shredding empties it.
-    wrapped = datakeys.wrapped_list_key(TargetList.objects.get(pk=target_list.pk))
     shredded = shred(target_list)
-    return certificates.issue_certificate(target_list=shredded, wrapped=wrapped, approval=approval)
+    return certificates.issue_certificate(target_list=shredded, approval=approval)
 
 
 @dataclass

@@ -4,20 +4,19 @@ else — sealed fields, blind indexes, a row number among the real ones, inserte
 between real rows and written in the batch of their neighbours — so they travel
 wherever bulk data travels.
 
-Which rows they are is sealed under the list's data key (`CanarySet`): a copy of the
-database cannot tell them apart, and shredding the list forgets them with it. The
-services that build queues, counts and screens ask `of_lists` and leave them out;
-the reveal gate asks `is_canary` and raises a critical alert.
+Which rows they are only the custodian knows (`record` tells it at import; the
+application's database keeps nothing): a copy of the database cannot tell them apart,
+and shredding the list forgets them with it. Opening one is a critical alert raised by
+the custodian itself. The services that build queues, counts and exports ask `of_lists`
+(the custodian tells, on its ledger) and leave them out.
 """
 
-import json
 import random
 from collections.abc import Iterable
 from dataclasses import replace
 
 from django.conf import settings
 
-from yobikake.incidents.models import CanarySet
 from yobikake.intake.models import Target, TargetList
 from yobikake.jp import normalize
 from yobikake.synth.canaries import (
@@ -30,10 +29,8 @@ from yobikake.synth.canaries import (
 from yobikake.synth.people import Person
 from yobikake.vault import datakeys
 from yobikake.vault.blind import Indexer, IndexKind
-from yobikake.vault.crypto import CannotOpen, FieldCipher, field_aad
+from yobikake.vault.custodian import custodian
 
-TABLE = "incidents_canaryset"
-PAD = 256  # the sealed set is padded to a multiple of this many bytes
 # In a list in number order, a canary goes in a gap among the rows this far either side
 # of the row at its rank (synth/canaries.py: the gap as wide as that row's room).
 AROUND = 100
@@ -62,16 +59,6 @@ def _template(people: list[tuple[int, Person]], rank: int) -> int:
 
 # Per process: a list's canaries never change (they go when the list is shredded).
 _known: dict[int, frozenset[int]] = {}
-
-
-def _aad(list_id: int) -> bytes:
-    return field_aad(TABLE, "sealed_ids", list_id)
-
-
-def seal_ids(data_key: bytes, list_id: int, ids: Iterable[int]) -> bytes:
-    text = json.dumps(sorted(ids))
-    text += " " * (-len(text) % PAD)
-    return FieldCipher(data_key).seal(_aad(list_id), text)
 
 
 Numbered = tuple[list[tuple[int, Person]], list[int | None]]
@@ -221,61 +208,30 @@ class Planter:
         return self._number(late)
 
 
-def record(target_list: TargetList, data_key: bytes, ids: Iterable[int]) -> None:
-    """Which of the list's rows are canaries, sealed under its data key."""
+def record(target_list: TargetList, ids: Iterable[int]) -> None:
+    """Tell the custodian which of the list's rows are canaries (once per list). The
+    application's database keeps nothing of it."""
     ids = sorted(ids)
     if ids:
-        CanarySet.objects.create(
-            target_list=target_list, sealed_ids=seal_ids(data_key, target_list.pk, ids)
-        )
+        custodian().register_canaries(target_list.pk, ids)
 
 
-def of_list(target_list: TargetList) -> frozenset[int]:
-    """The canaries of an active list (none for a shredded one: they are gone with it)."""
+def of_list(target_list: TargetList, *, campaign_id: int = 0) -> frozenset[int]:
+    """The canaries of an active list (none for a shredded one: they are gone with it),
+    as the custodian tells them (each telling on its ledger; `campaign_id`: the campaign
+    being started, 0 for another reason). Kept in this process's memory once told."""
     known = _known.get(target_list.pk)
-    if known is not None:
+    if known is not None and not campaign_id:  # a campaign's start is on custody's ledger
         return known
     if target_list.state != TargetList.State.ACTIVE:
         return frozenset()
-    stored = CanarySet.objects.filter(target_list=target_list).first()
-    if stored is None:
-        _check_none_planted(target_list)
-        ids: frozenset[int] = frozenset()
-    else:
-        # A set edited or moved in the database does not open (CannotOpen): fail closed.
-        cipher = FieldCipher(datakeys.list_data_key(target_list))
-        ids = frozenset(json.loads(cipher.open(_aad(target_list.pk), bytes(stored.sealed_ids))))
+    ids = custodian().leave_out(target_list.pk, campaign_id)
     _known[target_list.pk] = ids
     return ids
 
 
-def _check_none_planted(target_list: TargetList) -> None:
-    """A list whose import planted canaries (its audit event says how many) has its set:
-    a set deleted in the database would silently let them be called, counted and
-    revealed. Refuse, with a critical alert."""
-    from yobikake.audit.alerts import raise_alert
-    from yobikake.audit.models import Alert, Event
-    from yobikake.audit.tags import AuditTag
-
-    events = Event.objects.filter(
-        list_id=target_list.pk, tag__in=[AuditTag.LIST_IMPORT, AuditTag.LIST_LOAD]
-    ).values_list("details", flat=True)
-    if any(json.loads(details or "{}").get("canaries") for details in events):
-        raise_alert(
-            "vault_tampered",
-            Alert.Severity.CRITICAL,
-            None,
-            f"the canary set of list #{target_list.pk} is missing from the database",
-        )
-        raise CannotOpen(f"canaries of list #{target_list.pk}")
-
-
-def of_lists(lists: Iterable[TargetList]) -> frozenset[int]:
-    return frozenset().union(*(of_list(tl) for tl in lists))
-
-
-def is_canary(target: Target) -> bool:
-    return target.pk in of_list(target.target_list)
+def of_lists(lists: Iterable[TargetList], *, campaign_id: int = 0) -> frozenset[int]:
+    return frozenset().union(*(of_list(tl, campaign_id=campaign_id) for tl in lists))
 
 
 def forget(list_id: int | None = None) -> None:

@@ -12,7 +12,9 @@
    (`synth leak --from-store`, canaries included) — and is scoped: who, from which
    insurer's list of which fiscal year, and which lists the canaries say leaked.
 
-Runs only on a demo installation: it touches accounts and writes to the audit log.
+Runs only on a demo installation: it touches accounts and writes to the audit log. The
+values looked for in the copy, and the leaked file, are opened in bulk by the custodian,
+which does so only when set up for synthetic organisations.
 """
 
 import logging
@@ -36,9 +38,7 @@ from yobikake.audit.models import Alert
 from yobikake.incidents import canaries, services
 from yobikake.incidents.models import Incident
 from yobikake.intake.models import Target, TargetList
-from yobikake.synth.leak import NotATestInstallation, refuse_real_installation
-from yobikake.vault import datakeys, records
-from yobikake.vault.crypto import FieldCipher
+from yobikake.synth.leak import NotATestInstallation, open_targets, refuse_real_installation
 from yobikake.vault.models import Grant, Purpose
 from yobikake.vault.reveal import RevealRefused, reveal
 
@@ -80,18 +80,14 @@ def _dump(path: Path) -> int:
 
 
 def _sample_values() -> list[str]:
-    """Some stored people's values, opened with the keys — to look for in the copy."""
-    values: list[str] = []
-    for target in Target.objects.select_related("target_list").order_by("?")[:SAMPLED_PEOPLE]:
-        cipher = FieldCipher(datakeys.list_data_key(target.target_list))
-        fields = ("name_kanji", "name_kana", "phone", "address")
-        sealed = {f: bytes(getattr(target, f)) if getattr(target, f) else None for f in fields}
-        values += [
-            v
-            for v in records.open_row(cipher, Target._meta.db_table, target.pk, sealed).values()
-            if v
-        ]
-    return values
+    """Some stored people's values, opened by the custodian — to look for in the copy."""
+    ids = Target.objects.order_by("?").values_list("pk", flat=True)[:SAMPLED_PEOPLE]
+    return [
+        value
+        for _, person in open_targets(list(ids))
+        for value in (person.name_kanji, person.name_kana, person.phone, person.address)
+        if value
+    ]
 
 
 def _copy(report: DrillReport, work: Path) -> None:
@@ -184,7 +180,10 @@ def run(*, rows: int = 2000) -> DrillReport:
     first_alert = Alert.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
     with tempfile.TemporaryDirectory(prefix="yobikake-drill-") as directory:
         work = Path(directory)
-        _copy(report, work)
+        try:
+            _copy(report, work)
+        except NotATestInstallation:  # the custodian opens only synthetic organisations
+            raise NotADemo from None
         _scrape(report, sysadmin)
         _reveal_attempts(report, sysadmin)
         active = TargetList.objects.filter(state=TargetList.State.ACTIVE)

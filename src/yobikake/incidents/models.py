@@ -3,27 +3,12 @@ canary residents planted in each list to be found in such files.
 
 Nothing here holds plaintext. A match names a target by id (and the list, insurer and
 fiscal year it was on, so the table outlives a list's shredding); which targets are
-canaries is sealed under the list's own data key, so a copy of the database does not
-say which rows to leave out of a stolen copy."""
+canaries only the custodian knows (incidents/canaries.py), so a copy of the database
+does not say which rows to leave out of a stolen copy."""
 
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
-
-from yobikake.intake.models import TargetList
-
-
-class CanarySet(models.Model):
-    """The ids of a list's canary residents, sealed under the list's data key (AAD binds
-    the list); padded, so its length says nothing either. Shredding the list shreds it."""
-
-    target_list = models.OneToOneField(
-        TargetList, on_delete=models.CASCADE, related_name="canary_set", primary_key=True
-    )
-    sealed_ids = models.BinaryField()
-
-    def __str__(self) -> str:
-        return f"canaries of list #{self.target_list_id}"
 
 
 class Incident(models.Model):

@@ -1,6 +1,8 @@
-"""Target lists and the people on them. Personal fields are sealed by the vault (per-list
-data key, associated data naming table, column and row); only what statistics need is in
-the clear: sex, age at the fiscal year's end, the postal area (first three digits)."""
+"""Target lists and the people on them. Personal fields are sealed to the list's public
+key (custody/protocol.py: each batch under a fresh key, that key wrapped to the list's
+public key, associated data naming table, column, row, list and insurer); only the
+custodian opens them. Only what statistics need is in the clear: sex, age at the fiscal
+year's end, the postal area (first three digits)."""
 
 from django.conf import settings
 from django.db import models
@@ -25,9 +27,12 @@ class TargetList(models.Model):
     row_count = models.PositiveIntegerField(default=0)  # rows accepted and stored
     # Counts by sex and age band; they survive shredding (they name no one).
     aggregates = models.JSONField(default=dict)
-    # The list's data key, only as wrapped by the key service's key
-    # `yobikake-list-<list id>` (the token names the key version; vault/datakeys.py).
-    wrapped_key = models.TextField(blank=True)
+    # The public half of the list's key pair (PEM), from the custodian: rows are sealed
+    # to it; its private half exists only in custody.
+    public_key = models.TextField(blank=True)
+    # Once shredded: the custodian's certificate that the private key is destroyed (its
+    # fingerprint, when, the custody key's signature: custody.core.verify_certificate).
+    custody_receipt = models.JSONField(default=dict, blank=True)
     source_sha256 = models.CharField(max_length=64, blank=True)
     # Empty for lists imported from the command line (the audit log says so).
     created_by = models.ForeignKey(
@@ -97,6 +102,22 @@ class Target(models.Model):
 
     def __str__(self) -> str:
         return f"target #{self.pk}"
+
+
+class SealedBatch(models.Model):
+    """The key one batch of a list's values was sealed under, wrapped to the list's public
+    key: only the custodian unwraps it. Each sealed value names its batch
+    (custody/sealing.py), so values sealed later (a researched phone number, a call
+    note) carry their own."""
+
+    id = models.BigAutoField(primary_key=True)
+    target_list = models.ForeignKey(
+        TargetList, on_delete=models.CASCADE, related_name="sealed_batches"
+    )
+    wrapped_key = models.BinaryField()
+
+    def __str__(self) -> str:
+        return f"sealed batch #{self.pk}"
 
 
 class ListImport(models.Model):

@@ -1,9 +1,10 @@
-"""Sealing a list's rows: every personal field under the list's data key, the blind
-indexes under the insurer's index key, a batch at a time — in this process, or in a
-worker process beside it while this one reads and checks the next rows.
+"""Sealing a list's rows: every personal field under a fresh batch key (wrapped to the
+list's public key by the writer, vault/batches.py; only the custodian opens it), the
+blind indexes under the insurer's index key, a batch at a time — in this process, or in
+a worker process beside it while this one reads and checks the next rows.
 
-Imports no Django, so a worker starts without it. A worker holds the keys only while it
-seals a batch, and dies with the process that started it.
+Imports no Django, so a worker starts without it. A worker holds a batch key only while
+it seals that batch, and dies with the process that started it.
 """
 
 import contextlib
@@ -22,11 +23,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from yobikake.custody import sealing
+from yobikake.custody.protocol import field_aad_prefix
 from yobikake.jp import normalize
 from yobikake.synth.people import Person
 from yobikake.vault import records
 from yobikake.vault.blind import Indexer, IndexKind
-from yobikake.vault.crypto import FieldCipher, field_aad
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +80,11 @@ COLUMNS = (
 
 @dataclass(frozen=True)
 class SealJob:
-    """A batch of one list's people, with the keys to seal and index them."""
+    """A batch of one list's people, with the keys to seal and index them: the batch's
+    own key (`batch_id` names it in every value) and the insurer's index key."""
 
-    data_key: bytes
+    batch_key: bytes
+    batch_id: int
     index_key: bytes
     list_id: int
     insurer_id: int
@@ -93,12 +99,20 @@ class SealJob:
              p.address, p.insured_number, p.age)
             for row, p in self.people
         ]  # fmt: skip
-        keys = (self.data_key, self.index_key, self.list_id, self.insurer_id, self.year_end)
+        keys = (
+            self.batch_key,
+            self.batch_id,
+            self.index_key,
+            self.list_id,
+            self.insurer_id,
+            self.year_end,
+        )
         return (_job_from, (*keys, flat))
 
 
 def _job_from(
-    data_key: bytes,
+    batch_key: bytes,
+    batch_id: int,
     index_key: bytes,
     list_id: int,
     insurer_id: int,
@@ -106,7 +120,7 @@ def _job_from(
     flat: list[tuple[Any, ...]],
 ) -> SealJob:
     people = [(row, Person(*fields)) for row, *fields in flat]
-    return SealJob(data_key, index_key, list_id, insurer_id, year_end, people)
+    return SealJob(batch_key, batch_id, index_key, list_id, insurer_id, year_end, people)
 
 
 def identity(person: Person, age: int) -> tuple[IndexKind, tuple[str, ...]]:
@@ -124,22 +138,27 @@ def identity(person: Person, age: int) -> tuple[IndexKind, tuple[str, ...]]:
 Sealed = tuple[int, bytes, str, int, tuple[object, ...]]
 
 
-# Each sealed column's associated data up to the row id (crypto.field_aad's layout).
-_AAD_PREFIX = tuple(field_aad(TABLE, column, 0)[:-1] for column in SEALED_FIELDS)
 _INDEX_KINDS = tuple(INDEX_COLUMNS)
+
+
+def _aad_prefixes(list_id: int, insurer_id: int) -> tuple[bytes, ...]:
+    """Each sealed column's associated data up to the row id, which comes last."""
+    return tuple(field_aad_prefix(TABLE, c, list_id, insurer_id) for c in SEALED_FIELDS)
 
 
 def seal_batch(job: SealJob) -> list[Sealed]:
     """Each row of the batch as (row, identity, sex, age, its values as `COLUMNS`)."""
-    cipher = FieldCipher(job.data_key)
+    aead = AESGCM(job.batch_key)
+    prefixes = _aad_prefixes(job.list_id, job.insurer_id)
     indexer = Indexer(job.index_key)
     first_id = job.list_id * ROWS_PER_LIST
     rows: list[Sealed] = []
     for row, person in job.people:
         target_id = first_id + row
         birth = person.birth_date
-        sealed = cipher.seal_fields(
-            _AAD_PREFIX,
+        sealed = sealing.seal_fields(
+            aead,
+            prefixes,
             str(target_id).encode(),
             (
                 person.name_kanji,
@@ -150,6 +169,7 @@ def seal_batch(job: SealJob) -> list[Sealed]:
                 person.address,
                 person.insured_number,
             ),
+            job.batch_id,
         )
         parts = records.index_parts(
             person.name_kanji,

@@ -1,7 +1,8 @@
 """Writing a list's rows, inside the caller's transaction: the synthetic loader and the
-file importer alike. `ListWriter` seals every personal field under the list's data key
-and computes the blind indexes under the insurer's index key (intake/sealing.py), in a
-worker process while the importer checks the next rows.
+file importer alike. `ListWriter` seals every personal field to the list's public key
+(each batch under a fresh key, vault/batches.py) and computes the blind indexes under
+the insurer's index key (intake/sealing.py), in a worker process while the importer
+checks the next rows.
 
 `Writer` is the part that does not depend on how rows are stored: duplicate identities,
 counts by sex and age band, the list's totals. bench/intake.py's baseline is a `Writer`
@@ -22,7 +23,7 @@ from yobikake.intake import sealing
 from yobikake.intake.models import Target, TargetList
 from yobikake.intake.reading import UnreadableFile
 from yobikake.synth.people import Person
-from yobikake.vault import datakeys
+from yobikake.vault import batches, datakeys
 
 BATCH = sealing.BATCH
 
@@ -150,9 +151,7 @@ class ListWriter(Writer):
 
     def __init__(self, target_list: TargetList) -> None:
         super().__init__(target_list)
-        self._data_key, self._wrapped = datakeys.new_list_key(
-            target_list.pk, target_list.insurer_id
-        )
+        batches.make_key_pair(target_list)
         self._index_key = datakeys.index_key(target_list.insurer_id)
         self._sealer = sealing.Sealer(settings.YOBIKAKE_IMPORT_WORKERS)
         self._planter: canaries.Planter | None = None
@@ -177,9 +176,11 @@ class ListWriter(Writer):
     def _submit(self, people: list[tuple[int, Person]]) -> None:
         if people and people[-1][0] >= sealing.ROWS_PER_LIST:  # its id would be the next list's
             raise UnreadableFile("too_many_rows", str(_("The file has too many rows.")))
+        batch_id, batch_key = batches.new_batch(self.target_list)
         self._sealer.submit(
             sealing.SealJob(
-                data_key=self._data_key,
+                batch_key=batch_key,
+                batch_id=batch_id,
                 index_key=self._index_key,
                 list_id=self.target_list.pk,
                 insurer_id=self.target_list.insurer_id,
@@ -227,8 +228,8 @@ class ListWriter(Writer):
     def finish(self, **fields: object) -> TargetList:
         if self._canary_rows:  # their batch had no row to keep
             self._insert(self._with_canaries([]))
-        canaries.record(self.target_list, self._data_key, self.canaries)
-        return super().finish(wrapped_key=self._wrapped.token, **fields)
+        canaries.record(self.target_list, self.canaries)
+        return super().finish(**fields)
 
     def abandon(self) -> None:
         self._sealer.abandon()

@@ -3,8 +3,10 @@ store, re-typed the way a list broker's copy of them would read, with some unrel
 people among them, and a truth file saying who each row is.
 
 A leak is made from a random subset of the stored people of every active list, their
-sealed fields opened with their lists' keys. That bypasses the reveal gate, so it is
-refused on an installation holding any real (non-demo) organisation, and each leak made
+sealed fields opened in bulk by the custodian (purpose "synthetic"). That bypasses the
+reveal gate, so the custodian does it only when set up for synthetic organisations (a
+setting in custody, out of reach of the application's administrators); the
+application refuses too where any organisation is real (non-demo), and each leak made
 is an audit event. Canary residents of the lists the subset draws from come along with
 it (a stolen copy of whole lists would hold them), unless asked otherwise.
 
@@ -29,15 +31,18 @@ import csv
 import io
 import random
 import re
+from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
+from itertools import batched, chain
 from pathlib import Path
 from typing import Any
 
 import jaconv
 
+from yobikake.custody.protocol import CustodyRefused, Holder, Purpose, Refusal
 from yobikake.jp import normalize
 from yobikake.jp.addresses import normalize_address
 from yobikake.jp.dates import InvalidDate, parse_date
@@ -86,8 +91,8 @@ UNRELATED_PHONE_SHARE = 0.7
 
 
 class NotATestInstallation(Exception):
-    """The installation holds real organisations, or its keys are in a key service run by
-    another party: its people must not be opened in bulk."""
+    """The installation holds real organisations, or its custodian is not one of
+    synthetic organisations: its people must not be opened in bulk."""
 
 
 @dataclass(frozen=True)
@@ -167,75 +172,85 @@ def _active_lists() -> dict[int, Any]:
     return {tl.pk: tl for tl in TargetList.objects.filter(state=TargetList.State.ACTIVE)}
 
 
+# Rows a synthetic bulk open sends at once: a few MB of sealed values.
+OPEN_CHUNK = 5000
+# Who the custodian's ledger names for a synthetic bulk open: the command line (no
+# account, as the audit log's events without an actor).
+COMMAND_LINE = Holder(user_id=0, role="command-line")
+
+
 def open_targets(
-    ids: Collection[int] | None = None, chunk: int = 500
+    ids: Collection[int] | None = None, chunk: int = OPEN_CHUNK
 ) -> Iterator[tuple[int, Person]]:
     """(target id, person with their fields opened) for these target ids, or for every
-    person of every active list, in id order; one cipher per list. For tests and
-    benchmarks: this is no reveal gate."""
+    person of every active list, in id order: opened in bulk by the custodian, `chunk`
+    rows a request, which it does only when set up for synthetic organisations
+    (`NotATestInstallation` otherwise). For tests, drills and benchmarks: this is no
+    reveal gate."""
     from yobikake.intake.models import Target
-    from yobikake.vault import datakeys, records
-    from yobikake.vault.crypto import FieldCipher
+    from yobikake.vault.custodian import custodian
+    from yobikake.vault.exports import bulk_request
 
-    lists = _active_lists()
-    ciphers: dict[int, FieldCipher] = {}
-    table = Target._meta.db_table
-    columns = ("id", "target_list_id", "sex", "age", *Target.SEALED_FIELDS)
-    active = Target.objects.filter(target_list_id__in=list(lists)).order_by("id")
+    fields = tuple(Target.SEALED_FIELDS)
+    columns = ("id", "target_list_id", "insurer_id", "sex", "age", *fields)
+    active = Target.objects.filter(target_list_id__in=list(_active_lists())).order_by("id")
     if ids is None:
-        batches: Iterable[Iterable[tuple[Any, ...]]] = [
-            active.values_list(*columns).iterator(chunk_size=2000)
-        ]
+        rows: Iterable[tuple[Any, ...]] = active.values_list(*columns).iterator(chunk_size=2000)
     else:
         ordered = sorted(ids)
-        batches = (
+        rows = chain.from_iterable(
             active.filter(pk__in=ordered[i : i + chunk]).values_list(*columns)
             for i in range(0, len(ordered), chunk)
         )
-    for batch in batches:
-        for target_id, list_id, sex, age, *sealed in batch:
-            cipher = ciphers.get(list_id)
-            if cipher is None:
-                cipher = ciphers[list_id] = FieldCipher(datakeys.list_data_key(lists[list_id]))
-            values = records.open_row(
-                cipher,
-                table,
-                target_id,
-                {
-                    field: bytes(value) if value else None
-                    for field, value in zip(Target.SEALED_FIELDS, sealed, strict=True)
-                },
+    for batch in batched(rows, chunk):
+        by_insurer: dict[int, list[tuple[int, int, Sequence[Any]]]] = defaultdict(list)
+        for target_id, list_id, insurer_id, _sex, _age, *sealed in batch:
+            by_insurer[insurer_id].append((target_id, list_id, sealed))
+        opened: dict[int, dict[str, str]] = {}
+        for insurer_id, sealed_rows in by_insurer.items():
+            request = bulk_request(
+                holder=COMMAND_LINE,
+                purpose=Purpose.SYNTHETIC,
+                approval_id=0,
+                insurer_id=insurer_id,
+                fields=fields,
+                rows=sealed_rows,
             )
-            birth = date.fromisoformat(values["birth_date"]) if values["birth_date"] else None
-            person = Person(
-                name_kanji=values["name_kanji"],
-                name_kana=values["name_kana"],
-                sex=sex,
-                birth_date=birth,
-                phone=values["phone"],
-                postal_code=values["postal_code"],
-                address=values["address"],
-                insured_number=values["insured_number"],
-                age=None if birth else age,
-            )
-            yield target_id, person
+            try:
+                opened |= custodian().open_bulk(request).values
+            except CustodyRefused as exc:
+                if exc.code == Refusal.NOT_SYNTHETIC:
+                    raise NotATestInstallation from None
+                raise
+        for target_id, _list_id, _insurer_id, sex, age, *_sealed in batch:
+            yield target_id, _person(opened[target_id], sex, age)
+
+
+def _person(values: Mapping[str, str], sex: str, age: int | None) -> Person:
+    birth = date.fromisoformat(values["birth_date"]) if values["birth_date"] else None
+    return Person(
+        name_kanji=values["name_kanji"],
+        name_kana=values["name_kana"],
+        sex=sex,
+        birth_date=birth,
+        phone=values["phone"],
+        postal_code=values["postal_code"],
+        address=values["address"],
+        insured_number=values["insured_number"],
+        age=None if birth else age,
+    )
 
 
 def refuse_real_installation(what: str) -> None:
-    """Only where the keys are the local keyring (whoever runs this holds every key
-    already: it gives them nothing new) and every organisation is a demo one. The first
-    is a setting, out of reach of the database's administrator; the second is a column
-    they could set, so it is only the second line. A refusal is on the record."""
-    from django.conf import settings
-
+    """Only where every organisation is a demo one. That is a column the database's
+    administrator could set, so it is the second line: the first is the custodian's,
+    which opens in bulk only when set up for synthetic organisations. A refusal is on
+    the record."""
     from yobikake.accounts.models import Organization
     from yobikake.audit.services import record_denial
     from yobikake.audit.tags import AuditTag
 
-    if (
-        settings.YOBIKAKE_KEY_SERVICE != "local"
-        or Organization.objects.filter(is_demo=False).exists()
-    ):
+    if Organization.objects.filter(is_demo=False).exists():
         record_denial(tag=AuditTag.SYNTH_LEAK, actor=None, reason=f"not_a_test_{what}")
         raise NotATestInstallation
 
@@ -243,8 +258,10 @@ def refuse_real_installation(what: str) -> None:
 def leak_from_store(options: LeakOptions) -> Leak:
     """A leaked file of `options.rows` stored people (and the canaries and unrelated
     people asked for), the same for a seed and a database. Refused (`NotATestInstallation`)
-    where any organisation is real; writes an audit event before opening anyone."""
-    from yobikake.audit.services import append_event
+    where any organisation is real, or by a custodian not set up for synthetic
+    organisations; writes an audit event before opening anyone (and a refusal after it,
+    when the custodian refuses)."""
+    from yobikake.audit.services import append_event, record_denial
     from yobikake.audit.tags import AuditTag
     from yobikake.incidents import canaries
     from yobikake.intake.models import Target
@@ -282,7 +299,11 @@ def leak_from_store(options: LeakOptions) -> Leak:
         },
     )
     sources = [*sorted(pk for pk, _ in sample), *planted]
-    people = dict(open_targets(sources))
+    try:
+        people = dict(open_targets(sources))
+    except NotATestInstallation:
+        record_denial(tag=AuditTag.SYNTH_LEAK, actor=None, reason="not_a_test_custodian")
+        raise
     # Canaries are re-typed like everyone else: the broker cannot tell them apart.
     noises = deal(rng, dict(options.noise), len(sources))
     style = _BrokerStyle.pick(rng, options.columns)

@@ -1,8 +1,7 @@
-"""The keys the vault uses, and where they live.
+"""The keys the application domain uses, and where they live.
 
-- Each list's data key (AES-256-GCM) is wrapped by that list's own key in the key service,
-  created destroyable: destroying it shreds the list everywhere, backups included.
 - Each insurer's blind-index key is wrapped by that insurer's key in the key service.
+- Nothing here opens a stored field: a list's key pair lives in custody (vault/batches.py).
 
 Unwrapped keys live in this process's memory for YOBIKAKE_DATA_KEY_TTL_SECONDS, then the
 key service is asked again; when it cannot answer, callers fail closed.
@@ -21,18 +20,8 @@ from yobikake.vault.ports import KeyKind, KeyService, Wrapped
 from yobikake.vault.service import key_service
 
 
-def list_key_name(list_id: int) -> str:
-    return f"yobikake-list-{list_id}"
-
-
 def insurer_key_name(insurer_id: int) -> str:
     return f"yobikake-insurer-{insurer_id}"
-
-
-def list_aad(list_id: int, insurer_id: int) -> bytes:
-    # The insurer is bound in: a list moved to another insurer in the database no longer
-    # opens, so that insurer's staff cannot have it exported to them.
-    return f"list:{list_id}:insurer:{insurer_id}".encode()
 
 
 def insurer_aad(insurer_id: int) -> bytes:
@@ -46,28 +35,6 @@ def _cache_for(keys: KeyService, ttl: int) -> DataKeyCache:
 
 def key_cache() -> DataKeyCache:
     return _cache_for(key_service(), settings.YOBIKAKE_DATA_KEY_TTL_SECONDS)
-
-
-def new_list_key(list_id: int, insurer_id: int) -> tuple[bytes, Wrapped]:
-    """A fresh data key for a list, and the same key wrapped by the list's own
-    (destroyable) key in the key service."""
-    keys = key_service()
-    name = list_key_name(list_id)
-    keys.create_key(name, KeyKind.WRAPPING, destroyable=True)
-    data_key = new_data_key()
-    return data_key, keys.wrap(name, [data_key], aad=list_aad(list_id, insurer_id))[0]
-
-
-def wrapped_list_key(target_list: Any) -> Wrapped:
-    # The key's name comes from the list's id, never from a column: a name edited in the
-    # database must not make shredding destroy some other key.
-    return Wrapped(list_key_name(target_list.pk), target_list.wrapped_key)
-
-
-def list_data_key(target_list: Any) -> bytes:
-    """The list's data key (from the cache, or unwrapped by the key service)."""
-    aad = list_aad(target_list.pk, target_list.insurer_id)
-    return key_cache().get(wrapped_list_key(target_list), aad=aad)
 
 
 class IndexKeyMissing(AccountError):

@@ -1,17 +1,23 @@
 """Opening many people at once: for an approved export, and for nothing else.
 
-`open_for_export` is the reveal gate's bulk counterpart (vault/reveal.py). It opens the
-sealed fields of many targets of one insurer in one go — one cipher per list — for a
-staff member of that insurer who downloads an approved export, and only when the
-approval is genuine (its MAC), approved, unexpired, unused (the audit log holds no
-export under it either: a used approval put back to "approved" in the database stays
-used), for exactly this insurer and for exactly the people it was requested for. It
-marks the approval used and writes ONE audit event naming the approval and how many
-people were opened, never a value; both are committed before anything is returned, with
-the insurer key the file must be encrypted to as it was read and checked under the same
-lock. Every refusal is on the record.
+`open_for_export` is the reveal gate's bulk counterpart (vault/reveal.py). It has the
+custodian open the sealed fields of many targets of one insurer in one request
+(`open_bulk`) for a staff member of that insurer who downloads an approved export, and
+only when the approval is genuine (its MAC), approved, unexpired, unused (the audit log
+holds no export under it either: a used approval put back to "approved" in the database
+stays used), for exactly this insurer and for exactly the people it was requested for.
+The custodian decides again on its own rules (the export's fields, its rows and bulk
+opens a day), records the open in its ledger and alerts on its own channel. The
+application marks the approval used and writes ONE audit event naming the approval and
+how many people were opened, never a value; both are committed before anything is
+returned, with the insurer key the file must be encrypted to as it was read and checked
+under the same lock. Every refusal is on the record.
+
+`bulk_request` builds what a bulk open sends; synth/leak.py sends it too, for synthetic
+organisations' data, which only a custodian set up for them opens.
 """
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,15 +31,22 @@ from yobikake.accounts.selectors import has_permission
 from yobikake.audit.models import Event
 from yobikake.audit.services import append_event, record_denial
 from yobikake.audit.tags import AuditTag
+from yobikake.custody.protocol import (
+    BulkRequest,
+    CustodyRefused,
+    CustodyUnavailable,
+    Holder,
+    Refusal,
+    SealedRow,
+)
 from yobikake.exports import approvals
 from yobikake.exports.models import Approval, InsurerKey
 from yobikake.incidents import canaries
 from yobikake.intake.models import Target, TargetList
-from yobikake.vault import datakeys, records
-from yobikake.vault.crypto import CannotOpen, FieldCipher
+from yobikake.vault import batches
+from yobikake.vault.custodian import custodian
 from yobikake.vault.models import Purpose
-from yobikake.vault.ports import KeyServiceError
-from yobikake.vault.reveal import RevealRefused, RevealUnavailable
+from yobikake.vault.reveal import BUDGET_ROLE, RevealRefused, RevealUnavailable
 
 BATCH = 2000  # targets read per query
 
@@ -52,6 +65,14 @@ REFUSALS = {
     ),
     "canary": gettext_lazy("This export cannot be produced; the security officer has been told."),
     "cannot_open": gettext_lazy("A record cannot be opened; the security officer has been told."),
+    "custody_refused": gettext_lazy(
+        "The custodian refused to open these records now; the security officer can see why."
+    ),
+}
+# The custodian's refusals the application words as its own.
+_CUSTODY_CODES: dict[str, str] = {
+    Refusal.SHREDDED: "cannot_open",
+    Refusal.CANNOT_OPEN: "cannot_open",
 }
 
 
@@ -111,9 +132,47 @@ def _targets(ids: Sequence[int], fields: Iterable[str]) -> list[Any]:
     return found
 
 
-def _open(
-    insurer_id: int, target_ids: Sequence[int], fields: tuple[str, ...]
-) -> dict[int, dict[str, str]]:
+def bulk_request(
+    *,
+    holder: Holder,
+    purpose: str,
+    approval_id: int,
+    insurer_id: int,
+    fields: tuple[str, ...],
+    rows: Iterable[tuple[int, int, Sequence[Any]]],
+) -> BulkRequest:
+    """A bulk open of `rows` of one insurer's targets — (target id, list id, each of
+    `fields`' values as stored) — with the wrapped keys their values name."""
+    table = Target._meta.db_table
+    sealed_rows = [
+        SealedRow(
+            list_id=list_id,
+            insurer_id=insurer_id,
+            table=table,
+            row_id=target_id,
+            sealed={f: bytes(v) if v else None for f, v in zip(fields, values, strict=True)},
+        )
+        for target_id, list_id, values in rows
+    ]
+    by_list: dict[int, list[bytes | None]] = defaultdict(list)
+    for row in sealed_rows:
+        by_list[row.list_id] += row.sealed.values()
+    return BulkRequest(
+        holder=holder,
+        purpose=purpose,
+        approval_id=approval_id,
+        insurer_id=insurer_id,
+        fields=fields,
+        rows=sealed_rows,
+        wrapped_keys=batches.wrapped_keys_by_list(by_list),
+    )
+
+
+def _request(
+    actor: Any, approval: Any, insurer_id: int, target_ids: Sequence[int], fields: tuple[str, ...]
+) -> BulkRequest:
+    """The custodian's request for the targets still stored, checked as the database
+    has them."""
     targets = _targets(target_ids, fields)
     lists = {
         tl.pk: tl for tl in TargetList.objects.filter(pk__in={t.target_list_id for t in targets})
@@ -127,17 +186,14 @@ def _open(
     # No honest export names a canary: one here means the matches were altered.
     if canaries.of_lists(lists.values()) & {t.pk for t in targets}:
         raise _refuse("canary")
-    ciphers = {pk: FieldCipher(datakeys.list_data_key(tl)) for pk, tl in lists.items()}
-    table = Target._meta.db_table
-    return {
-        t.pk: records.open_row(
-            ciphers[t.target_list_id],
-            table,
-            t.pk,
-            {f: getattr(t, f) for f in fields},
-        )
-        for t in targets
-    }
+    return bulk_request(
+        holder=Holder(user_id=actor.pk, role=BUDGET_ROLE[Purpose.EXPORT]),
+        purpose=str(Purpose.EXPORT),
+        approval_id=approval.pk,
+        insurer_id=insurer_id,
+        fields=fields,
+        rows=[(t.pk, t.target_list_id, [getattr(t, f) for f in fields]) for t in targets],
+    )
 
 
 def _use(actor: Any, approval: Any, opened: int, asked: int) -> None:
@@ -187,20 +243,25 @@ def open_for_export(
     try:
         with transaction.atomic(durable=True):
             locked = _check(actor, approval.pk, insurer_id, ids)
-            opened = _open(insurer_id, ids, fields)
+            request = _request(actor, locked, insurer_id, ids, fields)
+            # Opened before the event is written, in its transaction: the audit chain's
+            # head is not held while the custodian works. Should the commit fail after
+            # the open, nothing is returned, and reconciliation finds the open without
+            # its event.
+            opened = custodian().open_bulk(request).values if request.rows else {}
             _use(actor, locked, len(opened), len(ids))
     except RevealRefused as exc:
         _deny(actor, approval, exc.code)
         raise
-    except KeyServiceError:
-        _deny(actor, approval, "key_service_unavailable")
+    except CustodyUnavailable:
+        _deny(actor, approval, "custodian_unavailable")
         raise RevealUnavailable(
-            str(gettext_lazy("The key service cannot be reached; nothing can be shown now.")),
-            code="key_service_unavailable",
+            str(gettext_lazy("The custodian cannot be reached; nothing can be shown now.")),
+            code="custodian_unavailable",
         ) from None
-    except CannotOpen:
-        _deny(actor, approval, "cannot_open")
-        raise _refuse("cannot_open") from None
+    except CustodyRefused as exc:
+        _deny(actor, approval, exc.code)
+        raise _refuse(_CUSTODY_CODES.get(exc.code, "custody_refused")) from None
     return Opened(opened, locked.recipient)
 
 

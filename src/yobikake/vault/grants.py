@@ -63,7 +63,7 @@ _LIVE_GRANTS = (
     """AND (e.details LIKE '{"grant_id":' || CAST(g.id AS TEXT) || ',%%' """
     """OR e.details = '{"grant_id":' || CAST(g.id AS TEXT) || '}')) AS release_logged, """
     + ", ".join(f"t.{f.column} AS t_{f.column}" for f in _TARGET_FIELDS)
-    + ", l.state AS l_state, l.insurer_id AS l_insurer_id, l.wrapped_key AS l_wrapped_key "
+    + ", l.state AS l_state, l.insurer_id AS l_insurer_id "
     f"FROM {Grant._meta.db_table} g "
     f"JOIN {Target._meta.db_table} t ON t.id = g.target_id "
     f"JOIN {TargetList._meta.db_table} l ON l.id = t.target_list_id "
@@ -88,7 +88,6 @@ def _target_of(grant: Any) -> Any:
         pk=target.target_list_id,
         insurer_id=grant.l_insurer_id,
         state=grant.l_state,
-        wrapped_key=grant.l_wrapped_key,
     )
     return target
 

@@ -1,34 +1,12 @@
-"""Sealing a person's fields into a row, and the blind indexes that find the row again.
-Called by the services that write targets (intake) and by the reveal gate; nothing else
-sees plaintext and keys together."""
+"""The blind indexes that find a person's row again: which parts of a person each index
+kind takes, normalised, and their values under an insurer's index key. Called by the
+services that write targets (intake, research) and by those that look people up."""
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
 from yobikake.jp import normalize
 from yobikake.vault.blind import Indexer, IndexKind
-from yobikake.vault.crypto import FieldCipher, field_aad
-
-
-def seal_row(
-    cipher: FieldCipher, table: str, row_id: int, values: Mapping[str, str]
-) -> dict[str, bytes | None]:
-    """Each value sealed and bound to its table, column and row; an empty value is
-    stored as NULL (its absence is not a secret: a missing phone is a research task)."""
-    return {
-        column: cipher.seal(field_aad(table, column, row_id), value) if value else None
-        for column, value in values.items()
-    }
-
-
-def open_row(
-    cipher: FieldCipher, table: str, row_id: int, sealed: Mapping[str, bytes | None]
-) -> dict[str, str]:
-    return {
-        column: cipher.open(field_aad(table, column, row_id), value) if value else ""
-        for column, value in sealed.items()
-    }
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,13 @@
 
 `reveal(actor, target, purpose)` gives one person's fields — only those the purpose
 needs — to a user who holds a live, genuine grant for that person and purpose, within
-the hourly budget of their role. The audit event is written and committed before the
-values are returned; if it cannot be written, or the key service cannot be reached,
-nothing is revealed. Every refusal is on the record and feeds the alert rules.
+the hourly budget of their role. The application holds nothing that opens: it sends the
+sealed values and the wrapped keys they name to the custodian with the justification
+(holder, purpose, grant, person, fields), and the custodian decides again on its own
+rules, records the open in its ledger and alerts on its own channel (a canary opened
+among them). The audit event is written and committed before the values are returned;
+if it cannot be written, or the custodian cannot be reached or refuses, nothing is
+revealed. Every refusal is on the record and feeds the alert rules.
 """
 
 from datetime import timedelta
@@ -21,12 +25,18 @@ from yobikake.accounts.selectors import has_permission
 from yobikake.audit.models import Event
 from yobikake.audit.services import append_event, record_denial
 from yobikake.audit.tags import REVEAL_TAGS, AuditTag
-from yobikake.incidents.canaries import is_canary
+from yobikake.custody.protocol import (
+    CustodyRefused,
+    CustodyUnavailable,
+    Holder,
+    Justification,
+    OpenRequest,
+    Refusal,
+)
 from yobikake.intake.models import Target, TargetList
-from yobikake.vault import datakeys, grants, records
-from yobikake.vault.crypto import CannotOpen, FieldCipher
+from yobikake.vault import batches, grants
+from yobikake.vault.custodian import custodian
 from yobikake.vault.models import Purpose
-from yobikake.vault.ports import KeyServiceError
 from yobikake.vault.services import PURPOSE_PERMISSION
 
 TAGS = {
@@ -67,6 +77,15 @@ REFUSALS = {
     "cannot_open": gettext_lazy(
         "This record cannot be opened; the security officer has been told."
     ),
+    "custody_refused": gettext_lazy(
+        "The custodian refused to open this record now; the security officer can see why."
+    ),
+}
+# The custodian's refusals the application words as its own.
+_CUSTODY_CODES = {
+    Refusal.HOLDER_BUDGET: "over_budget",
+    Refusal.SHREDDED: "list_shredded",
+    Refusal.CANNOT_OPEN: "cannot_open",
 }
 
 
@@ -146,11 +165,39 @@ def _record(actor: Any, grant: Any, purpose: Purpose) -> None:
             list_id=target.target_list_id,
             target_id=target.pk,
             purpose=str(purpose),
-            # A canary is never assigned to anyone honest: revealing one is a critical alert.
-            details={"grant_id": grant.pk} | ({"canary": True} if is_canary(target) else {}),
+            details={"grant_id": grant.pk},
         )
         if reveals_in_last_hour(actor) > budget(purpose):
             raise _refuse("over_budget")  # the event goes with the rollback
+
+
+def _known(exc: CustodyRefused) -> bool:
+    return exc.code in Refusal._value2member_map_
+
+
+def _open(actor: Any, grant: Any, purpose: Purpose) -> dict[str, str]:
+    """The purpose's fields of the grant's person, opened by the custodian."""
+    target = grant.target
+    sealed = {field: _bytes(getattr(target, field)) for field in FIELDS[purpose]}
+    request = OpenRequest(
+        justification=Justification(
+            holder=Holder(user_id=actor.pk, role=BUDGET_ROLE[purpose]),
+            purpose=str(purpose),
+            grant_id=grant.pk,
+            insurer_id=target.insurer_id,
+            list_id=target.target_list_id,
+            table=Target._meta.db_table,
+            row_id=target.pk,
+            fields=tuple(sealed),
+        ),
+        wrapped_keys=batches.wrapped_keys(target.target_list_id, sealed.values()),
+        sealed=sealed,
+    )
+    return dict(custodian().open(request).values)
+
+
+def _bytes(value: Any) -> bytes | None:
+    return bytes(value) if value else None
 
 
 def reveal(actor: Any, target: Any, purpose: Purpose) -> dict[str, str]:
@@ -161,24 +208,24 @@ def reveal(actor: Any, target: Any, purpose: Purpose) -> dict[str, str]:
     try:
         grant = _check(actor, target.pk, purpose)
         target = grant.target
-        cipher = FieldCipher(datakeys.list_data_key(target.target_list))
-        sealed = {field: getattr(target, field) for field in FIELDS[purpose]}
-        values = records.open_row(cipher, Target._meta.db_table, target.pk, sealed)
         _record(actor, grant, purpose)
+        values = _open(actor, grant, purpose)
     except RevealRefused as exc:
         subject = actor if exc.code == "forged_authorization" else None
         refs = _refs(target.pk, purpose)
         record_denial(tag=tag, actor=actor, reason=exc.code, subject=subject, **refs)
         raise
-    except KeyServiceError:
+    except CustodyUnavailable:
         refs = _refs(target.pk, purpose)
-        record_denial(tag=tag, actor=actor, reason="key_service_unavailable", **refs)
+        record_denial(tag=tag, actor=actor, reason="custodian_unavailable", **refs)
         raise RevealUnavailable(
-            _("The key service cannot be reached; nothing can be shown now."),
-            code="key_service_unavailable",
+            _("The custodian cannot be reached; nothing can be shown now."),
+            code="custodian_unavailable",
         ) from None
-    except CannotOpen:
-        record_denial(tag=tag, actor=actor, reason="cannot_open", **_refs(target.pk, purpose))
-        raise _refuse("cannot_open") from None
+    except CustodyRefused as exc:
+        code = _CUSTODY_CODES.get(Refusal(exc.code), "custody_refused") if _known(exc) else ""
+        refs = _refs(target.pk, purpose)
+        record_denial(tag=tag, actor=actor, reason=exc.code, **refs)
+        raise _refuse(code or "custody_refused") from None
     values.update({field: str(getattr(target, field)) for field in CLEAR_FIELDS[purpose]})
     return values

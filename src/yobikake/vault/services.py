@@ -1,6 +1,5 @@
 """Every write the vault makes: grants, shredding, key rotation."""
 
-import contextlib
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -17,9 +16,11 @@ from yobikake.accounts.permissions import Permission
 from yobikake.accounts.selectors import has_permission, require
 from yobikake.audit.services import append_event, audited
 from yobikake.audit.tags import AuditTag
+from yobikake.incidents import canaries
 from yobikake.intake.models import Target, TargetList
 from yobikake.vault import datakeys, grants
 from yobikake.vault.adapters.local import LocalKeyService
+from yobikake.vault.custodian import custodian
 from yobikake.vault.models import Grant, IndexKey, Purpose
 from yobikake.vault.ports import KeyNotFound, KeyServiceError, Wrapped
 from yobikake.vault.service import key_service
@@ -241,32 +242,46 @@ def _shred(actor: Any, target_list: Any, *, reason: str) -> Any:
     target_list = TargetList.objects.select_for_update().get(pk=target_list.pk)
     if target_list.state == TargetList.State.SHREDDED:
         raise AccountError(_("This list has already been shredded."), code="already_shredded")
-    wrapped = datakeys.wrapped_list_key(target_list)
     # The rows first, inside the transaction: if anything refuses, nothing is lost. Then
-    # the key, which cannot be taken back (an interrupted run is finished by the next).
+    # the private key, in custody, which cannot be taken back (asked again, the custodian
+    # gives the same certificate: an interrupted run is finished by the next).
     _cut_links(target_list)
     with connection.cursor() as cursor:
         cursor.execute(
             f"DELETE FROM {Target._meta.db_table} WHERE target_list_id = %s",  # noqa: S608
             [target_list.pk],
         )
-    keys = key_service()
-    with contextlib.suppress(KeyNotFound):  # destroyed by an earlier, interrupted run
-        keys.destroy(wrapped.key_name)
-    datakeys.key_cache().forget(wrapped.key_name)
-    _check_destroyed(wrapped, datakeys.list_aad(target_list.pk, target_list.insurer_id))
+    target_list.sealed_batches.all().delete()
+    certificate = custodian().shred(target_list.pk)
+    canaries.forget(target_list.pk)
     target_list.state = TargetList.State.SHREDDED
-    target_list.wrapped_key = ""
+    target_list.public_key = ""
     target_list.shredded_at = timezone.now()
-    target_list.save(update_fields=["state", "wrapped_key", "shredded_at"])
+    # The custodian's word that the private key is gone, signed by the custody key.
+    target_list.custody_receipt = {
+        "key_fingerprint": certificate.key_fingerprint,
+        "destroyed_at": certificate.destroyed_at,
+        "signature": certificate.signature.hex(),
+    }
+    target_list.save(update_fields=["state", "public_key", "shredded_at", "custody_receipt"])
     append_event(
         tag=AuditTag.LIST_SHRED,
         actor=actor,
         insurer_id=target_list.insurer_id,
         list_id=target_list.pk,
-        details={"key_name": wrapped.key_name, "rows": target_list.row_count, "reason": reason},
+        details={
+            "key_name": list_key_name(target_list.pk),
+            "key_fingerprint": "sha256:" + certificate.key_fingerprint[:48],
+            "rows": target_list.row_count,
+            "reason": reason,
+        },
     )
     return target_list
+
+
+def list_key_name(list_id: int) -> str:
+    """The name of a list's key pair in custody (its OpenBao transit key)."""
+    return f"yobikake-list-{list_id}"
 
 
 def _cut_links(target_list: Any) -> None:
@@ -283,16 +298,6 @@ def _cut_links(target_list: Any) -> None:
             linked.update(**{relation.field.name: None})
         else:  # CASCADE (grants); PROTECT refuses here, before the key is touched
             linked.delete()
-
-
-def _check_destroyed(wrapped: Wrapped, aad: bytes) -> None:
-    """The key service no longer unwraps the list's data key (else: refuse to report a
-    shred that did not happen)."""
-    try:
-        key_service().unwrap([wrapped], aad=aad)
-    except KeyNotFound:
-        return
-    raise KeyServiceError(f"{wrapped.key_name} still unwraps after it was destroyed")
 
 
 def _rewrap_rows(
@@ -339,17 +344,6 @@ def rotate_insurer_keys(
         lambda r: Wrapped(datakeys.insurer_key_name(r.insurer_id), r.wrapped_key),
         lambda r: datakeys.insurer_aad(r.insurer_id),
         "insurer",
-        progress,
-    )
-
-
-def rotate_list_keys(progress: Callable[[], None] = lambda: None) -> int:
-    """Rotate every live list's key in the key service and rewrap its data key."""
-    return _rewrap_rows(
-        TargetList.objects.filter(state=TargetList.State.ACTIVE).order_by("pk").iterator(),
-        datakeys.wrapped_list_key,
-        lambda r: datakeys.list_aad(r.pk, r.insurer_id),
-        "list",
         progress,
     )
 

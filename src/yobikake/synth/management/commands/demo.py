@@ -112,7 +112,18 @@ class Command(BaseCommand):
         home = settings.YOBIKAKE_HOME / "custody"
         client_dir = settings.YOBIKAKE_CUSTODIAN_CLIENT_DIR
         made = subprocess.run(  # noqa: S603 - our own command
-            [yobikake, "custodian", "init", "--home", home, "--client-dir", client_dir],
+            # Synthetic: the demo's organisations are made up, and the drill and
+            # `synth leak --from-store` open them in bulk.
+            [
+                yobikake,
+                "custodian",
+                "init",
+                "--synthetic",
+                "--home",
+                home,
+                "--client-dir",
+                client_dir,
+            ],
             capture_output=True,
             text=True,
         )

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+from yobikake.custody.protocol import CustodyUnavailable
 from yobikake.intake.reading import UnreadableFile
 from yobikake.synth import cda, leak
 from yobikake.synth.lists import check_arguments, remove_lists, write_lists
@@ -262,9 +263,16 @@ class Command(BaseCommand):
             made = leak.leak_from_store(options)
         except leak.NotATestInstallation:
             raise CommandError(
-                "Refused: this installation holds real organisations or keeps its keys in "
-                "OpenBao. A synthetic leak opens stored people in bulk, past the reveal "
-                "gate; make it on a test or benchmark database with the local keyring only."
+                "Refused: this installation holds real organisations, or its custodian is "
+                "not one of synthetic organisations. A synthetic leak has the custodian open "
+                "stored people in bulk, past the reveal gate; make it on a test or benchmark "
+                "installation, whose custodian's home was made with "
+                "`yobikake custodian init --synthetic`."
+            ) from None
+        except CustodyUnavailable:
+            raise CommandError(
+                "The custodian cannot be reached: a synthetic leak is opened by the custodian "
+                "(start it, or run yobikake demo)."
             ) from None
         except ValueError as exc:
             raise CommandError(str(exc)) from None

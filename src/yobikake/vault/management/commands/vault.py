@@ -3,7 +3,6 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from rich.progress import Progress
 
-from yobikake.intake.models import TargetList
 from yobikake.tenancy.models import Insurer
 from yobikake.vault import services
 from yobikake.vault.models import IndexKey
@@ -23,25 +22,23 @@ class Command(BaseCommand):
         rotate.add_argument(
             "--insurer", metavar="NUMBER", help="only this insurer's index key (its number)"
         )
-        rotate.add_argument("--lists", action="store_true", help="live lists' data keys")
         rotate.add_argument("--master", action="store_true", help="the local keyring's master key")
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["insurer"]:
-            if options["insurers"] or options["lists"] or options["master"]:
+            if options["insurers"] or options["master"]:
                 raise CommandError("--insurer rotates one insurer's key and nothing else")
             self._one_insurer(options["insurer"])
             return
-        chosen = {kind for kind in ("insurers", "lists", "master") if options[kind]}
-        chosen = chosen or {"insurers", "lists", "master"}
+        # A list's key pair lives in custody and is never rotated: its batches' wrapped
+        # keys name no version (custody/keyring.py).
+        chosen = {kind for kind in ("insurers", "master") if options[kind]}
+        chosen = chosen or {"insurers", "master"}
         try:
             if "master" in chosen:
                 self._master(explicit=options["master"])
             if "insurers" in chosen:
                 self._rotate("insurer keys", IndexKey.objects.count(), services.rotate_insurer_keys)
-            if "lists" in chosen:
-                live = TargetList.objects.filter(state=TargetList.State.ACTIVE).count()
-                self._rotate("list keys", live, services.rotate_list_keys)
         except KeyServiceError as exc:
             raise CommandError(f"key service: {exc}") from exc
 
