@@ -6,15 +6,17 @@ data linked by Splink (DuckDB) on its plaintext.
 
     .venv/bin/python bench/scope.py [--scale 1.0] [--rows 180000] [--seed 1] [--no-splink]
 
-Prints one JSON line. Goals (issue 7, SQLite and the local keyring): scoping <= 60 s;
+Prints one JSON line. Goals (issue 7, SQLite): scoping <= 60 s;
 recall >= 99% on rows that differ only in formatting, >= 90% on rows with one typo;
 precision >= 99.9%; every canary in the file attributed to its list.
 
 Recall counts a leaked row found when a person it names at the certain or probable tier
 is the person it was made from (the same person on another year's list counts: it is
 them). Precision is over every (row, person) named at those tiers. Truth comes from
-the leak's truth file and, for "the same person", from the stored rows opened with the
-keys (not timed; only a benchmark does this).
+the leak's truth file and, for "the same person", from the stored rows opened in bulk by
+the run's custodian (not timed), a custodian of synthetic organisations
+(bench/common.py): the only way anything opens them in bulk, and the way `synth leak
+--from-store` makes the leak.
 """
 
 import argparse
