@@ -165,16 +165,15 @@ def child(reveals: int) -> dict[str, float]:
     from yobikake.accounts.permissions import OrganizationKind, Role
     from yobikake.audit.services import append_event
     from yobikake.audit.tags import AuditTag
-    from yobikake.custody.protocol import Holder, Justification, OpenRequest
     from yobikake.custody.sealing import batch_of
     from yobikake.intake.models import Target
     from yobikake.intake.sealing import BATCH
     from yobikake.intake.services import load_target_list
     from yobikake.synth.people import synthetic_people
     from yobikake.tenancy.models import Insurer
-    from yobikake.vault import batches
     from yobikake.vault.custodian import custodian
-    from yobikake.vault.reveal import FIELDS, reveal
+    from yobikake.vault.models import Purpose
+    from yobikake.vault.reveal import open_request, reveal
     from yobikake.vault.services import issue_grant
 
     call_command("migrate", verbosity=0)
@@ -238,21 +237,7 @@ def child(reveals: int) -> dict[str, float]:
         ledger entry and the opening)."""
         times = []
         for target in warm:
-            sealed = {f: bytes(v) if (v := getattr(target, f)) else None for f in FIELDS["call"]}
-            request = OpenRequest(
-                justification=Justification(
-                    holder=Holder(user_id=operator.pk, role="operator"),
-                    purpose="call",
-                    grant_id=1,
-                    insurer_id=target.insurer_id,
-                    list_id=target.target_list_id,
-                    table=Target._meta.db_table,
-                    row_id=target.pk,
-                    fields=tuple(sealed),
-                ),
-                wrapped_keys=batches.wrapped_keys(target.target_list_id, sealed.values()),
-                sealed=sealed,
-            )
+            request = open_request(operator.pk, 1, target, Purpose.CALL)
             start = time.perf_counter()
             custodian().open(request)
             times.append((time.perf_counter() - start) * 1000)

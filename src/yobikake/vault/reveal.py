@@ -175,15 +175,15 @@ def _known(exc: CustodyRefused) -> bool:
     return exc.code in Refusal._value2member_map_
 
 
-def _open(actor: Any, grant: Any, purpose: Purpose) -> dict[str, str]:
-    """The purpose's fields of the grant's person, opened by the custodian."""
-    target = grant.target
+def open_request(holder_id: int, grant_id: int, target: Any, purpose: Purpose) -> OpenRequest:
+    """What the custodian is sent to open the purpose's fields of `target` for a holder:
+    the justification, the sealed values and the wrapped keys they name."""
     sealed = {field: _bytes(getattr(target, field)) for field in FIELDS[purpose]}
-    request = OpenRequest(
+    return OpenRequest(
         justification=Justification(
-            holder=Holder(user_id=actor.pk, role=BUDGET_ROLE[purpose]),
+            holder=Holder(user_id=holder_id, role=BUDGET_ROLE[purpose]),
             purpose=str(purpose),
-            grant_id=grant.pk,
+            grant_id=grant_id,
             insurer_id=target.insurer_id,
             list_id=target.target_list_id,
             table=Target._meta.db_table,
@@ -193,6 +193,11 @@ def _open(actor: Any, grant: Any, purpose: Purpose) -> dict[str, str]:
         wrapped_keys=batches.wrapped_keys(target.target_list_id, sealed.values()),
         sealed=sealed,
     )
+
+
+def _open(actor: Any, grant: Any, purpose: Purpose) -> dict[str, str]:
+    """The purpose's fields of the grant's person, opened by the custodian."""
+    request = open_request(actor.pk, grant.pk, grant.target, purpose)
     return dict(custodian().open(request).values)
 
 
