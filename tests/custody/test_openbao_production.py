@@ -17,10 +17,10 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tests.custody.conftest import CALL_FIELDS, PERSON, Batch, Clock
-from yobikake.custody import openbao, pki, sealing
+from yobikake.custody import cli, openbao, pki, sealing
 from yobikake.custody.config import Config, ConfigError
 from yobikake.custody.core import Custodian
-from yobikake.custody.keyring import KeyringUnavailable, OpenBaoKeyring
+from yobikake.custody.keyring import KeyringUnavailable, OpenBaoKeyring, write_private
 from yobikake.custody.protocol import CustodyRefused, CustodyUnavailable
 from yobikake.vault import devserver
 from yobikake.vault.adapters.openbao import OpenBaoKeyService
@@ -125,10 +125,20 @@ def production(tmp_path_factory):
         bao.initialise()
         bao.unseal()
         home = Config.init(root / "custody").home
-        done = openbao.setup(
-            bao.client(bao.root_token), home, ca_file=bao.tls.ca, bind_cidrs=("127.0.0.1/32",)
+        write_private(root / "admin-token", bao.root_token.encode())
+        # As the security officer runs it on the custody host.
+        cli.main(
+            [
+                "openbao-setup",
+                f"--home={home}",
+                f"--addr={bao.addr}",
+                f"--ca-file={bao.tls.ca}",
+                f"--admin-token-file={root / 'admin-token'}",
+                f"--app-token-out={root / 'app-token'}",
+                "--bind-cidr=127.0.0.1/32",
+            ]
         )
-        yield Profile(bao, home, done.app_token)
+        yield Profile(bao, home, (root / "app-token").read_text().strip())
     finally:
         bao.stop()
 
@@ -191,6 +201,32 @@ def test_the_custodian_logs_in_by_approle_and_opens_what_the_application_sealed(
     assert key["keys"]["1"]["public_key"] == pem
 
 
+def test_an_expired_token_is_replaced_by_a_new_login(production):
+    root = production.bao.client(production.bao.root_token)
+    root.auth.approle.create_or_update_approle(
+        role_name=openbao.ROLE, token_ttl="2s", token_max_ttl="2s"
+    )
+    custodian = Custodian(production.home, clock=Clock())
+    try:
+        pem = custodian.create_list(6, INSURER_ID)
+        first = custodian.keyring._client.token
+        time.sleep(2.5)
+        with pytest.raises(hvac.exceptions.Forbidden):
+            root.auth.token.lookup(first)  # expired, gone
+        assert call_fields(custodian, sealed_to(pem, 6), 1)["phone"] == PERSON["phone"]
+        assert custodian.keyring._client.token != first
+    finally:
+        custodian.close()
+        root.auth.approle.create_or_update_approle(
+            role_name=openbao.ROLE,
+            token_ttl=openbao.CUSTODIAN_TOKEN_TTL,
+            token_max_ttl=openbao.CUSTODIAN_TOKEN_TTL,
+        )
+    role = root.auth.approle.read_role(role_name=openbao.ROLE)["data"]
+    assert role["token_policies"] == [openbao.CUSTODIAN_POLICY]
+    assert role["token_bound_cidrs"] == ["127.0.0.1"]
+
+
 def test_the_custodian_shreds_and_the_key_is_gone(production, custodian):
     custodian.create_list(2, INSURER_ID)
     batch = seal_as_the_application(production, 2)
@@ -227,6 +263,24 @@ def test_the_custodian_cannot_take_a_private_key_out_or_change_it(
     url = f"/v1/{openbao.CUSTODY_MOUNT}/{path.format(key=KEY.format(3))}"
     with pytest.raises(hvac.exceptions.Forbidden):
         getattr(client.adapter, method)(url, json=body)
+
+
+def test_setup_is_refused_a_token_that_is_not_an_administrators(production, tmp_path):
+    home = Config.init(tmp_path / "custody").home
+    write_private(tmp_path / "token", production.app_token.encode())
+    with pytest.raises(SystemExit, match="OpenBao refused"):
+        cli.main(
+            [
+                "openbao-setup",
+                f"--home={home}",
+                f"--addr={production.bao.addr}",
+                f"--ca-file={production.bao.tls.ca}",
+                f"--admin-token-file={tmp_path / 'token'}",
+                f"--app-token-out={tmp_path / 'app-token'}",
+            ]
+        )
+    assert Config.load(home).keyring.kind == "local"
+    assert not (tmp_path / "app-token").exists()
 
 
 def test_a_server_certificate_of_another_authority_is_refused(production, tmp_path):
