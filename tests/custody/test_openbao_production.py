@@ -402,6 +402,13 @@ def test_the_application_token_is_refused(production, application_list, method, 
             getattr(production.app().adapter, method)(f"/v1/{path}", json=body)
 
 
+@pytest.mark.parametrize("path", ["sys/rekey/init", "sys/generate-root/attempt"])
+def test_no_one_starts_a_rekey_or_a_root_generation_unauthenticated(production, path):
+    for client in (production.bao.client(), production.app()):
+        with pytest.raises(hvac.exceptions.VaultError, match="unsupported operation"):
+            client.adapter.put(f"/v1/{path}", json={"secret_shares": 1, "secret_threshold": 1})
+
+
 def test_the_application_keeps_its_own_key_service_on_its_own_mount(production):
     keys = OpenBaoKeyService(production.app(), mount=openbao.APP_MOUNT)
     keys.create_key("yobikake-insurer-21", KeyKind.WRAPPING)
