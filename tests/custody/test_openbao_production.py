@@ -68,12 +68,12 @@ class ProductionBao:
         return hvac.Client(url=self.addr, token=token, verify=str(self.tls.ca), timeout=10)
 
     def start(self) -> None:
-        log = (self.root / "server.log").open("ab")
-        self.process = subprocess.Popen(
-            [devserver.bao_binary(), "server", f"-config={self.config}"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with (self.root / "server.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [devserver.bao_binary(), "server", f"-config={self.config}"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self._wait(lambda client: client.sys.read_seal_status() is not None)
 
     def initialise(self) -> None:
