@@ -1,0 +1,101 @@
+"""`yobikake incident drill --insider`: the 2023 attack replayed with everything the
+application domain holds, against a real custodian process, running and then stopped."""
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from tests.conftest import TEST_CUSTODY
+from tests.custody import server_fixture
+from yobikake.custody.config import CONFIG_FILE
+from yobikake.vault import custodian as port
+
+# Small budgets, so that the loop meets them in a few seconds: the burst limit below the
+# holder's budget, as in the defaults (30 a minute, 60 an hour).
+HOLDER_BUDGET = 10
+DRILL_CUSTODY = {
+    **TEST_CUSTODY,
+    "synthetic": True,
+    "holder_hourly": {"default": HOLDER_BUDGET},
+    "centre_per_minute": 6,
+    "refusal_alert_threshold": 3,
+}
+
+
+def _serve(root, monkeypatch, settings):
+    """The custodian process on `root`'s home (made, or as it was left), reached by this
+    process and by the commands it runs."""
+    server = server_fixture.start(root)
+    client = server.client()
+    monkeypatch.setattr(port, "_build", lambda *args: client)
+    monkeypatch.setenv("YOBIKAKE_CUSTODIAN_URL", server.url)
+    settings.YOBIKAKE_CUSTODIAN_URL = server.url
+    return server, client
+
+
+def _configure(home, values):
+    path = home / CONFIG_FILE
+    path.write_text(json.dumps({**json.loads(path.read_text()), **values}))
+
+
+def _drill(custody_home) -> dict:
+    out = StringIO()
+    call_command(
+        "incident", "drill", "--insider", "--json", "--custody-home", str(custody_home), stdout=out
+    )
+    return json.loads(out.getvalue())
+
+
+@pytest.mark.django_db
+def test_the_insider_is_stopped_by_the_custodians_budgets_and_opens_no_one_when_it_is_stopped(
+    canaries, tmp_path, monkeypatch, settings
+):
+    root = tmp_path / "custody-process"
+    home, _ = server_fixture.init(root)
+    _configure(home, {**TEST_CUSTODY, "synthetic": True})
+    server, client = _serve(root, monkeypatch, settings)
+    call_command("demo", "--no-serve", stdout=StringIO())
+    client.close()
+    server.stop()
+    _configure(home, DRILL_CUSTODY)
+    server, client = _serve(root, monkeypatch, settings)
+    try:
+        running = _drill(home)
+    finally:
+        client.close()
+        server.stop()
+    stopped = _drill(home)
+
+    keys, ask, bulk = running["moves"]
+    assert keys["values_read"] > 1000 and keys["symmetric_keys"] > 10
+    assert keys["sealed_columns_not_tried"] == []
+    assert keys["people_opened"] == 0  # nothing in the application domain opens a value
+    assert 1 <= ask["people_opened"] <= HOLDER_BUDGET
+    assert ask["stopped_by"] == "custody_centre_burst"
+    assert "canaries" in ask["canaries"] and not ask["canaries"].startswith("the custodian did")
+    assert 1 <= running["people_opened_before_first_alert"] <= HOLDER_BUDGET
+    assert 0 < running["seconds_to_first_alert"] <= 60
+    alert = running["first_alert"]
+    assert alert["severity"] == "critical" and alert["kind"] == "centre_burst"
+    assert alert["file"] == str(home / "alerts.log")
+    assert str(home / "alerts.log") in running["measured_by"]
+    # What the bulk move got is reported as it happened, and counted.
+    export, probe = bulk["attempts"]
+    assert export["result"].startswith(("opened", "refused"))
+    assert running["people_opened"] == ask["people_opened"] + export["people_opened"]
+    assert probe["result"] == "opened 0 people" and "synthetic" in probe["means"]
+
+    assert stopped["people_opened"] == 0
+    assert stopped["seconds_to_first_alert"] is None and stopped["first_alert"] is None
+    assert stopped["moves"][1]["stopped_by"] == "the custodian does not answer"
+    assert {a["result"] for a in stopped["moves"][2]["attempts"]} == {
+        "the custodian does not answer"
+    }
+
+
+@pytest.mark.django_db
+def test_the_insider_drill_refuses_a_real_installation(world):
+    with pytest.raises(CommandError, match="demo installation"):
+        call_command("incident", "drill", "--insider", stdout=StringIO())
