@@ -24,14 +24,13 @@ DRILL_CUSTODY = {
 }
 
 
-def _serve(root, monkeypatch, settings):
-    """The custodian process on `root`'s home (made, or as it was left), reached by this
-    process and by the commands it runs."""
+def _serve(root, monkeypatch):
+    """The custodian process on `root`'s home (made, or as it was left), reached through
+    the port. (The demo starts a custodian of its own where the settings say, which this
+    test does not use.)"""
     server = server_fixture.start(root)
     client = server.client()
     monkeypatch.setattr(port, "_build", lambda *args: client)
-    monkeypatch.setenv("YOBIKAKE_CUSTODIAN_URL", server.url)
-    settings.YOBIKAKE_CUSTODIAN_URL = server.url
     return server, client
 
 
@@ -50,17 +49,17 @@ def _drill(custody_home) -> dict:
 
 @pytest.mark.django_db
 def test_the_insider_is_stopped_by_the_custodians_budgets_and_opens_no_one_when_it_is_stopped(
-    canaries, tmp_path, monkeypatch, settings
+    canaries, tmp_path, monkeypatch
 ):
     root = tmp_path / "custody-process"
     home, _ = server_fixture.init(root)
     _configure(home, {**TEST_CUSTODY, "synthetic": True})
-    server, client = _serve(root, monkeypatch, settings)
+    server, client = _serve(root, monkeypatch)
     call_command("demo", "--no-serve", stdout=StringIO())
     client.close()
     server.stop()
     _configure(home, DRILL_CUSTODY)
-    server, client = _serve(root, monkeypatch, settings)
+    server, client = _serve(root, monkeypatch)
     try:
         running = _drill(home)
     finally:

@@ -232,15 +232,17 @@ def _gather_file(keys: Keys, path: Path, shown: str) -> None:
 
 def _gather_files(keys: Keys, home: Path, custody_home: Path) -> None:
     """Every file of the application's home (and of its keys and client directories,
-    wherever the settings put them), except the custody home."""
+    wherever the settings put them), except the custody home: the one given, and the
+    demo's place for it, `custody/` in the home."""
     roots = {home, Path(settings.YOBIKAKE_KEYS_DIR), Path(settings.YOBIKAKE_CUSTODIAN_CLIENT_DIR)}
     if settings.YOBIKAKE_MASTER_KEY_FILE:
         roots.add(Path(settings.YOBIKAKE_MASTER_KEY_FILE))
+    custody = (custody_home, home / "custody")
     seen: set[Path] = set()
     for root in sorted(roots):
         paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
         for path in paths:
-            if path.resolve() in seen or _within(path, custody_home):
+            if path.resolve() in seen or any(_within(path, c) for c in custody):
                 continue
             seen.add(path.resolve())
             shown = str(path.relative_to(home)) if _within(path, home) else str(path)
