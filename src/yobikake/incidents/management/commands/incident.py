@@ -255,6 +255,11 @@ def print_insider(console: Console, result: dict[str, Any]) -> None:
             f"First critical custody alert: #{alert['id']} {alert['kind']} "
             f"({alert['label']}), ledger entry #{alert['ledger_seq']}, in {alert['file']}"
         )
+    elif standing := result["standing_alert"]:
+        console.print(
+            f"No new critical custody alert: #{standing['id']} {standing['kind']}, raised "
+            f"{standing['seconds_before_the_drill']} s before the drill, holds repeats back."
+        )
     else:
         console.print("No critical custody alert.")
     console.print(f"Custody alerts raised: {result['custody_alerts']}")
