@@ -66,6 +66,8 @@ def test_the_insider_is_stopped_by_the_custodians_budgets_and_opens_no_one_when_
         client.close()
         server.stop()
     stopped = _drill(home)
+    text = StringIO()
+    call_command("incident", "drill", "--insider", "--custody-home", str(home), stdout=text)
 
     keys, ask, bulk = running["moves"]
     assert keys["values_read"] > 1000 and keys["symmetric_keys"] > 10
@@ -85,6 +87,8 @@ def test_the_insider_is_stopped_by_the_custodians_budgets_and_opens_no_one_when_
     assert export["result"].startswith(("opened", "refused"))
     assert running["people_opened"] == ask["people_opened"] + export["people_opened"]
     assert probe["result"] == "opened 0 people" and "synthetic" in probe["means"]
+    # Round the application's services: nothing of it in the application's own records.
+    assert running["application_events"] == running["application_alerts"] == 0
 
     assert stopped["people_opened"] == 0
     assert stopped["seconds_to_first_alert"] is None and stopped["first_alert"] is None
@@ -92,6 +96,8 @@ def test_the_insider_is_stopped_by_the_custodians_budgets_and_opens_no_one_when_
     assert {a["result"] for a in stopped["moves"][2]["attempts"]} == {
         "the custodian does not answer"
     }
+    assert "people_opened: 0\n" in text.getvalue()
+    assert "No critical custody alert." in text.getvalue()
 
 
 @pytest.mark.django_db

@@ -46,7 +46,7 @@ from django.conf import settings
 from django.db.models import Max
 from django.utils import timezone
 
-from yobikake.audit.models import Alert
+from yobikake.audit.models import Alert, Event
 from yobikake.calling.models import Attempt
 from yobikake.custody import sealing
 from yobikake.custody.protocol import (
@@ -663,6 +663,7 @@ def run(*, custody_home: Path | None = None) -> dict[str, Any]:
     custody_home = Path(custody_home or home / "custody")
     log = AlertLog(custody_home / ALERT_LOG)
     app_alerts = Alert.objects.aggregate(Max("pk"))["pk__max"] or 0
+    app_events = Event.objects.aggregate(Max("pk"))["pk__max"] or 0
     keys = move_keys(home, custody_home)
     began = datetime.now(UTC)
     ask = move_ask(lists, log)
@@ -686,7 +687,10 @@ def run(*, custody_home: Path | None = None) -> dict[str, Any]:
         "first_alert": where,
         "standing_alert": _standing(log, began),
         "custody_alerts": dict(log.kinds),
+        # The insider went round the application's services: its log and alerts hold
+        # nothing of the opens (comparing them with the custody ledger is what finds that).
         "application_alerts": Alert.objects.filter(pk__gt=app_alerts).count(),
+        "application_events": Event.objects.filter(pk__gt=app_events).count(),
         "measured_by": (
             f"the custody alert log {log.path}, read from where it stood when the drill "
             "began, as the security officer reads it; nothing else of custody was read. "

@@ -263,6 +263,10 @@ def print_insider(console: Console, result: dict[str, Any]) -> None:
     else:
         console.print("No critical custody alert.")
     console.print(f"Custody alerts raised: {result['custody_alerts']}")
+    console.print(
+        f"In the application's records: {result['application_events']} audit events, "
+        f"{result['application_alerts']} alerts."
+    )
     console.print(f"Measured by: {result['measured_by']}")
 
 
