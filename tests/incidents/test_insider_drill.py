@@ -7,9 +7,12 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.conftest import TEST_CUSTODY
+from tests.conftest import TEST_CUSTODY, load_people
 from tests.custody import server_fixture
-from yobikake.custody.config import CONFIG_FILE
+from tests.custody.conftest import configure, openbao_settings
+from yobikake.custody.config import Config
+from yobikake.incidents import insider
+from yobikake.intake.models import Target
 from yobikake.vault import custodian as port
 
 # Small budgets, so that the loop meets them in a few seconds: the burst limit below the
@@ -34,11 +37,6 @@ def _serve(root, monkeypatch):
     return server, client
 
 
-def _configure(home, values):
-    path = home / CONFIG_FILE
-    path.write_text(json.dumps({**json.loads(path.read_text()), **values}))
-
-
 def _drill(custody_home) -> dict:
     out = StringIO()
     call_command(
@@ -53,12 +51,12 @@ def test_the_insider_is_stopped_by_the_custodians_budgets_and_opens_no_one_when_
 ):
     root = tmp_path / "custody-process"
     home, _ = server_fixture.init(root)
-    _configure(home, {**TEST_CUSTODY, "synthetic": True})
+    configure(home, **TEST_CUSTODY, synthetic=True)
     server, client = _serve(root, monkeypatch)
     call_command("demo", "--no-serve", stdout=StringIO())
     client.close()
     server.stop()
-    _configure(home, DRILL_CUSTODY)
+    configure(home, **DRILL_CUSTODY)
     server, client = _serve(root, monkeypatch)
     try:
         running = _drill(home)
@@ -104,3 +102,38 @@ def test_the_insider_is_stopped_by_the_custodians_budgets_and_opens_no_one_when_
 def test_the_insider_drill_refuses_a_real_installation(world):
     with pytest.raises(CommandError, match="demo installation"):
         call_command("incident", "drill", "--insider", stdout=StringIO())
+
+
+@pytest.mark.django_db
+def test_a_key_service_token_is_tried_on_custodys_openbao_keys_and_opens_only_what_it_may(
+    openbao, world, tmp_path, monkeypatch
+):
+    """Custody's list keys in OpenBao transit: the drill's token opens every person when
+    OpenBao lets it decrypt (a root token), and no one under a policy that only reads
+    the keys (what the application's token gets)."""
+    home = Config.init(tmp_path / "custody", synthetic=True).home
+    keyring = openbao_settings(home, openbao)
+    configure(home, keyring=keyring)
+    custody = port.InProcess(home)
+    monkeypatch.setattr(port, "_build", lambda *args: custody)
+    try:
+        load_people(world, 5)
+        values, _ = insider.read_sealed_values()
+        batches = insider.by_batch(values)
+        mount = keyring["mount"]
+        root, opened = insider.try_openbao(
+            batches, addr=openbao.addr, token=openbao.token, mount=mount
+        )
+        assert opened == set(Target.objects.values_list("pk", flat=True)) and len(opened) == 5
+        assert root and all(line.endswith("DECRYPTED") for line in root)
+
+        client = openbao.client()
+        client.sys.create_or_update_policy(
+            name=f"{mount}-read", policy=f'path "{mount}/keys/*" {{ capabilities = ["read"] }}'
+        )
+        token = client.auth.token.create(policies=[f"{mount}-read"])["auth"]["client_token"]
+        refused, opened = insider.try_openbao(batches, addr=openbao.addr, token=token, mount=mount)
+        assert opened == set()
+        assert refused and all(line.endswith("refused (Forbidden)") for line in refused)
+    finally:
+        custody.close()

@@ -301,7 +301,7 @@ def _opens(aead: AESGCM, value: SealedValue) -> bool:
     return True
 
 
-def _by_batch(values: list[SealedValue]) -> dict[int, list[SealedValue]]:
+def by_batch(values: list[SealedValue]) -> dict[int, list[SealedValue]]:
     batches: dict[int, list[SealedValue]] = {}
     for value in values:
         batches.setdefault(sealing.batch_of(value.sealed), []).append(value)
@@ -341,32 +341,45 @@ def _try_private(keys: Keys, batches: dict[int, list[SealedValue]]) -> set[int]:
     return people
 
 
-def _try_openbao(values: list[SealedValue]) -> list[str]:
-    """With OpenBao as the key service, its token asks transit to decrypt a wrapped
-    batch key under the custodian's key name for the list (what its policy must refuse)."""
-    if settings.YOBIKAKE_KEY_SERVICE != "openbao" or not settings.OPENBAO_TOKEN:
-        return []
+def try_openbao(
+    batches: dict[int, list[SealedValue]], *, addr: str, token: str, mount: str
+) -> tuple[list[str], set[int]]:
+    """The key service's token asks OpenBao's transit engine to decrypt each wrapped
+    batch key under the custodian's key name for its list (what custody's policy must
+    refuse the application's token); the values of any batch it answers for are opened.
+    What was answered, list by list; and the people opened."""
     import hvac
 
     from yobikake.custody.keyring import OpenBaoKeyring
 
-    client = hvac.Client(url=settings.OPENBAO_ADDR, token=settings.OPENBAO_TOKEN, timeout=10)
-    tried = []
-    for list_id in sorted({v.list_id for v in values})[:5]:
-        batch = SealedBatch.objects.filter(target_list_id=list_id).first()
-        if batch is None:
-            continue
+    client = hvac.Client(url=addr, token=token, timeout=10)
+    wrapped = (
+        SealedBatch.objects.filter(pk__in=list(batches))
+        .order_by("pk")
+        .values_list("pk", "target_list_id", "wrapped_key")
+    )
+    answers: dict[int, str] = {}
+    people: set[int] = set()
+    for batch_id, list_id, wrapped_key in wrapped.values_list(
+        "pk", "target_list_id", "wrapped_key"
+    ):
+        if answers.get(list_id, "").startswith("refused"):
+            continue  # one key a list: refused once, refused for all its batches
         name = OpenBaoKeyring.key_name(list_id)
         try:
-            client.secrets.transit.decrypt_data(
+            answer = client.secrets.transit.decrypt_data(
                 name=name,
-                ciphertext="vault:v1:" + base64.b64encode(bytes(batch.wrapped_key)).decode(),
-                mount_point=settings.OPENBAO_TRANSIT_MOUNT,
+                ciphertext="vault:v1:" + base64.b64encode(bytes(wrapped_key)).decode(),
+                mount_point=mount,
             )
-            tried.append(f"transit decrypt with {name}: ANSWERED (a wrapped batch key unwrapped)")
         except Exception as exc:  # every answer but a decryption is the finding
-            tried.append(f"transit decrypt with {name}: refused ({type(exc).__name__})")
-    return tried
+            answers[list_id] = f"refused ({type(exc).__name__})"
+            continue
+        answers[list_id] = "DECRYPTED"
+        key = base64.b64decode(answer["data"]["plaintext"])
+        people |= _opened_with(AESGCM(key), batches[batch_id])
+    lines = [f"transit decrypt with {OpenBaoKeyring.key_name(i)}: {a}" for i, a in answers.items()]
+    return lines, people
 
 
 def move_keys(home: Path, custody_home: Path) -> dict[str, Any]:
@@ -376,10 +389,17 @@ def move_keys(home: Path, custody_home: Path) -> dict[str, Any]:
     _gather_files(keys, home, custody_home)
     _gather_environment(keys)
     _gather_key_service(keys)
-    batches = _by_batch(values)
+    batches = by_batch(values)
     people = _try_symmetric(keys, batches) | _try_private(keys, batches)
-    openbao = _try_openbao(values)
-    opened_by_bao = sum(1 for line in openbao if "ANSWERED" in line)
+    openbao: list[str] = []
+    if settings.YOBIKAKE_KEY_SERVICE == "openbao" and settings.OPENBAO_TOKEN:
+        openbao, by_bao = try_openbao(
+            batches,
+            addr=settings.OPENBAO_ADDR,
+            token=settings.OPENBAO_TOKEN,
+            mount=settings.OPENBAO_TRANSIT_MOUNT,
+        )
+        people |= by_bao
     return {
         "move": "keys",
         "tried": (
@@ -402,7 +422,7 @@ def move_keys(home: Path, custody_home: Path) -> dict[str, Any]:
         "private_keys": [source for source, _ in keys.private],
         "notes": keys.notes,
         "openbao": openbao,
-        "people_opened": len(people) + opened_by_bao,
+        "people_opened": len(people),
         "seconds": round(time.monotonic() - started, 2),
     }
 
