@@ -43,7 +43,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
-from django.db.models import Max
+from django.db.models import Max, Model
 from django.utils import timezone
 
 from yobikake.audit.models import Alert, Event
@@ -75,7 +75,7 @@ from yobikake.vault.secrets import wrapped_secret
 from yobikake.vault.service import key_service
 
 # Where each table's sealed values say their list and insurer (their associated data).
-PLACES: dict[type, tuple[str, str]] = {
+PLACES: dict[type[Model], tuple[str, str]] = {
     Target: ("target_list_id", "insurer_id"),
     Attempt: ("call_target__target__target_list_id", "call_target__target__insurer_id"),
 }
@@ -153,7 +153,7 @@ class SealedValue:
         return field_aad(self.table, self.column, self.row_id, self.list_id, self.insurer_id)
 
 
-def sealed_columns() -> list[tuple[type, str]]:
+def sealed_columns() -> list[tuple[type[Model], str]]:
     from django.apps import apps
 
     return [
@@ -177,7 +177,7 @@ def read_sealed_values() -> tuple[list[SealedValue], list[str]]:
         list_path, insurer_path = PLACES[model]
         person = "id" if model is Target else "call_target__target_id"
         rows = (
-            model.objects.exclude(**{column: None})  # type: ignore[attr-defined]
+            model.objects.exclude(**{column: None})
             .values_list("id", list_path, insurer_path, person, column)
             .iterator(chunk_size=5000)
         )
@@ -263,9 +263,9 @@ def _gather_environment(keys: Keys) -> None:
     for name, value in sorted(os.environ.items()):
         keys.add_text(value, f"environment {name}")
     for name in dir(settings):
-        value = getattr(settings, name, None)
-        if name.isupper() and isinstance(value, str) and value:
-            keys.add_text(str(value), f"setting {name}")
+        setting = getattr(settings, name, None)
+        if name.isupper() and isinstance(setting, str) and setting:
+            keys.add_text(str(setting), f"setting {name}")
 
 
 def _gather_key_service(keys: Keys) -> None:
