@@ -95,7 +95,9 @@ def test_the_insider_is_stopped_by_the_custodians_budgets_and_opens_no_one_when_
         "the custodian does not answer"
     }
     assert "people_opened: 0\n" in text.getvalue()
-    assert "No critical custody alert." in text.getvalue()
+    # The running drill's alert stands: the stopped custodian raises none of its own.
+    assert stopped["standing_alert"]["severity"] == "critical"
+    assert "No new critical custody alert: #" in text.getvalue()
 
 
 @pytest.mark.django_db
