@@ -49,6 +49,7 @@ from django.utils import timezone
 from yobikake.audit.models import Alert, Event
 from yobikake.calling.models import Attempt
 from yobikake.custody import sealing
+from yobikake.custody.openbao import CUSTODY_MOUNT
 from yobikake.custody.protocol import (
     BulkRequest,
     CustodyRefused,
@@ -393,13 +394,14 @@ def move_keys(home: Path, custody_home: Path) -> dict[str, Any]:
     people = _try_symmetric(keys, batches) | _try_private(keys, batches)
     openbao: list[str] = []
     if settings.YOBIKAKE_KEY_SERVICE == "openbao" and settings.OPENBAO_TOKEN:
-        openbao, by_bao = try_openbao(
-            batches,
-            addr=settings.OPENBAO_ADDR,
-            token=settings.OPENBAO_TOKEN,
-            mount=settings.OPENBAO_TRANSIT_MOUNT,
-        )
-        people |= by_bao
+        # The custody mount's name is in the project's code; the application's own
+        # mount in its settings.
+        for mount in dict.fromkeys((CUSTODY_MOUNT, settings.OPENBAO_TRANSIT_MOUNT)):
+            answers, by_bao = try_openbao(
+                batches, addr=settings.OPENBAO_ADDR, token=settings.OPENBAO_TOKEN, mount=mount
+            )
+            openbao += [f"{mount}: {line}" for line in answers]
+            people |= by_bao
     return {
         "move": "keys",
         "tried": (
