@@ -11,6 +11,7 @@ from tests.conftest import TEST_CUSTODY, load_people
 from tests.custody import server_fixture
 from tests.custody.conftest import configure, openbao_settings
 from yobikake.custody.config import Config
+from yobikake.custody.openbao import APP_POLICY, policy
 from yobikake.incidents import insider
 from yobikake.intake.models import Target
 from yobikake.vault import custodian as port
@@ -111,8 +112,7 @@ def test_a_key_service_token_is_tried_on_custodys_openbao_keys_and_opens_only_wh
     openbao, world, tmp_path, monkeypatch
 ):
     """Custody's list keys in OpenBao transit: the drill's token opens every person when
-    OpenBao lets it decrypt (a root token), and no one under a policy that only reads
-    the keys (what the application's token gets)."""
+    OpenBao lets it decrypt (a root token), and no one under the application's policy."""
     home = Config.init(tmp_path / "custody", synthetic=True).home
     keyring = openbao_settings(home, openbao)
     configure(home, keyring=keyring)
@@ -129,11 +129,11 @@ def test_a_key_service_token_is_tried_on_custodys_openbao_keys_and_opens_only_wh
         assert opened == set(Target.objects.values_list("pk", flat=True)) and len(opened) == 5
         assert root and all(line.endswith("DECRYPTED") for line in root)
 
+        # The production profile's policy for the application's token, on this mount.
         client = openbao.client()
-        client.sys.create_or_update_policy(
-            name=f"{mount}-read", policy=f'path "{mount}/keys/*" {{ capabilities = ["read"] }}'
-        )
-        token = client.auth.token.create(policies=[f"{mount}-read"])["auth"]["client_token"]
+        app = f"{mount}-{APP_POLICY}"
+        client.sys.create_or_update_policy(name=app, policy=policy(APP_POLICY, custody_mount=mount))
+        token = client.auth.token.create(policies=[app])["auth"]["client_token"]
         refused, opened = insider.try_openbao(batches, addr=openbao.addr, token=token, mount=mount)
         assert opened == set()
         assert refused and all(line.endswith("refused (Forbidden)") for line in refused)
