@@ -5,14 +5,16 @@ credentials (settings, environment, the custodian client certificate, the key se
 token) and a shell with the project's code. Three moves, each tried for real:
 
 1. **Keys.** Read every sealed column of the database, gather every key the application
-   domain holds or can unwrap, and try each on every value (and every private key on
-   every wrapped batch key). Nothing opens: a list's private key exists only in custody.
+   domain holds or can unwrap, and try each on every batch of values (and every private
+   key on every wrapped batch key). Nothing opens: a list's private key exists only in
+   custody.
 2. **Ask.** Do what the application does to open a person — the vault's `open_request`
-   sent through the custodian port with the client certificate — for a real holder (the
-   holder of the newest live grant in the database), in a tight loop over every stored
-   person, leaving out the canaries the custodian tells the application about. When the
-   custodian refuses the holder, go on as invented holders (the holder is the
-   application's word); when it refuses calls for the hour, ask for research instead.
+   sent through the custodian port with the client certificate — for a real holder (of
+   the newest live grant in the database, or else the newest grant), in a tight loop
+   over every stored person, leaving out the canaries the custodian tells the
+   application about. When the custodian refuses the holder, go on as invented holders
+   (the holder is the application's word); when it refuses calls for the hour, ask for
+   research instead.
    The custodian's budgets stop the loop; the first critical custody alert is timed.
 3. **Bulk.** Ask the port for a bulk open: an export of one insurer's people under an
    approval that does not exist, and a synthetic bulk open (probed with no rows, so the
@@ -46,6 +48,7 @@ from django.conf import settings
 from django.db.models import Max, Model
 from django.utils import timezone
 
+from yobikake.accounts.models import User
 from yobikake.audit.models import Alert, Event
 from yobikake.calling.models import Attempt
 from yobikake.custody import sealing
@@ -494,8 +497,6 @@ def _ask_once(asking: Asking, target: Target) -> str:
 
 
 def _invent_holder(asking: Asking) -> int:
-    from yobikake.accounts.models import User
-
     highest = User.objects.aggregate(Max("pk"))["pk__max"] or 0
     invented = highest + 1000 + len(asking.invented)
     asking.invented.append(invented)
@@ -514,7 +515,7 @@ def move_ask(lists: list[TargetList], log: AlertLog) -> dict[str, Any]:
     except CustodyUnavailable:
         leave_out, told = frozenset(), "the custodian did not answer which rows are canaries"
     asking = Asking(grant.holder_id, grant.pk, GrantPurpose(grant.purpose), grant.holder_id)
-    asked = 0
+    asked, stopped = 0, False
     for target in _people(lists, leave_out):
         while _ask_once(asking, target) == "adapted" and asking.refused_in_a_row < GIVE_UP_AFTER:
             pass
@@ -526,8 +527,11 @@ def move_ask(lists: list[TargetList], log: AlertLog) -> dict[str, Any]:
             or asking.refused_in_a_row >= GIVE_UP_AFTER
             or time.monotonic() - started > LOOP_SECONDS
         ):
+            stopped = True
             break
     summary = _ask_summary(asking, grant, asked, told, time.monotonic() - started)
+    if not stopped:
+        summary["stopped_by"] = None  # every stored person was asked for
     summary["holder"]["grant"] = which
     return summary
 
