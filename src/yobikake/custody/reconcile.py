@@ -68,6 +68,8 @@ REPORT_LIMIT = 5000
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 _TEXT = re.compile(r"^[A-Za-z0-9_.:/ -]{0,64}$")
 _MAX_DETAILS = 2000
+# Longer than any open takes (a bulk open's timeout is 300 s).
+_OPEN_MARGIN = timedelta(hours=1)
 # Unmatched items named in a pass's summary.
 _NAMED = 20
 
@@ -218,6 +220,12 @@ class Reconciler:
         self.grace = timedelta(seconds=grace)
         self.deadline = timedelta(seconds=deadline)
         self._clock = clock or (lambda: datetime.now(UTC))
+        # What earlier passes of this process have settled for good, so that a pass reads
+        # only what is new: opens made after `_opens_after` (an open's entry is
+        # appended when it ends, dated when it began: a margin longer than any open),
+        # reveal events after `_events_after`.
+        self._opens_after: datetime | None = None
+        self._events_after = 0
         with ledger.writing() as writer:
             for statement in [*SCHEMA.split(";"), *GUARDS]:
                 if statement.strip():
@@ -397,11 +405,13 @@ class Reconciler:
     ) -> None:
         """Each open the ledger made before `cutoff`, not yet settled, against its
         event."""
+        since = self._opens_after - _OPEN_MARGIN if self._opens_after else datetime.min
         opens = self.ledger.entries_where(
-            "kind IN (?, ?) AND at <= ? AND seq NOT IN "
+            "kind IN (?, ?) AND at > ? AND at <= ? AND seq NOT IN "
             "(SELECT ref FROM reconciled WHERE side = 'open')",
-            (Kind.OPEN, Kind.OPEN_BULK, timestamp(cutoff)),
+            (Kind.OPEN, Kind.OPEN_BULK, timestamp(since.replace(tzinfo=UTC)), timestamp(cutoff)),
         )
+        self._opens_after = cutoff
         claimed = self._claimed()
         for entry in opens:
             if entry.kind == Kind.OPEN_BULK and entry.purpose == Purpose.SYNTHETIC:
@@ -489,19 +499,21 @@ class Reconciler:
         ledger: an open (matched by `_opens`, perhaps in a later pass), a refusal, or the
         application's record that the custodian could not be reached."""
         rows = self.ledger.query(
-            f"SELECT {_EVENT_COLUMNS} FROM app_events WHERE outcome = ? AND received_at <= ? "  # noqa: S608
-            f"AND tag IN ({', '.join('?' * len(REVEAL_TAGS))}) AND seq NOT IN "
-            "(SELECT ref FROM reconciled WHERE side = 'event') ORDER BY seq",
-            (ALLOWED, timestamp(cutoff), *REVEAL_TAGS.values()),
+            f"SELECT {_EVENT_COLUMNS} FROM app_events WHERE seq > ? AND outcome = ? "  # noqa: S608
+            f"AND received_at <= ? AND tag IN ({', '.join('?' * len(REVEAL_TAGS))}) "
+            "AND seq NOT IN (SELECT ref FROM reconciled WHERE side = 'event') ORDER BY seq",
+            (self._events_after, ALLOWED, timestamp(cutoff), *REVEAL_TAGS.values()),
         )
         matched = {ref for side, ref, _, _ in settled if side == "event"}
+        waiting: list[int] = []
         for event in (Stored(*row) for row in rows):
             if event.seq in matched:
                 continue
             bulk = event.tag == EXPORT_TAG and event.target_id is None
             ledger = self._ledger_of(event, bulk)
             if ledger is not None and ledger.kind in (Kind.OPEN, Kind.OPEN_BULK):
-                continue  # its open is matched once a report has covered it
+                waiting.append(event.seq)  # matched once a report has covered its open
+                continue
             if ledger is not None:
                 settled.append(("event", event.seq, "refused", ledger.seq))
                 counts["refused"] += 1
@@ -513,6 +525,9 @@ class Reconciler:
             else:
                 problems.append(_without_open(event, bulk))
                 settled.append(("event", event.seq, "alerted", None))
+        if rows:
+            # Events arrive in sequence: those after the last one read are not read yet.
+            self._events_after = (min(waiting) - 1) if waiting else rows[-1][0]
 
     def _ledger_of(self, event: Stored, bulk: bool) -> Entry | None:
         if bulk:

@@ -16,7 +16,7 @@ from rich.table import Table
 from yobikake.accounts.models import User
 from yobikake.accounts.selectors import active_roles
 from yobikake.audit.startup import StartRefused, check_at_start
-from yobikake.custody.protocol import CustodyUnavailable
+from yobikake.custody.protocol import CustodyRefused, CustodyUnavailable
 from yobikake.synth.demo import (
     DEMO_PASSWORD,
     DEMO_USERS,
@@ -31,7 +31,11 @@ from yobikake.synth.demo import (
     load_demo_results,
     load_demo_retention,
 )
+from yobikake.vault.audit_report import report
 from yobikake.vault.custodian import HttpCustodian
+
+# Seconds between the audit log's reports to the custodian: well within its deadline.
+REPORT_EVERY = 60
 
 
 class Command(BaseCommand):
@@ -64,6 +68,7 @@ class Command(BaseCommand):
         except StartRefused as refused:
             raise CommandError(f"refused to start: {refused}") from None
         custodian = self._start_custodian()
+        reporter = self._start_reporter()
         try:
             try:
                 load_demo()
@@ -87,11 +92,13 @@ class Command(BaseCommand):
                 for said in (step() for step in steps):
                     if said:
                         self.stdout.write(said)
+            self._report()
             self._print_logins()
             if not options["no_serve"]:
                 self._serve(options["addr"])
         finally:
-            self._stop_custodian(custodian)
+            self._stop_process(reporter)
+            self._stop_process(custodian)
 
     def _serve(self, addr: str) -> None:
         """The web server, with a task worker beside it (list imports run there)."""
@@ -151,7 +158,7 @@ class Command(BaseCommand):
                     break
                 except CustodyUnavailable:
                     if time.monotonic() > deadline:
-                        self._stop_custodian(process)
+                        self._stop_process(process)
                         raise CommandError("the custodian did not answer in 30 s") from None
                     time.sleep(0.1)
         finally:
@@ -159,8 +166,30 @@ class Command(BaseCommand):
         self.stdout.write(f"Custodian serving on {url.netloc} (home {home}).")
         return process
 
+    def _report(self) -> None:
+        """Report all the loading did to the custodian, before serving or stopping."""
+        try:
+            report()
+        except (CustodyRefused, CustodyUnavailable) as exc:
+            # A database made afresh beside a custody home that was kept: the custodian
+            # has its critical alert; the demo goes on.
+            self.stderr.write(f"The custodian refused the audit log's report: {exc}")
+
+    def _start_reporter(self) -> subprocess.Popen[bytes]:
+        """The audit log's reports to the custodian, which reconciles them with its ledger
+        (and alerts when they stop), every `REPORT_EVERY` seconds while the demo runs."""
+        return subprocess.Popen(  # noqa: S603 - our own command
+            [
+                str(Path(sys.executable).with_name("yobikake")),
+                "report_audit",
+                "--every",
+                str(REPORT_EVERY),
+            ],
+            env={**os.environ, "DJANGO_SETTINGS_MODULE": "yobikake.settings"},
+        )
+
     @staticmethod
-    def _stop_custodian(process: subprocess.Popen[bytes]) -> None:
+    def _stop_process(process: subprocess.Popen[bytes]) -> None:
         process.terminate()
         try:
             process.wait(timeout=10)
