@@ -201,6 +201,43 @@ def test_a_reported_event_cannot_be_taken_back(local_custodian, reconciler, cloc
     assert reconciler.cursor().hash == log.events[0].hash
 
 
+def test_an_event_whose_open_is_another_is_alerted_both_ways(local_custodian, reconciler, clock):
+    """A forged event, and an open of another row naming it: neither accounts for the
+    other."""
+    log = AppLog()
+    batch = new_batch(local_custodian)
+    forged = log.reveal(batch, row_id=5)
+    request = batch.request(6)
+    local_custodian.open(
+        replace(request, justification=replace(request.justification, event_id=forged.seq))
+    )
+    later_report(reconciler, clock, log)
+    reconciler.run()
+    clock.advance(seconds=60)
+    reconciler.run()
+    assert sorted(alert_kinds(local_custodian)) == [
+        AlertKind.EVENT_WITHOUT_OPEN,
+        AlertKind.OPEN_UNRECORDED,
+    ]
+    clock.advance(seconds=60)
+    assert reconciler.run()["alerts_total"] == 0  # each settled once
+
+
+def test_two_reporters_at_once_repeat_more_than_the_last_event(local_custodian, reconciler):
+    log = AppLog()
+    for _ in range(3):
+        log.login()
+    reconciler.receive(log.events[:2])
+    log.login()
+    reconciler.receive(log.events[1:])
+    reconciler.receive(log.events[:])  # the slower one, from its older cursor
+    assert reconciler.cursor().through_seq == 4
+    edited = replace(log.events[1], hash="f" * 64)
+    with pytest.raises(CustodyRefused):
+        reconciler.receive([edited, *log.events[2:]])
+    assert alert_kinds(local_custodian) == [AlertKind.REPORT_BROKEN]
+
+
 def test_an_event_without_its_open_is_a_critical_alert(local_custodian, reconciler, clock):
     log = AppLog()
     batch = new_batch(local_custodian)

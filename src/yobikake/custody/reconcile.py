@@ -297,17 +297,20 @@ class Reconciler:
         received = timestamp(now)
         broken, kept = "", 0
         if through:
-            # Every report repeats the last event reported: a log cut short or rewritten
-            # from there shows at the next report, even one with nothing new.
-            if not events or (events[0].seq, events[0].hash) != (through, last_hash):
-                said = f"event {events[0].seq} ({events[0].hash[:16]}…)" if events else "nothing"
+            # Every report repeats at least the last event reported (two reporters at
+            # once may repeat more): a log cut short or rewritten from there shows at the
+            # next report, even one with nothing new.
+            repeated = [event for event in events if event.seq <= through]
+            differs = self._differs(writer, repeated)
+            if not repeated or repeated[-1].seq != through or differs:
+                said = differs or (f"begins with event {events[0].seq}" if events else "is empty")
                 broken = (
-                    f"the application's report begins with {said}, not audit event {through} "
-                    f"({last_hash[:16]}…) as reported before: events deleted, edited or "
-                    "renumbered"
+                    f"the application's report {said}, where the custodian holds its log "
+                    f"through audit event {through} ({last_hash[:16]}…): events deleted, "
+                    "edited or renumbered"
                 )
                 return ReportCursor(through, last_hash), broken
-            events = events[1:]
+            events = events[len(repeated) :]
         for event in events:
             if event.seq != through + 1 or event.prev_hash != last_hash:
                 broken = (
@@ -345,6 +348,16 @@ class Reconciler:
                 reason=f"audit events {first}-{through}, head {last_hash}",
             )
         return ReportCursor(through, last_hash), broken
+
+    @staticmethod
+    def _differs(writer: Writer, repeated: Sequence[AuditEvent]) -> str:
+        """What differs between events repeated by a report and those kept ("" if none)."""
+        for event in repeated:
+            row = writer.execute("SELECT hash FROM app_events WHERE seq = ?", (event.seq,))
+            kept = row.fetchone()
+            if kept is None or kept[0] != event.hash:
+                return f"repeats event {event.seq} with another hash ({event.hash[:16]}…)"
+        return ""
 
     # -- reconciling ---------------------------------------------------------------------
 
@@ -512,8 +525,10 @@ class Reconciler:
             bulk = event.tag == EXPORT_TAG and event.target_id is None
             ledger = self._ledger_of(event, bulk)
             if ledger is not None and ledger.kind in (Kind.OPEN, Kind.OPEN_BULK):
-                waiting.append(event.seq)  # matched once a report has covered its open
-                continue
+                if not self._settled_open(ledger.seq):
+                    waiting.append(event.seq)  # matched once a report has covered its open
+                    continue
+                ledger = None  # its open was settled without it: the event has no open
             if ledger is not None:
                 settled.append(("event", event.seq, "refused", ledger.seq))
                 counts["refused"] += 1
@@ -528,6 +543,10 @@ class Reconciler:
         if rows:
             # Events arrive in sequence: those after the last one read are not read yet.
             self._events_after = (min(waiting) - 1) if waiting else rows[-1][0]
+
+    def _settled_open(self, seq: int) -> bool:
+        sql = "SELECT 1 FROM reconciled WHERE side = 'open' AND ref = ?"
+        return bool(self.ledger.query(sql, (seq,)))
 
     def _ledger_of(self, event: Stored, bulk: bool) -> Entry | None:
         if bulk:
