@@ -68,7 +68,6 @@ class Command(BaseCommand):
         except StartRefused as refused:
             raise CommandError(f"refused to start: {refused}") from None
         custodian = self._start_custodian()
-        reporter = self._start_reporter()
         try:
             try:
                 load_demo()
@@ -97,20 +96,24 @@ class Command(BaseCommand):
             if not options["no_serve"]:
                 self._serve(options["addr"])
         finally:
-            self._stop_process(reporter)
             self._stop_process(custodian)
 
     def _serve(self, addr: str) -> None:
-        """The web server, with a task worker beside it (list imports run there)."""
-        worker = subprocess.Popen(  # noqa: S603 - our own command
-            [str(Path(sys.executable).with_name("yobikake")), "db_worker"],
-            env={**os.environ, "DJANGO_SETTINGS_MODULE": "yobikake.settings"},
-        )
+        """The web server, with a task worker beside it (list imports run there) and the
+        audit log's reports to the custodian every `REPORT_EVERY` seconds."""
+        yobikake = str(Path(sys.executable).with_name("yobikake"))
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "yobikake.settings"}
+        helpers = [
+            subprocess.Popen([yobikake, *command], env=env)  # noqa: S603 - our own command
+            for command in (["db_worker"], ["report_audit", "--every", str(REPORT_EVERY)])
+        ]
         try:
             call_command("runserver", addr, use_reloader=False)
         finally:
-            worker.terminate()
-            worker.wait(timeout=10)
+            for helper in helpers:
+                helper.terminate()
+            for helper in helpers:
+                helper.wait(timeout=10)
 
     def _start_custodian(self) -> subprocess.Popen[bytes]:
         """The custodian as its own process with its own home ($YOBIKAKE_HOME/custody),
@@ -167,26 +170,14 @@ class Command(BaseCommand):
         return process
 
     def _report(self) -> None:
-        """Report all the loading did to the custodian, before serving or stopping."""
+        """Report the audit log to the custodian (as it starts, and once loading is done:
+        the reporter runs beside the server)."""
         try:
             report()
         except (CustodyRefused, CustodyUnavailable) as exc:
             # A database made afresh beside a custody home that was kept: the custodian
             # has its critical alert; the demo goes on.
             self.stderr.write(f"The custodian refused the audit log's report: {exc}")
-
-    def _start_reporter(self) -> subprocess.Popen[bytes]:
-        """The audit log's reports to the custodian, which reconciles them with its ledger
-        (and alerts when they stop), every `REPORT_EVERY` seconds while the demo runs."""
-        return subprocess.Popen(  # noqa: S603 - our own command
-            [
-                str(Path(sys.executable).with_name("yobikake")),
-                "report_audit",
-                "--every",
-                str(REPORT_EVERY),
-            ],
-            env={**os.environ, "DJANGO_SETTINGS_MODULE": "yobikake.settings"},
-        )
 
     @staticmethod
     def _stop_process(process: subprocess.Popen[bytes]) -> None:
