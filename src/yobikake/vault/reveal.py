@@ -178,7 +178,7 @@ def _known(exc: CustodyRefused) -> bool:
 
 
 def open_request(
-    holder_id: int, grant_id: int, target: Any, purpose: Purpose, event_id: int | None = None
+    holder_id: int, grant_id: int, target: Any, purpose: Purpose, *, event_id: int | None = None
 ) -> OpenRequest:
     """What the custodian is sent to open the purpose's fields of `target` for a holder:
     the justification (with the reveal's audit event), the sealed values and the
@@ -203,7 +203,7 @@ def open_request(
 
 def _open(actor: Any, grant: Any, purpose: Purpose, event_id: int) -> dict[str, str]:
     """The purpose's fields of the grant's person, opened by the custodian."""
-    request = open_request(actor.pk, grant.pk, grant.target, purpose, event_id)
+    request = open_request(actor.pk, grant.pk, grant.target, purpose, event_id=event_id)
     return dict(custodian().open(request).values)
 
 
