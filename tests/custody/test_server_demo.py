@@ -1,5 +1,5 @@
 """`yobikake demo` runs the custodian as its own process, with its own home under the
-application's, and stops it with the demo."""
+application's, reports its audit log to it, and stops it with the demo."""
 
 import os
 import socket
@@ -37,7 +37,10 @@ def test_the_demo_starts_its_custodian_and_stops_it(tmp_path):
     config = Config.load(home)
     ledger = Ledger(config.ledger_path, SigningKey.load(config.signing_key_path))
     try:
-        assert [e.kind for e in ledger.entries()] == [Kind.START]
+        # Its start, and the demo's audit log reported to it before the demo stopped.
+        entries = ledger.entries()
+        assert [e.kind for e in entries] == [Kind.START, Kind.REPORT]
+        assert entries[1].reason.startswith("audit events 1-")
     finally:
         ledger.close()
 

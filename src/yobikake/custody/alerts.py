@@ -40,6 +40,11 @@ class AlertKind(StrEnum):
     KEY_MISSING = "key_missing"
     CANARIES_AGAIN = "canaries_again"
     MAIL_FAILED = "mail_failed"
+    # Reconciliation (reconcile.py)
+    OPEN_UNRECORDED = "open_unrecorded"
+    EVENT_WITHOUT_OPEN = "event_without_open"
+    REPORT_MISSING = "report_missing"
+    REPORT_BROKEN = "report_broken"
 
 
 # What the security officer reads in the mail's subject and `yobikake custodian alerts`.
@@ -54,6 +59,10 @@ LABELS = {
     AlertKind.KEY_MISSING: "有効なリストの鍵が鍵保管庫にありません",
     AlertKind.CANARIES_AGAIN: "カナリアの再登録が試みられました",
     AlertKind.MAIL_FAILED: "アラートのメールを送れませんでした",
+    AlertKind.OPEN_UNRECORDED: "アプリケーションの監査ログにない開封がありました（迂回の疑い）",
+    AlertKind.EVENT_WITHOUT_OPEN: "鍵保管庫の台帳にない開封がアプリケーションの監査ログにあります",
+    AlertKind.REPORT_MISSING: "アプリケーションから監査ログの報告が届いていません",
+    AlertKind.REPORT_BROKEN: "報告された監査ログが前回の報告と続いていません（削除・改ざんの疑い）",
 }
 
 

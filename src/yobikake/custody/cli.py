@@ -11,14 +11,17 @@ YOBIKAKE_HOME.
     yobikake custodian alerts [--home DIR] [--limit N]
     yobikake custodian openbao-setup [--home DIR] --addr URL --ca-file PEM
         --app-token-out FILE [--admin-token-file FILE] [--bind-cidr CIDR …]
+    yobikake custodian reconcile [--home DIR]
 """
 
 import argparse
 import errno
+import json
 import os
 import socket
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import hvac
@@ -26,6 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from yobikake.custody import openbao, pki
+from yobikake.custody.alerts import AlertChannel
 from yobikake.custody.config import Config, ConfigError
 from yobikake.custody.keyring import (
     CustodyFileError,
@@ -35,6 +39,7 @@ from yobikake.custody.keyring import (
     write_private,
 )
 from yobikake.custody.ledger import Ledger
+from yobikake.custody.reconcile import Reconciler
 from yobikake.custody.server import DEFAULT_BIND, THREADS, Server
 
 
@@ -213,6 +218,27 @@ def show_alerts(home: Path, limit: int, console: Console) -> None:
     console.print(table)
 
 
+def reconcile(home: Path) -> dict[str, object]:
+    """One reconciliation pass beside (or instead of) the serving custodian's own: the
+    ledger against the application's reported audit events; alerts on custody's channel."""
+    try:
+        config = Config.load(home)
+    except ConfigError as exc:
+        raise Refused(str(exc)) from None
+    book = ledger(home)
+    channel = AlertChannel(config, book, lambda: datetime.now(UTC))
+    try:
+        reconciler = Reconciler(
+            book, channel, grace=config.reconcile_grace, deadline=config.report_deadline
+        )
+        summary = reconciler.run()
+        channel.flush()
+        return summary
+    finally:
+        channel.close()
+        book.close()
+
+
 def _check_free(bind: str) -> None:
     """Refuse at once when another process listens there (gunicorn would retry for
     seconds, while whoever started this one might take the other for it)."""
@@ -306,6 +332,11 @@ def _parser() -> argparse.ArgumentParser:
         help="The custody host's address (CIDR, repeatable): the custodian's secret id and "
         "tokens work from there only.",
     )
+    command(
+        "reconcile",
+        "One reconciliation pass: the ledger against the application's reported audit "
+        "events; prints a JSON summary, exit 1 when it raised an alert.",
+    )
     return parser
 
 
@@ -350,5 +381,10 @@ def main(argv: Sequence[str]) -> None:
                 f"  the application's token (policies {openbao.APP_POLICY}, "
                 f"{openbao.APP_KEYS_POLICY}) is in {args.app_token_out}"
             )
+        elif args.command == "reconcile":
+            summary = reconcile(home)
+            print(json.dumps(summary, ensure_ascii=False, indent=2))
+            if not summary["ok"]:
+                sys.exit(1)
     except Refused as refused:
         sys.exit(f"yobikake custodian {args.command}: {refused}")

@@ -58,6 +58,14 @@ DEFAULTS: dict[str, Any] = {
     # it may open everything in bulk (purpose "synthetic"). Set when the home is made.
     "synthetic": False,
     "keyring": {"kind": "local"},
+    # Reconciliation (reconcile.py): the application reports its audit events through
+    # the port; an open or an event still unmatched this long after the report that
+    # should have carried its partner is a critical alert, and so is no report at all
+    # for `report_deadline_seconds`. `custodian serve` reconciles every
+    # `reconcile_every_seconds`.
+    "reconcile_grace_seconds": 120,
+    "report_deadline_seconds": 600,
+    "reconcile_every_seconds": 60,
     # {"host", "port", "starttls", "user", "password_file", "from", "to": [...]}; None:
     # alerts go to the ledger and alerts.log only.
     "smtp": None,
@@ -97,6 +105,9 @@ class Config:
     synthetic: bool
     keyring: KeyringSettings
     smtp: Smtp | None = field(default=None)
+    reconcile_grace: float = 120.0
+    report_deadline: float = 600.0
+    reconcile_every: float = 60.0
 
     @property
     def keys_dir(self) -> Path:
@@ -195,6 +206,9 @@ class Config:
             synthetic=_boolean(values["synthetic"], "synthetic"),
             keyring=_keyring(home, values["keyring"]),
             smtp=_smtp(home, values["smtp"]),
+            reconcile_grace=_positive(values["reconcile_grace_seconds"], "reconcile_grace_seconds"),
+            report_deadline=_positive(values["report_deadline_seconds"], "report_deadline_seconds"),
+            reconcile_every=_positive(values["reconcile_every_seconds"], "reconcile_every_seconds"),
         )
 
 

@@ -48,6 +48,7 @@ class Kind(StrEnum):
     REFUSE = "refuse"
     SHRED = "shred"
     ALERT = "alert"
+    REPORT = "report"  # the application's audit events received (reconcile.py)
 
 
 SCHEMA = """
@@ -67,7 +68,8 @@ CREATE TABLE IF NOT EXISTS entries (
     outcome TEXT NOT NULL,
     reason TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
+    hash TEXT NOT NULL,
+    event_id INTEGER
 );
 CREATE INDEX IF NOT EXISTS entries_holder ON entries (holder_user_id, kind, at);
 CREATE INDEX IF NOT EXISTS entries_kind ON entries (kind, at, holder_user_id);
@@ -144,10 +146,14 @@ class Entry:
     reason: str
     prev_hash: str
     hash: str
+    # The application's audit event an open or refusal names (protocol.Justification).
+    event_id: int | None = None
 
     def computed_hash(self) -> str:
         body = asdict(self)
         del body["hash"], body["prev_hash"]
+        if self.event_id is None:  # entries that name no event hash as they always did
+            del body["event_id"]
         body["fields"] = list(self.fields)
         canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256((self.prev_hash + canonical).encode()).hexdigest()
@@ -156,7 +162,7 @@ class Entry:
 _COLUMNS = [
     "seq", "kind", "at", "holder_user_id", "holder_role", "purpose", "grant_id",
     "insurer_id", "list_id", "row_id", "campaign_id", "fields", "outcome", "reason",
-    "prev_hash", "hash",
+    "prev_hash", "hash", "event_id",
 ]  # fmt: skip
 _SELECT_ENTRIES = f"SELECT {', '.join(_COLUMNS)} FROM entries"  # noqa: S608 - fixed names
 
@@ -242,6 +248,7 @@ class Writer:
         row_id: int | None = None,
         campaign_id: int | None = None,
         fields: Iterable[str] = (),
+        event_id: int | None = None,
     ) -> int:
         """Append one entry, chained to the head, and sign the new head; its seq."""
         head = self._db.execute("SELECT seq, hash FROM head").fetchone()
@@ -266,6 +273,7 @@ class Writer:
             reason=reason,
             prev_hash=prev_hash,
             hash="",
+            event_id=event_id,
         )
         digest = entry.computed_hash()
         values = [*asdict(entry).values()]
@@ -315,6 +323,11 @@ class Writer:
                 (kind, timestamp(since)),
             ).fetchone()[0]
         )
+
+    def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
+        """Any statement in this transaction: for custody's other tables kept in the
+        ledger's file (reconcile.py's)."""
+        return self._db.execute(sql, tuple(params))
 
     def alerted_since(self, kind: str, since: datetime, holder_user_id: int | None) -> bool:
         return (
@@ -405,6 +418,9 @@ class Ledger:
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         db = self._connection()
         db.executescript(SCHEMA)
+        if "event_id" not in {row[1] for row in db.execute("PRAGMA table_info(entries)")}:
+            db.execute("ALTER TABLE entries ADD COLUMN event_id INTEGER")
+        db.execute("CREATE INDEX IF NOT EXISTS entries_event ON entries (event_id)")
         for guard in GUARDS:
             db.execute(guard)
 
@@ -458,6 +474,15 @@ class Ledger:
 
     def list_key(self, list_id: int) -> ListKey | None:
         return self._list_key(self._connection(), list_id)
+
+    def query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read outside any transaction (reconcile.py's reports)."""
+        return self._connection().execute(sql, tuple(params)).fetchall()
+
+    def entries_where(self, condition: str, params: Iterable[Any] = ()) -> list[Entry]:
+        """Entries matching an SQL condition, in sequence."""
+        sql = f"{_SELECT_ENTRIES} WHERE {condition} ORDER BY seq"
+        return [_entry(row) for row in self._connection().execute(sql, tuple(params))]
 
     def list_keys(self) -> list[ListKey]:
         rows = self._connection().execute(

@@ -100,6 +100,7 @@ def request_refusal(
         not _known(j.purpose, PURPOSE_FIELDS)
         or not _is_holder(j.holder)
         or not all(is_id(v) for v in (j.grant_id, j.insurer_id, j.list_id, j.row_id))
+        or not (j.event_id is None or is_id(j.event_id))
         or not _is_name(j.table)
         or not _are_fields(j.fields)
         or not _are_sealed(sealed, j.fields)
@@ -152,6 +153,7 @@ def bulk_refusal(request: BulkRequest, *, synthetic: bool, max_rows: int) -> Ref
         or not _is_holder(r.holder)
         or not is_id(r.approval_id)
         or not is_id(r.insurer_id)
+        or not (r.event_id is None or is_id(r.event_id))
         or not _are_fields(r.fields)
         or not isinstance(r.rows, list)
         or not isinstance(r.wrapped_keys, Mapping)
@@ -220,6 +222,7 @@ def ledger_context(justification: Justification) -> dict[str, Any]:
         "insurer_id": _id_or_none(j.insurer_id),
         "list_id": _id_or_none(j.list_id),
         "row_id": _id_or_none(j.row_id),
+        "event_id": _id_or_none(j.event_id),
     }
 
 
@@ -231,4 +234,5 @@ def bulk_context(request: BulkRequest) -> dict[str, Any]:
         **_who_why_what(r.holder, r.purpose, BULK_PURPOSES, r.fields),
         "grant_id": _id_or_none(r.approval_id),
         "insurer_id": _id_or_none(r.insurer_id),
+        "event_id": _id_or_none(r.event_id),
     }

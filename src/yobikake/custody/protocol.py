@@ -82,6 +82,7 @@ class Refusal(StrEnum):
     CENTRE_BURST = "custody_centre_burst"  # the whole centre's opens a minute are spent
     BULK_LIMIT = "custody_bulk_limit"  # too many rows, or the day's bulk opens are spent
     NOT_SYNTHETIC = "custody_not_synthetic"  # synthetic bulk on a custodian of real data
+    REPORT_BROKEN = "custody_report_broken"  # audit events that do not continue the last report
 
 
 def field_aad_prefix(table: str, column: str, list_id: int, insurer_id: int) -> bytes:
@@ -116,6 +117,9 @@ class Justification:
     table: str
     row_id: int
     fields: tuple[str, ...]
+    # The application's audit event for this open, committed before it asks: the ledger
+    # records it, and reconciliation (custody/reconcile.py) matches the two exactly.
+    event_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -161,12 +165,45 @@ class BulkRequest:
     fields: tuple[str, ...]
     rows: list[SealedRow]
     wrapped_keys: dict[int, dict[int, bytes]]
+    # The application's audit event, when it is written before the open; an export's is
+    # written after it, in the same transaction, and matched by its approval instead.
+    event_id: int | None = None
 
 
 @dataclass(frozen=True)
 class BulkOpened:
     values: dict[int, dict[str, str]]  # row id -> field -> value ("" for empty)
     ledger_seq: int  # the custodian's one ledger entry for this bulk open
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One event of the application's audit log as reported to the custodian for
+    reconciliation: ids and codes only (as the log itself holds), with the event's place
+    in the log's hash chain."""
+
+    seq: int
+    at: str  # ISO 8601, UTC
+    tag: str
+    outcome: str  # "allowed" or "denied"
+    reason: str
+    actor_user_id: int | None
+    insurer_id: int | None
+    list_id: int | None
+    target_id: int | None
+    purpose: str
+    details: str  # the event's canonical JSON of ids and codes ("" for none)
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class ReportCursor:
+    """Where the custodian's copy of the application's audit log ends: the next report
+    starts at `through_seq` + 1, chained to `hash`."""
+
+    through_seq: int
+    hash: str
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ encoding) in front of one `core.Custodian`, served by gunicorn with mutual TLS.
     POST /v1/open                     OpenRequest            -> Opened
     POST /v1/open-bulk                BulkRequest            -> BulkOpened
     POST /v1/lists/<id>/shred                                -> DeletionCertificate
+    GET  /v1/audit-events/cursor                             -> ReportCursor
+    POST /v1/audit-events             {events}               -> ReportCursor
     GET  /v1/health                                          -> {status}
 
 Integer keys (batch ids, list ids, row ids) travel as decimal strings, as JSON has it.
@@ -36,6 +38,7 @@ from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 from yobikake.custody.core import UNAVAILABLE, Custodian
 from yobikake.custody.pki import ServerFiles
 from yobikake.custody.protocol import (
+    AuditEvent,
     BulkRequest,
     CustodyRefused,
     CustodyUnavailable,
@@ -47,6 +50,7 @@ from yobikake.custody.protocol import (
     from_json,
     to_json,
 )
+from yobikake.custody.reconcile import Reconciler
 
 DEFAULT_BIND = "127.0.0.1:8101"
 THREADS = 8
@@ -128,6 +132,7 @@ def open_request(data: dict[str, Any]) -> OpenRequest:
                 table=justification["table"],
                 row_id=justification["row_id"],
                 fields=_tuple(justification["fields"]),
+                event_id=justification.get("event_id"),
             ),
             wrapped_keys=_int_keys(data["wrapped_keys"]),
             sealed=_sealed(data["sealed"]),
@@ -163,6 +168,7 @@ def bulk_request(data: dict[str, Any]) -> BulkRequest:
                 list_id: _int_keys(keys)
                 for list_id, keys in _int_keys(data["wrapped_keys"]).items()
             },
+            event_id=data.get("event_id"),
         )
     except (KeyError, TypeError) as exc:
         raise BadRequest(f"not a bulk request ({type(exc).__name__}: {exc})") from None
@@ -200,6 +206,23 @@ def _shred(custodian: Custodian, _body: dict[str, Any], list_id: int) -> Any:
     return custodian.shred(list_id)
 
 
+def _report_cursor(custodian: Custodian, _body: dict[str, Any], _: int) -> Any:
+    return Reconciler.of(custodian).cursor()
+
+
+def _report(custodian: Custodian, body: dict[str, Any], _: int) -> Any:
+    """The application's audit events since the cursor (reconcile.py)."""
+    events = body.get("events")
+    if not isinstance(events, list):
+        raise BadRequest("events must be a list")
+    names = AuditEvent.__dataclass_fields__
+    try:
+        parsed = [AuditEvent(**{name: event[name] for name in names}) for event in events]
+    except (KeyError, TypeError) as exc:
+        raise BadRequest(f"not an audit event ({type(exc).__name__}: {exc})") from None
+    return Reconciler.of(custodian).receive(parsed)
+
+
 def _health(_custodian: Custodian, _body: dict[str, Any], _: int) -> Any:
     return {"status": "ok"}
 
@@ -214,6 +237,8 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler, int]] = [
     ("POST", re.compile(r"/v1/open-bulk"), _open_bulk, MAX_BULK_BODY),
     ("POST", re.compile(r"/v1/lists/(\d+)/shred"), _shred, MAX_BODY),
     ("GET", re.compile(r"/v1/health"), _health, MAX_BODY),
+    ("GET", re.compile(r"/v1/audit-events/cursor"), _report_cursor, MAX_BODY),
+    ("POST", re.compile(r"/v1/audit-events"), _report, MAX_BODY),
 ]
 
 
@@ -316,6 +341,7 @@ class Server(BaseApplication):  # type: ignore[misc]
             "worker_exit": self._worker_exit,
         }
         self.custodian: Custodian | None = None
+        self._reconciling = threading.Event()
         super().__init__()
 
     def load_config(self) -> None:
@@ -325,8 +351,16 @@ class Server(BaseApplication):  # type: ignore[misc]
     def load(self) -> App:
         # In the worker, after the fork: the custodian's state is the worker's.
         self.custodian = Custodian(self.home)
+        reconciler = Reconciler.of(self.custodian)
+        threading.Thread(
+            target=reconciler.every,
+            args=(self.custodian.config.reconcile_every, self._reconciling),
+            name="custody-reconcile",
+            daemon=True,
+        ).start()
         return App(self.custodian)
 
     def _worker_exit(self, _arbiter: Any, _worker: Any) -> None:
+        self._reconciling.set()
         if self.custodian is not None:
             self.custodian.close()

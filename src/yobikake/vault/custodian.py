@@ -27,6 +27,7 @@ from yobikake.custody.config import Config
 from yobikake.custody.core import Custodian
 from yobikake.custody.pki import ClientFiles
 from yobikake.custody.protocol import (
+    AuditEvent,
     BulkOpened,
     BulkRequest,
     CustodyRefused,
@@ -35,9 +36,11 @@ from yobikake.custody.protocol import (
     Opened,
     OpenRequest,
     Refusal,
+    ReportCursor,
     from_json,
     to_json,
 )
+from yobikake.custody.reconcile import Reconciler
 
 # (connect, read) seconds: a reveal waits on an operator's screen, and a custodian that
 # does not answer is treated as absent, not waited for.
@@ -69,6 +72,12 @@ class CustodianPort(Protocol):
 
     def shred(self, list_id: int) -> DeletionCertificate:
         """Destroy the list's private key; the custody key signs the certificate."""
+
+    def report_cursor(self) -> ReportCursor:
+        """Where the custodian's copy of the audit log ends."""
+
+    def report_events(self, events: list[AuditEvent]) -> ReportCursor:
+        """Report the audit events that follow the cursor (none: a sign of life)."""
 
     def close(self) -> None:
         """Let go of what the adapter holds open (connections, the ledger)."""
@@ -150,6 +159,18 @@ class HttpCustodian:
     def health(self) -> dict[str, Any]:
         return self._call("GET", "/v1/health")
 
+    def report_cursor(self) -> ReportCursor:
+        return self._cursor(self._call("GET", "/v1/audit-events/cursor"))
+
+    def report_events(self, events: list[AuditEvent]) -> ReportCursor:
+        return self._cursor(self._call("POST", "/v1/audit-events", {"events": events}))
+
+    def _cursor(self, answer: dict[str, Any]) -> ReportCursor:
+        try:
+            return ReportCursor(int(answer["through_seq"]), str(answer["hash"]))
+        except (KeyError, TypeError, ValueError):
+            raise CustodyUnavailable(f"the custodian at {self.url} sent no cursor") from None
+
     def close(self) -> None:
         self._session.close()
 
@@ -226,6 +247,12 @@ class InProcess:
 
     def shred(self, list_id: int) -> DeletionCertificate:
         return self.custodian.shred(list_id)
+
+    def report_cursor(self) -> ReportCursor:
+        return Reconciler.of(self.custodian).cursor()
+
+    def report_events(self, events: list[AuditEvent]) -> ReportCursor:
+        return Reconciler.of(self.custodian).receive(events)
 
     def close(self) -> None:
         self.custodian.close()

@@ -148,8 +148,9 @@ def _refs(target_id: int, purpose: Purpose) -> dict[str, Any]:
     }
 
 
-def _record(actor: Any, grant: Any, purpose: Purpose) -> None:
-    """Write the reveal's event and commit it; refuse if it is one over the budget.
+def _record(actor: Any, grant: Any, purpose: Purpose) -> int:
+    """Write the reveal's event and commit it; its id (the custodian's ledger records it,
+    and reconciliation matches the two). Refuse if it is one over the budget.
 
     The count is made after the event is written, in its transaction: appenders take
     turns on the audit chain's head, so two reveals at the same moment cannot both pass
@@ -158,7 +159,7 @@ def _record(actor: Any, grant: Any, purpose: Purpose) -> None:
     caller's rollback cannot take it back."""
     target = grant.target
     with transaction.atomic(durable=True):
-        append_event(
+        event = append_event(
             tag=TAGS[purpose],
             actor=actor,
             insurer_id=target.insurer_id,
@@ -169,15 +170,19 @@ def _record(actor: Any, grant: Any, purpose: Purpose) -> None:
         )
         if reveals_in_last_hour(actor) > budget(purpose):
             raise _refuse("over_budget")  # the event goes with the rollback
+    return int(event.seq)
 
 
 def _known(exc: CustodyRefused) -> bool:
     return exc.code in Refusal._value2member_map_
 
 
-def open_request(holder_id: int, grant_id: int, target: Any, purpose: Purpose) -> OpenRequest:
+def open_request(
+    holder_id: int, grant_id: int, target: Any, purpose: Purpose, *, event_id: int | None = None
+) -> OpenRequest:
     """What the custodian is sent to open the purpose's fields of `target` for a holder:
-    the justification, the sealed values and the wrapped keys they name."""
+    the justification (with the reveal's audit event), the sealed values and the
+    wrapped keys they name."""
     sealed = {field: _bytes(getattr(target, field)) for field in FIELDS[purpose]}
     return OpenRequest(
         justification=Justification(
@@ -189,15 +194,16 @@ def open_request(holder_id: int, grant_id: int, target: Any, purpose: Purpose) -
             table=Target._meta.db_table,
             row_id=target.pk,
             fields=tuple(sealed),
+            event_id=event_id,
         ),
         wrapped_keys=batches.wrapped_keys(target.target_list_id, sealed.values()),
         sealed=sealed,
     )
 
 
-def _open(actor: Any, grant: Any, purpose: Purpose) -> dict[str, str]:
+def _open(actor: Any, grant: Any, purpose: Purpose, event_id: int) -> dict[str, str]:
     """The purpose's fields of the grant's person, opened by the custodian."""
-    request = open_request(actor.pk, grant.pk, grant.target, purpose)
+    request = open_request(actor.pk, grant.pk, grant.target, purpose, event_id=event_id)
     return dict(custodian().open(request).values)
 
 
@@ -210,11 +216,12 @@ def reveal(actor: Any, target: Any, purpose: Purpose) -> dict[str, str]:
     `target.pk` is taken from the argument; everything else is read afresh."""
     purpose = Purpose(purpose)
     tag = TAGS[purpose]
+    event_id = None
     try:
         grant = _check(actor, target.pk, purpose)
         target = grant.target
-        _record(actor, grant, purpose)
-        values = _open(actor, grant, purpose)
+        event_id = _record(actor, grant, purpose)
+        values = _open(actor, grant, purpose, event_id)
     except RevealRefused as exc:
         subject = actor if exc.code == "forged_authorization" else None
         refs = _refs(target.pk, purpose)
@@ -222,6 +229,8 @@ def reveal(actor: Any, target: Any, purpose: Purpose) -> dict[str, str]:
         raise
     except CustodyUnavailable:
         refs = _refs(target.pk, purpose)
+        # Names the reveal's event: reconciliation finds no open for it, and this says why.
+        refs["details"] = {"reveal_event": event_id}
         record_denial(tag=tag, actor=actor, reason="custodian_unavailable", **refs)
         raise RevealUnavailable(
             _("The custodian cannot be reached; nothing can be shown now."),

@@ -16,7 +16,7 @@ from rich.table import Table
 from yobikake.accounts.models import User
 from yobikake.accounts.selectors import active_roles
 from yobikake.audit.startup import StartRefused, check_at_start
-from yobikake.custody.protocol import CustodyUnavailable
+from yobikake.custody.protocol import CustodyRefused, CustodyUnavailable
 from yobikake.synth.demo import (
     DEMO_PASSWORD,
     DEMO_USERS,
@@ -31,7 +31,11 @@ from yobikake.synth.demo import (
     load_demo_results,
     load_demo_retention,
 )
+from yobikake.vault.audit_report import report
 from yobikake.vault.custodian import HttpCustodian
+
+# Seconds between the audit log's reports to the custodian: well within its deadline.
+REPORT_EVERY = 60
 
 
 class Command(BaseCommand):
@@ -87,23 +91,29 @@ class Command(BaseCommand):
                 for said in (step() for step in steps):
                     if said:
                         self.stdout.write(said)
+            self._report()
             self._print_logins()
             if not options["no_serve"]:
                 self._serve(options["addr"])
         finally:
-            self._stop_custodian(custodian)
+            self._stop_process(custodian)
 
     def _serve(self, addr: str) -> None:
-        """The web server, with a task worker beside it (list imports run there)."""
-        worker = subprocess.Popen(  # noqa: S603 - our own command
-            [str(Path(sys.executable).with_name("yobikake")), "db_worker"],
-            env={**os.environ, "DJANGO_SETTINGS_MODULE": "yobikake.settings"},
-        )
+        """The web server, with a task worker beside it (list imports run there) and the
+        audit log's reports to the custodian every `REPORT_EVERY` seconds."""
+        yobikake = str(Path(sys.executable).with_name("yobikake"))
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "yobikake.settings"}
+        helpers = [
+            subprocess.Popen([yobikake, *command], env=env)  # noqa: S603 - our own command
+            for command in (["db_worker"], ["report_audit", "--every", str(REPORT_EVERY)])
+        ]
         try:
             call_command("runserver", addr, use_reloader=False)
         finally:
-            worker.terminate()
-            worker.wait(timeout=10)
+            for helper in helpers:
+                helper.terminate()
+            for helper in helpers:
+                helper.wait(timeout=10)
 
     def _start_custodian(self) -> subprocess.Popen[bytes]:
         """The custodian as its own process with its own home ($YOBIKAKE_HOME/custody),
@@ -151,7 +161,7 @@ class Command(BaseCommand):
                     break
                 except CustodyUnavailable:
                     if time.monotonic() > deadline:
-                        self._stop_custodian(process)
+                        self._stop_process(process)
                         raise CommandError("the custodian did not answer in 30 s") from None
                     time.sleep(0.1)
         finally:
@@ -159,8 +169,18 @@ class Command(BaseCommand):
         self.stdout.write(f"Custodian serving on {url.netloc} (home {home}).")
         return process
 
+    def _report(self) -> None:
+        """Report the audit log to the custodian (as it starts, and once loading is done:
+        the reporter runs beside the server)."""
+        try:
+            report()
+        except (CustodyRefused, CustodyUnavailable) as exc:
+            # A database made afresh beside a custody home that was kept: the custodian
+            # has its critical alert; the demo goes on.
+            self.stderr.write(f"The custodian refused the audit log's report: {exc}")
+
     @staticmethod
-    def _stop_custodian(process: subprocess.Popen[bytes]) -> None:
+    def _stop_process(process: subprocess.Popen[bytes]) -> None:
         process.terminate()
         try:
             process.wait(timeout=10)
