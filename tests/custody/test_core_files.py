@@ -142,6 +142,8 @@ def test_a_field_the_export_may_not_open_is_refused(local_custodian):
         lambda f: replace(f, lines=[[*f.lines[0], "one cell too many"]]),
         # A cell naming a row the request does not open, or a field it does not ask.
         lambda f: second_cell(f, SealedCell(999, "name_kanji")),
+        lambda f: second_cell(f, SealedCell([11001], "name_kanji")),  # type: ignore[arg-type]
+        lambda f: second_cell(f, SealedCell(11001, ["name_kanji"])),  # type: ignore[arg-type]
         lambda f: second_cell(f, SealedCell(11001, "birth_date")),
         # A formatter for dates on a name; an unknown formatter; age_on without its day.
         lambda f: second_cell(f, SealedCell(11001, "name_kanji", "wareki")),

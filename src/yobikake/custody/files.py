@@ -20,6 +20,7 @@ from datetime import date
 
 import pyrage  # type: ignore[import-untyped]
 
+from yobikake.custody.policy import is_id
 from yobikake.custody.protocol import FileRequest, Refusal, SealedCell
 from yobikake.jp.dates import age_on, slash_date
 from yobikake.jp.wareki import wareki_date
@@ -70,7 +71,9 @@ def _is_cell(cell: object, rows: frozenset[int], fields: frozenset[str]) -> bool
     form = FORMATS.get(cell.format) if isinstance(cell.format, str) else None
     return (
         form is not None
+        and is_id(cell.row_id)
         and cell.row_id in rows
+        and isinstance(cell.field, str)
         and cell.field in fields
         and (form.fields is None or cell.field in form.fields)
         and isinstance(cell.arg, str)
