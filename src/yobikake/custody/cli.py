@@ -9,6 +9,8 @@ YOBIKAKE_HOME.
     yobikake custodian status [--home DIR]
     yobikake custodian ledger verify [--home DIR]
     yobikake custodian alerts [--home DIR] [--limit N]
+    yobikake custodian openbao-setup [--home DIR] --addr URL --ca-file PEM
+        --app-token-out FILE [--admin-token-file FILE] [--bind-cidr CIDR …]
 """
 
 import argparse
@@ -19,12 +21,19 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import hvac
 from rich.console import Console
 from rich.table import Table
 
-from yobikake.custody import pki
+from yobikake.custody import openbao, pki
 from yobikake.custody.config import Config, ConfigError
-from yobikake.custody.keyring import CustodyFileError, SigningKey
+from yobikake.custody.keyring import (
+    CustodyFileError,
+    KeyringSettings,
+    SigningKey,
+    read_secret,
+    write_private,
+)
 from yobikake.custody.ledger import Ledger
 from yobikake.custody.server import DEFAULT_BIND, THREADS, Server
 
@@ -70,6 +79,43 @@ def serve(home: Path, bind: str, threads: int) -> None:
     Server(home, bind, threads).run()
 
 
+def openbao_setup(
+    home: Path,
+    addr: str,
+    ca_file: Path,
+    admin_token: str,
+    app_token_out: Path,
+    bind_cidrs: Sequence[str],
+) -> openbao.Done:
+    """`custody.openbao.setup` with an administrator's token; the application's token
+    goes to `app_token_out` (0600), for the application host."""
+    if not ca_file.is_file():
+        raise Refused(f"{ca_file} is missing: OpenBao's CA certificate (PEM)")
+    admin = hvac.Client(url=addr, token=admin_token, verify=str(ca_file), timeout=30)
+    try:
+        done = openbao.setup(admin, home, ca_file=ca_file, bind_cidrs=tuple(bind_cidrs))
+    except (ConfigError, CustodyFileError) as exc:
+        raise Refused(str(exc)) from None
+    except hvac.exceptions.VaultError as exc:
+        raise Refused(f"OpenBao refused: {exc}") from None
+    except Exception as exc:  # connection refused, TLS
+        raise Refused(f"OpenBao unreachable at {addr}: {exc}") from None
+    write_private(app_token_out, (done.app_token + "\n").encode())
+    return done
+
+
+def _admin_token(path: Path | None) -> str:
+    if path is not None:
+        try:
+            return read_secret(path)
+        except CustodyFileError as exc:
+            raise Refused(str(exc)) from None
+    token = os.environ.get("BAO_TOKEN")
+    if not token:
+        raise Refused("give --admin-token-file, or an administrator's token in $BAO_TOKEN")
+    return token
+
+
 def ledger(home: Path) -> Ledger:
     """The home's ledger, read by a command beside a running server (WAL)."""
     try:
@@ -93,7 +139,7 @@ def status(home: Path, console: Console) -> None:
     table = Table(title=f"Custodian — {home}", show_header=False)
     table.add_column()
     table.add_column()
-    table.add_row("keyring", config.keyring.kind)
+    table.add_row("keyring", _keyring(config.keyring))
     table.add_row("holder budget / hour", _budgets(config.holder_hourly))
     table.add_row("centre budget / hour", str(config.centre_hourly))
     table.add_row("centre budget / minute", str(config.centre_per_minute))
@@ -114,6 +160,13 @@ def status(home: Path, console: Console) -> None:
             pki.expiry(path).date().isoformat() if path.exists() else "missing: run init",
         )
     console.print(table)
+
+
+def _keyring(settings: KeyringSettings) -> str:
+    if settings.kind != "openbao":
+        return settings.kind
+    login = "AppRole" if settings.role_id else "token file"
+    return f"openbao {settings.addr} mount {settings.mount} ({login})"
 
 
 def _budgets(budgets: dict[str, int]) -> str:
@@ -224,6 +277,35 @@ def _parser() -> argparse.ArgumentParser:
     verify_parser.add_argument("--home", type=Path, default=None)
     alerts_parser = command("alerts", "The custody alerts, newest last.")
     alerts_parser.add_argument("--limit", type=int, default=50)
+    bao_parser = command(
+        "openbao-setup",
+        "Set up an initialised, unsealed OpenBao for custody: transit mounts, policies, "
+        "the custodian's AppRole (its secret id in the home) and the application's token.",
+    )
+    bao_parser.add_argument("--addr", required=True, help="OpenBao's https:// address.")
+    bao_parser.add_argument(
+        "--ca-file", type=Path, required=True, help="The CA that signed OpenBao's certificate."
+    )
+    bao_parser.add_argument(
+        "--admin-token-file",
+        type=Path,
+        default=None,
+        help="An administrator's token, 0600 (default: $BAO_TOKEN).",
+    )
+    bao_parser.add_argument(
+        "--app-token-out",
+        type=Path,
+        required=True,
+        help="Where to write the application's token (0600), to copy to the application host.",
+    )
+    bao_parser.add_argument(
+        "--bind-cidr",
+        action="append",
+        dest="bind_cidrs",
+        default=[],
+        help="The custody host's address (CIDR, repeatable): the custodian's secret id and "
+        "tokens work from there only.",
+    )
     return parser
 
 
@@ -253,5 +335,20 @@ def main(argv: Sequence[str]) -> None:
                 sys.exit(1)
         elif args.command == "alerts":
             show_alerts(home, args.limit, console)
+        elif args.command == "openbao-setup":
+            done = openbao_setup(
+                home,
+                args.addr,
+                args.ca_file.resolve(),
+                _admin_token(args.admin_token_file),
+                args.app_token_out.resolve(),
+                args.bind_cidrs,
+            )
+            console.print(f"Custody home {home}: keyring openbao {args.addr}, AppRole")
+            console.print(f"  role id {done.role_id}; secret id in {home / openbao.SECRET_ID_FILE}")
+            console.print(
+                f"  the application's token (policies {openbao.APP_POLICY}, "
+                f"{openbao.APP_KEYS_POLICY}) is in {args.app_token_out}"
+            )
     except Refused as refused:
         sys.exit(f"yobikake custodian {args.command}: {refused}")

@@ -7,10 +7,12 @@ are the security officer's, on the custody host. The home is 0700 and every secr
 0600; a home or secret readable by others is refused, as ssh refuses a loose key.
 """
 
+import ipaddress
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from yobikake.custody import keyring
 from yobikake.custody.keyring import (
@@ -235,7 +237,24 @@ def _keyring(home: Path, raw: dict[str, Any]) -> KeyringSettings:
         raise ValueError("keyring: give either token_file or role_id with secret_id_file")
     if settings.role_id is not None and settings.secret_id_file is None:
         raise ValueError("keyring: role_id needs secret_id_file")
+    _check_tls(settings.addr)
     return settings
+
+
+def _check_tls(addr: str) -> None:
+    """OpenBao answers a decrypt with the batch key in the clear: over the network that
+    takes TLS (https://, verified against `ca_file` or the system's authorities). Plain
+    http:// only to this host's loopback, where a development server listens."""
+    url = urlsplit(addr)
+    if url.scheme == "https":
+        return
+    host = url.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if url.scheme != "http" or not loopback:
+        raise ValueError(f"keyring.addr {addr!r}: OpenBao must be reached over https://")
 
 
 def _smtp(home: Path, raw: dict[str, Any] | None) -> Smtp | None:

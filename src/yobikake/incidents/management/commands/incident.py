@@ -59,6 +59,22 @@ class Command(BaseCommand):
             "--rows", type=int, default=2000, help="Rows in the leaked copy (default 2000)."
         )
         drill.add_argument("--json", action="store_true", help="Print the result as JSON.")
+        drill.add_argument(
+            "--insider",
+            action="store_true",
+            help="Replay it as today's insider, with everything the application domain "
+            "holds (database, home directory, credentials, the project's code): try every "
+            "key found on every sealed value, ask the custodian for every person as the "
+            "application does, and ask it for a bulk open. Prints people_opened, "
+            "seconds_to_first_alert and where that critical custody alert went.",
+        )
+        drill.add_argument(
+            "--custody-home",
+            type=Path,
+            metavar="DIR",
+            help="With --insider: the custody home whose alert log (alerts.log) the drill "
+            "reads to time the first alert (default $YOBIKAKE_HOME/custody).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         getattr(self, f"_{options['action']}")(**options)
@@ -90,9 +106,13 @@ class Command(BaseCommand):
         if incident.state != Incident.State.SCOPED:
             raise CommandError(f"The file could not be scoped: {incident.error_message}")
 
-    def _drill(self, rows: int, json: bool, **_: Any) -> None:
+    def _drill(self, rows: int, json: bool, insider: bool, custody_home: Path | None,
+               **_: Any) -> None:  # fmt: skip
         from yobikake.incidents import drill
 
+        if insider:
+            self._insider(json, custody_home)
+            return
         try:
             report = drill.run(rows=rows)
         except drill.NotADemo:
@@ -122,6 +142,20 @@ class Command(BaseCommand):
         console.rule("4. The leaked copy, scoped")
         if report.incident is not None:
             self._print(report.incident, result["scoping"])
+
+    def _insider(self, json: bool, custody_home: Path | None) -> None:
+        from yobikake.incidents import insider
+
+        try:
+            result = insider.run(custody_home=custody_home)
+        except insider.NotADemo:
+            raise CommandError(
+                "The drill runs only on a demo installation with lists loaded (yobikake demo)."
+            ) from None
+        if json:
+            self.stdout.write(_json(result))
+        else:
+            print_insider(Console(file=self.stdout), result)
 
     def _print(self, incident: Incident, summary: dict[str, Any]) -> None:
         console = Console()
@@ -177,6 +211,63 @@ class Command(BaseCommand):
             f"Preliminary report (速報) due {d['preliminary_from']}–{d['preliminary_by']}; "
             f"final report (確報) by {d['final_by']}."
         )
+
+
+def print_insider(console: Console, result: dict[str, Any]) -> None:
+    keys, ask, bulk = result["moves"]
+    console.rule("1. Every key of the application domain on every sealed value")
+    console.print(
+        f"{keys['values_read']:,} sealed values of {keys['people_read']:,} people read from "
+        f"the database; {keys['files_read']} files of the home read; "
+        f"{keys['symmetric_keys']} symmetric keys and {len(keys['private_keys'])} private "
+        f"keys found or unwrapped. People opened: {keys['people_opened']}."
+    )
+    for line in keys["openbao"]:
+        console.print(f"• OpenBao: {line}")
+    console.rule("2. Asking the custodian as the application does, in a tight loop")
+    if "holder" in ask:
+        holder = ask["holder"]
+        console.print(
+            f"As holder {holder['user_id']} (grant #{holder['grant_id']}, {holder['purpose']}); "
+            f"{ask['canaries']}. {ask['people_asked']:,} people asked for in "
+            f"{ask['seconds']} s: {ask['people_opened']} opened, then stopped by "
+            f"{ask['stopped_by']}."
+        )
+        for line in ask["adapted"]:
+            console.print(f"• {line}")
+        console.print(f"Refusals: {ask['refusals']}")
+    else:
+        console.print(ask["tried"])
+    console.rule("3. Bulk")
+    for attempt in bulk["attempts"]:
+        console.print(f"• {attempt['tried']}: {attempt['result']}")
+        if "means" in attempt:
+            console.print(f"  {attempt['means']}")
+    console.print(f"Custody alerts these raised: {bulk['custody_alerts'] or 'none'}")
+    console.rule("The figures")
+    alert = result["first_alert"]
+    console.print(f"people_opened: {result['people_opened']}")
+    console.print(f"people_opened_before_first_alert: {result['people_opened_before_first_alert']}")
+    seconds = result["seconds_to_first_alert"]
+    console.print(f"seconds_to_first_alert: {'none' if seconds is None else seconds}")
+    if alert:
+        console.print(
+            f"First critical custody alert: #{alert['id']} {alert['kind']} "
+            f"({alert['label']}), ledger entry #{alert['ledger_seq']}, in {alert['file']}"
+        )
+    elif standing := result["standing_alert"]:
+        console.print(
+            f"No new critical custody alert: #{standing['id']} {standing['kind']}, raised "
+            f"{standing['seconds_before_the_drill']} s before the drill, holds repeats back."
+        )
+    else:
+        console.print("No critical custody alert.")
+    console.print(f"Custody alerts raised: {result['custody_alerts']}")
+    console.print(
+        f"In the application's records: {result['application_events']} audit events, "
+        f"{result['application_alerts']} alerts."
+    )
+    console.print(f"Measured by: {result['measured_by']}")
 
 
 def summary_of(incident: Incident) -> dict[str, Any]:
