@@ -144,7 +144,7 @@ def custodian_waits() -> Iterator[dict[str, dict[str, float]]]:
     from yobikake.vault.custodian import HttpCustodian
 
     waits: dict[str, dict[str, float]] = defaultdict(lambda: {"calls": 0, "s": 0.0})
-    names = ("create_list", "register_canaries", "leave_out", "open", "open_bulk")
+    names = ("create_list", "register_canaries", "leave_out", "open", "open_bulk", "produce_file")
     originals = {name: getattr(HttpCustodian, name) for name in names}
 
     def timed(name: str, call: Callable[..., Any]) -> Callable[..., Any]:

@@ -1,10 +1,14 @@
 """Bulk opening in custody: an approved export's rows of one insurer, within the
 custodian's own limits, on one ledger entry that names no value, each export an info
-alert and a canary among its rows a critical one; synthetic organisations opened in bulk
+alert and a canary among its rows a critical one — and its values leave custody only in
+a file encrypted to the insurer (`produce_file`); synthetic organisations opened in bulk
 only on a custodian made for them."""
 
-from dataclasses import replace
+import csv
+import io
+from dataclasses import dataclass, replace
 
+import pyrage
 import pytest
 
 from tests.custody.conftest import INSURER_ID, LIST_ID, PERSON, configure, new_batch
@@ -14,9 +18,11 @@ from yobikake.custody.ledger import Kind
 from yobikake.custody.protocol import (
     BulkRequest,
     CustodyRefused,
+    FileRequest,
     Holder,
     Purpose,
     Refusal,
+    SealedCell,
 )
 
 EXPORT_FIELDS = ("name_kanji", "phone", "address", "insured_number")
@@ -45,9 +51,53 @@ def export_of(batches, row_ids, *, fields=EXPORT_FIELDS, purpose=Purpose.EXPORT,
     )
 
 
+# The insurer's key pair, as it would make with age-keygen; the custodian has the public
+# half only.
+INSURER_KEY = pyrage.x25519.Identity.generate()
+
+
+def file_of(request: BulkRequest, *, recipient=None) -> FileRequest:
+    """An export file of one line per row: its id (the application's text) and each of
+    its fields (filled in custody)."""
+    return FileRequest(
+        bulk=request,
+        name="export.csv",
+        header=("row", *request.fields),
+        lines=[
+            [str(row.row_id), *(SealedCell(row_id=row.row_id, field=f) for f in request.fields)]
+            for row in request.rows
+        ],
+        recipient=recipient or str(INSURER_KEY.to_public()),
+    )
+
+
+def read_file(data: bytes) -> list[list[str]]:
+    text = pyrage.decrypt(data, [INSURER_KEY]).decode("utf-8")
+    assert text.startswith("\ufeff")
+    return list(csv.reader(io.StringIO(text[1:])))
+
+
+@dataclass
+class Exported:
+    values: dict[int, dict[str, str]]
+    ledger_seq: int
+
+
+def export(custodian, request: BulkRequest) -> Exported:
+    """`request`'s rows as the insurer reads them: through a file encrypted to it (an
+    export), or opened in bulk (synthetic organisations)."""
+    if request.purpose == Purpose.SYNTHETIC:
+        opened = custodian.open_bulk(request)
+        return Exported(opened.values, opened.ledger_seq)
+    produced = custodian.produce_file(file_of(request))
+    header, *lines = read_file(produced.data)
+    values = {int(line[0]): dict(zip(header[1:], line[1:], strict=True)) for line in lines}
+    return Exported(values, produced.ledger_seq)
+
+
 def refused(custodian, request) -> str:
     with pytest.raises(CustodyRefused) as caught:
-        custodian.open_bulk(request)
+        export(custodian, request)
     return caught.value.code
 
 
@@ -57,7 +107,7 @@ def bulk_entries(custodian):
 
 def test_an_export_opens_its_rows_on_one_ledger_entry_and_an_info_alert(local_custodian):
     batch = new_batch(local_custodian)
-    opened = local_custodian.open_bulk(export_of([batch], range(1, 6)))
+    opened = export(local_custodian, export_of([batch], range(1, 6)))
     assert sorted(opened.values) == [11001, 11002, 11003, 11004, 11005]
     assert opened.values[11001] == {name: PERSON[name] for name in EXPORT_FIELDS}
     assert opened.values[11002]["phone"] == ""
@@ -70,7 +120,7 @@ def test_an_export_opens_its_rows_on_one_ledger_entry_and_an_info_alert(local_cu
         9,
     )
     assert (entry.insurer_id, entry.fields) == (INSURER_ID, EXPORT_FIELDS)
-    assert entry.reason == f"5 rows of lists {LIST_ID}"
+    assert entry.reason.startswith(f"5 rows of lists {LIST_ID} into export.csv (5 lines)")
     assert [e.kind for e in local_custodian.entries()].count(Kind.OPEN) == 0
     [alert] = local_custodian.alerts()
     assert (alert.kind, alert.severity, alert.holder_user_id, alert.list_id) == (
@@ -96,16 +146,18 @@ def test_rows_of_several_lists_and_batches_open_each_with_its_own_key(local_cust
             LIST_ID + 1: other_list.wrapped_keys,
         },
     )
-    opened = local_custodian.open_bulk(request)
+    opened = export(local_custodian, request)
     assert sorted(opened.values) == [11001, 11002, 11003, 12001, 12002]
-    assert bulk_entries(local_custodian)[0].reason == f"5 rows of lists {LIST_ID},{LIST_ID + 1}"
+    assert bulk_entries(local_custodian)[0].reason.startswith(
+        f"5 rows of lists {LIST_ID},{LIST_ID + 1} into"
+    )
     assert local_custodian.alerts()[0].list_id is None  # several lists
 
 
 def test_nothing_of_an_export_reaches_the_ledger_or_the_alert_log(local_custodian, home):
     batch = new_batch(local_custodian)
     local_custodian.register_canaries(LIST_ID, [11002])
-    local_custodian.open_bulk(export_of([batch], range(1, 4)))
+    export(local_custodian, export_of([batch], range(1, 4)))
     local_custodian.close()
     stored = b"".join(
         path.read_bytes()
@@ -119,7 +171,7 @@ def test_nothing_of_an_export_reaches_the_ledger_or_the_alert_log(local_custodia
 def test_a_canary_among_the_rows_is_a_critical_alert_and_still_opens(local_custodian):
     batch = new_batch(local_custodian)
     local_custodian.register_canaries(LIST_ID, [11002, 11004, 11099])
-    opened = local_custodian.open_bulk(export_of([batch], range(1, 5)))
+    opened = export(local_custodian, export_of([batch], range(1, 5)))
     assert opened.values[11004]["name_kanji"] == PERSON["name_kanji"]
     kinds = [(a.kind, a.severity) for a in local_custodian.alerts()]
     assert kinds == [("bulk_opened", "info"), ("canary_opened", "critical")]
@@ -134,7 +186,7 @@ def test_an_export_has_at_most_bulk_max_rows(home, clock):
     custodian = Custodian(home, clock=clock)
     batch = new_batch(custodian)
     assert refused(custodian, export_of([batch], range(1, 5))) == Refusal.BULK_LIMIT
-    assert len(custodian.open_bulk(export_of([batch], range(1, 4))).values) == 3
+    assert len(export(custodian, export_of([batch], range(1, 4))).values) == 3
     refusal = [e for e in custodian.entries() if e.kind == Kind.REFUSE][-1]
     assert (refusal.reason, refusal.holder_user_id, refusal.grant_id) == (Refusal.BULK_LIMIT, 5, 9)
     custodian.close()
@@ -144,13 +196,13 @@ def test_the_centre_has_bulk_per_day_exports_within_24_hours(home, clock):
     configure(home, bulk_per_day=2)
     custodian = Custodian(home, clock=clock)
     batch = new_batch(custodian)
-    custodian.open_bulk(export_of([batch], [1]))
+    export(custodian, export_of([batch], [1]))
     clock.advance(hours=12)
-    custodian.open_bulk(replace(export_of([batch], [2]), holder=Holder(6, "supervisor")))
+    export(custodian, replace(export_of([batch], [2]), holder=Holder(6, "supervisor")))
     clock.advance(hours=11)
     assert refused(custodian, export_of([batch], [3])) == Refusal.BULK_LIMIT
     clock.advance(hours=1, seconds=1)  # the first is more than a day old
-    assert custodian.open_bulk(export_of([batch], [3])).values
+    assert export(custodian, export_of([batch], [3])).values
     custodian.close()
 
 
@@ -229,14 +281,15 @@ def test_a_synthetic_custodian_opens_everything_in_bulk_on_the_ledger_without_al
     custodian.register_canaries(LIST_ID, [11001])
     every_field = ("name_kanji", "name_kana", "phone", "address", "postal_code", "insured_number")
     for _ in range(2):  # neither the row limit nor the day's count holds
-        opened = custodian.open_bulk(
-            export_of([batch], range(1, 5), fields=every_field, purpose=Purpose.SYNTHETIC)
+        opened = export(
+            custodian,
+            export_of([batch], range(1, 5), fields=every_field, purpose=Purpose.SYNTHETIC),
         )
         assert len(opened.values) == 4
     assert [e.purpose for e in bulk_entries(custodian)] == ["synthetic", "synthetic"]
     assert custodian.alerts() == []
     # Its exports keep the export's rules.
-    custodian.open_bulk(export_of([batch], [1]))
+    export(custodian, export_of([batch], [1]))
     assert refused(custodian, export_of([batch], [2])) == Refusal.BULK_LIMIT
     custodian.close()
 
@@ -245,6 +298,6 @@ def test_bulk_opens_count_for_no_single_open_budget(home, clock):
     configure(home, centre_per_minute=1)
     custodian = Custodian(home, clock=clock)
     batch = new_batch(custodian)
-    custodian.open_bulk(export_of([batch], range(1, 10)))
+    export(custodian, export_of([batch], range(1, 10)))
     assert custodian.open(batch.request()).values
     custodian.close()

@@ -6,6 +6,7 @@ import itertools
 import os
 import signal
 
+import pyrage
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -17,11 +18,13 @@ from yobikake.custody.protocol import (
     BulkRequest,
     CustodyRefused,
     CustodyUnavailable,
+    FileRequest,
     Holder,
     Justification,
     OpenRequest,
     Purpose,
     Refusal,
+    SealedCell,
     SealedRow,
     field_aad,
 )
@@ -191,30 +194,62 @@ def test_a_value_moved_to_another_row_does_not_open(port, shared_list):
     assert refused.value.code == Refusal.CANNOT_OPEN
 
 
-def test_an_export_s_rows_open_in_bulk_by_row_id(port, shared_list):
+def export_file(request: BulkRequest, *, recipient: str) -> FileRequest:
+    """A file of one line per row: a literal that looks like protocol's bytes, its id
+    and its fields."""
+    return FileRequest(
+        bulk=request,
+        name="export.csv",
+        header=("literal", "row", *request.fields),
+        lines=[
+            ["b64:AAAA", str(row.row_id), *(SealedCell(row.row_id, f) for f in request.fields)]
+            for row in request.rows
+        ],
+        recipient=recipient,
+    )
+
+
+def test_an_export_s_file_comes_back_encrypted_to_the_insurer_only(port, shared_list):
     list_id, public_pem = public_key_of(port, shared_list)
     rows: dict[int, dict[str, str | None]] = {
         101: {"name_kanji": "試験 一郎", "insured_number": "b64:AAAA"},
         102: {"name_kanji": "試験 二郎", "insured_number": None},
     }
-    opened = port.open_bulk(bulk_request(public_pem, list_id, rows))
-    assert opened.values == {
-        101: {"name_kanji": "試験 一郎", "insured_number": "b64:AAAA"},
-        102: {"name_kanji": "試験 二郎", "insured_number": ""},
-    }
-    assert opened.ledger_seq > 0
+    insurer = pyrage.x25519.Identity.generate()
+    request = export_file(
+        bulk_request(public_pem, list_id, rows), recipient=str(insurer.to_public())
+    )
+    produced = port.produce_file(request)
+    assert produced.name == "export.csv.age" and produced.ledger_seq > 0
+    assert produced.data.startswith(b"age-encryption.org/v1\n")
+    assert "試験".encode() not in produced.data
+    text = pyrage.decrypt(produced.data, [insurer]).decode()
+    assert text == (
+        "\ufeffliteral,row,name_kanji,insured_number\r\n"
+        "b64:AAAA,101,試験 一郎,b64:AAAA\r\n"
+        "b64:AAAA,102,試験 二郎,\r\n"
+    )
 
 
-def test_a_bulk_open_is_refused_with_its_code(port, shared_list):
+def test_an_export_is_refused_with_its_code(port, shared_list):
     list_id, public_pem = public_key_of(port, shared_list)
     rows: dict[int, dict[str, str | None]] = {103: {"name_kana": "シンセ"}}
+    recipient = str(pyrage.x25519.Identity.generate().to_public())
+    with pytest.raises(CustodyRefused) as refused:
+        port.open_bulk(bulk_request(public_pem, list_id, rows))
+    assert refused.value.code == Refusal.BAD_REQUEST  # never in the clear
     with pytest.raises(CustodyRefused) as refused:
         port.open_bulk(bulk_request(public_pem, list_id, rows, purpose=Purpose.SYNTHETIC))
     assert refused.value.code == Refusal.NOT_SYNTHETIC
     missing_key = bulk_request(public_pem, list_id, rows)
+    without_keys = BulkRequest(**{**missing_key.__dict__, "wrapped_keys": {}})
     with pytest.raises(CustodyRefused) as refused:
-        port.open_bulk(BulkRequest(**{**missing_key.__dict__, "wrapped_keys": {}}))
+        port.produce_file(export_file(without_keys, recipient=recipient))
     assert refused.value.code == Refusal.BAD_REQUEST
+    overreaching = BulkRequest(**{**missing_key.__dict__, "fields": ("name_kana", "note")})
+    with pytest.raises(CustodyRefused) as refused:
+        port.produce_file(export_file(overreaching, recipient=recipient))
+    assert refused.value.code == Refusal.FIELDS
 
 
 def test_a_synthetic_fake_opens_synthetic_organisations_in_bulk():

@@ -200,8 +200,8 @@ def test_an_unreachable_custodian_releases_nothing_and_the_approval_stays_usable
         raise CustodyUnavailable("stopped")
 
     port = custodian()
-    opens = port.open_bulk
-    monkeypatch.setattr(port, "open_bulk", unreachable)
+    opens = port.produce_file
+    monkeypatch.setattr(port, "produce_file", unreachable)
     with pytest.raises(AccountError) as refused:
         services.release_export(actor=world.staff_a, approval=approved)
     assert refused.value.code == "custodian_unavailable"
@@ -210,7 +210,7 @@ def test_an_unreachable_custodian_releases_nothing_and_the_approval_stays_usable
     assert not Event.objects.filter(tag=AuditTag.REVEAL_EXPORT, outcome=Event.Outcome.ALLOWED)
     approved.refresh_from_db()
     assert approved.state == Approval.State.APPROVED and not WatermarkRow.objects.exists()
-    monkeypatch.setattr(port, "open_bulk", opens)  # the custodian back
+    monkeypatch.setattr(port, "produce_file", opens)  # the custodian back
     assert services.release_export(actor=world.staff_a, approval=approved).data
 
 
@@ -218,7 +218,7 @@ def test_a_custodian_s_refusal_releases_nothing_and_is_on_the_record(world, appr
     def refuse(request):
         raise CustodyRefused(Refusal.BULK_LIMIT)
 
-    monkeypatch.setattr(custodian(), "open_bulk", refuse)
+    monkeypatch.setattr(custodian(), "produce_file", refuse)
     with pytest.raises(AccountError) as refused:
         services.release_export(actor=world.staff_a, approval=approved)
     assert refused.value.code == "custody_refused"
@@ -525,13 +525,22 @@ def test_a_list_that_gave_only_ages_leaves_every_birth_date_empty_watermarks_inc
 
 
 def test_no_watermark_row_carries_the_insured_number_of_anyone_the_insurer_sent(
-    world, identities, settings
+    world, identities, settings, monkeypatch
 ):
     """The staff tell the watermark rows by their insured numbers, which are no one's:
-    even where the numbers leave room for only a few (here nine of ten are taken)."""
+    even where the numbers leave room for only a few (here nine of ten are taken, the
+    templates' numbers written as the list's are)."""
     from tests.pii import LOADED_PEOPLE
+    from yobikake.exports import watermarks
     from yobikake.intake.services import load_target_list
     from yobikake.synth.people import synthetic_people
+
+    drawn = watermarks.template
+    monkeypatch.setattr(
+        watermarks,
+        "template",
+        lambda shape, **kw: replace(drawn(shape, **kw), insured_number="岐01-0"),
+    )
 
     settings.YOBIKAKE_EXPORT_WATERMARK_ROWS = K
     people = [

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from yobikake.jp.dates import InvalidDate, age_on, parse_date
-from yobikake.jp.wareki import ERAS, era_of
+from yobikake.jp.dates import InvalidDate, age_on, parse_date, slash_date
+from yobikake.jp.wareki import ERAS, era_of, wareki_date
 
 ERA_CODES = {era.name: code for code, era in enumerate(reversed(ERAS), start=1)}
 # 明治 before 1873 followed the lunisolar calendar, so wareki dates start with 大正 here.
@@ -147,3 +147,16 @@ def test_age_goes_up_by_one_on_each_birthday(birth, years):
     birthday = _birthday(birth, birth.year + years)
     assert age_on(birth, birthday) == years
     assert age_on(birth, birthday - timedelta(days=1)) == years - 1
+
+
+@given(wareki_days)
+def test_a_date_written_in_wareki_or_with_slashes_reads_back_as_itself(day):
+    assert parse_date(wareki_date(day)) == day
+    assert parse_date(slash_date(day)) == day
+    assert len(slash_date(day)) == 10
+
+
+def test_the_first_year_of_an_era_is_written_gannen():
+    assert wareki_date(date(2019, 5, 1)) == "令和元年5月1日"
+    assert wareki_date(date(1975, 1, 2)) == "昭和50年1月2日"
+    assert slash_date(date(1975, 1, 2)) == "1975/01/02"

@@ -1,9 +1,12 @@
-"""The vault's bulk road: `open_for_export` opens many people in one go, only for an
-approved, unexpired, unused export of exactly this insurer, to that insurer's staff —
-with one audit event — and refuses (on the record) everything else, including what a
-database administrator can write."""
+"""The vault's bulk road: `export_file` has the custodian make a file of many people
+in one go, encrypted to the insurer's key, only for an approved, unexpired, unused
+export of exactly this insurer, to that insurer's staff — with one audit event — and
+refuses (on the record) everything else, including what a database administrator can
+write."""
 
+import hashlib
 import json
+from dataclasses import dataclass
 
 import pytest
 
@@ -11,6 +14,8 @@ from tests.exports import conftest as exports
 from tests.incidents.leaks import scoped_leak
 from yobikake.audit.models import Alert, Event
 from yobikake.audit.tags import AuditTag
+from yobikake.custody.ledger import Kind
+from yobikake.custody.protocol import SealedCell, to_json
 from yobikake.exports import services
 from yobikake.exports.models import Approval
 from yobikake.exports.selectors import current_key
@@ -18,7 +23,8 @@ from yobikake.incidents import selectors
 from yobikake.incidents.models import Match
 from yobikake.incidents.notification import request_notification_list
 from yobikake.intake.models import Target, TargetList
-from yobikake.vault.exports import open_for_export
+from yobikake.vault.custodian import custodian
+from yobikake.vault.exports import Draft, export_file
 from yobikake.vault.reveal import RevealRefused
 
 FIELDS = ("name_kanji", "address")
@@ -36,10 +42,37 @@ def target_ids(leak, insurer):
     )
 
 
-def open_as(actor, approval, insurer, ids):
-    return open_for_export(
-        actor=actor, approval=approval, insurer_id=insurer.pk, target_ids=ids, fields=FIELDS
+@dataclass
+class Opened:
+    values: dict[int, dict[str, str]]  # target id → field → value, as the file has them
+    data: bytes
+
+
+def draft(targets):
+    """A file of one line per target: its id (the application's text) and its fields
+    (filled in custody)."""
+    return Draft(
+        name="test.csv",
+        header=("id", *FIELDS),
+        lines=[[str(t.pk), *(SealedCell(row_id=t.pk, field=f) for f in FIELDS)] for t in targets],
     )
+
+
+def open_as(actor, approval, insurer, ids, identity=None):
+    released = export_file(
+        actor=actor,
+        approval=approval,
+        insurer_id=insurer.pk,
+        target_ids=ids,
+        fields=FIELDS,
+        compose=draft,
+    )
+    values = {}
+    if identity is not None:
+        header, *rows = exports.decrypt_csv(released.data, identity)
+        assert header == ["id", *FIELDS]
+        values = {int(row[0]): dict(zip(FIELDS, row[1:], strict=True)) for row in rows}
+    return Opened(values, released.data)
 
 
 def refusal(actor, approval, insurer, ids):
@@ -67,16 +100,15 @@ def approved_with_a_match_slipped_in(world, leak, target, insurer_id):
     return services.approve(actor=world.fed_admin, approval=approval)
 
 
-def test_an_approved_export_opens_its_people_once_with_one_event(world, requested):
+def test_an_approved_export_opens_its_people_once_with_one_event(world, identities, requested):
     leak = requested.leak
     approval = services.approve(actor=world.fed_admin, approval=requested.approval)
     ids = target_ids(leak, world.insurer_a)
-    opened = open_as(world.staff_a, approval, world.insurer_a, ids)
+    opened = open_as(world.staff_a, approval, world.insurer_a, ids, identities[world.insurer_a.pk])
     assert set(opened.values) == set(ids)
     names = {v["name_kanji"] for v in opened.values.values()}
     assert names == {p.name_kanji for p in leak.leaked_a}
     assert all(set(v) == set(FIELDS) for v in opened.values.values())
-    assert opened.recipient == current_key(world.insurer_a.pk)
     [event] = Event.objects.filter(tag=AuditTag.REVEAL_EXPORT)
     assert event.purpose == "export" and json.loads(event.details)["count"] == len(ids)
     assert refusal(world.staff_a, approval, world.insurer_a, ids) == "used"
@@ -99,7 +131,7 @@ def test_nothing_opens_before_approval_or_for_another_insurer(world, requested):
     assert approval.state == Approval.State.APPROVED  # still there for A's staff
 
 
-def test_only_the_people_the_request_bound_are_opened(world, requested):
+def test_only_the_people_the_request_bound_are_opened(world, identities, requested):
     approval = services.approve(actor=world.fed_admin, approval=requested.approval)
     ids = target_ids(requested.leak, world.insurer_a)
     not_leaked = Target.objects.filter(insurer=world.insurer_a).exclude(pk__in=ids).first()
@@ -111,7 +143,8 @@ def test_only_the_people_the_request_bound_are_opened(world, requested):
     assert [json.loads(d.details) for d in denials] == [{"approval_id": approval.pk}] * 3
     approval.refresh_from_db()
     assert approval.state == Approval.State.APPROVED
-    assert set(open_as(world.staff_a, approval, world.insurer_a, ids).values) == set(ids)
+    identity = identities[world.insurer_a.pk]
+    assert set(open_as(world.staff_a, approval, world.insurer_a, ids, identity).values) == set(ids)
 
 
 def test_another_insurers_people_are_not_opened_under_an_approval(world, identities, tmp_path):
@@ -164,10 +197,63 @@ def test_a_canary_slipped_into_the_targets_is_refused_and_alerted(
 
 def test_only_sealed_fields_are_asked_for(world, requested):
     with pytest.raises(ValueError):
-        open_for_export(
+        export_file(
             actor=world.staff_a,
             approval=requested.approval,
             insurer_id=world.insurer_a.pk,
             target_ids=[],
             fields=("age",),
+            compose=draft,
         )
+
+
+def test_the_application_sends_and_receives_no_value_of_the_people(
+    world, identities, requested, monkeypatch
+):
+    """What crosses the port: a template of sealed cells and the application's own text
+    out, age ciphertext back; the custodian's plaintext road is never taken."""
+    approval = services.approve(actor=world.fed_admin, approval=requested.approval)
+    ids = target_ids(requested.leak, world.insurer_a)
+    port = custodian()
+    crossed = []
+    produce = port.produce_file
+
+    def watched(request):
+        produced = produce(request)
+        crossed.append((json.dumps(to_json(request), ensure_ascii=False).encode(), produced))
+        return produced
+
+    def never(request):
+        raise AssertionError("an export opened in the clear")
+
+    monkeypatch.setattr(port, "produce_file", watched)
+    monkeypatch.setattr(port, "open_bulk", never)
+    opened = open_as(world.staff_a, approval, world.insurer_a, ids, identities[world.insurer_a.pk])
+
+    [(sent, produced)] = crossed
+    assert produced.data == opened.data
+    assert produced.data.startswith(b"age-encryption.org/v1\n")
+    values = [v for person in opened.values.values() for v in person.values() if v]
+    assert len(values) == len(ids) * len(FIELDS)
+    for value in values:
+        assert value.encode() not in produced.data and value.encode() not in sent
+    assert b"age-encryption.org" not in sent  # the file is made on the other side
+
+
+def test_the_custodian_s_ledger_records_the_file_under_the_approval(world, identities, requested):
+    approval = services.approve(actor=world.fed_admin, approval=requested.approval)
+    ids = target_ids(requested.leak, world.insurer_a)
+    opened = open_as(world.staff_a, approval, world.insurer_a, ids)
+    [entry] = [e for e in custodian().custodian.entries() if e.kind == Kind.OPEN_BULK]
+    assert (entry.purpose, entry.grant_id, entry.holder_user_id, entry.insurer_id) == (
+        "export",
+        approval.pk,
+        world.staff_a.pk,
+        world.insurer_a.pk,
+    )
+    recipient = current_key(world.insurer_a.pk).public_key
+    assert entry.reason.startswith(f"{len(ids)} rows of lists ")
+    assert entry.reason.endswith(
+        f" into test.csv ({len(ids)} lines) for {recipient} "
+        f"sha256:{hashlib.sha256(opened.data).hexdigest()}"
+    )

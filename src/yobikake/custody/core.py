@@ -18,11 +18,13 @@ holder in a request and so give each invented holder a fresh hourly budget:
   `seats`, a critical alert (once per hour); nothing is refused, as a shift change may
   explain it, but the security officer looks.
 
-Bulk opening (`open_bulk`, the application's export files and, on a synthetic
-custodian, synthetic organisations' data) is one ledger entry for all its rows: an
-export opens the export's fields of one insurer's rows, at most `bulk_max_rows`, at
-most `bulk_per_day` times within 24 hours for the whole centre, each one an info alert
-and a canary among its rows a critical one.
+Bulk opening is one ledger entry for all its rows. An export file (`produce_file`: the
+insurer's results file, the notification list) opens the export's fields of one
+insurer's rows, at most `bulk_max_rows`, at most `bulk_per_day` times within 24 hours
+for the whole centre, each one an info alert and a canary among its rows a critical
+one; the file is filled and encrypted to the insurer's age key here (files.py), and
+only its ciphertext leaves. `open_bulk`, which returns the values, opens only
+synthetic organisations' data, on a synthetic custodian.
 """
 
 import hashlib
@@ -35,7 +37,7 @@ from typing import Any, NoReturn
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from yobikake.custody import policy
+from yobikake.custody import files, policy
 from yobikake.custody.alerts import AlertChannel, AlertKind, Severity
 from yobikake.custody.config import Config
 from yobikake.custody.keyring import (
@@ -56,8 +58,10 @@ from yobikake.custody.protocol import (
     CustodyRefused,
     CustodyUnavailable,
     DeletionCertificate,
+    FileRequest,
     Opened,
     OpenRequest,
+    ProducedFile,
     Purpose,
     Refusal,
     field_aad,
@@ -436,11 +440,59 @@ class Custodian:
         `CustodyRefused`. One ledger entry names the holder, the approval, the insurer,
         the fields, and counts the rows and names their lists; an export is an info alert,
         and a canary among its rows a critical one (its values still go back, as with a
-        single open)."""
+        single open). Only synthetic organisations' rows are opened this way: an
+        export's rows go back only in a file encrypted to its insurer (`produce_file`)."""
         now = self._clock()
         context = policy.bulk_context(request)
-        code = policy.bulk_refusal(
-            request, synthetic=self.config.synthetic, max_rows=self.config.bulk_max_rows
+        if request.purpose == Purpose.EXPORT:
+            self._refuse(Refusal.BAD_REQUEST, now, context)
+        values, seq = self._open_bulk(request, now, context, None)
+        return BulkOpened(values=values, ledger_seq=seq)
+
+    def produce_file(self, request: FileRequest) -> ProducedFile:
+        """An export file (custody/files.py): its rows opened as `open_bulk` opens an
+        export's, with the same limits, ledger entry and alerts, the file filled, written
+        and encrypted to `request.recipient`; only the ciphertext goes back. The entry
+        and the info alert name the file, its lines, the recipient's key and the
+        ciphertext's SHA-256."""
+        now = self._clock()
+        bulk = request.bulk if isinstance(request.bulk, BulkRequest) else None
+        context = policy.bulk_context(bulk) if bulk is not None else {}
+        if bulk is None or bulk.purpose != Purpose.EXPORT:
+            self._refuse(Refusal.BAD_REQUEST, now, context)
+
+        def write(values: dict[int, dict[str, str]]) -> tuple[files.Written, str]:
+            try:
+                written = files.write(request, values)
+            except files.CannotWrite as exc:
+                self._refuse(
+                    Refusal.CANNOT_OPEN, now, context, alert=(AlertKind.CANNOT_OPEN, str(exc))
+                )
+            note = (
+                f" into {request.name} ({written.lines} lines) for {request.recipient} "
+                f"sha256:{written.sha256}"
+            )
+            return written, note
+
+        written, seq = self._open_bulk(bulk, now, context, write, lambda: files.refusal(request))
+        return ProducedFile(name=f"{request.name}.age", data=written.data, ledger_seq=seq)
+
+    def _open_bulk(
+        self,
+        request: BulkRequest,
+        now: datetime,
+        context: dict[str, Any],
+        make: Callable[[dict[int, dict[str, str]]], tuple[Any, str]] | None,
+        also_refused: Callable[[], Refusal | None] = lambda: None,
+    ) -> tuple[Any, int]:
+        """The rows opened under the bulk rules, and the ledger entry's seq; `also_refused`
+        says why else the request is refused, once the bulk rules let it go on; `make`
+        turns the opened values into what goes back (and a note for the entry)."""
+        code = (
+            policy.bulk_refusal(
+                request, synthetic=self.config.synthetic, max_rows=self.config.bulk_max_rows
+            )
+            or also_refused()
         )
         if code is not None:
             self._refuse(code, now, context)
@@ -456,6 +508,11 @@ class Custodian:
             if spent:
                 self._refuse(Refusal.BULK_LIMIT, now, context)
         values = self._open_rows(request, now, context)
+        result: Any = values
+        note = ""
+        if make is not None:
+            result, note = make(values)
+            del values
         alerts: list[AlertRow | None] = []
         refusal: Refusal | None = None
         with self.ledger.writing() as writer:
@@ -468,6 +525,7 @@ class Custodian:
                 self._record_refusal(writer, refusal, now, context, alerts)
             else:
                 what = f"{len(request.rows)} rows of lists {','.join(map(str, lists)) or '-'}"
+                what += note
                 seq = writer.append(Kind.OPEN_BULK, now, outcome="opened", reason=what, **context)
                 if export:
                     who = f"holder {request.holder.user_id} ({context['holder_role']})"
@@ -475,7 +533,7 @@ class Custodian:
         self.channel.publish(alerts)
         if refusal is not None:
             raise CustodyRefused(refusal)
-        return BulkOpened(values=values, ledger_seq=seq)
+        return result, seq
 
     def _open_rows(
         self, request: BulkRequest, now: datetime, context: dict[str, Any]

@@ -207,6 +207,46 @@ class ReportCursor:
 
 
 @dataclass(frozen=True)
+class SealedCell:
+    """A cell of an export file the custodian fills: `field` of the request's row
+    `row_id`, opened and written by the formatter `format` (custody/files.py FORMATS,
+    with its `arg`), or `empty` when the row has no value there."""
+
+    row_id: int
+    field: str
+    format: str = "text"
+    arg: str = ""
+    empty: str = ""
+
+
+# A literal cell is text the application made (an outcome, a date of a call, a
+# watermark row's synthetic value); a sealed one only the custodian reads.
+Cell = str | SealedCell
+
+
+@dataclass(frozen=True)
+class FileRequest:
+    """An export file the custodian produces: it opens `bulk`'s rows under the bulk
+    rules of an export, fills `lines` (each as long as `header`), sorts them by the
+    columns `sort_by` (none: as sent), writes the CSV (UTF-8 with a BOM) and encrypts it
+    to the age public key `recipient`. Only the ciphertext comes back."""
+
+    bulk: BulkRequest
+    name: str
+    header: tuple[str, ...]
+    lines: list[list[Cell]]
+    recipient: str
+    sort_by: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class ProducedFile:
+    name: str
+    data: bytes  # age-encrypted: only the recipient's private key opens it
+    ledger_seq: int  # the custodian's one ledger entry for the file's bulk open
+
+
+@dataclass(frozen=True)
 class DeletionCertificate:
     """Signed by the custody key: the list's private key is destroyed."""
 

@@ -6,7 +6,8 @@ encoding) in front of one `core.Custodian`, served by gunicorn with mutual TLS.
     POST /v1/lists/<id>/canaries      {rows}                 -> {}
     POST /v1/lists/<id>/leave-out     {campaign_id}          -> {rows}
     POST /v1/open                     OpenRequest            -> Opened
-    POST /v1/open-bulk                BulkRequest            -> BulkOpened
+    POST /v1/open-bulk                BulkRequest            -> BulkOpened (synthetic)
+    POST /v1/export-file              FileRequest            -> ProducedFile
     POST /v1/lists/<id>/shred                                -> DeletionCertificate
     GET  /v1/audit-events/cursor                             -> ReportCursor
     POST /v1/audit-events             {events}               -> ReportCursor
@@ -25,6 +26,7 @@ threads in it, so a slow request (a list's new key pair) does not hold up reveal
 connections kept alive, so a reveal pays for no handshake.
 """
 
+import base64
 import json
 import re
 import ssl
@@ -42,10 +44,12 @@ from yobikake.custody.protocol import (
     BulkRequest,
     CustodyRefused,
     CustodyUnavailable,
+    FileRequest,
     Holder,
     Justification,
     OpenRequest,
     Refusal,
+    SealedCell,
     SealedRow,
     from_json,
     to_json,
@@ -174,6 +178,34 @@ def bulk_request(data: dict[str, Any]) -> BulkRequest:
         raise BadRequest(f"not a bulk request ({type(exc).__name__}: {exc})") from None
 
 
+def _cell(value: Any) -> str | SealedCell:
+    if isinstance(value, bytes):
+        # from_json read a literal that began like protocol's encoding of bytes: as sent.
+        return "b64:" + base64.b64encode(value).decode()
+    if isinstance(value, dict):
+        return SealedCell(**value)
+    return value  # type: ignore[no-any-return]
+
+
+def file_request(data: dict[str, Any]) -> FileRequest:
+    """A `FileRequest` from its decoded JSON; only its shape is checked here
+    (files.refusal and policy.bulk_refusal judge the rest)."""
+    try:
+        lines = data["lines"]
+        if not isinstance(lines, list) or not all(isinstance(line, list) for line in lines):
+            raise TypeError("lines")
+        return FileRequest(
+            bulk=bulk_request(data["bulk"]),
+            name=data["name"],
+            header=_tuple(data["header"]),
+            lines=[[_cell(cell) for cell in line] for line in lines],
+            recipient=data["recipient"],
+            sort_by=_tuple(data["sort_by"]),
+        )
+    except (KeyError, TypeError) as exc:
+        raise BadRequest(f"not a file request ({type(exc).__name__}: {exc})") from None
+
+
 Handler = Callable[[Custodian, dict[str, Any], int], Any]
 
 
@@ -200,6 +232,10 @@ def _open(custodian: Custodian, body: dict[str, Any], _: int) -> Any:
 
 def _open_bulk(custodian: Custodian, body: dict[str, Any], _: int) -> Any:
     return custodian.open_bulk(bulk_request(body))
+
+
+def _export_file(custodian: Custodian, body: dict[str, Any], _: int) -> Any:
+    return custodian.produce_file(file_request(body))
 
 
 def _shred(custodian: Custodian, _body: dict[str, Any], list_id: int) -> Any:
@@ -235,6 +271,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler, int]] = [
     ("POST", re.compile(r"/v1/lists/(\d+)/leave-out"), _leave_out, MAX_BODY),
     ("POST", re.compile(r"/v1/open"), _open, MAX_BODY),
     ("POST", re.compile(r"/v1/open-bulk"), _open_bulk, MAX_BULK_BODY),
+    ("POST", re.compile(r"/v1/export-file"), _export_file, MAX_BULK_BODY),
     ("POST", re.compile(r"/v1/lists/(\d+)/shred"), _shred, MAX_BODY),
     ("GET", re.compile(r"/v1/health"), _health, MAX_BODY),
     ("GET", re.compile(r"/v1/audit-events/cursor"), _report_cursor, MAX_BODY),

@@ -5,8 +5,9 @@ rows always.
 
 The insurer's staff request it for one of their campaigns (`request_results`); a second
 person approves it, from another organisation or in another role (exports/approvals.py);
-then the insurer's staff download it once, opened by the vault in one go and encrypted
-to the insurer's age key. This module is the `results` kind's producer for
+then the insurer's staff download it once: the custodian opens its people, fills the
+file and encrypts it to the insurer's age key (vault/exports.py), and the application
+relays the ciphertext. This module is the `results` kind's producer for
 exports/services.py.
 
 The file is read by the insurer's staff and loaded into their systems: every column is
@@ -15,8 +16,6 @@ called or not), empty only where the insurer's own list gave nothing (a list of 
 has no birth dates). The approval fixes how many watermark rows it carries; the pages
 say how many, and that their insured numbers are nobody's (exports/watermarks.py)."""
 
-import csv
-import io
 import random
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -29,14 +28,17 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from yobikake.calling.models import Attempt, CallTarget, Campaign, ResearchResult
+from yobikake.custody.protocol import Cell, SealedCell
 from yobikake.exports import services as export_services
 from yobikake.exports import watermarks
 from yobikake.exports.models import Approval
 from yobikake.incidents import canaries
-from yobikake.jp.wareki import era_of, era_year_text, fiscal_year_end
+from yobikake.intake.models import Target
+from yobikake.jp.dates import slash_date
+from yobikake.jp.wareki import fiscal_year_end, wareki_date
 from yobikake.synth.people import Person
 from yobikake.tenancy.models import Insurer
-from yobikake.vault.exports import open_for_export
+from yobikake.vault.exports import Draft, Released, export_file
 
 KIND = Approval.Kind.RESULTS
 FIELDS = (
@@ -76,7 +78,6 @@ NOT_CALLED = {
     CallTarget.State.RESEARCH: gettext_lazy("Not called: phone number being researched"),
     CallTarget.State.NOT_FOUND: gettext_lazy("Not called: no phone number found"),
 }
-DATE = "%Y/%m/%d"
 DATE_TIME = "%Y/%m/%d %H:%M"
 
 
@@ -145,32 +146,12 @@ def describe(approval: Approval) -> str:
     ) % {"name": campaign.name, "n": persons, "k": marks, "rows": persons + marks}
 
 
-def _person(values: dict[str, str], ct: CallTarget) -> Person:
-    birth = values["birth_date"]
-    return Person(
-        name_kanji=values["name_kanji"],
-        name_kana=values["name_kana"],
-        sex=ct.sex,
-        birth_date=date.fromisoformat(birth) if birth else None,
-        phone=values["phone"],
-        postal_code=values["postal_code"],
-        address=values["address"],
-        insured_number=values["insured_number"],
-        age=ct.age,
-    )
-
-
 def _yes_no(value: bool) -> str:
     return _("yes") if value else _("no")
 
 
 def _when(at: datetime | None) -> str:
     return timezone.localtime(at).strftime(DATE_TIME) if at else ""
-
-
-def _wareki(day: date) -> str:
-    era, year = era_of(day)
-    return f"{era_year_text(era, year)}{day.month}月{day.day}日"
 
 
 def _outcome(ct: CallTarget) -> str:
@@ -189,23 +170,10 @@ class _Calls:
     last_call_at: datetime | None
 
 
-def _line(person: Person, calls: _Calls, year_end: date) -> list[str]:
+def _calling(calls: _Calls) -> list[Cell]:
     ct = calls.target
-    birth = person.birth_date
     research = str(ResearchResult(ct.research_result).label) if ct.research_result else ""
     return [
-        person.name_kanji,
-        person.name_kana,
-        str(SEXES[person.sex]),
-        _wareki(birth) if birth else "",
-        birth.strftime(DATE) if birth else "",
-        # From the birth date where there is one, as for every row (a watermark row's
-        # own birth date, not the row its calling columns come from).
-        str(person.age_on(year_end) if birth else (person.age or ct.age)),
-        person.postal_code,
-        person.address,
-        person.phone,
-        person.insured_number,
         str(_("Held out (control group)") if ct.holdout else _("Called group")),
         _outcome(ct),
         str(ct.attempts),
@@ -214,7 +182,50 @@ def _line(person: Person, calls: _Calls, year_end: date) -> list[str]:
         _yes_no(ct.intends_to_attend),
         _when(ct.callback_at),
         research,
-        ct.attended_on.strftime(DATE) if ct.attended_on else "",
+        slash_date(ct.attended_on) if ct.attended_on else "",
+    ]
+
+
+def _sealed_line(target_id: int, calls: _Calls, year_end: date) -> list[Cell]:
+    """A person's line: their values filled in custody, the rest the application's."""
+    ct = calls.target
+
+    def cell(field: str, form: str = "text", arg: str = "", empty: str = "") -> Cell:
+        return SealedCell(row_id=target_id, field=field, format=form, arg=arg, empty=empty)
+
+    return [
+        cell("name_kanji"),
+        cell("name_kana"),
+        str(SEXES[ct.sex]),
+        cell("birth_date", "wareki"),
+        cell("birth_date", "slash_date"),
+        # From the birth date where there is one; else the age the list gave.
+        cell("birth_date", "age_on", year_end.isoformat(), empty=str(ct.age)),
+        cell("postal_code"),
+        cell("address"),
+        cell("phone"),
+        cell("insured_number"),
+        *_calling(calls),
+    ]
+
+
+def _mark_line(mark: Person, calls: _Calls, year_end: date) -> list[Cell]:
+    """A watermark row's line, written by the application in the forms the custodian
+    writes a person's (the same jp/ functions)."""
+    birth = mark.birth_date
+    return [
+        mark.name_kanji,
+        mark.name_kana,
+        str(SEXES[mark.sex]),
+        wareki_date(birth) if birth else "",
+        slash_date(birth) if birth else "",
+        # Its own birth date's, not the row its calling columns come from.
+        str(mark.age_on(year_end) if birth else (mark.age or calls.target.age)),
+        mark.postal_code,
+        mark.address,
+        mark.phone,
+        mark.insured_number,
+        *_calling(calls),
     ]
 
 
@@ -227,52 +238,66 @@ def _last_calls(campaign: Campaign) -> dict[int, datetime]:
     )
 
 
-def produce(*, actor: Any, approval: Approval) -> export_services.Produced:
-    """The CSV (UTF-8 with a BOM, Japanese headers): one line per person of the
-    campaign, with the export's watermark rows among them at random places."""
+def _shape(target: Target) -> watermarks.Shape:
+    return watermarks.Shape(
+        sex=target.sex,
+        age=target.age,
+        birth_date=bool(target.birth_date),
+        phone=bool(target.phone),
+        postal_code=bool(target.postal_code),
+        insured_number=bool(target.insured_number),
+    )
+
+
+def produce(*, actor: Any, approval: Approval) -> Released:
+    """The CSV (UTF-8 with a BOM, Japanese headers), made and encrypted in custody: one
+    line per person of the campaign, with the export's watermark rows among them at
+    random places."""
     campaign = Campaign.objects.select_related("insurer").get(pk=approval.subject["campaign_id"])
     call_targets = _call_targets(campaign)
-    opened = open_for_export(
+    last_calls = _last_calls(campaign)
+    year_end = fiscal_year_end(campaign.fiscal_year)
+
+    def compose(targets: list[Target]) -> Draft:
+        people = [
+            (t, _Calls(call_targets[t.pk], last_calls.get(call_targets[t.pk].pk)))
+            for t in sorted(targets, key=lambda t: t.pk)
+        ]
+        rng = random.SystemRandom()
+        watermark = watermarks.draw_watermark(
+            approval=approval,
+            shapes=[_shape(t) for t, _calls in people],
+            municipality=campaign.insurer.name,
+            fiscal_year=campaign.fiscal_year,
+            count=_watermark_rows(approval),
+            rng=rng,
+        )
+        with translation.override("ja"):
+            lines = [_sealed_line(t.pk, calls, year_end) for t, calls in people]
+            # A watermark row's calling columns are a real row's, one never called (there
+            # are many: the control group aside, people without a number or not yet
+            # reached by the queue) and, like it, with or without a number on the list:
+            # nothing sets it apart, and a recount of the statement from the file holds.
+            uncalled = [
+                (t, c) for t, c in people if c.target.attempts == 0 and not c.target.holdout
+            ]
+            for mark in watermark.marks:
+                alike = [c for t, c in uncalled if bool(t.phone) == bool(mark.phone)]
+                calls = rng.choice(alike or [c for _t, c in uncalled] or [c for _t, c in people])
+                lines.insert(rng.randint(0, len(lines)), _mark_line(mark, calls, year_end))
+            header = tuple(str(h) for h in HEADERS)
+        return Draft(
+            name=f"results-campaign{campaign.pk}-{campaign.insurer.number}.csv",
+            header=header,
+            lines=lines,
+            record=lambda: watermark.record(actor),
+        )
+
+    return export_file(
         actor=actor,
         approval=approval,
         insurer_id=approval.insurer_id,
         target_ids=list(call_targets),
         fields=FIELDS,
+        compose=compose,
     )
-    last_calls = _last_calls(campaign)
-    rows = [
-        (
-            _person(values, call_targets[target_id]),
-            _Calls(call_targets[target_id], last_calls.get(call_targets[target_id].pk)),
-        )
-        for target_id, values in sorted(opened.values.items())
-    ]
-    rng = random.SystemRandom()
-    marks = watermarks.make_watermark(
-        actor=actor,
-        approval=approval,
-        templates=[person for person, _calls in rows],
-        municipality=campaign.insurer.name,
-        fiscal_year=campaign.fiscal_year,
-        count=_watermark_rows(approval),
-        rng=rng,
-    )
-    # A watermark row's calling columns are a real row's, one never called (there are
-    # many: the control group aside, people without a number or not yet reached by the
-    # queue) and, like it, with or without a number on the list: nothing sets it apart,
-    # and a recount of the statement from the file holds.
-    uncalled = [(p, c) for p, c in rows if c.target.attempts == 0 and not c.target.holdout]
-    for mark in marks:
-        alike = [c for p, c in uncalled if bool(p.phone) == bool(mark.phone)]
-        calls = rng.choice(alike or [c for _p, c in uncalled] or [c for _p, c in rows])
-        rows.insert(rng.randint(0, len(rows)), (mark, calls))
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.writer(out)
-    with translation.override("ja"):
-        writer.writerow([str(h) for h in HEADERS])
-        year_end = fiscal_year_end(campaign.fiscal_year)
-        for person, calls in rows:
-            writer.writerow(_line(person, calls, year_end))
-    name = f"results-campaign{campaign.pk}-{campaign.insurer.number}.csv"
-    return export_services.Produced(name, out.getvalue().encode("utf-8"), opened.recipient)

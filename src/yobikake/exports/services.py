@@ -4,13 +4,12 @@ person's decision on it, and the release of the approved file to the insurer's s
 What an export holds depends on its kind; each kind has a producer module (PRODUCERS)
 with `targets(insurer=, subject=)` (the ids of the people it would release now, or
 `ExportError` when there is nothing to ask for: the request binds them), `describe(approval)`
-(a line for the approver) and `produce(actor=, approval=)` (a `Produced` file, opened
-through `vault.exports.open_for_export`, which checks the approval, its recipient and
-its people, and marks it used)."""
+(a line for the approver) and `produce(actor=, approval=)` (the `Released` file, made
+and encrypted in custody through `vault.exports.export_file`, which checks the
+approval, its recipient and its people, and marks it used)."""
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import timedelta
 from importlib import import_module
 from types import ModuleType
@@ -30,6 +29,7 @@ from yobikake.audit.tags import AuditTag
 from yobikake.exports import approvals, selectors
 from yobikake.exports.models import Approval, InsurerKey
 from yobikake.tenancy.models import Insurer
+from yobikake.vault.exports import Released
 
 PRODUCERS = {
     Approval.Kind.NOTIFICATION_LIST: "yobikake.incidents.notification",
@@ -226,26 +226,10 @@ def refuse(*, actor: Any, approval: Approval) -> Approval:
     return _decide(actor, approval, Approval.State.REFUSED, AuditTag.APPROVAL_REFUSE)
 
 
-@dataclass(frozen=True)
-class Produced:
-    name: str
-    plaintext: bytes
-    # `open_for_export`'s `recipient`: read under the approval's lock, its MAC checked.
-    recipient: InsurerKey
-
-
-@dataclass(frozen=True)
-class Released:
-    name: str
-    data: bytes  # age-encrypted: only the insurer's private key opens it
-
-
 def release_export(*, actor: Any, approval: Approval) -> Released:
     """The approved file, produced now for the insurer's staff member `actor` and
-    encrypted to the insurer's key the approver saw; once. The plaintext exists only in
-    this process's memory, between the vault and the encryption."""
-    produced = producer(approval.kind).produce(actor=actor, approval=approval)
-    # Never `approval.recipient`: that copy was loaded before the vault's checks, and
-    # the row could have held another key then.
-    recipient = pyrage.x25519.Recipient.from_str(produced.recipient.public_key)
-    return Released(f"{produced.name}.age", pyrage.encrypt(produced.plaintext, [recipient]))
+    encrypted to the insurer's key the approver saw; once. The custodian fills and
+    encrypts it (vault/exports.py): the application relays the ciphertext and never
+    holds the file's values."""
+    released: Released = producer(approval.kind).produce(actor=actor, approval=approval)
+    return released

@@ -8,15 +8,20 @@ export leaked) or added there (to blame another export) no longer match it, and
 `tampered` says which exports' watermarks cannot be trusted — scoping raises a critical
 alert for each.
 
-The watermark is made after the vault has marked the approval used, in the producer:
-if writing it fails, the file is not produced (never a file without its watermark) and
-the approval stays used — the insurer asks again."""
+The application holds none of the file's values (the custodian fills the file), so a
+watermark row is drawn from a synthetic template of a real row's shape (`Shape`: its
+clear columns and which fields it has), not from the row itself. It is drawn before the
+custodian makes the file, which carries it as the application's own text, and recorded
+in the transaction that marks the approval used: a file is never made without its
+watermark on record, nor a watermark recorded without its file."""
 
 import hashlib
 import json
 import random
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from django.conf import settings
@@ -28,8 +33,10 @@ from yobikake.audit.tags import AuditTag
 from yobikake.exports.models import Approval, WatermarkRow
 from yobikake.intake.models import Target
 from yobikake.intake.sealing import INDEX_COLUMNS
+from yobikake.jp.wareki import fiscal_year_end
+from yobikake.synth.areas import PREFECTURE
 from yobikake.synth.canaries import canary_like
-from yobikake.synth.people import Person
+from yobikake.synth.people import GIVEN_NAMES, SURNAMES, TOWNS, Person
 from yobikake.vault import datakeys
 from yobikake.vault.blind import Indexer
 from yobikake.vault.records import IndexedFields
@@ -96,28 +103,102 @@ def tampered() -> list[int]:
     )
 
 
-@transaction.atomic
-def make_watermark(
+@dataclass(frozen=True)
+class Shape:
+    """What the application knows of a row of the file without opening it: the clear
+    columns (sex, age at the fiscal year's end) and which fields the list gave (a sealed
+    value is there or not). A watermark row is drawn from a synthetic person of that
+    shape, the application holding none of the file's values."""
+
+    sex: str
+    age: int
+    birth_date: bool
+    phone: bool
+    postal_code: bool
+    insured_number: bool
+
+
+def template(shape: Shape, *, fiscal_year: int, rng: random.Random) -> Person:
+    """A synthetic person of `shape`, written as the importer writes the synthetic
+    lists (names in two parts, an address with its prefecture and 丁目): what
+    `canary_like` copies the form of."""
+    family, family_kana = rng.choice(SURNAMES)
+    given, given_kana = rng.choice(GIVEN_NAMES[shape.sex])
+    year_end = fiscal_year_end(fiscal_year)
+    # Born on 1 October: `shape.age` completed on the fiscal year's last day.
+    birth = date(year_end.year - shape.age - 1, 10, 1) if shape.birth_date else None
+    mobile = rng.random() < 0.5
+    phone = (
+        f"090-{rng.randint(1000, 9999)}-{rng.randint(0, 9999):04d}"
+        if mobile
+        else f"058-2{rng.randint(0, 99):02d}-{rng.randint(0, 9999):04d}"
+    )
+    return Person(
+        name_kanji=f"{family} {given}",
+        name_kana=f"{family_kana} {given_kana}",
+        sex=shape.sex,
+        birth_date=birth,
+        phone=phone if shape.phone else "",
+        postal_code=f"50{rng.randint(0, 9)}-{rng.randint(0, 9999):04d}"
+        if shape.postal_code
+        else "",
+        address=f"{PREFECTURE}{rng.choice(TOWNS)}{rng.randint(1, 9)}丁目{rng.randint(1, 30)}番"
+        f"{rng.randint(1, 20)}号",
+        insured_number=(
+            f"岐{rng.randint(0, 99):02d}-{rng.randint(0, 9_999_999):07d}"
+            if shape.insured_number
+            else ""
+        ),
+        age=None if shape.birth_date else shape.age,
+    )
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """An export's watermark rows, drawn but not yet recorded."""
+
+    approval: Approval
+    marks: list[Person]
+    rows: list[WatermarkRow]
+
+    @transaction.atomic
+    def record(self, actor: Any) -> None:
+        """Store the rows' blind indexes and the event that holds their digest."""
+        WatermarkRow.objects.bulk_create(self.rows)
+        append_event(
+            tag=AuditTag.EXPORT_WATERMARK,
+            actor=actor,
+            insurer_id=self.approval.insurer_id,
+            details={
+                "approval_id": self.approval.pk,
+                "rows": len(self.rows),
+                "digest": digest([getattr(r, c) for c in _COLUMNS] for r in self.rows),
+            },
+        )
+
+
+def draw_watermark(
     *,
-    actor: Any,
     approval: Approval,
-    templates: Sequence[Person],
+    shapes: Sequence[Shape],
     municipality: str,
     fiscal_year: int,
     count: int,
     rng: random.Random,
-) -> list[Person]:
-    """`count` synthetic people, each shaped like a real row of the file drawn at random
-    (synth/canaries.py) and with an insured number (where rows have one) that no one
-    the insurer sent has, their blind indexes stored against `approval`."""
-    if not templates:
-        return []
+) -> Watermark:
+    """`count` synthetic people, each drawn (synth/canaries.py) from a synthetic
+    template of the shape of a row of the file drawn at random, with an insured number
+    (where rows have one) that no one the insurer sent has; `Watermark.record` stores
+    their blind indexes against `approval`."""
+    if not shapes:
+        return Watermark(approval, [], [])
     indexer = Indexer(datakeys.index_key(approval.insurer_id))
     marks, rows = [], []
     for _ in range(count):
+        shape = rng.choice(shapes)
         for _try in range(MAX_DRAWS):
             mark = canary_like(
-                rng.choice(templates),
+                template(shape, fiscal_year=fiscal_year, rng=rng),
                 municipality=municipality,
                 fiscal_year=fiscal_year,
                 phones=settings.YOBIKAKE_CANARY_PHONES,
@@ -128,15 +209,4 @@ def make_watermark(
                 break
         marks.append(mark)
         rows.append(WatermarkRow(approval=approval, insurer_id=approval.insurer_id, **indexes))
-    WatermarkRow.objects.bulk_create(rows)
-    append_event(
-        tag=AuditTag.EXPORT_WATERMARK,
-        actor=actor,
-        insurer_id=approval.insurer_id,
-        details={
-            "approval_id": approval.pk,
-            "rows": len(rows),
-            "digest": digest([getattr(r, c) for c in _COLUMNS] for r in rows),
-        },
-    )
-    return marks
+    return Watermark(approval, marks, rows)

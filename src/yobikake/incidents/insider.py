@@ -16,9 +16,10 @@ token) and a shell with the project's code. Three moves, each tried for real:
    (the holder is the application's word); when it refuses calls for the hour, ask for
    research instead.
    The custodian's budgets stop the loop; the first critical custody alert is timed.
-3. **Bulk.** Ask the port for a bulk open: an export of one insurer's people under an
-   approval that does not exist, and a synthetic bulk open (probed with no rows, so the
-   answer tells whether this custodian would open everyone without opening anyone).
+3. **Bulk.** Ask the port for an export file of one insurer's people under an approval
+   that does not exist, encrypted to an age key of the insider's own, and a synthetic
+   bulk open (probed with no rows, so the answer tells whether this custodian would
+   open everyone without opening anyone).
 
 To measure, the drill reads the custody alert log (`alerts.log` in the custody home) as
 the security officer would, and nothing else of custody: not its settings, keys or
@@ -28,7 +29,9 @@ ledger. The insider could not read it where custody has its own host.
 import base64
 import binascii
 import contextlib
+import csv
 import hashlib
+import io
 import json
 import os
 import re
@@ -40,6 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pyrage
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -57,9 +61,11 @@ from yobikake.custody.protocol import (
     BulkRequest,
     CustodyRefused,
     CustodyUnavailable,
+    FileRequest,
     Holder,
     Purpose,
     Refusal,
+    SealedCell,
     field_aad,
 )
 from yobikake.exports.models import Approval
@@ -575,10 +581,32 @@ def _bulk(request: BulkRequest) -> tuple[str, int]:
     return f"opened {len(opened.values)} people", len(opened.values)
 
 
+def _export_file(request: BulkRequest) -> tuple[str, int]:
+    """The export's rows as a file the custodian encrypts to an age key the insider made
+    (the recipient is the application's word), decrypted and its lines counted."""
+    mine = pyrage.x25519.Identity.generate()
+    template = FileRequest(
+        bulk=request,
+        name="drill.csv",
+        header=request.fields,
+        lines=[[SealedCell(row.row_id, f) for f in request.fields] for row in request.rows],
+        recipient=str(mine.to_public()),
+    )
+    try:
+        produced = custodian().produce_file(template)
+    except CustodyUnavailable:
+        return "the custodian does not answer", 0
+    except CustodyRefused as exc:
+        return f"refused: {exc.code}", 0
+    text = pyrage.decrypt(produced.data, [mine]).decode("utf-8")
+    people = len(list(csv.reader(io.StringIO(text)))) - 1  # the header
+    return f"opened {people} people, in a file encrypted to the insider's own age key", people
+
+
 def move_bulk(lists: list[TargetList], holder_id: int) -> dict[str, Any]:
-    """An export of the insurer with the most stored people under an approval that does
-    not exist; and a synthetic bulk open with no rows, which tells whether this
-    custodian would open everyone."""
+    """An export file of the insurer with the most stored people under an approval that
+    does not exist, encrypted to the insider's own key; and a synthetic bulk open with no
+    rows, which tells whether this custodian would open everyone."""
     try:
         leave_out, canary_note = canaries.of_lists(lists), "canaries left out"
     except CustodyUnavailable:
@@ -604,11 +632,12 @@ def move_bulk(lists: list[TargetList], holder_id: int) -> dict[str, Any]:
             fields=fields,
             rows=rows,
         )
-        result, opened = _bulk(export)
+        result, opened = _export_file(export)
         attempts.append(
             {
                 "tried": f"export of insurer {insurer_id}'s {len(rows)} people ({canary_note}) "
-                f"under approval #{nowhere}, which does not exist",
+                f"under approval #{nowhere}, which does not exist, as a file the custodian "
+                "encrypts to an age key the insider made",
                 "result": result,
                 "people_opened": opened,
             }

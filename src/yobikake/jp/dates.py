@@ -69,3 +69,8 @@ def age_on(birth: date, day: date) -> int:
     """Completed years on `day`; someone born on 29 February ages on 1 March in common
     years."""
     return day.year - birth.year - ((day.month, day.day) < (birth.month, birth.day))
+
+
+def slash_date(day: date) -> str:
+    """「1975/01/02」: a Gregorian date as Japanese forms and spreadsheets write it."""
+    return f"{day.year:04d}/{day.month:02d}/{day.day:02d}"

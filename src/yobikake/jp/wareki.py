@@ -39,6 +39,12 @@ def era_year_text(era: Era, year: int) -> str:
     return f"{era.name}{'元' if year == 1 else year}年"
 
 
+def wareki_date(day: date) -> str:
+    """「昭和50年1月2日」: a date as the insurer's staff read it in 和暦."""
+    era, year = era_of(day)
+    return f"{era_year_text(era, year)}{day.month}月{day.day}日"
+
+
 def fiscal_year_of(day: date) -> int:
     """The fiscal year (named by the calendar year it starts in) a day falls in."""
     return day.year if day.month >= 4 else day.year - 1

@@ -1,6 +1,7 @@
 """The custodian port: how the application asks the custody domain for what only it can
-do — a list's key pair, opening one person, opening an approved export's rows in bulk,
-the canaries a campaign leaves out, shredding a list.
+do — a list's key pair, opening one person, producing an approved export's file
+(encrypted to the insurer, in custody), opening synthetic organisations in bulk, the
+canaries a campaign leaves out, shredding a list.
 
 Adapters: `HttpCustodian`, the custodian process over HTTP with mutual TLS (the
 application shows the client certificate the custody authority gave it, and trusts only
@@ -33,8 +34,10 @@ from yobikake.custody.protocol import (
     CustodyRefused,
     CustodyUnavailable,
     DeletionCertificate,
+    FileRequest,
     Opened,
     OpenRequest,
+    ProducedFile,
     Refusal,
     ReportCursor,
     from_json,
@@ -48,6 +51,8 @@ TIMEOUT = (2.0, 10.0)
 # A bulk open reads tens of megabytes and opens every value of them.
 BULK_TIMEOUT = (2.0, 300.0)
 POOL_SIZE = 16
+# What every age file begins with (age-encryption.org/v1).
+AGE_HEADER = b"age-encryption.org/v1\n"
 
 
 class CustodianPort(Protocol):
@@ -67,8 +72,12 @@ class CustodianPort(Protocol):
         """One person's fields for one justified request, or `CustodyRefused`."""
 
     def open_bulk(self, request: BulkRequest) -> BulkOpened:
-        """An approved export's rows (or, on a synthetic custodian, synthetic
-        organisations' rows) opened at once, by row id, or `CustodyRefused`."""
+        """Synthetic organisations' rows opened at once, by row id, on a synthetic
+        custodian; or `CustodyRefused`."""
+
+    def produce_file(self, request: FileRequest) -> ProducedFile:
+        """An approved export's file, filled in custody and encrypted to the insurer's
+        age key: only its ciphertext comes back; or `CustodyRefused`."""
 
     def shred(self, list_id: int) -> DeletionCertificate:
         """Destroy the list's private key; the custody key signs the certificate."""
@@ -143,6 +152,17 @@ class HttpCustodian:
                 f"the custodian at {self.url} sent a row without an id"
             ) from None
         return BulkOpened(values=values, ledger_seq=int(answer["ledger_seq"]))
+
+    def produce_file(self, request: FileRequest) -> ProducedFile:
+        answer = from_json(
+            self._call("POST", "/v1/export-file", request, timeout=self.bulk_timeout)
+        )
+        data, name = answer.get("data"), answer.get("name")
+        if not isinstance(data, bytes) or not data.startswith(AGE_HEADER):
+            raise CustodyUnavailable(f"the custodian at {self.url} sent no age file")
+        if not isinstance(name, str):
+            raise CustodyUnavailable(f"the custodian at {self.url} sent a file without a name")
+        return ProducedFile(name=name, data=data, ledger_seq=int(answer["ledger_seq"]))
 
     def _text(self, values: Any) -> dict[str, str]:
         # Taken as sent, not through from_json: an opened value is a resident's text,
@@ -244,6 +264,9 @@ class InProcess:
 
     def open_bulk(self, request: BulkRequest) -> BulkOpened:
         return self.custodian.open_bulk(request)
+
+    def produce_file(self, request: FileRequest) -> ProducedFile:
+        return self.custodian.produce_file(request)
 
     def shred(self, list_id: int) -> DeletionCertificate:
         return self.custodian.shred(list_id)

@@ -1,24 +1,27 @@
-"""Opening many people at once: for an approved export, and for nothing else.
+"""Producing an export file, for an approved export and for nothing else.
 
-`open_for_export` is the reveal gate's bulk counterpart (vault/reveal.py). It has the
-custodian open the sealed fields of many targets of one insurer in one request
-(`open_bulk`) for a staff member of that insurer who downloads an approved export, and
-only when the approval is genuine (its MAC), approved, unexpired, unused (the audit log
-holds no export under it either: a used approval put back to "approved" in the database
-stays used), for exactly this insurer and for exactly the people it was requested for.
-The custodian decides again on its own rules (the export's fields, its rows and bulk
-opens a day), records the open in its ledger and alerts on its own channel. The
-application marks the approval used and writes ONE audit event naming the approval and
-how many people were opened, never a value; both are committed before anything is
-returned, with the insurer key the file must be encrypted to as it was read and checked
-under the same lock. Every refusal is on the record.
+`export_file` is the reveal gate's bulk counterpart (vault/reveal.py). It has the
+custodian produce the file of many targets of one insurer (`produce_file`): the
+application sends a template — its own text, and cells naming the targets' sealed
+fields — and the custodian opens them, fills the file and encrypts it to the insurer's
+age key; only the ciphertext comes back, so the application never holds the people's
+values. It asks only for a staff member of that insurer who downloads an approved
+export, and only when the approval is genuine (its MAC), approved, unexpired, unused
+(the audit log holds no export under it either: a used approval put back to "approved"
+in the database stays used), for exactly this insurer and for exactly the people it was
+requested for; the file goes to the approval's recipient as read and checked under the
+same lock. The custodian decides again on its own rules (the export's fields, its rows
+and bulk opens a day), records the file in its ledger and alerts on its own channel.
+The application marks the approval used and writes ONE audit event naming the approval
+and how many people were in the file, never a value; both are committed before the file
+is returned. Every refusal is on the record.
 
-`bulk_request` builds what a bulk open sends; synth/leak.py sends it too, for synthetic
-organisations' data, which only a custodian set up for them opens.
+`bulk_request` builds the rows a file (or, for synthetic organisations' data, a bulk
+open: synth/leak.py) names.
 """
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,14 +36,16 @@ from yobikake.audit.services import append_event, record_denial
 from yobikake.audit.tags import AuditTag
 from yobikake.custody.protocol import (
     BulkRequest,
+    Cell,
     CustodyRefused,
     CustodyUnavailable,
+    FileRequest,
     Holder,
     Refusal,
     SealedRow,
 )
 from yobikake.exports import approvals
-from yobikake.exports.models import Approval, InsurerKey
+from yobikake.exports.models import Approval
 from yobikake.incidents import canaries
 from yobikake.intake.models import Target, TargetList
 from yobikake.vault import batches
@@ -49,6 +54,7 @@ from yobikake.vault.models import Purpose
 from yobikake.vault.reveal import BUDGET_ROLE, RevealRefused, RevealUnavailable
 
 BATCH = 2000  # targets read per query
+CLEAR_COLUMNS = ("sex", "age", "has_phone", "idx_name_address", "idx_kana_address")
 
 REFUSALS = {
     "not_permitted": gettext_lazy("You may not receive exports."),
@@ -124,7 +130,9 @@ def _check(actor: Any, approval_id: int, insurer_id: int, target_ids: Sequence[i
 
 
 def _targets(ids: Sequence[int], fields: Iterable[str]) -> list[Any]:
-    columns = ["id", "target_list_id", "insurer_id", *fields]
+    # The sealed fields asked for, and what a producer drafts the file from: the clear
+    # columns and the blind indexes that tell one person and address.
+    columns = ["id", "target_list_id", "insurer_id", *CLEAR_COLUMNS, *fields]
     found = []
     for start in range(0, len(ids), BATCH):
         chunk = ids[start : start + BATCH]
@@ -168,12 +176,9 @@ def bulk_request(
     )
 
 
-def _request(
-    actor: Any, approval: Any, insurer_id: int, target_ids: Sequence[int], fields: tuple[str, ...]
-) -> BulkRequest:
-    """The custodian's request for the targets still stored, checked as the database
-    has them."""
-    targets = _targets(target_ids, fields)
+def _stored(insurer_id: int, targets: list[Any]) -> None:
+    """Refused unless every target still stored is on an active list of `insurer_id`,
+    as the database has them, and none is a canary."""
     lists = {
         tl.pk: tl for tl in TargetList.objects.filter(pk__in={t.target_list_id for t in targets})
     }
@@ -186,14 +191,6 @@ def _request(
     # No honest export names a canary: one here means the matches were altered.
     if canaries.of_lists(lists.values()) & {t.pk for t in targets}:
         raise _refuse("canary")
-    return bulk_request(
-        holder=Holder(user_id=actor.pk, role=BUDGET_ROLE[Purpose.EXPORT]),
-        purpose=str(Purpose.EXPORT),
-        approval_id=approval.pk,
-        insurer_id=insurer_id,
-        fields=fields,
-        rows=[(t.pk, t.target_list_id, [getattr(t, f) for f in fields]) for t in targets],
-    )
 
 
 def _use(actor: Any, approval: Any, opened: int, asked: int) -> None:
@@ -216,26 +213,40 @@ def _use(actor: Any, approval: Any, opened: int, asked: int) -> None:
 
 
 @dataclass(frozen=True)
-class Opened:
-    values: dict[int, dict[str, str]]  # target id → field → plaintext
-    # The approval's recipient as read under its lock, MAC checked and of its insurer:
-    # the one key the file may be encrypted to.
-    recipient: InsurerKey
+class Draft:
+    """A file's template, as a producer composes it from the targets (their clear
+    columns, never a value): lines of its own text and `SealedCell`s naming the targets'
+    fields. `record` writes what the application keeps of the file (its watermark),
+    in the transaction that marks the approval used, once the custodian has made it."""
+
+    name: str
+    header: tuple[str, ...]
+    lines: list[list[Cell]]
+    sort_by: tuple[int, ...] = ()
+    record: Callable[[], None] = lambda: None
 
 
-def open_for_export(
+@dataclass(frozen=True)
+class Released:
+    name: str
+    data: bytes  # age-encrypted: only the insurer's private key opens it
+
+
+def export_file(
     *,
     actor: Any,
     approval: Any,
     insurer_id: int,
     target_ids: Sequence[int],
     fields: tuple[str, ...],
-) -> Opened:
-    """The `fields` asked for, in plaintext, for each of `target_ids` still stored, and
-    the key to encrypt them to. `target_ids` must be exactly the people the approval was
-    requested for. Only `approval.pk` is taken from the argument; everything else is
-    read afresh under the approval's row lock. Call it outside any transaction: its
-    event must be committed before the values leave."""
+    compose: Callable[[list[Any]], Draft],
+) -> Released:
+    """The file `compose` drafts over `target_ids` still stored (with `fields` loaded,
+    sealed), produced and encrypted in custody to the approval's recipient. `target_ids`
+    must be exactly the people the approval was requested for. Only `approval.pk` is
+    taken from the argument; everything else is read afresh under the approval's row
+    lock. Call it outside any transaction: its event must be committed before the file
+    leaves."""
     unknown = set(fields) - set(Target.SEALED_FIELDS)
     if unknown:
         raise ValueError(f"not sealed fields: {sorted(unknown)}")
@@ -243,13 +254,33 @@ def open_for_export(
     try:
         with transaction.atomic(durable=True):
             locked = _check(actor, approval.pk, insurer_id, ids)
-            request = _request(actor, locked, insurer_id, ids, fields)
-            # Opened before the event is written, in its transaction: the audit chain's
-            # head is not held while the custodian works. Should the commit fail after
-            # the open, nothing is returned, and reconciliation finds the open without
+            targets = _targets(ids, fields)
+            _stored(insurer_id, targets)
+            draft = compose(targets)
+            request = FileRequest(
+                bulk=bulk_request(
+                    holder=Holder(user_id=actor.pk, role=BUDGET_ROLE[Purpose.EXPORT]),
+                    purpose=str(Purpose.EXPORT),
+                    approval_id=locked.pk,
+                    insurer_id=insurer_id,
+                    fields=fields,
+                    rows=[
+                        (t.pk, t.target_list_id, [getattr(t, f) for f in fields]) for t in targets
+                    ],
+                ),
+                name=draft.name,
+                header=draft.header,
+                lines=draft.lines,
+                recipient=locked.recipient.public_key,
+                sort_by=draft.sort_by,
+            )
+            # Produced before the events are written, in their transaction: the audit
+            # chain's head is not held while the custodian works. Should the commit fail
+            # after it, nothing is returned, and reconciliation finds the open without
             # its event.
-            opened = custodian().open_bulk(request).values if request.rows else {}
-            _use(actor, locked, len(opened), len(ids))
+            produced = custodian().produce_file(request)
+            draft.record()
+            _use(actor, locked, len(targets), len(ids))
     except RevealRefused as exc:
         _deny(actor, approval, exc.code)
         raise
@@ -262,7 +293,7 @@ def open_for_export(
     except CustodyRefused as exc:
         _deny(actor, approval, exc.code)
         raise _refuse(_CUSTODY_CODES.get(exc.code, "custody_refused")) from None
-    return Opened(opened, locked.recipient)
+    return Released(produced.name, produced.data)
 
 
 def _deny(actor: Any, approval: Any, code: str) -> None:
