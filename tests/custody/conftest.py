@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyrage
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -134,6 +135,21 @@ def clock():
 @pytest.fixture
 def home(tmp_path):
     return Config.init(tmp_path / "custody").home
+
+
+# The insurer's key pair, as it would make with age-keygen; custody has the public half.
+INSURER_KEY = pyrage.x25519.Identity.generate()
+
+
+@pytest.fixture
+def insurer_key_confirmed(home):
+    """INSURER_ID's age key, confirmed in custody by the security officer: export files
+    of that insurer may go to it."""
+    officer = Custodian(home)
+    try:
+        officer.confirm_recipient(INSURER_ID, str(INSURER_KEY.to_public()))
+    finally:
+        officer.close()
 
 
 def openbao_settings(home: Path, server) -> dict:

@@ -11,7 +11,14 @@ from dataclasses import dataclass, replace
 import pyrage
 import pytest
 
-from tests.custody.conftest import INSURER_ID, LIST_ID, PERSON, configure, new_batch
+from tests.custody.conftest import (
+    INSURER_ID,
+    INSURER_KEY,
+    LIST_ID,
+    PERSON,
+    configure,
+    new_batch,
+)
 from yobikake.custody.config import Config
 from yobikake.custody.core import Custodian
 from yobikake.custody.ledger import Kind
@@ -24,6 +31,8 @@ from yobikake.custody.protocol import (
     Refusal,
     SealedCell,
 )
+
+pytestmark = pytest.mark.usefixtures("insurer_key_confirmed")
 
 EXPORT_FIELDS = ("name_kanji", "phone", "address", "insured_number")
 SUPERVISOR = Holder(user_id=5, role="supervisor")
@@ -49,11 +58,6 @@ def export_of(batches, row_ids, *, fields=EXPORT_FIELDS, purpose=Purpose.EXPORT,
         rows=rows,
         wrapped_keys=keys,
     )
-
-
-# The insurer's key pair, as it would make with age-keygen; the custodian has the public
-# half only.
-INSURER_KEY = pyrage.x25519.Identity.generate()
 
 
 def file_of(request: BulkRequest, *, recipient=None) -> FileRequest:
@@ -277,6 +281,7 @@ def test_a_synthetic_custodian_opens_everything_in_bulk_on_the_ledger_without_al
     home = Config.init(tmp_path / "synthetic", synthetic=True).home
     configure(home, bulk_max_rows=2, bulk_per_day=1)
     custodian = Custodian(home, clock=clock)
+    custodian.confirm_recipient(INSURER_ID, str(INSURER_KEY.to_public()))
     batch = new_batch(custodian)
     custodian.register_canaries(LIST_ID, [11001])
     every_field = ("name_kanji", "name_kana", "phone", "address", "postal_code", "insured_number")

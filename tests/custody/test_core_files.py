@@ -28,6 +28,8 @@ from yobikake.custody.protocol import (
     SealedCell,
 )
 
+pytestmark = pytest.mark.usefixtures("insurer_key_confirmed")
+
 BIRTH = "1975-01-02"
 
 
@@ -109,6 +111,42 @@ def test_only_ciphertext_leaves_and_the_ledger_names_the_file(local_custodian):
     )
     [alert] = local_custodian.alerts()
     assert alert.kind == "bulk_opened" and str(INSURER_KEY.to_public()) in alert.summary
+
+
+def test_a_file_for_a_key_custody_has_not_confirmed_is_refused_and_alerted(local_custodian):
+    """The insider names an age key of their own (the application's word names no key):
+    nothing is opened, and the security officer hears of it at once."""
+    batch = new_batch(local_custodian)
+    insiders = str(pyrage.x25519.Identity.generate().to_public())
+    with pytest.raises(CustodyRefused) as caught:
+        local_custodian.produce_file(file_of(export_of([batch], range(1, 4)), recipient=insiders))
+    assert caught.value.code == Refusal.RECIPIENT
+    assert bulk_entries(local_custodian) == []
+    [alert] = local_custodian.alerts()
+    assert (alert.kind, alert.severity) == ("recipient", "critical")
+    assert insiders in alert.summary and str(INSURER_KEY.to_public()) in alert.summary
+    other_insurer = replace(export_of([batch], range(1, 2)), insurer_id=INSURER_ID + 1)
+    with pytest.raises(CustodyRefused):
+        local_custodian.produce_file(file_of(other_insurer))  # confirmed for INSURER_ID only
+
+
+def test_the_confirmed_key_is_the_last_the_officer_confirmed(local_custodian):
+    batch = new_batch(local_custodian)
+    new_key = pyrage.x25519.Identity.generate()
+    seq = local_custodian.confirm_recipient(INSURER_ID, str(new_key.to_public()))
+    assert local_custodian.confirm_recipient(INSURER_ID, str(new_key.to_public())) is None
+    [entry] = [e for e in local_custodian.entries() if e.seq == seq]
+    assert (entry.kind, entry.insurer_id, entry.reason) == (
+        Kind.RECIPIENT,
+        INSURER_ID,
+        str(new_key.to_public()),
+    )
+    with pytest.raises(CustodyRefused):
+        local_custodian.produce_file(file_of(export_of([batch], range(1, 2))))  # the old key
+    request = file_of(export_of([batch], range(1, 2)), recipient=str(new_key.to_public()))
+    assert pyrage.decrypt(local_custodian.produce_file(request).data, [new_key])
+    with pytest.raises(ValueError, match="age"):
+        local_custodian.confirm_recipient(INSURER_ID, "age1notakey")
 
 
 def test_an_export_s_values_are_never_opened_in_the_clear(local_custodian):

@@ -5,6 +5,7 @@ be gone, and be found gone."""
 import itertools
 import os
 import signal
+import subprocess
 
 import pyrage
 import pytest
@@ -61,6 +62,17 @@ def port(request):
     client = request.getfixturevalue("server").client()
     yield client
     client.close()
+
+
+@pytest.fixture(scope="module")
+def insurer_key(server, in_process):
+    """The insurer's age identity; its public half confirmed in both custodians by the
+    security officer (the server's with the real command)."""
+    identity = pyrage.x25519.Identity.generate()
+    in_process.custodian.confirm_recipient(INSURER, str(identity.to_public()))
+    command = ["custodian", "recipient", "--home", str(server.home), str(INSURER)]
+    subprocess.run([server_fixture.YOBIKAKE, *command, str(identity.to_public())], check=True)
+    return identity
 
 
 @pytest.fixture(scope="module")
@@ -209,13 +221,13 @@ def export_file(request: BulkRequest, *, recipient: str) -> FileRequest:
     )
 
 
-def test_an_export_s_file_comes_back_encrypted_to_the_insurer_only(port, shared_list):
+def test_an_export_s_file_comes_back_encrypted_to_the_insurer_only(port, shared_list, insurer_key):
     list_id, public_pem = public_key_of(port, shared_list)
     rows: dict[int, dict[str, str | None]] = {
         101: {"name_kanji": "試験 一郎", "insured_number": "b64:AAAA"},
         102: {"name_kanji": "試験 二郎", "insured_number": None},
     }
-    insurer = pyrage.x25519.Identity.generate()
+    insurer = insurer_key
     request = export_file(
         bulk_request(public_pem, list_id, rows), recipient=str(insurer.to_public())
     )
@@ -231,10 +243,10 @@ def test_an_export_s_file_comes_back_encrypted_to_the_insurer_only(port, shared_
     )
 
 
-def test_an_export_is_refused_with_its_code(port, shared_list):
+def test_an_export_is_refused_with_its_code(port, shared_list, insurer_key):
     list_id, public_pem = public_key_of(port, shared_list)
     rows: dict[int, dict[str, str | None]] = {103: {"name_kana": "シンセ"}}
-    recipient = str(pyrage.x25519.Identity.generate().to_public())
+    recipient = str(insurer_key.to_public())
     with pytest.raises(CustodyRefused) as refused:
         port.open_bulk(bulk_request(public_pem, list_id, rows))
     assert refused.value.code == Refusal.BAD_REQUEST  # never in the clear
@@ -250,6 +262,10 @@ def test_an_export_is_refused_with_its_code(port, shared_list):
     with pytest.raises(CustodyRefused) as refused:
         port.produce_file(export_file(overreaching, recipient=recipient))
     assert refused.value.code == Refusal.FIELDS
+    insiders = str(pyrage.x25519.Identity.generate().to_public())
+    with pytest.raises(CustodyRefused) as refused:
+        port.produce_file(export_file(missing_key, recipient=insiders))
+    assert refused.value.code == Refusal.RECIPIENT
 
 
 def test_a_synthetic_fake_opens_synthetic_organisations_in_bulk():

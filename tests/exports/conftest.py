@@ -15,13 +15,15 @@ canaries = incidents.canaries  # the fixture, here too
 
 
 @pytest.fixture
-def identities(world):
+def identities(world, custody):
     """A key pair per insurer, as each would make with age-keygen; the public halves are
-    registered by the insurers' own staff. The private halves exist in the test only."""
+    registered by the insurers' own staff and confirmed in custody by the security
+    officer. The private halves exist in the test only."""
     keys = {}
     for insurer, staff in ((world.insurer_a, world.staff_a), (world.insurer_b, world.staff_b)):
         identity = pyrage.x25519.Identity.generate()
         services.register_insurer_key(actor=staff, public_key=str(identity.to_public()))
+        custody.custodian.confirm_recipient(insurer.pk, str(identity.to_public()))
         keys[insurer.pk] = identity
     return keys
 

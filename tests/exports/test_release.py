@@ -128,3 +128,27 @@ def test_matches_altered_after_approval_make_the_download_refuse_and_alert(
     [alert] = Alert.objects.filter(rule="export_tampered")
     assert alert.severity == Alert.Severity.CRITICAL and alert.event_seq == denial.seq
     assert_nothing_released(approved.approval)
+
+
+def test_a_key_custody_has_not_confirmed_releases_nothing_even_with_a_valid_mac(
+    world, approved, custody
+):
+    """The insider holds the authorization key too: they register a key of their own
+    whose MAC checks out (through the application's own service). Custody encrypts the
+    insurer's files only to the key its security officer confirmed."""
+    insiders = pyrage.x25519.Identity.generate()
+    key = services.register_insurer_key(actor=world.staff_a, public_key=str(insiders.to_public()))
+    Approval.objects.filter(pk=approved.approval.pk).update(recipient=key)
+    approval = Approval.objects.get(pk=approved.approval.pk)
+    approvals.seal(approval)
+    approval.save(update_fields=["mac"])
+    loaded = access_own_approval(world.staff_a, approval.pk)
+    with translation.override("ja"), pytest.raises(AccountError) as refused:
+        services.release_export(actor=world.staff_a, approval=loaded)
+    assert refused.value.code == "key_not_confirmed"
+    assert "セキュリティ責任者" in str(refused.value)
+    [denial] = refusals()
+    assert denial.reason == "custody_recipient" and denial.actor_user_id == world.staff_a.pk
+    [alert] = [a for a in custody.custodian.alerts() if a.kind == "recipient"]
+    assert alert.severity == "critical" and str(insiders.to_public()) in alert.summary
+    assert_nothing_released(approved.approval)

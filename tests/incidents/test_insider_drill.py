@@ -83,10 +83,11 @@ def test_the_insider_is_stopped_by_the_custodians_budgets_and_opens_no_one_when_
     assert str(home / "alerts.log") in running["measured_by"]
     # What the bulk move got is reported as it happened, and counted.
     export, probe = bulk["attempts"]
-    # Encrypted to a key of the insider's: the recipient is the application's word.
-    assert export["result"].startswith("opened") and "own age key" in export["result"]
-    assert export["people_opened"] > 0
-    assert running["people_opened"] == ask["people_opened"] + export["people_opened"]
+    # To a key of the insider's: custody sends an insurer's file to its confirmed key only.
+    assert export["result"] == "refused: custody_recipient"
+    assert export["people_opened"] == 0
+    assert running["people_opened"] == ask["people_opened"] <= HOLDER_BUDGET
+    assert "recipient" in {a["kind"] for a in map(json.loads, (home / "alerts.log").open())}
     assert probe["result"] == "opened 0 people" and "synthetic" in probe["means"]
     # Round the application's services: nothing of it in the application's own records.
     assert running["application_events"] == running["application_alerts"] == 0

@@ -45,6 +45,8 @@ class AlertKind(StrEnum):
     EVENT_WITHOUT_OPEN = "event_without_open"
     REPORT_MISSING = "report_missing"
     REPORT_BROKEN = "report_broken"
+    # An export file asked for an age key the security officer has not confirmed.
+    RECIPIENT = "recipient"
 
 
 # What the security officer reads in the mail's subject and `yobikake custodian alerts`.
@@ -63,6 +65,7 @@ LABELS = {
     AlertKind.EVENT_WITHOUT_OPEN: "鍵保管庫の台帳にない開封がアプリケーションの監査ログにあります",
     AlertKind.REPORT_MISSING: "アプリケーションから監査ログの報告が届いていません",
     AlertKind.REPORT_BROKEN: "報告された監査ログが前回の報告と続いていません（削除・改ざんの疑い）",
+    AlertKind.RECIPIENT: "確認されていない鍵あてのエクスポートが求められました（持ち出しの疑い）",
 }
 
 

@@ -12,6 +12,7 @@ YOBIKAKE_HOME.
     yobikake custodian openbao-setup [--home DIR] --addr URL --ca-file PEM
         --app-token-out FILE [--admin-token-file FILE] [--bind-cidr CIDR …]
     yobikake custodian reconcile [--home DIR]
+    yobikake custodian recipient [--home DIR] INSURER_ID AGE_KEY
 """
 
 import argparse
@@ -31,6 +32,7 @@ from rich.table import Table
 from yobikake.custody import openbao, pki
 from yobikake.custody.alerts import AlertChannel
 from yobikake.custody.config import Config, ConfigError
+from yobikake.custody.core import Custodian
 from yobikake.custody.keyring import (
     CustodyFileError,
     KeyringSettings,
@@ -239,6 +241,21 @@ def reconcile(home: Path) -> dict[str, object]:
         book.close()
 
 
+def confirm_recipient(home: Path, insurer_id: int, recipient: str) -> int | None:
+    """The security officer confirms an insurer's age key, read out by the insurer
+    (not taken from the application); the ledger entry's seq."""
+    try:
+        custodian = Custodian(home)
+    except CustodyFileError as exc:
+        raise Refused(str(exc)) from None
+    try:
+        return custodian.confirm_recipient(insurer_id, recipient)
+    except ValueError as exc:
+        raise Refused(str(exc)) from None
+    finally:
+        custodian.close()
+
+
 def _check_free(bind: str) -> None:
     """Refuse at once when another process listens there (gunicorn would retry for
     seconds, while whoever started this one might take the other for it)."""
@@ -337,6 +354,12 @@ def _parser() -> argparse.ArgumentParser:
         "One reconciliation pass: the ledger against the application's reported audit "
         "events; prints a JSON summary, exit 1 when it raised an alert.",
     )
+    recipient_parser = command(
+        "recipient",
+        "Confirm an insurer's age key: export files of that insurer go to it and no other.",
+    )
+    recipient_parser.add_argument("insurer_id", type=int, help="The insurer's id.")
+    recipient_parser.add_argument("age_key", help="The insurer's age public key (age1…).")
     return parser
 
 
@@ -381,6 +404,10 @@ def main(argv: Sequence[str]) -> None:
                 f"  the application's token (policies {openbao.APP_POLICY}, "
                 f"{openbao.APP_KEYS_POLICY}) is in {args.app_token_out}"
             )
+        elif args.command == "recipient":
+            seq = confirm_recipient(home, args.insurer_id, args.age_key)
+            console.print(f"Insurer {args.insurer_id}: export files go to {args.age_key}")
+            console.print(f"  ledger entry {seq}" if seq else "  already confirmed: nothing to do")
         elif args.command == "reconcile":
             summary = reconcile(home)
             print(json.dumps(summary, ensure_ascii=False, indent=2))

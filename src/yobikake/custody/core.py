@@ -258,6 +258,26 @@ class Custodian:
             )
         return rows
 
+    def confirm_recipient(self, insurer_id: int, recipient: str) -> int | None:
+        """The security officer confirms the insurer's age key (checked with the insurer,
+        out of band): from now on export files of that insurer are encrypted to it and to
+        no other, whatever the application asks. A ledger entry (its seq): the history of
+        an insurer's keys is the ledger's. None when that key is the one confirmed."""
+        if not policy.is_id(insurer_id):
+            raise ValueError("an insurer id is a positive integer")
+        if not files.is_recipient(recipient):
+            raise ValueError("not an age X25519 public key (age1…)")
+        if self.ledger.recipient(insurer_id) == recipient:
+            return None
+        with self.ledger.writing() as writer:
+            return writer.append(
+                Kind.RECIPIENT,
+                self._clock(),
+                outcome="confirmed",
+                reason=recipient,
+                insurer_id=insurer_id,
+            )
+
     def shred(self, list_id: int) -> DeletionCertificate:
         """Destroy the list's private key; the certificate is signed by the custody key.
         Asked again, the same certificate (a caller whose answer was lost may retry)."""
@@ -474,8 +494,29 @@ class Custodian:
             )
             return written, note
 
-        written, seq = self._open_bulk(bulk, now, context, write, lambda: files.refusal(request))
+        def refused() -> Refusal | None:
+            code = files.refusal(request)
+            if code is None:
+                self._refuse_unconfirmed(bulk.insurer_id, request.recipient, now, context)
+            return code
+
+        written, seq = self._open_bulk(bulk, now, context, write, refused)
         return ProducedFile(name=f"{request.name}.age", data=written.data, ledger_seq=seq)
+
+    def _refuse_unconfirmed(
+        self, insurer_id: int, recipient: str, now: datetime, context: dict[str, Any]
+    ) -> None:
+        """An export file goes only to the insurer's age key the security officer
+        confirmed (`confirm_recipient`): the application's word names no key. Any other
+        is refused, with a critical alert: the insider's way to a whole insurer's rows."""
+        confirmed = self.ledger.recipient(insurer_id)
+        if confirmed is not None and confirmed == recipient:
+            return
+        summary = (
+            f"an export file of insurer {insurer_id} asked for the age key {recipient}, "
+            f"not the one custody confirmed ({confirmed or 'none'})"
+        )
+        self._refuse(Refusal.RECIPIENT, now, context, alert=(AlertKind.RECIPIENT, summary))
 
     def _open_bulk(
         self,

@@ -82,6 +82,15 @@ def _is_cell(cell: object, rows: frozenset[int], fields: frozenset[str]) -> bool
     )
 
 
+def is_recipient(text: str) -> bool:
+    """An age X25519 public key (age1…)."""
+    try:
+        pyrage.x25519.Recipient.from_str(text)
+    except pyrage.RecipientError:
+        return False
+    return True
+
+
 def refusal(request: FileRequest) -> Refusal | None:
     """Why a file's template is refused before anything is opened (None: it may go on):
     a name that is not a plain CSV file name, lines not as long as the header, a cell
@@ -100,9 +109,7 @@ def refusal(request: FileRequest) -> Refusal | None:
         and isinstance(r.recipient, str)
     ):
         return Refusal.BAD_REQUEST
-    try:
-        pyrage.x25519.Recipient.from_str(r.recipient)
-    except pyrage.RecipientError:
+    if not is_recipient(r.recipient):
         return Refusal.BAD_REQUEST
     rows = frozenset(row.row_id for row in r.bulk.rows)
     fields = frozenset(r.bulk.fields)

@@ -49,6 +49,7 @@ class Kind(StrEnum):
     SHRED = "shred"
     ALERT = "alert"
     REPORT = "report"  # the application's audit events received (reconcile.py)
+    RECIPIENT = "recipient"  # an insurer's age key, confirmed by the security officer
 
 
 SCHEMA = """
@@ -483,6 +484,20 @@ class Ledger:
         """Entries matching an SQL condition, in sequence."""
         sql = f"{_SELECT_ENTRIES} WHERE {condition} ORDER BY seq"
         return [_entry(row) for row in self._connection().execute(sql, tuple(params))]
+
+    def recipient(self, insurer_id: int) -> str | None:
+        """The insurer's age key the security officer confirmed last (`Kind.RECIPIENT`
+        entries: the key is the entry's reason), or None."""
+        row = (
+            self._connection()
+            .execute(
+                "SELECT reason FROM entries WHERE kind = ? AND insurer_id = ? "
+                "ORDER BY seq DESC LIMIT 1",
+                (Kind.RECIPIENT, insurer_id),
+            )
+            .fetchone()
+        )
+        return str(row[0]) if row and row[0] else None
 
     def list_keys(self) -> list[ListKey]:
         rows = self._connection().execute(

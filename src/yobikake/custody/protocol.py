@@ -82,6 +82,7 @@ class Refusal(StrEnum):
     CENTRE_BURST = "custody_centre_burst"  # the whole centre's opens a minute are spent
     BULK_LIMIT = "custody_bulk_limit"  # too many rows, or the day's bulk opens are spent
     NOT_SYNTHETIC = "custody_not_synthetic"  # synthetic bulk on a custodian of real data
+    RECIPIENT = "custody_recipient"  # a file for a key custody has not confirmed
     REPORT_BROKEN = "custody_report_broken"  # audit events that do not continue the last report
 
 

@@ -74,11 +74,16 @@ REFUSALS = {
     "custody_refused": gettext_lazy(
         "The custodian refused to open these records now; the security officer can see why."
     ),
+    "key_not_confirmed": gettext_lazy(
+        "The security officer has not yet confirmed this insurer's key in custody; "
+        "ask them to confirm it, then download again."
+    ),
 }
 # The custodian's refusals the application words as its own.
 _CUSTODY_CODES: dict[str, str] = {
     Refusal.SHREDDED: "cannot_open",
     Refusal.CANNOT_OPEN: "cannot_open",
+    Refusal.RECIPIENT: "key_not_confirmed",
 }
 
 

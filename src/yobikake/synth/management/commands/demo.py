@@ -76,6 +76,7 @@ class Command(BaseCommand):
                     "This database holds real organisations; the demo loads only into an empty "
                     "or demo installation."
                 ) from None
+            self._confirm_recipients()
             if not options["no_lists"]:
                 rows = load_demo_lists()
                 if rows:
@@ -178,6 +179,24 @@ class Command(BaseCommand):
             # A database made afresh beside a custody home that was kept: the custodian
             # has its critical alert; the demo goes on.
             self.stderr.write(f"The custodian refused the audit log's report: {exc}")
+
+    @staticmethod
+    def _confirm_recipients() -> None:
+        """The demo plays the security officer, who confirms in custody each insurer's
+        age key (read out by the insurer): export files go to no other key."""
+        from yobikake.exports.models import InsurerKey
+        from yobikake.exports.selectors import current_key
+
+        yobikake = str(Path(sys.executable).with_name("yobikake"))
+        home = settings.YOBIKAKE_HOME / "custody"
+        insurers = sorted(set(InsurerKey.objects.values_list("insurer_id", flat=True)))
+        for key in filter(None, map(current_key, insurers)):
+            command = ["custodian", "recipient", "--home", str(home), str(key.insurer_id)]
+            done = subprocess.run(  # noqa: S603 - our own command
+                [yobikake, *command, key.public_key], capture_output=True, text=True
+            )
+            if done.returncode:
+                raise CommandError(f"the custodian refused the insurer's key: {done.stderr}")
 
     @staticmethod
     def _stop_process(process: subprocess.Popen[bytes]) -> None:
