@@ -74,7 +74,8 @@ class BenchCustodian:
 def custodian_process() -> Iterator[BenchCustodian]:
     """A custodian of synthetic organisations as its own process (`yobikake custodian
     init --synthetic`, then `serve` on a free loopback port), in a temporary home with
-    `BENCH_CUSTODY`'s rates, as the demo runs one beside the application. While it runs,
+    `BENCH_CUSTODY`'s rates, as the demo runs one beside the application; its pool of
+    key pairs (custody.json `key_pool`, the default size) full before it is used. While it runs,
     this process's environment names it (YOBIKAKE_CUSTODIAN_URL and
     YOBIKAKE_CUSTODIAN_CLIENT_DIR, which Django's settings read), so every child the
     benchmark starts reaches it."""
@@ -110,7 +111,7 @@ def custodian_process() -> Iterator[BenchCustodian]:
             try:
                 while True:
                     try:
-                        client.health()
+                        health = client.health()
                         break
                     except CustodyUnavailable:
                         if process.poll() is not None or time.monotonic() > deadline:
@@ -118,6 +119,14 @@ def custodian_process() -> Iterator[BenchCustodian]:
                                 f"the custodian did not start:\n{log.read_text()}"
                             ) from None
                         time.sleep(0.1)
+                # A custodian in service has been idle long enough to fill its pool of
+                # key pairs; this one has just started.
+                deadline = time.monotonic() + 300
+                while (pool := health.get("key_pool")) and pool["ready"] < pool["size"]:
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"the custodian's key pool did not fill: {pool}")
+                    time.sleep(0.5)
+                    health = client.health()
             finally:
                 client.close()
             os.environ.update(env)

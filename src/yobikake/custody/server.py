@@ -8,7 +8,7 @@ encoding) in front of one `core.Custodian`, served by gunicorn with mutual TLS.
     POST /v1/open                     OpenRequest            -> Opened
     POST /v1/open-bulk                BulkRequest            -> BulkOpened
     POST /v1/lists/<id>/shred                                -> DeletionCertificate
-    GET  /v1/health                                          -> {status}
+    GET  /v1/health                                          -> {status, key_pool}
 
 Integer keys (batch ids, list ids, row ids) travel as decimal strings, as JSON has it.
 A refusal is 403 with its `code` (a `protocol.Refusal`); a request the custodian cannot
@@ -200,8 +200,9 @@ def _shred(custodian: Custodian, _body: dict[str, Any], list_id: int) -> Any:
     return custodian.shred(list_id)
 
 
-def _health(_custodian: Custodian, _body: dict[str, Any], _: int) -> Any:
-    return {"status": "ok"}
+def _health(custodian: Custodian, _body: dict[str, Any], _: int) -> Any:
+    pool = custodian.key_pool()
+    return {"status": "ok"} if pool is None else {"status": "ok", "key_pool": pool}
 
 
 # (method, path, handler, largest body); a path's one group is the list id.
@@ -325,6 +326,7 @@ class Server(BaseApplication):  # type: ignore[misc]
     def load(self) -> App:
         # In the worker, after the fork: the custodian's state is the worker's.
         self.custodian = Custodian(self.home)
+        self.custodian.start_key_pool()
         return App(self.custodian)
 
     def _worker_exit(self, _arbiter: Any, _worker: Any) -> None:

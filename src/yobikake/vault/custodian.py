@@ -13,14 +13,18 @@ failure, a timeout or a server error is `CustodyUnavailable`; a refusal is
 `CustodyRefused` with its code (`protocol.Refusal`).
 """
 
+import http.client
 import json
 import os
+import select
+import ssl
 import tempfile
+import threading
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
-import requests
 from django.conf import settings
 
 from yobikake.custody.config import Config
@@ -74,10 +78,66 @@ class CustodianPort(Protocol):
         """Let go of what the adapter holds open (connections, the ledger)."""
 
 
+class _Connections:
+    """Keep-alive HTTPS connections to one custodian, each used by one request at a time
+    and put back after it. `http.client` rather than a general client: a request goes out
+    in one write (headers and body together), and a reveal pays for nothing else."""
+
+    def __init__(self, host: str, port: int, context: ssl.SSLContext, keep: int) -> None:
+        self._host, self._port, self._context = host, port, context
+        self._keep = keep
+        self._idle: list[http.client.HTTPSConnection] = []
+        self._lock = threading.Lock()
+
+    def take(self, timeout: tuple[float, float]) -> http.client.HTTPSConnection:
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                break
+            if not _dropped(conn):
+                conn.sock.settimeout(timeout[1])
+                return conn
+            conn.close()  # closed by the custodian while idle (its keep-alive ended)
+        conn = http.client.HTTPSConnection(
+            self._host, self._port, context=self._context, timeout=timeout[0]
+        )
+        conn.connect()
+        conn.sock.settimeout(timeout[1])
+        return conn
+
+    def give_back(self, conn: http.client.HTTPSConnection) -> None:
+        with self._lock:
+            if len(self._idle) < self._keep:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+def _dropped(conn: http.client.HTTPSConnection) -> bool:
+    """Whether an idle connection can no longer be used: gone, or readable (the
+    custodian closed it, or sent what was not asked for)."""
+    sock = conn.sock
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
 class HttpCustodian:
     """The custodian process, over HTTPS with the application's client certificate.
-    One pooled session: connections stay open between reveals, so a reveal costs one
-    request, not a handshake."""
+    Pooled connections: they stay open between reveals, so a reveal costs one request,
+    not a handshake. Nothing from the environment (no proxy, CA bundle or netrc): only
+    the custody authority is trusted."""
 
     def __init__(
         self,
@@ -93,16 +153,16 @@ class HttpCustodian:
                 f"{client_dir} has no custodian client certificate: run `yobikake custodian init`"
             )
         self.url = url.rstrip("/")
+        parts = urlsplit(self.url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise CustodyUnavailable(f"{url} is not an https:// address")
+        self._origin = f"https://{parts.netloc}"
         self.timeout = timeout
         self.bulk_timeout = bulk_timeout
-        self._session = requests.Session()
-        # No proxy, CA bundle or netrc from the environment: REQUESTS_CA_BUNDLE would
-        # otherwise replace the custody authority as the one trusted.
-        self._session.trust_env = False
-        self._session.cert = (str(files.cert), str(files.key))
-        self._session.verify = str(files.ca)
-        adapter = requests.adapters.HTTPAdapter(pool_maxsize=POOL_SIZE, max_retries=0)
-        self._session.mount(self.url, adapter)
+        context = ssl.create_default_context(cafile=str(files.ca))
+        context.load_cert_chain(str(files.cert), str(files.key))
+        self._connections = _Connections(parts.hostname, parts.port or 443, context, POOL_SIZE)
+        self._host = parts.netloc
 
     def create_list(self, list_id: int, insurer_id: int) -> str:
         answer = self._call("POST", "/v1/lists", {"list_id": list_id, "insurer_id": insurer_id})
@@ -151,7 +211,7 @@ class HttpCustodian:
         return self._call("GET", "/v1/health")
 
     def close(self) -> None:
-        self._session.close()
+        self._connections.close()
 
     def _call(
         self,
@@ -161,33 +221,43 @@ class HttpCustodian:
         *,
         timeout: tuple[float, float] | None = None,
     ) -> dict[str, Any]:
+        headers = {"Host": self._host}
+        payload = None
+        if body is not None:
+            payload = json.dumps(to_json(body)).encode()
+            headers["Content-Type"] = "application/json"
+        conn = None
         try:
-            response = self._session.request(
-                method,
-                self.url + path,
-                data=None if body is None else json.dumps(to_json(body)),
-                headers={"Content-Type": "application/json"} if body is not None else None,
-                timeout=timeout or self.timeout,
-                allow_redirects=False,
+            conn = self._connections.take(timeout or self.timeout)
+            conn.request(
+                method, self.url[len(self._origin) :] + path, body=payload, headers=headers
             )
-        except requests.RequestException as exc:
+            response = conn.getresponse()
+            raw = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            if conn is not None:
+                conn.close()
             raise CustodyUnavailable(
                 f"the custodian at {self.url} cannot be reached ({type(exc).__name__})"
             ) from exc
+        if response.will_close:
+            conn.close()
+        else:
+            self._connections.give_back(conn)
         try:
-            answer = response.json()
+            answer = json.loads(raw)
         except ValueError:
             answer = None
         if not isinstance(answer, dict):
             raise CustodyUnavailable(
-                f"the custodian at {self.url} answered {response.status_code} without JSON"
+                f"the custodian at {self.url} answered {response.status} without JSON"
             )
-        if response.status_code in (400, 403):
+        if response.status in (400, 403):
             code = answer.get("code") or Refusal.BAD_REQUEST
             raise CustodyRefused(str(code), str(answer.get("message") or code))
-        if response.status_code != 200:
+        if response.status != 200:
             raise CustodyUnavailable(
-                f"the custodian at {self.url} answered {response.status_code} {answer.get('code')}"
+                f"the custodian at {self.url} answered {response.status} {answer.get('code')}"
             )
         return answer
 
