@@ -48,10 +48,14 @@ class BenchCustodian:
 
     env: dict[str, str]  # YOBIKAKE_CUSTODIAN_URL and YOBIKAKE_CUSTODIAN_CLIENT_DIR
     pid: int
+    idle_cpu_s: float = 0.0  # what starting and filling the key pool cost, before use
 
     def cpu_s(self) -> float:
-        """CPU time (user and system) of the custodian's processes so far: `serve` and
-        the worker it starts."""
+        """CPU time (user and system) of the custodian's processes since it was ready
+        (its key pool full): `serve` and the worker it starts."""
+        return round(self._cpu_s() - self.idle_cpu_s, 1)
+
+    def _cpu_s(self) -> float:
         parent_of, cpu = {}, {}
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
@@ -66,8 +70,7 @@ class BenchCustodian:
             more = {pid for pid, parent in parent_of.items() if parent in family} - family
             family |= more
             grew = bool(more)
-        total = sum(cpu.get(pid, 0.0) for pid in family)
-        return round(total, 1)
+        return sum(cpu.get(pid, 0.0) for pid in family)
 
 
 @contextmanager
@@ -130,7 +133,8 @@ def custodian_process() -> Iterator[BenchCustodian]:
             finally:
                 client.close()
             os.environ.update(env)
-            yield BenchCustodian(env, process.pid)
+            ready = BenchCustodian(env, process.pid)
+            yield BenchCustodian(env, process.pid, idle_cpu_s=ready._cpu_s())
         finally:
             for name, value in before.items():
                 if value is None:

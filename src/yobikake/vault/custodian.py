@@ -17,6 +17,7 @@ import http.client
 import json
 import os
 import select
+import socket
 import ssl
 import tempfile
 import threading
@@ -78,35 +79,67 @@ class CustodianPort(Protocol):
         """Let go of what the adapter holds open (connections, the ledger)."""
 
 
+class _Connection:
+    """One keep-alive TLS connection to the custodian. A request goes out in one write,
+    headers and body together (`http.client` writes them apart, and each write wakes
+    the custodian); `http.client` reads the answer."""
+
+    def __init__(self, host: str, port: int, context: ssl.SSLContext, connect: float) -> None:
+        raw = socket.create_connection((host, port), timeout=connect)
+        try:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.sock = context.wrap_socket(raw, server_hostname=host)
+        except BaseException:
+            raw.close()
+            raise
+
+    def exchange(self, request: bytes, method: str, timeout: float) -> tuple[int, bytes, bool]:
+        """Send `request` (a whole HTTP/1.1 request); the answer's status, body and
+        whether the custodian closes the connection after it."""
+        self.sock.settimeout(timeout)
+        self.sock.sendall(request)
+        response = http.client.HTTPResponse(self.sock, method=method)
+        try:
+            response.begin()
+            return response.status, response.read(), response.will_close
+        finally:
+            response.close()
+
+    def dropped(self) -> bool:
+        """Whether an idle connection can no longer be used: readable while nothing was
+        asked (the custodian closed it, its keep-alive over, or sent what was not asked
+        for)."""
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 class _Connections:
-    """Keep-alive HTTPS connections to one custodian, each used by one request at a time
-    and put back after it. `http.client` rather than a general client: a request goes out
-    in one write (headers and body together), and a reveal pays for nothing else."""
+    """Keep-alive connections to one custodian, each used by one request at a time and
+    put back after it, `keep` of them at most."""
 
     def __init__(self, host: str, port: int, context: ssl.SSLContext, keep: int) -> None:
         self._host, self._port, self._context = host, port, context
         self._keep = keep
-        self._idle: list[http.client.HTTPSConnection] = []
+        self._idle: list[_Connection] = []
         self._lock = threading.Lock()
 
-    def take(self, timeout: tuple[float, float]) -> http.client.HTTPSConnection:
+    def take(self, connect_timeout: float) -> _Connection:
         while True:
             with self._lock:
                 conn = self._idle.pop() if self._idle else None
             if conn is None:
-                break
-            if not _dropped(conn):
-                conn.sock.settimeout(timeout[1])
+                return _Connection(self._host, self._port, self._context, connect_timeout)
+            if not conn.dropped():
                 return conn
-            conn.close()  # closed by the custodian while idle (its keep-alive ended)
-        conn = http.client.HTTPSConnection(
-            self._host, self._port, context=self._context, timeout=timeout[0]
-        )
-        conn.connect()
-        conn.sock.settimeout(timeout[1])
-        return conn
+            conn.close()
 
-    def give_back(self, conn: http.client.HTTPSConnection) -> None:
+    def give_back(self, conn: _Connection) -> None:
         with self._lock:
             if len(self._idle) < self._keep:
                 self._idle.append(conn)
@@ -118,19 +151,6 @@ class _Connections:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
-
-
-def _dropped(conn: http.client.HTTPSConnection) -> bool:
-    """Whether an idle connection can no longer be used: gone, or readable (the
-    custodian closed it, or sent what was not asked for)."""
-    sock = conn.sock
-    if sock is None:
-        return True
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
-    except (OSError, ValueError):
-        return True
-    return bool(readable)
 
 
 class HttpCustodian:
@@ -221,26 +241,24 @@ class HttpCustodian:
         *,
         timeout: tuple[float, float] | None = None,
     ) -> dict[str, Any]:
-        headers = {"Host": self._host}
-        payload = None
+        connect, read = timeout or self.timeout
+        head = f"{method} {self.url[len(self._origin) :]}{path} HTTP/1.1\r\nHost: {self._host}\r\n"
+        payload = b""
         if body is not None:
             payload = json.dumps(to_json(body)).encode()
-            headers["Content-Type"] = "application/json"
+            head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+        request = head.encode() + b"\r\n" + payload
         conn = None
         try:
-            conn = self._connections.take(timeout or self.timeout)
-            conn.request(
-                method, self.url[len(self._origin) :] + path, body=payload, headers=headers
-            )
-            response = conn.getresponse()
-            raw = response.read()
+            conn = self._connections.take(connect)
+            status, raw, closes = conn.exchange(request, method, read)
         except (OSError, http.client.HTTPException) as exc:
             if conn is not None:
                 conn.close()
             raise CustodyUnavailable(
                 f"the custodian at {self.url} cannot be reached ({type(exc).__name__})"
             ) from exc
-        if response.will_close:
+        if closes:
             conn.close()
         else:
             self._connections.give_back(conn)
@@ -249,15 +267,13 @@ class HttpCustodian:
         except ValueError:
             answer = None
         if not isinstance(answer, dict):
-            raise CustodyUnavailable(
-                f"the custodian at {self.url} answered {response.status} without JSON"
-            )
-        if response.status in (400, 403):
+            raise CustodyUnavailable(f"the custodian at {self.url} answered {status} without JSON")
+        if status in (400, 403):
             code = answer.get("code") or Refusal.BAD_REQUEST
             raise CustodyRefused(str(code), str(answer.get("message") or code))
-        if response.status != 200:
+        if status != 200:
             raise CustodyUnavailable(
-                f"the custodian at {self.url} answered {response.status} {answer.get('code')}"
+                f"the custodian at {self.url} answered {status} {answer.get('code')}"
             )
         return answer
 
