@@ -74,12 +74,13 @@ class BenchCustodian:
 
 
 @contextmanager
-def custodian_process() -> Iterator[BenchCustodian]:
+def custodian_process(key_pool: int | None = None) -> Iterator[BenchCustodian]:
     """A custodian of synthetic organisations as its own process (`yobikake custodian
     init --synthetic`, then `serve` on a free loopback port), in a temporary home with
     `BENCH_CUSTODY`'s rates, as the demo runs one beside the application; its pool of
-    key pairs (custody.json `key_pool`, the default size) full before it is used. While it runs,
-    this process's environment names it (YOBIKAKE_CUSTODIAN_URL and
+    key pairs (custody.json `key_pool`: `key_pool` if given, else the default) full
+    before it is used, as a custodian in service has been idle long enough to fill it.
+    While it runs, this process's environment names it (YOBIKAKE_CUSTODIAN_URL and
     YOBIKAKE_CUSTODIAN_CLIENT_DIR, which Django's settings read), so every child the
     benchmark starts reaches it."""
     from yobikake.custody.config import CONFIG_FILE
@@ -96,7 +97,8 @@ def custodian_process() -> Iterator[BenchCustodian]:
             capture_output=True,
         )  # fmt: skip
         config = home / CONFIG_FILE
-        config.write_text(json.dumps({**json.loads(config.read_text()), **BENCH_CUSTODY}))
+        pool = {} if key_pool is None else {"key_pool": key_pool}
+        config.write_text(json.dumps({**json.loads(config.read_text()), **BENCH_CUSTODY, **pool}))
         bind = f"127.0.0.1:{free_port()}"
         url = f"https://{bind}"
         log = Path(root) / "custodian.log"
@@ -122,8 +124,6 @@ def custodian_process() -> Iterator[BenchCustodian]:
                                 f"the custodian did not start:\n{log.read_text()}"
                             ) from None
                         time.sleep(0.1)
-                # A custodian in service has been idle long enough to fill its pool of
-                # key pairs; this one has just started.
                 deadline = time.monotonic() + 300
                 while (pool := health.get("key_pool")) and pool["ready"] < pool["size"]:
                     if time.monotonic() > deadline:
@@ -183,13 +183,18 @@ def custodian_waits() -> Iterator[dict[str, dict[str, float]]]:
 
 
 def run_child(
-    script: str, backend: str, args: list[str], env_extra: dict[str, str] | None = None
+    script: str,
+    backend: str,
+    args: list[str],
+    env_extra: dict[str, str] | None = None,
+    *,
+    key_pool: int | None = None,
 ) -> dict[str, object]:
     """Run `script --child ARGS` with a fresh database of `backend` ("sqlite" or
     "postgresql") and a custodian of its own (`custodian_process`: no list key made by
     an earlier run is found there), and return the JSON object it prints last, with the
     custodian's CPU time (`custodian_cpu_s`)."""
-    with custodian_process() as custodian, tempfile.TemporaryDirectory() as home:
+    with custodian_process(key_pool) as custodian, tempfile.TemporaryDirectory() as home:
         env = dict(os.environ, DJANGO_SETTINGS_MODULE="yobikake.settings", **(env_extra or {}))
         env.pop("DATABASE_URL", None)
         env["YOBIKAKE_HOME"] = home
