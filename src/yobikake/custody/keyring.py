@@ -200,7 +200,23 @@ class LocalKeyring:
         return False
 
     def public_pem(self, list_id: int) -> str:
-        return _public_pem(self._private(list_id).public_key())
+        loaded = self._loaded.get(list_id)
+        if loaded is not None:
+            return _public_pem(loaded.public_key())
+        # Only the public half is taken from the file here, so the private key's checks
+        # (some 130 ms for RSA-3072: its primes tested) are left to the first decryption
+        # (`_private`), which keeps the checked key; a new list does not wait for them.
+        path = self._path(list_id)
+        try:
+            check_private(path)
+            key = serialization.load_pem_private_key(
+                path.read_bytes(), password=None, unsafe_skip_rsa_key_validation=True
+            )
+        except FileNotFoundError:
+            raise KeyGone(f"list {list_id}") from None
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise CustodyFileError(f"{path} is not an RSA key")
+        return _public_pem(key.public_key())
 
     def decrypt(self, list_id: int, wrapped: bytes) -> bytes:
         try:
@@ -231,8 +247,8 @@ class LocalKeyring:
 
 
 class KeyPool:
-    """Keeps `size` key pairs ready in a local keyring's pool: a background thread, at a
-    lower CPU priority than the custodian's requests, fills it when the custodian starts
+    """Keeps `size` key pairs ready in a local keyring's pool: a background thread, on
+    CPU time nothing else wants (`_idle_priority`), fills it when the custodian starts
     and again whenever a list takes one (`taken`). The pool is files in custody's keys
     directory, so a restarted custodian finds it full."""
 
@@ -263,13 +279,24 @@ class KeyPool:
             self._thread = None
 
     def _run(self) -> None:
-        with suppress(OSError, AttributeError):  # Linux: a thread has a priority of its own
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        _idle_priority()
         while not self._stop.is_set():
             self._wake.clear()
             while not self._stop.is_set() and self.keyring.pooled() < self.size:
                 self.keyring.add_to_pool()
             self._wake.wait()
+
+
+def _idle_priority() -> None:
+    """This thread runs only when the CPU is otherwise idle (Linux SCHED_IDLE, per
+    thread), or else at a lower priority: keys are made ahead while the custodian has
+    nothing else to do, and a list that finds the pool empty makes its own."""
+    thread = threading.get_native_id()
+    try:
+        os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
+    except (OSError, AttributeError):
+        with suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, thread, 19)
 
 
 class OpenBaoKeyring:
