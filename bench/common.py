@@ -48,10 +48,14 @@ class BenchCustodian:
 
     env: dict[str, str]  # YOBIKAKE_CUSTODIAN_URL and YOBIKAKE_CUSTODIAN_CLIENT_DIR
     pid: int
+    idle_cpu_s: float = 0.0  # what starting and filling the key pool cost, before use
 
     def cpu_s(self) -> float:
-        """CPU time (user and system) of the custodian's processes so far: `serve` and
-        the worker it starts."""
+        """CPU time (user and system) of the custodian's processes since it was ready
+        (its key pool full): `serve` and the worker it starts."""
+        return round(self._cpu_s() - self.idle_cpu_s, 1)
+
+    def _cpu_s(self) -> float:
         parent_of, cpu = {}, {}
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
@@ -66,16 +70,17 @@ class BenchCustodian:
             more = {pid for pid, parent in parent_of.items() if parent in family} - family
             family |= more
             grew = bool(more)
-        total = sum(cpu.get(pid, 0.0) for pid in family)
-        return round(total, 1)
+        return sum(cpu.get(pid, 0.0) for pid in family)
 
 
 @contextmanager
-def custodian_process() -> Iterator[BenchCustodian]:
+def custodian_process(key_pool: int | None = None) -> Iterator[BenchCustodian]:
     """A custodian of synthetic organisations as its own process (`yobikake custodian
     init --synthetic`, then `serve` on a free loopback port), in a temporary home with
-    `BENCH_CUSTODY`'s rates, as the demo runs one beside the application. While it runs,
-    this process's environment names it (YOBIKAKE_CUSTODIAN_URL and
+    `BENCH_CUSTODY`'s rates, as the demo runs one beside the application; its pool of
+    key pairs (custody.json `key_pool`: `key_pool` if given, else the default) full
+    before it is used, as a custodian in service has been idle long enough to fill it.
+    While it runs, this process's environment names it (YOBIKAKE_CUSTODIAN_URL and
     YOBIKAKE_CUSTODIAN_CLIENT_DIR, which Django's settings read), so every child the
     benchmark starts reaches it."""
     from yobikake.custody.config import CONFIG_FILE
@@ -92,7 +97,8 @@ def custodian_process() -> Iterator[BenchCustodian]:
             capture_output=True,
         )  # fmt: skip
         config = home / CONFIG_FILE
-        config.write_text(json.dumps({**json.loads(config.read_text()), **BENCH_CUSTODY}))
+        pool = {} if key_pool is None else {"key_pool": key_pool}
+        config.write_text(json.dumps({**json.loads(config.read_text()), **BENCH_CUSTODY, **pool}))
         bind = f"127.0.0.1:{free_port()}"
         url = f"https://{bind}"
         log = Path(root) / "custodian.log"
@@ -110,7 +116,7 @@ def custodian_process() -> Iterator[BenchCustodian]:
             try:
                 while True:
                     try:
-                        client.health()
+                        health = client.health()
                         break
                     except CustodyUnavailable:
                         if process.poll() is not None or time.monotonic() > deadline:
@@ -118,10 +124,17 @@ def custodian_process() -> Iterator[BenchCustodian]:
                                 f"the custodian did not start:\n{log.read_text()}"
                             ) from None
                         time.sleep(0.1)
+                deadline = time.monotonic() + 300
+                while (pool := health.get("key_pool")) and pool["ready"] < pool["size"]:
+                    if time.monotonic() > deadline:
+                        raise SystemExit(f"the custodian's key pool did not fill: {pool}")
+                    time.sleep(0.5)
+                    health = client.health()
             finally:
                 client.close()
             os.environ.update(env)
-            yield BenchCustodian(env, process.pid)
+            ready = BenchCustodian(env, process.pid)
+            yield BenchCustodian(env, process.pid, idle_cpu_s=ready._cpu_s())
         finally:
             for name, value in before.items():
                 if value is None:
@@ -170,13 +183,18 @@ def custodian_waits() -> Iterator[dict[str, dict[str, float]]]:
 
 
 def run_child(
-    script: str, backend: str, args: list[str], env_extra: dict[str, str] | None = None
+    script: str,
+    backend: str,
+    args: list[str],
+    env_extra: dict[str, str] | None = None,
+    *,
+    key_pool: int | None = None,
 ) -> dict[str, object]:
     """Run `script --child ARGS` with a fresh database of `backend` ("sqlite" or
     "postgresql") and a custodian of its own (`custodian_process`: no list key made by
     an earlier run is found there), and return the JSON object it prints last, with the
     custodian's CPU time (`custodian_cpu_s`)."""
-    with custodian_process() as custodian, tempfile.TemporaryDirectory() as home:
+    with custodian_process(key_pool) as custodian, tempfile.TemporaryDirectory() as home:
         env = dict(os.environ, DJANGO_SETTINGS_MODULE="yobikake.settings", **(env_extra or {}))
         env.pop("DATABASE_URL", None)
         env["YOBIKAKE_HOME"] = home

@@ -1,12 +1,14 @@
 """A real custodian process for tests: `yobikake custodian init` on a temporary home, then
 `yobikake custodian serve` on a free loopback port, as an operator would run them."""
 
+import json
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from yobikake.custody.config import CONFIG_FILE
 from yobikake.custody.protocol import CustodyUnavailable
 from yobikake.vault.custodian import HttpCustodian
 from yobikake.vault.devserver import free_port
@@ -34,6 +36,11 @@ class RunningCustodian:
             self.process.wait()
 
 
+# Key pairs the test custodian keeps ready: a few, so that tests exercise the pool
+# without each server making the default's worth of RSA keys.
+KEY_POOL = 2
+
+
 def init(root: Path) -> tuple[Path, Path]:
     """A custody home and the application's client directory beside it."""
     home, client_dir = root / "custody", root / "application" / "custodian"
@@ -42,6 +49,8 @@ def init(root: Path) -> tuple[Path, Path]:
         check=True,
         capture_output=True,
     )
+    config = home / CONFIG_FILE
+    config.write_text(json.dumps({**json.loads(config.read_text()), "key_pool": KEY_POOL}))
     return home, client_dir
 
 

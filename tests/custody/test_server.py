@@ -4,6 +4,7 @@ handshake, and the application talks only to a custodian the custody CA vouches 
 import json
 import socket
 import ssl
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -131,4 +132,26 @@ def test_requests_it_cannot_read_are_refused_as_bad(server):
     assert wrong_type.status_code == 400
     assert session.get(f"{server.url}/v1/nothing", timeout=5).status_code == 404
     assert session.get(f"{server.url}/v1/open", timeout=5).status_code == 404
-    assert json.loads(session.get(f"{server.url}/v1/health", timeout=5).content) == {"status": "ok"}
+    health = json.loads(session.get(f"{server.url}/v1/health", timeout=5).content)
+    assert health["status"] == "ok"
+
+
+def test_the_server_keeps_a_pool_of_key_pairs_and_a_list_takes_one(server):
+    client = server.client()
+    try:
+        deadline = time.monotonic() + 60
+        while client.health()["key_pool"]["ready"] < server_fixture.KEY_POOL:
+            assert time.monotonic() < deadline, "the pool was not filled"
+            time.sleep(0.1)
+        pool = server.home / "keys" / "pool"
+        before = {p.stat().st_ino for p in pool.glob("key-*.pem")}
+        client.create_list(4242, 7)
+        taken = (server.home / "keys" / "list-4242.pem").stat().st_ino
+        assert taken in before  # the list's key is a pooled one, not made on the spot
+        assert taken not in {p.stat().st_ino for p in pool.glob("key-*.pem")}  # left the pool
+        deadline = time.monotonic() + 60
+        while client.health()["key_pool"]["ready"] < server_fixture.KEY_POOL:
+            assert time.monotonic() < deadline, "the pool was not refilled"
+            time.sleep(0.1)
+    finally:
+        client.close()

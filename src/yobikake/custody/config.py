@@ -50,6 +50,9 @@ DEFAULTS: dict[str, Any] = {
     "refusal_alert_threshold": 5,
     # How long an unwrapped batch key stays in the custodian's memory.
     "key_cache_ttl_seconds": 300,
+    # Key pairs the local keyring keeps made ahead of need (keyring.KeyPool), so that a
+    # list's import does not wait while one is made; 0: made when a list is created.
+    "key_pool": 32,
     # An export's bulk open: at most this many rows, and this many bulk opens within 24
     # hours for the whole centre.
     "bulk_max_rows": 50000,
@@ -100,6 +103,7 @@ class Config:
     calling_hours: tuple[int, int]
     refusal_alert_threshold: int
     key_cache_ttl: float
+    key_pool: int
     bulk_max_rows: int
     bulk_per_day: int
     synthetic: bool
@@ -201,6 +205,7 @@ class Config:
                 values["refusal_alert_threshold"], "refusal_alert_threshold"
             ),
             key_cache_ttl=float(values["key_cache_ttl_seconds"]),
+            key_pool=_whole(values["key_pool"], "key_pool"),
             bulk_max_rows=_positive(values["bulk_max_rows"], "bulk_max_rows"),
             bulk_per_day=_positive(values["bulk_per_day"], "bulk_per_day"),
             synthetic=_boolean(values["synthetic"], "synthetic"),
@@ -217,6 +222,12 @@ def _positive(value: Any, name: str) -> int:
     if number < 1 or number != value:
         raise ValueError(f"{name} must be a positive whole number")
     return number
+
+
+def _whole(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a whole number, 0 or more")
+    return value
 
 
 def _boolean(value: Any, name: str) -> bool:

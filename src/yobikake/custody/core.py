@@ -43,8 +43,10 @@ from yobikake.custody.config import Config
 from yobikake.custody.keyring import (
     CannotUnwrap,
     KeyGone,
+    KeyPool,
     Keyring,
     KeyringUnavailable,
+    LocalKeyring,
     SigningKey,
     fingerprint_of,
     open_keyring,
@@ -169,9 +171,26 @@ class Custodian:
         self.ledger = Ledger(self.config.ledger_path, self.signing_key)
         self.channel = AlertChannel(self.config, self.ledger, self._clock)
         self._keys = BatchKeys(self.keyring, self.config.key_cache_ttl, monotonic)
+        self.pool: KeyPool | None = None
+        if isinstance(self.keyring, LocalKeyring) and self.config.key_pool > 0:
+            self.pool = KeyPool(self.keyring, self.config.key_pool)
         self.ledger.append(Kind.START, self._clock(), outcome="ok", reason=self.config.keyring.kind)
 
+    def start_key_pool(self) -> None:
+        """Keep the local keyring's pool of key pairs filled, in the background (the
+        server does; a command that only reads the ledger does not)."""
+        if self.pool is not None:
+            self.pool.start()
+
+    def key_pool(self) -> dict[str, int] | None:
+        """How many key pairs the pool holds, and how many it keeps; None without one."""
+        if self.pool is None:
+            return None
+        return {"ready": self.pool.ready(), "size": self.pool.size}
+
     def close(self) -> None:
+        if self.pool is not None:
+            self.pool.stop()
         self.channel.close()
         self.ledger.close()
 
@@ -192,6 +211,8 @@ class Custodian:
                 self._refuse(Refusal.BAD_REQUEST, now, context)
             return self._public_pem(existing, now)
         pem = self._ask_keyring(lambda: self.keyring.create(list_id), now, context)
+        if self.pool is not None:
+            self.pool.taken()
         with self.ledger.writing() as writer:
             if writer.list_key(list_id) is None:  # not made meanwhile by another request
                 writer.add_list_key(list_id, insurer_id, fingerprint_of(pem), now)

@@ -10,6 +10,13 @@ RSA keys with OAEP, SHA-256 for both the hash and MGF1, and no label (Go's
 `rsa.DecryptOAEP(sha256.New(), ..., nil)` in OpenBao's keysutil; checked against a real
 server in tests/custody/test_keyring.py), which is what `sealing.OAEP` is.
 
+The local keyring keeps a pool of key pairs made ahead of need (`KeyPool`): making an
+RSA-3072 key takes 0.05-0.5 s of CPU, which a list's import would otherwise wait for. A
+pooled key is a 0600 file under `keys/pool/`, never sent anywhere; a list created takes
+one (a link to its file under the list's name, then the pool's name removed) and the
+custodian records the list's key in its ledger as for a key made on the spot. OpenBao
+makes each list's transit key when the list is created (its keys are named by list).
+
 Both keyrings' list keys are version 1 only: a wrapped batch key names no key version, so
 a rotated transit key would stop opening what was sealed before.
 """
@@ -19,7 +26,8 @@ import hashlib
 import os
 import stat
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -108,11 +116,25 @@ def fingerprint_of(public_pem: str) -> str:
     return hashlib.sha256(der).hexdigest()
 
 
+POOL_DIR = "pool"
+
+
+def _new_private_pem() -> bytes:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
 class LocalKeyring:
-    """Private keys in `keys_dir/list-<id>.pem` (PKCS#8, 0600), loaded once per process."""
+    """Private keys in `keys_dir/list-<id>.pem` (PKCS#8, 0600), loaded once per process;
+    key pairs made ahead of need in `keys_dir/pool/` (`KeyPool` fills it)."""
 
     def __init__(self, keys_dir: Path) -> None:
         self._dir = Path(keys_dir)
+        self._pool = self._dir / POOL_DIR
         self._loaded: dict[int, rsa.RSAPrivateKey] = {}
         self._lock = threading.Lock()
 
@@ -137,18 +159,64 @@ class LocalKeyring:
 
     def create(self, list_id: int) -> str:
         path = self._path(list_id)
-        if not path.exists():
-            key = rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
-            pem = key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-            write_private(path, pem, exclusive=True)  # a concurrent create keeps the first
+        if not path.exists() and not self._take_pooled(path):
+            # A concurrent create keeps the first.
+            write_private(path, _new_private_pem(), exclusive=True)
         return self.public_pem(list_id)
 
+    def _pooled_files(self) -> Iterator[Path]:
+        try:
+            yield from self._pool.glob("key-*.pem")
+        except FileNotFoundError:
+            return
+
+    def pooled(self) -> int:
+        """How many key pairs the pool holds."""
+        return sum(1 for _ in self._pooled_files())
+
+    def add_to_pool(self) -> None:
+        """Make one key pair into the pool."""
+        self._pool.mkdir(mode=0o700, exist_ok=True)
+        write_private(self._pool / f"key-{os.urandom(8).hex()}.pem", _new_private_pem())
+
+    def _take_pooled(self, path: Path) -> bool:
+        """Give the list at `path` a pooled key pair; False when the pool is empty. A key
+        is claimed by renaming it (one taker wins, across threads and processes), then
+        linked under the list's name, which a key made meanwhile keeps."""
+        for pooled in self._pooled_files():
+            claimed = pooled.with_name(f".claimed-{os.getpid()}-{os.urandom(4).hex()}")
+            try:
+                os.rename(pooled, claimed)
+            except FileNotFoundError:
+                continue  # another taker's
+            try:
+                check_private(claimed)
+                os.link(claimed, path)
+            except FileExistsError:
+                os.rename(claimed, pooled)  # the list has its key: this one stays pooled
+                return True
+            claimed.unlink()
+            return True
+        return False
+
     def public_pem(self, list_id: int) -> str:
-        return _public_pem(self._private(list_id).public_key())
+        loaded = self._loaded.get(list_id)
+        if loaded is not None:
+            return _public_pem(loaded.public_key())
+        # Only the public half is taken from the file here, so the private key's checks
+        # (some 130 ms for RSA-3072: its primes tested) are left to the first decryption
+        # (`_private`), which keeps the checked key; a new list does not wait for them.
+        path = self._path(list_id)
+        try:
+            check_private(path)
+            key = serialization.load_pem_private_key(
+                path.read_bytes(), password=None, unsafe_skip_rsa_key_validation=True
+            )
+        except FileNotFoundError:
+            raise KeyGone(f"list {list_id}") from None
+        if not isinstance(key, rsa.RSAPrivateKey):
+            raise CustodyFileError(f"{path} is not an RSA key")
+        return _public_pem(key.public_key())
 
     def decrypt(self, list_id: int, wrapped: bytes) -> bytes:
         try:
@@ -176,6 +244,59 @@ class LocalKeyring:
 
     def fingerprint(self, list_id: int) -> str:
         return fingerprint_of(self.public_pem(list_id))
+
+
+class KeyPool:
+    """Keeps `size` key pairs ready in a local keyring's pool: a background thread, on
+    CPU time nothing else wants (`_idle_priority`), fills it when the custodian starts
+    and again whenever a list takes one (`taken`). The pool is files in custody's keys
+    directory, so a restarted custodian finds it full."""
+
+    def __init__(self, keyring: LocalKeyring, size: int) -> None:
+        self.keyring = keyring
+        self.size = size
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None and self.size > 0:
+            self._thread = threading.Thread(target=self._run, name="key-pool", daemon=True)
+            self._thread.start()
+
+    def taken(self) -> None:
+        """A list took a key: make another."""
+        self._wake.set()
+
+    def ready(self) -> int:
+        return self.keyring.pooled()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    def _run(self) -> None:
+        _idle_priority()
+        while not self._stop.is_set():
+            self._wake.clear()
+            while not self._stop.is_set() and self.keyring.pooled() < self.size:
+                self.keyring.add_to_pool()
+            self._wake.wait()
+
+
+def _idle_priority() -> None:
+    """This thread runs only when the CPU is otherwise idle (Linux SCHED_IDLE, per
+    thread), or else at a lower priority: keys are made ahead while the custodian has
+    nothing else to do, and a list that finds the pool empty makes its own."""
+    thread = threading.get_native_id()
+    try:
+        os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
+    except (OSError, AttributeError):
+        with suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, thread, 19)
 
 
 class OpenBaoKeyring:

@@ -11,7 +11,7 @@ encoding) in front of one `core.Custodian`, served by gunicorn with mutual TLS.
     POST /v1/lists/<id>/shred                                -> DeletionCertificate
     GET  /v1/audit-events/cursor                             -> ReportCursor
     POST /v1/audit-events             {events}               -> ReportCursor
-    GET  /v1/health                                          -> {status}
+        GET  /v1/health                                          -> {status, key_pool}
 
 Integer keys (batch ids, list ids, row ids) travel as decimal strings, as JSON has it.
 A refusal is 403 with its `code` (a `protocol.Refusal`); a request the custodian cannot
@@ -259,8 +259,9 @@ def _report(custodian: Custodian, body: dict[str, Any], _: int) -> Any:
     return Reconciler.of(custodian).receive(parsed)
 
 
-def _health(_custodian: Custodian, _body: dict[str, Any], _: int) -> Any:
-    return {"status": "ok"}
+def _health(custodian: Custodian, _body: dict[str, Any], _: int) -> Any:
+    pool = custodian.key_pool()
+    return {"status": "ok"} if pool is None else {"status": "ok", "key_pool": pool}
 
 
 # (method, path, handler, largest body); a path's one group is the list id.
@@ -395,6 +396,7 @@ class Server(BaseApplication):  # type: ignore[misc]
             name="custody-reconcile",
             daemon=True,
         ).start()
+        self.custodian.start_key_pool()
         return App(self.custodian)
 
     def _worker_exit(self, _arbiter: Any, _worker: Any) -> None:

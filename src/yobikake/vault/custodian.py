@@ -14,14 +14,19 @@ failure, a timeout or a server error is `CustodyUnavailable`; a refusal is
 `CustodyRefused` with its code (`protocol.Refusal`).
 """
 
+import http.client
 import json
 import os
+import select
+import socket
+import ssl
 import tempfile
+import threading
 from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
-import requests
 from django.conf import settings
 
 from yobikake.custody.config import Config
@@ -92,10 +97,85 @@ class CustodianPort(Protocol):
         """Let go of what the adapter holds open (connections, the ledger)."""
 
 
+class _Connection:
+    """One keep-alive TLS connection to the custodian. A request goes out in one write,
+    headers and body together (`http.client` writes them apart, and each write wakes
+    the custodian); `http.client` reads the answer."""
+
+    def __init__(self, host: str, port: int, context: ssl.SSLContext, connect: float) -> None:
+        raw = socket.create_connection((host, port), timeout=connect)
+        try:
+            raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.sock = context.wrap_socket(raw, server_hostname=host)
+        except BaseException:
+            raw.close()
+            raise
+
+    def exchange(self, request: bytes, method: str, timeout: float) -> tuple[int, bytes, bool]:
+        """Send `request` (a whole HTTP/1.1 request); the answer's status, body and
+        whether the custodian closes the connection after it."""
+        self.sock.settimeout(timeout)
+        self.sock.sendall(request)
+        response = http.client.HTTPResponse(self.sock, method=method)
+        try:
+            response.begin()
+            return response.status, response.read(), response.will_close
+        finally:
+            response.close()
+
+    def dropped(self) -> bool:
+        """Whether an idle connection can no longer be used: readable while nothing was
+        asked (the custodian closed it, its keep-alive over, or sent what was not asked
+        for)."""
+        try:
+            readable, _, _ = select.select([self.sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class _Connections:
+    """Keep-alive connections to one custodian, each used by one request at a time and
+    put back after it, `keep` of them at most."""
+
+    def __init__(self, host: str, port: int, context: ssl.SSLContext, keep: int) -> None:
+        self._host, self._port, self._context = host, port, context
+        self._keep = keep
+        self._idle: list[_Connection] = []
+        self._lock = threading.Lock()
+
+    def take(self, connect_timeout: float) -> _Connection:
+        while True:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                return _Connection(self._host, self._port, self._context, connect_timeout)
+            if not conn.dropped():
+                return conn
+            conn.close()
+
+    def give_back(self, conn: _Connection) -> None:
+        with self._lock:
+            if len(self._idle) < self._keep:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
 class HttpCustodian:
     """The custodian process, over HTTPS with the application's client certificate.
-    One pooled session: connections stay open between reveals, so a reveal costs one
-    request, not a handshake."""
+    Pooled connections: they stay open between reveals, so a reveal costs one request,
+    not a handshake. Nothing from the environment (no proxy, CA bundle or netrc): only
+    the custody authority is trusted."""
 
     def __init__(
         self,
@@ -111,16 +191,16 @@ class HttpCustodian:
                 f"{client_dir} has no custodian client certificate: run `yobikake custodian init`"
             )
         self.url = url.rstrip("/")
+        parts = urlsplit(self.url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise CustodyUnavailable(f"{url} is not an https:// address")
+        self._origin = f"https://{parts.netloc}"
         self.timeout = timeout
         self.bulk_timeout = bulk_timeout
-        self._session = requests.Session()
-        # No proxy, CA bundle or netrc from the environment: REQUESTS_CA_BUNDLE would
-        # otherwise replace the custody authority as the one trusted.
-        self._session.trust_env = False
-        self._session.cert = (str(files.cert), str(files.key))
-        self._session.verify = str(files.ca)
-        adapter = requests.adapters.HTTPAdapter(pool_maxsize=POOL_SIZE, max_retries=0)
-        self._session.mount(self.url, adapter)
+        context = ssl.create_default_context(cafile=str(files.ca))
+        context.load_cert_chain(str(files.cert), str(files.key))
+        self._connections = _Connections(parts.hostname, parts.port or 443, context, POOL_SIZE)
+        self._host = parts.netloc
 
     def create_list(self, list_id: int, insurer_id: int) -> str:
         answer = self._call("POST", "/v1/lists", {"list_id": list_id, "insurer_id": insurer_id})
@@ -192,7 +272,7 @@ class HttpCustodian:
             raise CustodyUnavailable(f"the custodian at {self.url} sent no cursor") from None
 
     def close(self) -> None:
-        self._session.close()
+        self._connections.close()
 
     def _call(
         self,
@@ -202,33 +282,39 @@ class HttpCustodian:
         *,
         timeout: tuple[float, float] | None = None,
     ) -> dict[str, Any]:
+        connect, read = timeout or self.timeout
+        head = f"{method} {self.url[len(self._origin) :]}{path} HTTP/1.1\r\nHost: {self._host}\r\n"
+        payload = b""
+        if body is not None:
+            payload = json.dumps(to_json(body)).encode()
+            head += f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n"
+        request = head.encode() + b"\r\n" + payload
+        conn = None
         try:
-            response = self._session.request(
-                method,
-                self.url + path,
-                data=None if body is None else json.dumps(to_json(body)),
-                headers={"Content-Type": "application/json"} if body is not None else None,
-                timeout=timeout or self.timeout,
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
+            conn = self._connections.take(connect)
+            status, raw, closes = conn.exchange(request, method, read)
+        except (OSError, http.client.HTTPException) as exc:
+            if conn is not None:
+                conn.close()
             raise CustodyUnavailable(
                 f"the custodian at {self.url} cannot be reached ({type(exc).__name__})"
             ) from exc
+        if closes:
+            conn.close()
+        else:
+            self._connections.give_back(conn)
         try:
-            answer = response.json()
+            answer = json.loads(raw)
         except ValueError:
             answer = None
         if not isinstance(answer, dict):
-            raise CustodyUnavailable(
-                f"the custodian at {self.url} answered {response.status_code} without JSON"
-            )
-        if response.status_code in (400, 403):
+            raise CustodyUnavailable(f"the custodian at {self.url} answered {status} without JSON")
+        if status in (400, 403):
             code = answer.get("code") or Refusal.BAD_REQUEST
             raise CustodyRefused(str(code), str(answer.get("message") or code))
-        if response.status_code != 200:
+        if status != 200:
             raise CustodyUnavailable(
-                f"the custodian at {self.url} answered {response.status_code} {answer.get('code')}"
+                f"the custodian at {self.url} answered {status} {answer.get('code')}"
             )
         return answer
 

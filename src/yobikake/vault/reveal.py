@@ -122,7 +122,7 @@ def _check(actor: Any, target_id: int, purpose: Purpose) -> Any:
     try:
         # Looked at whether permitted or not: a forged grant is reported even for an
         # account without the role (someone is testing what a database write can do).
-        grant = grants.live_grant(actor, target_id, purpose)
+        grant = grants.live_grant(actor, target_id, purpose, FIELDS[purpose])
     except grants.ForgedGrant:
         raise _refuse("forged_authorization") from None
     if not permitted:
@@ -178,12 +178,20 @@ def _known(exc: CustodyRefused) -> bool:
 
 
 def open_request(
-    holder_id: int, grant_id: int, target: Any, purpose: Purpose, *, event_id: int | None = None
+    holder_id: int,
+    grant_id: int,
+    target: Any,
+    purpose: Purpose,
+    wrapped_keys: dict[int, bytes] | None = None,
+    *,
+    event_id: int | None = None,
 ) -> OpenRequest:
     """What the custodian is sent to open the purpose's fields of `target` for a holder:
-    the justification (with the reveal's audit event), the sealed values and the
-    wrapped keys they name."""
+    the justification (with the reveal's audit event), the sealed values and the wrapped
+    keys they name (read here unless given: a reveal's come with its grant)."""
     sealed = {field: _bytes(getattr(target, field)) for field in FIELDS[purpose]}
+    if wrapped_keys is None:
+        wrapped_keys = batches.wrapped_keys(target.target_list_id, sealed.values())
     return OpenRequest(
         justification=Justification(
             holder=Holder(user_id=holder_id, role=BUDGET_ROLE[purpose]),
@@ -196,14 +204,16 @@ def open_request(
             fields=tuple(sealed),
             event_id=event_id,
         ),
-        wrapped_keys=batches.wrapped_keys(target.target_list_id, sealed.values()),
+        wrapped_keys=wrapped_keys,
         sealed=sealed,
     )
 
 
 def _open(actor: Any, grant: Any, purpose: Purpose, event_id: int) -> dict[str, str]:
     """The purpose's fields of the grant's person, opened by the custodian."""
-    request = open_request(actor.pk, grant.pk, grant.target, purpose, event_id=event_id)
+    request = open_request(
+        actor.pk, grant.pk, grant.target, purpose, grant.wrapped_keys, event_id=event_id
+    )
     return dict(custodian().open(request).values)
 
 
