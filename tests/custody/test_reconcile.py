@@ -274,13 +274,14 @@ def test_a_refused_open_and_an_unreachable_custodian_do_not_alarm(
     assert (summary["refused"], summary["unreachable"]) == (1, 1)
 
 
+@pytest.mark.usefixtures("insurer_key_confirmed")
 def test_an_export_is_matched_by_its_approval(local_custodian, reconciler, clock):
-    from tests.custody.test_core_bulk import export_of
+    from tests.custody.test_core_bulk import export_of, file_of
 
     log = AppLog()
     batch = new_batch(local_custodian)
     request = export_of([batch], range(1, 4))
-    local_custodian.open_bulk(request)
+    local_custodian.produce_file(file_of(request))
     log.append(
         "target:reveal:export",
         actor_user_id=request.holder.user_id,
@@ -290,7 +291,7 @@ def test_an_export_is_matched_by_its_approval(local_custodian, reconciler, clock
     )
     later_report(reconciler, clock, log)
     assert reconciler.run()["matched"] == 1
-    local_custodian.open_bulk(replace(request, approval_id=request.approval_id + 1))
+    local_custodian.produce_file(file_of(replace(request, approval_id=request.approval_id + 1)))
     later_report(reconciler, clock, log)
     reconciler.run()
     assert alert_kinds(local_custodian) == [AlertKind.OPEN_UNRECORDED]

@@ -37,10 +37,13 @@ def test_the_demo_starts_its_custodian_and_stops_it(tmp_path):
     config = Config.load(home)
     ledger = Ledger(config.ledger_path, SigningKey.load(config.signing_key_path))
     try:
-        # Its start, and the demo's audit log reported to it before the demo stopped.
+        # Its start; the demo's security officer confirming 岐阜市's key (a command of
+        # its own: its start, the key); the audit log reported before the demo stopped.
         entries = ledger.entries()
-        assert [e.kind for e in entries] == [Kind.START, Kind.REPORT]
-        assert entries[1].reason.startswith("audit events 1-")
+        kinds = [Kind.START, Kind.START, Kind.RECIPIENT, Kind.REPORT]
+        assert [e.kind for e in entries] == kinds
+        assert entries[2].reason.startswith("age1") and entries[2].insurer_id
+        assert entries[3].reason.startswith("audit events 1-")
     finally:
         ledger.close()
 
