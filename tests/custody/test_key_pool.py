@@ -98,6 +98,8 @@ def test_the_custodian_keeps_its_pool_filled_and_records_the_list_s_key(home, cl
     custodian = Custodian(home, clock=clock)
     try:
         assert custodian.key_pool() == {"ready": 0, "size": 2}
+        assert custodian.pool is not None
+        custodian.pool.quiet = 0.0
         custodian.start_key_pool()
         wait_for(lambda: custodian.key_pool() == {"ready": 2, "size": 2})
         keys_dir = custodian.config.keys_dir
@@ -116,6 +118,42 @@ def test_the_custodian_keeps_its_pool_filled_and_records_the_list_s_key(home, cl
         assert key.fingerprint not in pooled_fingerprints(LocalKeyring(keys_dir), keys_dir)
     finally:
         custodian.close()
+
+
+def test_the_pool_refills_once_lists_stop_taking_keys_or_it_runs_low(home, clock):
+    """An import makes lists in a run: keys are made after it, not beside it."""
+    configure(home, key_pool=16)
+    custodian = Custodian(home, clock=clock)
+    try:
+        assert custodian.pool is not None
+        custodian.pool.quiet = 3.0
+        custodian.start_key_pool()
+        wait_for(lambda: custodian.key_pool() == {"ready": 16, "size": 16})
+        for list_id in range(1, 9):
+            custodian.create_list(list_id, INSURER_ID)
+        time.sleep(0.5)
+        assert custodian.key_pool() == {"ready": 8, "size": 16}  # still quiet
+        wait_for(lambda: custodian.key_pool() == {"ready": 16, "size": 16})
+        for list_id in range(9, 24):  # one left: fewer than an eighth
+            custodian.create_list(list_id, INSURER_ID)
+        wait_for(lambda: custodian.key_pool()["ready"] > 1, timeout=2.8)  # type: ignore[index]
+    finally:
+        custodian.close()
+
+
+def test_a_custodian_waiting_for_quiet_to_refill_stops_at_once(home, clock):
+    configure(home, key_pool=2)
+    custodian = Custodian(home, clock=clock)
+    assert custodian.pool is not None
+    custodian.pool.quiet = 60.0
+    custodian.start_key_pool()
+    wait_for(lambda: custodian.key_pool() == {"ready": 2, "size": 2})
+    custodian.create_list(1, INSURER_ID)  # the pool now waits 60 s of quiet
+    time.sleep(0.2)
+    closing = threading.Thread(target=custodian.close)
+    closing.start()
+    closing.join(timeout=5)
+    assert not closing.is_alive(), "the pool's thread kept the custodian from stopping"
 
 
 def test_a_shredded_list_s_pooled_key_is_destroyed_like_any_other(home, clock):

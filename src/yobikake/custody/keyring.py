@@ -23,9 +23,11 @@ a rotated transit key would stop opening what was sealed before.
 
 import base64
 import hashlib
+import math
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -246,15 +248,25 @@ class LocalKeyring:
         return fingerprint_of(self.public_pem(list_id))
 
 
+# Lists are made in runs (an import of an insurer's history makes one per year): the
+# pool refills once none has been taken for this long, so that making keys does not
+# compete with the import for the CPU — unless it runs low (`LOW_WATER` of its size).
+QUIET_SECONDS = 20.0
+LOW_WATER = 8
+
+
 class KeyPool:
     """Keeps `size` key pairs ready in a local keyring's pool: a background thread, on
     CPU time nothing else wants (`_idle_priority`), fills it when the custodian starts
-    and again whenever a list takes one (`taken`). The pool is files in custody's keys
+    and again once lists stop taking keys for `quiet` seconds (`taken`), or at once when
+    fewer than a `LOW_WATER`th of its size are left. The pool is files in custody's keys
     directory, so a restarted custodian finds it full."""
 
-    def __init__(self, keyring: LocalKeyring, size: int) -> None:
+    def __init__(self, keyring: LocalKeyring, size: int, quiet: float = QUIET_SECONDS) -> None:
         self.keyring = keyring
         self.size = size
+        self.quiet = quiet
+        self._last_taken = -math.inf
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -265,7 +277,8 @@ class KeyPool:
             self._thread.start()
 
     def taken(self) -> None:
-        """A list took a key: make another."""
+        """A list took a key: make another, once lists stop being made."""
+        self._last_taken = time.monotonic()
         self._wake.set()
 
     def ready(self) -> int:
@@ -282,9 +295,20 @@ class KeyPool:
         _idle_priority()
         while not self._stop.is_set():
             self._wake.clear()
+            self._wait_for_quiet()
             while not self._stop.is_set() and self.keyring.pooled() < self.size:
                 self.keyring.add_to_pool()
+            if self._stop.is_set():  # its wake may have been spent waiting for quiet
+                return
             self._wake.wait()
+
+    def _wait_for_quiet(self) -> None:
+        while not self._stop.is_set() and self.keyring.pooled() * LOW_WATER >= self.size:
+            quiet_for = time.monotonic() - self._last_taken
+            if quiet_for >= self.quiet:
+                return
+            self._wake.wait(self.quiet - quiet_for)  # woken by each take, and by stop
+            self._wake.clear()
 
 
 def _idle_priority() -> None:
