@@ -414,7 +414,8 @@ class Ledger:
         self._public_pem = signing_key.public_pem()
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        # Reentrant: a worker told to exit by a signal while it holds it still closes.
+        self._lock = threading.RLock()
         if not self.path.exists():
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         db = self._connection()

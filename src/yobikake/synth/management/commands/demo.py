@@ -149,7 +149,11 @@ class Command(BaseCommand):
                     f"{url.netloc} is in use: stop the custodian or demo already running"
                 )
         process = subprocess.Popen(  # noqa: S603 - our own command
-            [yobikake, "custodian", "serve", "--home", home, "--bind", url.netloc]
+            [yobikake, "custodian", "serve", "--home", home, "--bind", url.netloc],
+            # Out of the terminal's process group: Ctrl-C reaches the demo, which stops
+            # its custodian with SIGTERM (a graceful stop), never the custodian's worker
+            # mid-request (a SIGINT there once left it hung on its own lock, orphaned).
+            start_new_session=True,
         )
         client = HttpCustodian(settings.YOBIKAKE_CUSTODIAN_URL, client_dir)
         deadline = time.monotonic() + 30
