@@ -29,8 +29,10 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -130,6 +132,12 @@ def _new_private_pem() -> bytes:
     )
 
 
+def add_to_pool(pool: Path) -> None:
+    """Make one key pair into the pool directory `pool`."""
+    pool.mkdir(mode=0o700, exist_ok=True)
+    write_private(pool / f"key-{os.urandom(8).hex()}.pem", _new_private_pem())
+
+
 class LocalKeyring:
     """Private keys in `keys_dir/list-<id>.pem` (PKCS#8, 0600), loaded once per process;
     key pairs made ahead of need in `keys_dir/pool/` (`KeyPool` fills it)."""
@@ -177,9 +185,12 @@ class LocalKeyring:
         return sum(1 for _ in self._pooled_files())
 
     def add_to_pool(self) -> None:
-        """Make one key pair into the pool."""
-        self._pool.mkdir(mode=0o700, exist_ok=True)
-        write_private(self._pool / f"key-{os.urandom(8).hex()}.pem", _new_private_pem())
+        """Make one key pair into the pool (in this process)."""
+        add_to_pool(self._pool)
+
+    @property
+    def pool_dir(self) -> Path:
+        return self._pool
 
     def _take_pooled(self, path: Path) -> bool:
         """Give the list at `path` a pooled key pair; False when the pool is empty. A key
@@ -256,11 +267,17 @@ LOW_WATER = 8
 
 
 class KeyPool:
-    """Keeps `size` key pairs ready in a local keyring's pool: a background thread, on
-    CPU time nothing else wants (`_idle_priority`), fills it when the custodian starts
-    and again once lists stop taking keys for `quiet` seconds (`taken`), or at once when
-    fewer than a `LOW_WATER`th of its size are left. The pool is files in custody's keys
-    directory, so a restarted custodian finds it full."""
+    """Keeps `size` key pairs ready in a local keyring's pool: a background thread fills
+    it when the custodian starts and again once lists stop taking keys for `quiet`
+    seconds (`taken`), or at once when fewer than a `LOW_WATER`th of its size are left.
+    The pool is files in custody's keys directory, so a restarted custodian finds it
+    full.
+
+    The keys are made in a process of their own, on CPU time nothing else wants
+    (`_idle_priority`): making an RSA key holds the interpreter's lock for its whole
+    0.05-0.5 s, and in the server's process every request thread would then wait up to
+    the interpreter's switch interval (5 ms) each time it took the lock back — the tail
+    of every reveal (bench/vault.py)."""
 
     def __init__(self, keyring: LocalKeyring, size: int, quiet: float = QUIET_SECONDS) -> None:
         self.keyring = keyring
@@ -270,6 +287,7 @@ class KeyPool:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._maker: ProcessPoolExecutor | None = None
 
     def start(self) -> None:
         if self._thread is None and self.size > 0:
@@ -290,14 +308,23 @@ class KeyPool:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        if self._maker is not None:
+            self._maker.shutdown(cancel_futures=True)
+            self._maker = None
+
+    def _make_one(self) -> None:
+        if self._maker is None:
+            self._maker = ProcessPoolExecutor(
+                max_workers=1, mp_context=get_context("spawn"), initializer=_idle_priority
+            )
+        self._maker.submit(add_to_pool, self.keyring.pool_dir).result()
 
     def _run(self) -> None:
-        _idle_priority()
         while not self._stop.is_set():
             self._wake.clear()
             self._wait_for_quiet()
             while not self._stop.is_set() and self.keyring.pooled() < self.size:
-                self.keyring.add_to_pool()
+                self._make_one()
             if self._stop.is_set():  # its wake may have been spent waiting for quiet
                 return
             self._wake.wait()
@@ -312,15 +339,14 @@ class KeyPool:
 
 
 def _idle_priority() -> None:
-    """This thread runs only when the CPU is otherwise idle (Linux SCHED_IDLE, per
-    thread), or else at a lower priority: keys are made ahead while the custodian has
-    nothing else to do, and a list that finds the pool empty makes its own."""
-    thread = threading.get_native_id()
+    """This process runs only when the CPU is otherwise idle (Linux SCHED_IDLE), or else
+    at the lowest priority: keys are made ahead while the custodian has nothing else to
+    do, and a list that finds the pool empty makes its own."""
     try:
-        os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except (OSError, AttributeError):
         with suppress(OSError, AttributeError):
-            os.setpriority(os.PRIO_PROCESS, thread, 19)
+            os.setpriority(os.PRIO_PROCESS, 0, 19)
 
 
 class OpenBaoKeyring:
