@@ -44,7 +44,14 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import PG_BASE, BenchCustodian, custodian_process, machine
+from common import (
+    PG_BASE,
+    BenchCustodian,
+    custodian_process,
+    family_cpu_s,
+    machine,
+    postgres_cpu_s,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTCOMES = ["no_answer", "busy", "voicemail", "considering", "intends", "declined"]
@@ -304,11 +311,13 @@ def run(args: argparse.Namespace, custodian: BenchCustodian) -> dict[str, object
             Operator(f"op{n}", port, cookie, until, seed=n) for n, cookie in enumerate(cookies)
         ]
         started, custodian_cpu = time.monotonic(), custodian.cpu_s()
+        cpu_before = _cpu(server.pid)
         for operator in operators:
             operator.start()
         for operator in operators:
             operator.join()
         elapsed = time.monotonic() - started
+        cpu = {name: round(s - cpu_before[name], 1) for name, s in _cpu(server.pid).items()}
         next_ms = [s for o in operators for s in o.next_ms]
         outcome_ms = [s for o in operators for s in o.outcome_ms]
         errors = [e for o in operators for e in o.errors]
@@ -343,6 +352,13 @@ def run(args: argparse.Namespace, custodian: BenchCustodian) -> dict[str, object
             "double_assignments_db": overlapping_grants(),
             # The custodian's CPU time while the operators worked (it shares the cores).
             "custodian_cpu_s": round(custodian.cpu_s() - custodian_cpu, 1),
+            # Where the two cores went while the operators worked, and per call (a next
+            # call and its outcome): the served app, PostgreSQL (all of its processes),
+            # the operators' load generator (this process).
+            "cpu_s": cpu,
+            "cpu_ms_per_call": {
+                name: round(1000 * s / max(len(outcome_ms), 1), 1) for name, s in cpu.items()
+            },
             "goals": {"p95_ms": "<= 100", "errors": 0, "double_assignments": 0},
         }
         return result
@@ -356,6 +372,15 @@ def run(args: argparse.Namespace, custodian: BenchCustodian) -> dict[str, object
         subprocess.run(
             ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", dbname], check=False
         )
+
+
+def _cpu(server_pid: int) -> dict[str, float]:
+    times = os.times()
+    return {
+        "app": family_cpu_s(server_pid),
+        "postgresql": postgres_cpu_s(),
+        "load_generator": times.user + times.system,
+    }
 
 
 def _wait_for(port: int) -> None:

@@ -42,6 +42,43 @@ def machine() -> dict[str, str]:
     }
 
 
+def _processes() -> tuple[dict[int, int], dict[int, float], dict[int, str]]:
+    """Every process's parent, CPU time (user and system, seconds) and name."""
+    parent_of: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    name: dict[int, str] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        head, tail = text.rsplit(")", 1)
+        fields = tail.split()
+        pid = int(stat.parent.name)
+        parent_of[pid] = int(fields[1])
+        cpu[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        name[pid] = head.split("(", 1)[1]
+    return parent_of, cpu, name
+
+
+def family_cpu_s(root: int) -> float:
+    """CPU time of process `root` and all its descendants alive now."""
+    parent_of, cpu, _ = _processes()
+    family, grew = {root}, True
+    while grew:
+        more = {pid for pid, parent in parent_of.items() if parent in family} - family
+        family |= more
+        grew = bool(more)
+    return sum(cpu.get(pid, 0.0) for pid in family)
+
+
+def postgres_cpu_s() -> float:
+    """CPU time of the local PostgreSQL server's processes alive now (every database's,
+    so other work on the server counts too)."""
+    _, cpu, name = _processes()
+    return sum(cpu[pid] for pid, comm in name.items() if comm == "postgres")
+
+
 @dataclass(frozen=True)
 class BenchCustodian:
     """A custodian process a benchmark started (`custodian_process`)."""
@@ -56,21 +93,7 @@ class BenchCustodian:
         return round(self._cpu_s() - self.idle_cpu_s, 1)
 
     def _cpu_s(self) -> float:
-        parent_of, cpu = {}, {}
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            pid = int(stat.parent.name)
-            parent_of[pid] = int(fields[1])
-            cpu[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        family, grew = {self.pid}, True
-        while grew:
-            more = {pid for pid, parent in parent_of.items() if parent in family} - family
-            family |= more
-            grew = bool(more)
-        return sum(cpu.get(pid, 0.0) for pid in family)
+        return family_cpu_s(self.pid)
 
 
 @contextmanager
