@@ -1,0 +1,272 @@
+"""What the custodian watches of the application: its heartbeats, and its logins.
+
+**Heartbeats.** The application beats (`POST /v1/heartbeats {source}`) from its web
+server and task worker ("application"), and each scheduled check beats when it runs:
+`audit sweep` ("audit_sweep"), reconciliation's report ("reconcile") and `retention
+enforce` ("retention"). custody.json's `heartbeats` gives each source the most seconds
+between two beats; `custodian serve` looks every `heartbeat_check_seconds` and raises a
+critical alert for a source silent longer than that (counted from the custodian's start
+at the earliest), once per interval while it stays silent. Whoever stops the
+application, or drops a check from cron, is seen on custody's channel.
+
+**Logins.** The application reports each login as it happens (`POST /v1/logins`): the
+account, the audit event that records it, and a digest of the session's key. The
+custodian keeps it (`logins`, append-only, and a ledger entry). The application's
+middleware asks about each session the first time a process sees it (`POST
+/v1/sessions/check`): a session whose login custody never heard of is answered
+"unknown" and raised as a critical alert here, whatever the application does next. And
+every login event the application's reports carry (reconcile.py) must be one custody
+was told of at the time: a login event appended to the log afterwards, with the
+application's own audit keys, is a critical alert too.
+"""
+
+import json
+import sys
+import threading
+import weakref
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from yobikake.custody.alerts import AlertChannel, AlertKind, Severity
+from yobikake.custody.config import Config
+from yobikake.custody.core import Custodian
+from yobikake.custody.ledger import AlertRow, Kind, Ledger, Writer, timestamp
+from yobikake.custody.protocol import CustodyRefused, Refusal
+from yobikake.custody.reconcile import Reconciler
+
+APPLICATION = "application"
+# The application's audit tag of a login (yobikake.audit.tags.AuditTag.LOGIN_SUCCESS).
+LOGIN_TAG = "auth:login:success"
+_DIGEST_LENGTH = 64
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS heartbeats (
+    source TEXT PRIMARY KEY,
+    at TEXT NOT NULL,
+    beats INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS logins (
+    session TEXT PRIMARY KEY,
+    user_id INTEGER NOT NULL,
+    event_seq INTEGER NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS logins_checked (
+    event_seq INTEGER PRIMARY KEY,
+    result TEXT NOT NULL
+);
+"""
+GUARDS = [
+    f"CREATE TRIGGER IF NOT EXISTS {table}_no_{verb} BEFORE {verb.upper()} ON {table} "
+    f"BEGIN SELECT RAISE(ABORT, 'custody: {table} are append-only'); END"
+    for table in ("logins", "logins_checked")
+    for verb in ("update", "delete")
+]
+
+_MADE: "weakref.WeakKeyDictionary[Custodian, Watch]" = weakref.WeakKeyDictionary()
+_MADE_LOCK = threading.Lock()
+
+
+def _digest(value: object) -> str:
+    if not (
+        isinstance(value, str)
+        and len(value) == _DIGEST_LENGTH
+        and all(c in "0123456789abcdef" for c in value)
+    ):
+        raise CustodyRefused(Refusal.BAD_REQUEST, "session must be a SHA-256 digest (hex)")
+    return value
+
+
+def _id(value: object, name: str) -> int:
+    if type(value) is not int or value < 1:
+        raise CustodyRefused(Refusal.BAD_REQUEST, f"{name} must be a positive integer")
+    return value
+
+
+class Watch:
+    """Heartbeats and logins of one custodian's ledger."""
+
+    def __init__(
+        self,
+        config: Config,
+        ledger: Ledger,
+        channel: AlertChannel,
+        reconciler: Reconciler,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.intervals = {source: timedelta(seconds=s) for source, s in config.heartbeats.items()}
+        self.grace = reconciler.grace
+        self.ledger, self.channel = ledger, channel
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self.up_since = self._clock()
+        with ledger.writing() as writer:
+            for statement in [*SCHEMA.split(";"), *GUARDS]:
+                if statement.strip():
+                    writer.execute(statement)
+
+    @classmethod
+    def of(cls, custodian: Custodian) -> "Watch":
+        with _MADE_LOCK:
+            made = _MADE.get(custodian)
+            if made is None:
+                made = _MADE[custodian] = cls(
+                    custodian.config,
+                    custodian.ledger,
+                    custodian.channel,
+                    Reconciler.of(custodian),
+                    custodian._clock,
+                )
+            return made
+
+    def every(self, seconds: float, stop: threading.Event) -> None:
+        """`check` every `seconds` until `stop` (the serving custodian's thread)."""
+        while not stop.wait(seconds):
+            try:
+                self.check()
+            except Exception as exc:  # the next look tries again
+                print(f"custody heartbeat check failed: {exc!r}", file=sys.stderr)
+
+    # -- heartbeats ----------------------------------------------------------------------
+
+    def beat(self, source: object) -> None:
+        if not isinstance(source, str) or source not in self.intervals:
+            raise CustodyRefused(
+                Refusal.BAD_REQUEST, f"source must be one of {sorted(self.intervals)}"
+            )
+        with self.ledger.writing() as writer:
+            writer.execute(
+                "INSERT INTO heartbeats (source, at, beats) VALUES (?, ?, 1) ON CONFLICT "
+                "(source) DO UPDATE SET at = excluded.at, beats = heartbeats.beats + 1",
+                (source, timestamp(self._clock())),
+            )
+
+    def check(self) -> list[str]:
+        """Alert each source silent past its interval, and each login event custody was
+        not told of; what was alerted, by kind."""
+        now = self._clock()
+        last = {source: datetime.fromisoformat(at) for source, at in self._heartbeats()}
+        alerts: list[AlertRow | None] = []
+        with self.ledger.writing() as writer:
+            for source, interval in self.intervals.items():
+                since = max(last.get(source, self.up_since), self.up_since)
+                if now - since <= interval:
+                    continue
+                kind = (
+                    AlertKind.APPLICATION_SILENT
+                    if source == APPLICATION
+                    else AlertKind.CHECK_MISSED
+                )
+                summary = (
+                    f"no heartbeat of {source} since {timestamp(since)[:19]} UTC "
+                    f"(expected every {int(interval.total_seconds())} s"
+                    + ("" if source in last else "; none since the custodian started")
+                    + ")"
+                )
+                if self._first_of(writer, kind, source, now - interval):
+                    alerts.append(self.channel.record(writer, now, kind, summary))
+            alerts += self._unreported_logins(writer, now)
+        self.channel.publish(alerts)
+        return [alert.kind for alert in alerts if alert is not None]
+
+    @staticmethod
+    def _first_of(writer: Writer, kind: str, source: str, since: datetime) -> bool:
+        """Whether no alert of `kind` named `source` since `since`: one alert per
+        interval while a source stays silent, each source its own."""
+        rows = writer.execute(
+            "SELECT 1 FROM alerts WHERE kind = ? AND at > ? AND summary LIKE ? LIMIT 1",
+            (kind, timestamp(since), f"no heartbeat of {source} %"),
+        )
+        return rows.fetchone() is None
+
+    def _heartbeats(self) -> list[tuple[str, str]]:
+        return [(row[0], row[1]) for row in self.ledger.query("SELECT source, at FROM heartbeats")]
+
+    # -- logins --------------------------------------------------------------------------
+
+    def record_login(self, user_id: object, event_seq: object, session: object) -> None:
+        """Keep a login as the application reports it, once per session."""
+        user, seq, digest = _id(user_id, "user_id"), _id(event_seq, "event_seq"), _digest(session)
+        now = self._clock()
+        with self.ledger.writing() as writer:
+            added = writer.execute(
+                "INSERT OR IGNORE INTO logins (session, user_id, event_seq, at) "
+                "VALUES (?, ?, ?, ?)",
+                (digest, user, seq, timestamp(now)),
+            ).rowcount
+            if added:
+                writer.append(
+                    Kind.LOGIN,
+                    now,
+                    outcome="reported",
+                    reason=f"audit event {seq}",
+                    holder_user_id=user,
+                )
+
+    def check_session(self, user_id: object, session: object, event_seq: object) -> bool:
+        """Whether custody was told of the login that made this session, for this account;
+        a session it was not told of is a critical alert (the application refuses it)."""
+        user, digest = _id(user_id, "user_id"), _digest(session)
+        seq = event_seq if type(event_seq) is int else None
+        known = self.ledger.query(
+            "SELECT 1 FROM logins WHERE session = ? AND user_id = ?", (digest, user)
+        )
+        if known:
+            return True
+        now = self._clock()
+        summary = (
+            f"a session of user {user} (session {digest[:12]}…, login event {seq}) was used "
+            "without a login reported to custody: refused by the application"
+        )
+        with self.ledger.writing() as writer:
+            alert = self.channel.record(
+                writer, now, AlertKind.SESSION_UNBOUND, summary, holder_user_id=user
+            )
+        self.channel.publish([alert])
+        return False
+
+    def _unreported_logins(self, writer: Writer, now: datetime) -> list[AlertRow | None]:
+        """Login events reported (reconcile.py) `grace` ago or more, whose session custody
+        was not told of at login."""
+        rows = writer.execute(
+            "SELECT seq, actor_user_id, details FROM app_events WHERE tag = ? AND outcome = "
+            "'allowed' AND received_at <= ? AND seq NOT IN (SELECT event_seq FROM "
+            "logins_checked) ORDER BY seq",
+            (LOGIN_TAG, timestamp(now - self.grace)),
+        ).fetchall()
+        alerts: list[AlertRow | None] = []
+        for seq, user, details in rows:
+            session = _session_of(details)
+            known = (
+                session
+                and writer.execute(
+                    "SELECT 1 FROM logins WHERE session = ? AND user_id IS ? AND event_seq = ?",
+                    (session, user, seq),
+                ).fetchone()
+            )
+            writer.execute(
+                "INSERT INTO logins_checked (event_seq, result) VALUES (?, ?)",
+                (seq, "matched" if known else "alerted"),
+            )
+            if not known:
+                alerts.append(
+                    self.channel.record(
+                        writer,
+                        now,
+                        AlertKind.LOGIN_UNREPORTED,
+                        f"the application's audit event {seq} records a login of user {user} "
+                        "that was not reported to custody when it happened (a login event "
+                        "written afterwards, or a session minted without logging in)",
+                        holder_user_id=user,
+                        severity=Severity.CRITICAL,
+                    )
+                )
+        return alerts
+
+
+def _session_of(details: str) -> str | None:
+    try:
+        parsed = json.loads(details) if details else {}
+    except ValueError:
+        return None
+    session = parsed.get("session") if isinstance(parsed, dict) else None
+    return session if isinstance(session, str) else None
