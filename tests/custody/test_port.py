@@ -314,7 +314,7 @@ def test_a_shredded_list_opens_nothing_and_its_certificate_names_it(port):
 
 def test_a_login_reported_binds_its_session_and_one_never_reported_is_alerted(port):
     user = next(_ids)
-    session, forged = os.urandom(32).hex(), os.urandom(32).hex()
+    session, forged = (f"sha256:{os.urandom(28).hex()}" for _ in range(2))
     port.record_login(user, next(_ids), session)
     assert port.check_session(user, None, session) is True
     assert port.check_session(user, 5, forged) is False

@@ -21,8 +21,8 @@ from yobikake.custody.protocol import CustodyRefused, Heartbeat
 from yobikake.custody.reconcile import Reconciler
 from yobikake.custody.watch import Watch
 
-SESSION = hashlib.sha256(b"a session key").hexdigest()
-OTHER_SESSION = hashlib.sha256(b"another session key").hexdigest()
+SESSION = "sha256:" + hashlib.sha256(b"a session key").hexdigest()[:56]
+OTHER_SESSION = "sha256:" + hashlib.sha256(b"another session key").hexdigest()[:56]
 SECRET = "webhook secret of the security officer"
 
 

@@ -10,7 +10,8 @@ at the earliest), once per interval while it stays silent. Whoever stops the
 application, or drops a check from cron, is seen on custody's channel.
 
 **Logins.** The application reports each login as it happens (`POST /v1/logins`): the
-account, the audit event that records it, and a digest of the session's key. The
+account, the audit event that records it, and a digest of the session's key
+(`sha256:` and 56 hex digits). The
 custodian keeps it (`logins`, append-only, and a ledger entry). The application's
 middleware asks about each session the first time a process sees it (`POST
 /v1/sessions/check`): a session whose login custody never heard of is answered
@@ -21,6 +22,7 @@ application's own audit keys, is a critical alert too.
 """
 
 import json
+import re
 import sys
 import threading
 import weakref
@@ -37,7 +39,8 @@ from yobikake.custody.reconcile import Reconciler
 APPLICATION = "application"
 # The application's audit tag of a login (yobikake.audit.tags.AuditTag.LOGIN_SUCCESS).
 LOGIN_TAG = "auth:login:success"
-_DIGEST_LENGTH = 64
+# A session's digest as the application sends it: `sha256:` and 56 hex digits.
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{56}$")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS heartbeats (
@@ -68,12 +71,8 @@ _MADE_LOCK = threading.Lock()
 
 
 def _digest(value: object) -> str:
-    if not (
-        isinstance(value, str)
-        and len(value) == _DIGEST_LENGTH
-        and all(c in "0123456789abcdef" for c in value)
-    ):
-        raise CustodyRefused(Refusal.BAD_REQUEST, "session must be a SHA-256 digest (hex)")
+    if not (isinstance(value, str) and _DIGEST.match(value)):
+        raise CustodyRefused(Refusal.BAD_REQUEST, "session must be a digest (sha256:<56 hex>)")
     return value
 
 

@@ -104,7 +104,7 @@ class CustodianPort(Protocol):
 
     def record_login(self, user_id: int, event_seq: int, session: str) -> None:
         """Tell custody of a login as it happens: the account, its audit event and the
-        SHA-256 (hex) of the new session's key."""
+        digest of the new session's key (`sha256:` and 56 hex digits)."""
 
     def check_session(self, user_id: int, event_seq: int | None, session: str) -> bool:
         """Whether custody was told of the login that made this session (when not, it
