@@ -80,3 +80,43 @@ def test_a_sweep_dropped_from_the_schedule_is_a_custody_alert(world, tmp_path, m
     finally:
         client.close()
         server.stop()
+
+
+def test_the_web_server_and_the_task_worker_beat_while_they_run(fresh_home, tmp_path):
+    """The real processes, on a home made by `yobikake migrate`, beating to a real
+    custodian."""
+    import sqlite3
+    import subprocess
+    import sys
+    from contextlib import closing
+
+    from tests.audit.fresh import YOBIKAKE
+
+    fresh_home.migrate()
+    server = server_fixture.start(tmp_path / "custody-process")
+    env = {
+        **fresh_home.env,
+        "YOBIKAKE_CUSTODIAN_URL": server.url,
+        "YOBIKAKE_CUSTODIAN_CLIENT_DIR": str(server.client_dir),
+    }
+
+    def beaten() -> dict[str, int]:
+        with closing(sqlite3.connect(server.home / "ledger.sqlite3")) as ledger:
+            return dict(ledger.execute("SELECT source, beats FROM heartbeats"))
+
+    try:
+        web = subprocess.Popen(
+            [sys.executable, "-c", "import time, yobikake.wsgi; time.sleep(60)"], env=env
+        )
+        worker = subprocess.Popen([YOBIKAKE, "db_worker", "--no-startup-delay"], env=env)
+        try:
+            deadline = time.monotonic() + 30
+            while beaten().get(Heartbeat.APPLICATION, 0) < 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert beaten()[Heartbeat.APPLICATION] >= 2  # one from each
+        finally:
+            for process in (web, worker):
+                process.terminate()
+                process.wait(timeout=10)
+    finally:
+        server.stop()
