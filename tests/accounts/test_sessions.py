@@ -157,3 +157,25 @@ def test_the_login_view_tells_custody_within_its_committed_transaction(world, cu
     sessions.checked.forget()
     assert client.get("/").status_code == 200
     assert custody.custodian.ledger.alerts() == []
+
+
+def test_a_session_logged_out_of_and_put_back_in_the_store_is_refused(world, custody):
+    """The insider keeps a copy of a session row and writes it back after its user
+    logged out."""
+    from django.contrib.sessions.models import Session
+
+    client = Client()
+    device = totp_device(world.fed_admin)
+    password_step(client, "fed-admin")
+    client.post("/login/mfa/", {"token": current_code(device)})
+    key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    kept = Session.objects.get(session_key=key)
+    client.post("/logout/")
+    assert not Session.objects.filter(session_key=key).exists()
+    Session.objects.create(
+        session_key=key, session_data=kept.session_data, expire_date=kept.expire_date
+    )
+    client.cookies[settings.SESSION_COOKIE_NAME] = key
+    refused(client)
+    [alert] = custody_alerts(custody, AlertKind.SESSION_UNBOUND)
+    assert "after its user logged out of it" in alert.summary

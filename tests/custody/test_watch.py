@@ -158,6 +158,29 @@ def test_a_reported_login_binds_its_session_and_its_account(home, clock):
         custodian.close()
 
 
+def test_a_session_logged_out_of_or_too_old_is_not_honoured(home, clock):
+    configure(home, session_max_hours=12)
+    custodian = Custodian(home, clock=clock)
+    try:
+        watch = Watch.of(custodian)
+        watch.record_login(7, 1, SESSION)
+        watch.record_login(8, 2, OTHER_SESSION)
+        watch.record_logout(7, SESSION)
+        watch.record_logout(7, OTHER_SESSION)  # not user 7's: changes nothing
+        assert watch.check_session(7, SESSION, 1) is False
+        clock.advance(hours=12)
+        assert watch.check_session(8, OTHER_SESSION, 2) is True
+        clock.advance(seconds=1)
+        assert watch.check_session(8, OTHER_SESSION, 2) is False
+        assert watch.check_session(8, OTHER_SESSION, 2) is False  # alerted once
+        summaries = [a.summary for a in custodian.ledger.alerts()]
+        assert len(summaries) == 2
+        assert "after its user logged out of it" in summaries[0]
+        assert "more than 12 h after its login" in summaries[1]
+    finally:
+        custodian.close()
+
+
 def _login_event(seq: int, user: int, session: str, prev: str):
     from yobikake.custody.protocol import AuditEvent
 

@@ -454,6 +454,8 @@ def record_login_failure(*, user: User | None, stage: str, locked: bool) -> None
 @transaction.atomic
 def log_out(*, request: HttpRequest) -> None:
     append_event(tag=AuditTag.LOGOUT, actor=request.user)
+    if request.user.is_authenticated:
+        sessions.record_logout(session=request.session, user=request.user)
     auth_logout(request)
 
 

@@ -59,6 +59,18 @@ def record_login(*, session: SessionBase, user: User, details: dict[str, int]) -
     return event
 
 
+def record_logout(*, session: SessionBase, user: User) -> None:
+    """Tell the custodian the session is over (before it is flushed), and forget it here:
+    put back in the session store, it is refused."""
+    if session.session_key is None:
+        return
+    checked.drop(session.session_key)
+    try:
+        custodian().record_logout(user.pk, session_digest(session.session_key))
+    except (CustodyUnavailable, CustodyRefused) as exc:
+        log.warning("the custodian was not told of a logout: %s", exc)
+
+
 def _tell_custodian(user_id: int, event_seq: int, digest: str) -> None:
     try:
         custodian().record_login(user_id, event_seq, digest)
@@ -90,6 +102,10 @@ class _Checked:
             self._seen.move_to_end(key)
             while len(self._seen) > _REMEMBERED:
                 self._seen.popitem(last=False)
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            self._seen.pop(key, None)
 
     def forget(self) -> None:
         with self._lock:

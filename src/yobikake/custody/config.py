@@ -82,6 +82,9 @@ DEFAULTS: dict[str, Any] = {
     # missed is a critical alert; `custodian serve` looks every `heartbeat_check_seconds`.
     "heartbeats": {"application": 300, "audit_sweep": 1800, "reconcile": 600, "retention": 90000},
     "heartbeat_check_seconds": 30,
+    # A session older than this since its login is not honoured (watch.py): a working
+    # day, so that a session key taken from the application's database ages out.
+    "session_max_hours": 12,
 }
 
 
@@ -134,6 +137,7 @@ class Config:
     webhook: Webhook | None = None
     heartbeats: dict[str, int] = field(default_factory=lambda: dict(DEFAULTS["heartbeats"]))
     heartbeat_check: float = 30.0
+    session_max_hours: int = 12
 
     @property
     def keys_dir(self) -> Path:
@@ -242,6 +246,7 @@ class Config:
                 for source, seconds in {**DEFAULTS["heartbeats"], **values["heartbeats"]}.items()
             },
             heartbeat_check=_positive(values["heartbeat_check_seconds"], "heartbeat_check_seconds"),
+            session_max_hours=_positive(values["session_max_hours"], "session_max_hours"),
         )
 
 

@@ -15,6 +15,7 @@ encoding) in front of one `core.Custodian`, served by gunicorn with mutual TLS.
     GET  /v1/alerts                                          -> {alerts} (newest last)
     POST /v1/heartbeats               {source}               -> {}
     POST /v1/logins                   {user_id, event_seq, session} -> {}
+    POST /v1/logouts                  {user_id, session}     -> {}
     POST /v1/sessions/check           {user_id, event_seq, session} -> {known}
 
 Integer keys (batch ids, list ids, row ids) travel as decimal strings, as JSON has it.
@@ -286,6 +287,11 @@ def _login(custodian: Custodian, body: dict[str, Any], _: int) -> Any:
     return {}
 
 
+def _logout(custodian: Custodian, body: dict[str, Any], _: int) -> Any:
+    Watch.of(custodian).record_logout(body.get("user_id"), body.get("session"))
+    return {}
+
+
 def _session(custodian: Custodian, body: dict[str, Any], _: int) -> Any:
     watch = Watch.of(custodian)
     known = watch.check_session(body.get("user_id"), body.get("session"), body.get("event_seq"))
@@ -308,6 +314,7 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler, int]] = [
     ("GET", re.compile(r"/v1/alerts"), _alerts, MAX_BODY),
     ("POST", re.compile(r"/v1/heartbeats"), _heartbeat, MAX_BODY),
     ("POST", re.compile(r"/v1/logins"), _login, MAX_BODY),
+    ("POST", re.compile(r"/v1/logouts"), _logout, MAX_BODY),
     ("POST", re.compile(r"/v1/sessions/check"), _session, MAX_BODY),
 ]
 

@@ -12,10 +12,12 @@ application, or drops a check from cron, is seen on custody's channel.
 **Logins.** The application reports each login as it happens (`POST /v1/logins`): the
 account, the audit event that records it, and a digest of the session's key
 (`sha256:` and 56 hex digits). The
-custodian keeps it (`logins`, append-only, and a ledger entry). The application's
-middleware asks about each session the first time a process sees it (`POST
-/v1/sessions/check`): a session whose login custody never heard of is answered
-"unknown" and raised as a critical alert here, whatever the application does next. And
+custodian keeps it (`logins`, append-only, and a ledger entry), and a logout as well
+(`POST /v1/logouts`). The application's middleware asks about each session the first
+time a process sees it (`POST /v1/sessions/check`): a session whose login custody never
+heard of, that was logged out of, or whose login is older than `session_max_hours`, is
+answered "unknown" and raised as a critical alert here, whatever the application does
+next. And
 every login event the application's reports carry (reconcile.py) must be one custody
 was told of at the time: a login event appended to the log afterwards, with the
 application's own audit keys, is a critical alert too.
@@ -54,6 +56,10 @@ CREATE TABLE IF NOT EXISTS logins (
     event_seq INTEGER NOT NULL,
     at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS logouts (
+    session TEXT PRIMARY KEY,
+    at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS logins_checked (
     event_seq INTEGER PRIMARY KEY,
     result TEXT NOT NULL
@@ -62,7 +68,7 @@ CREATE TABLE IF NOT EXISTS logins_checked (
 GUARDS = [
     f"CREATE TRIGGER IF NOT EXISTS {table}_no_{verb} BEFORE {verb.upper()} ON {table} "
     f"BEGIN SELECT RAISE(ABORT, 'custody: {table} are append-only'); END"
-    for table in ("logins", "logins_checked")
+    for table in ("logins", "logouts", "logins_checked")
     for verb in ("update", "delete")
 ]
 
@@ -95,6 +101,7 @@ class Watch:
     ) -> None:
         self.intervals = {source: timedelta(seconds=s) for source, s in config.heartbeats.items()}
         self.grace = reconciler.grace
+        self.session_max = timedelta(hours=config.session_max_hours)
         self.ledger, self.channel = ledger, channel
         self._clock = clock or (lambda: datetime.now(UTC))
         self.up_since = self._clock()
@@ -201,24 +208,50 @@ class Watch:
                     holder_user_id=user,
                 )
 
+    def record_logout(self, user_id: object, session: object) -> None:
+        """A session its user logged out of: never honoured again, even put back in the
+        application's session store."""
+        user, digest = _id(user_id, "user_id"), _digest(session)
+        with self.ledger.writing() as writer:
+            writer.execute(
+                "INSERT OR IGNORE INTO logouts (session, at) SELECT session, ? FROM logins "
+                "WHERE session = ? AND user_id = ?",
+                (timestamp(self._clock()), digest, user),
+            )
+
     def check_session(self, user_id: object, session: object, event_seq: object) -> bool:
-        """Whether custody was told of the login that made this session, for this account;
-        a session it was not told of is a critical alert (the application refuses it)."""
+        """Whether custody was told of the login that made this session, for this account,
+        no more than `session_max_hours` ago, and of no logout of it since. A session
+        that fails is a critical alert (the application refuses it)."""
         user, digest = _id(user_id, "user_id"), _digest(session)
         seq = event_seq if type(event_seq) is int else None
-        known = self.ledger.query(
-            "SELECT 1 FROM logins WHERE session = ? AND user_id = ?", (digest, user)
-        )
-        if known:
-            return True
         now = self._clock()
+        rows = self.ledger.query(
+            "SELECT at, session IN (SELECT session FROM logouts) FROM logins "
+            "WHERE session = ? AND user_id = ?",
+            (digest, user),
+        )
+        if not rows:
+            why = "without a login reported to custody"
+        elif rows[0][1]:
+            why = "after its user logged out of it"
+        elif now - datetime.fromisoformat(rows[0][0]) > self.session_max:
+            why = f"more than {self.session_max.total_seconds() / 3600:g} h after its login"
+        else:
+            return True
         summary = (
-            f"a session of user {user} (session {digest[:12]}…, login event {seq}) was used "
-            "without a login reported to custody: refused by the application"
+            f"a session of user {user} (session {digest[7:19]}…, login event {seq}) was used "
+            f"{why}: refused by the application"
         )
         with self.ledger.writing() as writer:
+            # One a few minutes per account: a flood of them would bury other alerts.
             alert = self.channel.record(
-                writer, now, AlertKind.SESSION_UNBOUND, summary, holder_user_id=user
+                writer,
+                now,
+                AlertKind.SESSION_UNBOUND,
+                summary,
+                holder_user_id=user,
+                once_per=timedelta(minutes=2),
             )
         self.channel.publish([alert])
         return False

@@ -106,6 +106,9 @@ class CustodianPort(Protocol):
         """Tell custody of a login as it happens: the account, its audit event and the
         digest of the new session's key (`sha256:` and 56 hex digits)."""
 
+    def record_logout(self, user_id: int, session: str) -> None:
+        """Tell custody the session was logged out of: it is not honoured again."""
+
     def check_session(self, user_id: int, event_seq: int | None, session: str) -> bool:
         """Whether custody was told of the login that made this session (when not, it
         raises its own critical alert)."""
@@ -296,6 +299,9 @@ class HttpCustodian:
         body = {"user_id": user_id, "event_seq": event_seq, "session": session}
         self._call("POST", "/v1/logins", body)
 
+    def record_logout(self, user_id: int, session: str) -> None:
+        self._call("POST", "/v1/logouts", {"user_id": user_id, "session": session})
+
     def check_session(self, user_id: int, event_seq: int | None, session: str) -> bool:
         body = {"user_id": user_id, "event_seq": event_seq, "session": session}
         return self._call("POST", "/v1/sessions/check", body).get("known") is True
@@ -406,6 +412,9 @@ class InProcess:
 
     def record_login(self, user_id: int, event_seq: int, session: str) -> None:
         Watch.of(self.custodian).record_login(user_id, event_seq, session)
+
+    def record_logout(self, user_id: int, session: str) -> None:
+        Watch.of(self.custodian).record_logout(user_id, session)
 
     def check_session(self, user_id: int, event_seq: int | None, session: str) -> bool:
         return Watch.of(self.custodian).check_session(user_id, session, event_seq)
