@@ -105,6 +105,7 @@ class Watch:
         self.ledger, self.channel = ledger, channel
         self._clock = clock or (lambda: datetime.now(UTC))
         self.up_since = self._clock()
+        self._logins_after: int | None = None
         with ledger.writing() as writer:
             for statement in [*SCHEMA.split(";"), *GUARDS]:
                 if statement.strip():
@@ -259,12 +260,23 @@ class Watch:
     def _unreported_logins(self, writer: Writer, now: datetime) -> list[AlertRow | None]:
         """Login events reported (reconcile.py) `grace` ago or more, whose session custody
         was not told of at login."""
+        cutoff = timestamp(now - self.grace)
+        if self._logins_after is None:
+            mark = writer.execute("SELECT max(event_seq) FROM logins_checked").fetchone()
+            self._logins_after = mark[0] or 0
+        # Reports arrive in sequence, so events are received in order: those up to the
+        # last one past the grace are all read, and the next pass starts after it.
         rows = writer.execute(
-            "SELECT seq, actor_user_id, details FROM app_events WHERE tag = ? AND outcome = "
-            "'allowed' AND received_at <= ? AND seq NOT IN (SELECT event_seq FROM "
-            "logins_checked) ORDER BY seq",
-            (LOGIN_TAG, timestamp(now - self.grace)),
+            "SELECT seq, actor_user_id, details FROM app_events WHERE seq > ? AND tag = ? "
+            "AND outcome = 'allowed' AND received_at <= ? AND seq NOT IN (SELECT event_seq "
+            "FROM logins_checked) ORDER BY seq",
+            (self._logins_after, LOGIN_TAG, cutoff),
         ).fetchall()
+        last = writer.execute(
+            "SELECT max(seq) FROM app_events WHERE seq > ? AND received_at <= ?",
+            (self._logins_after, cutoff),
+        ).fetchone()[0]
+        self._logins_after = last or self._logins_after
         alerts: list[AlertRow | None] = []
         for seq, user, details in rows:
             session = _session_of(details)
