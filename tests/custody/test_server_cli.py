@@ -109,6 +109,7 @@ def test_status_shows_the_lists_the_ledger_and_the_certificates(used_server):
     assert "centre budget / minute" in shown.stdout
     assert "≤ 50000 rows, ≤ 20 a day" in shown.stdout
     assert "server certificate valid until" in shown.stdout
+    assert "heartbeat application" in shown.stdout
 
 
 def test_ledger_verify_beside_a_running_server(used_server):
