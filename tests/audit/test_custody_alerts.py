@@ -20,7 +20,7 @@ def raise_in_custody(custody, user_id: int) -> None:
 def test_the_officer_sees_custody_s_alerts_beside_the_application_s(world, as_user, custody):
     raise_in_custody(custody, world.fed_admin.pk)
     page = as_user(world.security).get("/audit/alerts/", HTTP_ACCEPT_LANGUAGE="ja").text
-    assert "鍵保管庫（カストディアン）のアラート" in page
+    assert "鍵保管サービス（カストディアン）のアラート" in page
     assert "ログインの記録がないセッションが使われました" in page
     assert "custody-unreachable" not in page
 
@@ -48,7 +48,7 @@ def test_the_page_says_when_custody_cannot_be_reached(world, as_user, tmp_path, 
     monkeypatch.setattr(port, "_build", lambda *args: away)
     response = client.get("/audit/alerts/", HTTP_ACCEPT_LANGUAGE="ja")
     assert response.status_code == 200
-    assert "鍵保管庫（カストディアン）に接続できないため" in response.text
+    assert "鍵保管サービス（カストディアン）に接続できないため" in response.text
 
 
 def test_custody_s_silence_alerts_show_on_the_queue(world, as_user, custody):
