@@ -79,6 +79,7 @@ def setup(operators: int, targets: int) -> tuple[int, list[str]]:
 
     from django.conf import settings
     from django.core.management import call_command
+    from django.db import transaction
     from django.test import Client
     from django.utils import timezone
     from django_otp import DEVICE_ID_SESSION_KEY
@@ -87,6 +88,7 @@ def setup(operators: int, targets: int) -> tuple[int, list[str]]:
     from yobikake.accounts import services as accounts
     from yobikake.accounts.models import Organization, User
     from yobikake.accounts.permissions import OrganizationKind, Role
+    from yobikake.accounts.sessions import record_login
     from yobikake.calling import services as calling
     from yobikake.intake.services import load_target_list
     from yobikake.synth.demo import contract_this_year, load_demo
@@ -145,6 +147,9 @@ def setup(operators: int, targets: int) -> tuple[int, list[str]]:
         client.force_login(user, backend="yobikake.accounts.backends.ExpiringAccountBackend")
         session = client.session
         session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        # Recorded as the login view records a login: a session without one is refused.
+        with transaction.atomic():
+            record_login(session=session, user=user, details={"device_id": device.pk})
         session.save()
         cookies.append(
             f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"

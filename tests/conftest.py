@@ -325,11 +325,16 @@ def current_code(device: TOTPDevice) -> str:
 
 
 def verified_client(user: User) -> Client:
-    """A client logged in as `user` with the TOTP step passed."""
+    """A client logged in as `user` with the TOTP step passed, its login recorded as
+    the login view records it (accounts/sessions.py)."""
+    from yobikake.accounts import sessions
+
     client = Client()
     client.force_login(user, backend="yobikake.accounts.backends.ExpiringAccountBackend")
     session = client.session
-    session[DEVICE_ID_SESSION_KEY] = totp_device(user).persistent_id
+    device = totp_device(user)
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    sessions.record_login(session=session, user=user, details={"device_id": device.pk})
     session.save()
     return client
 

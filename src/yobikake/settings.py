@@ -109,6 +109,7 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "yobikake.accounts.middleware.RequireVerifiedLoginMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "yobikake.accounts.middleware.SessionBoundToLoginMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",

@@ -229,10 +229,11 @@ def test_logout_and_expiry_are_recorded(world, as_user):
 
 
 def test_permission_denials_and_insurer_probing_are_recorded(world, as_user):
+    client = as_user(world.staff_b)
     before = head_seq()
-    as_user(world.staff_b).get("/insurers/")
-    as_user(world.staff_b).get(f"/insurers/{world.insurer_a.pk}/")
-    as_user(world.staff_b).get("/insurers/999999/")
+    client.get("/insurers/")
+    client.get(f"/insurers/{world.insurer_a.pk}/")
+    client.get("/insurers/999999/")
     events = [(e.tag, e.reason, e.insurer_id) for e in events_after(before)]
     assert events == [
         (AuditTag.PERMISSION_DENY, "missing:insurer:any:view", None),

@@ -33,3 +33,35 @@ def test_security_officer_acknowledges_an_alert_raised_by_denied_actions(
     expect(events).to_have_count(1)
     expect(events.first).to_contain_text("security")
     expect(events.first).to_contain_text("alert:record:acknowledge")
+
+
+def test_a_minted_session_is_ended_and_the_officer_sees_custody_s_alert(
+    live_server, world, browser, settings
+):
+    """The insider's session for the federation admin, written with SECRET_KEY: the
+    browser holding it is sent to log in, and custody's alert is on the officer's page
+    even with the application's alert table emptied."""
+    from django.db import connection
+
+    from tests.accounts.test_sessions import minted
+    from yobikake.audit.models import Alert
+
+    base = live_server.url
+    stolen = minted(world.fed_admin).cookies[settings.SESSION_COOKIE_NAME].value
+    insider = browser.new_context(locale="ja-JP")
+    insider.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": stolen, "url": base}])
+    page = insider.new_page()
+    page.goto(base + "/accounts/role-requests/")
+    expect(page).to_have_url(base + "/login/")
+    expect(page.get_by_text("ログインの記録がないため、終了しました")).to_be_visible()
+
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM audit_alert")
+    assert not Alert.objects.exists()
+    officer = browser.new_context(locale="ja-JP").new_page()
+    log_in(officer, base, world.security)
+    officer.get_by_role("link", name="アラート").click()
+    custody = officer.get_by_test_id("custody-alerts")
+    expect(
+        custody.get_by_role("row").filter(has_text="ログインの記録がないセッション")
+    ).to_have_count(1)

@@ -312,6 +312,26 @@ def test_a_shredded_list_opens_nothing_and_its_certificate_names_it(port):
     assert refused.value.code == Refusal.SHREDDED
 
 
+def test_a_login_reported_binds_its_session_and_one_never_reported_is_alerted(port):
+    user = next(_ids)
+    session, forged = (f"sha256:{os.urandom(28).hex()}" for _ in range(2))
+    port.record_login(user, next(_ids), session)
+    assert port.check_session(user, None, session) is True
+    assert port.check_session(user, 5, forged) is False
+    [alert] = [a for a in port.alerts() if a.holder_user_id == user]
+    assert alert.kind == "session_unbound" and alert.severity == "critical"
+    assert alert.label.startswith("ログインの記録がないセッション")
+    with pytest.raises(CustodyRefused, match="digest"):
+        port.record_login(user, 1, "not a digest")
+
+
+def test_heartbeats_are_taken_from_known_sources_only(port):
+    port.heartbeat("application")
+    port.heartbeat("retention")
+    with pytest.raises(CustodyRefused, match="source"):
+        port.heartbeat("anything")
+
+
 def test_a_stopped_custodian_is_unavailable_and_nothing_opens(tmp_path):
     running = server_fixture.start(tmp_path)
     client = running.client()

@@ -3,6 +3,7 @@ server that will not share its port, and the security officer's views of the led
 all without Django."""
 
 import json
+import os
 import socket
 import stat
 import subprocess
@@ -108,6 +109,7 @@ def test_status_shows_the_lists_the_ledger_and_the_certificates(used_server):
     assert "centre budget / minute" in shown.stdout
     assert "≤ 50000 rows, ≤ 20 a day" in shown.stdout
     assert "server certificate valid until" in shown.stdout
+    assert "heartbeat application" in shown.stdout
 
 
 def test_ledger_verify_beside_a_running_server(used_server):
@@ -116,10 +118,17 @@ def test_ledger_verify_beside_a_running_server(used_server):
     assert "Ledger verified" in verified.stdout
 
 
-def test_alerts_lists_none_when_there_are_none(used_server):
-    shown = custodian("alerts", "--home", used_server.home)
+def test_alerts_lists_none_when_there_are_none(tmp_path):
+    home, _ = server_fixture.init(tmp_path)
+    shown = custodian("alerts", "--home", home)
     assert shown.returncode == 0, shown.stderr
     assert "No custody alerts." in shown.stdout
+
+
+def test_alerts_lists_the_serving_custodian_s_own_start(used_server):
+    shown = custodian("alerts", "--home", used_server.home, env={**os.environ, "COLUMNS": "300"})
+    assert shown.returncode == 0, shown.stderr
+    assert "custodian_started" in shown.stdout
 
 
 def test_the_custodian_s_commands_load_no_django(used_server):

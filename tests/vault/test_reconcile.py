@@ -57,16 +57,18 @@ def later(custody, minutes: float = 3) -> Reconciler:
 
 
 class Reporting:
-    """The port's two reporting calls, answered by a reconciler whose clock is moved
-    on: the report arrives past the grace period of what came before it."""
+    """The port's reporting calls, answered by a reconciler whose clock is moved on: the
+    report arrives past the grace period of what came before it (its heartbeat goes to
+    the custodian as it is)."""
 
-    def __init__(self, reconciler: Reconciler) -> None:
+    def __init__(self, reconciler: Reconciler, custody) -> None:
         self.report_cursor = reconciler.cursor
         self.report_events = reconciler.receive
+        self.heartbeat = custody.heartbeat
 
 
 def report_later(custody, minutes: float = 3):
-    return report(Reporting(later(custody, minutes)))
+    return report(Reporting(later(custody, minutes), custody))
 
 
 def critical(custody) -> list[str]:

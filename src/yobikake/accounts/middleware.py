@@ -3,14 +3,17 @@ from collections.abc import Callable
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import SESSION_KEY
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.functional import LazyObject, empty
+from django.utils.translation import gettext as _
 
+from yobikake.accounts import sessions
 from yobikake.accounts.models import User
-from yobikake.accounts.services import end_expired_session
+from yobikake.accounts.services import end_expired_session, end_unbound_session
 
 # Paths that answer without a verified (password + TOTP) session. The API checks its own
 # credentials (token or verified session) in `yobikake.api`.
@@ -43,6 +46,28 @@ class RequireVerifiedLoginMiddleware:
         while isinstance(user, LazyObject) and user._wrapped is not empty:
             user = user._wrapped
         request.user = user
+        return self.get_response(request)
+
+
+class SessionBoundToLoginMiddleware:
+    """A session is honoured only with the login that made it (accounts/sessions.py):
+    one minted in the session store with SECRET_KEY is ended here, with a message, and
+    the custodian alerts it. After the message middleware, so the message is kept; the
+    check itself is cached per session, so the requests between cost nothing."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = request.user
+        if user.is_authenticated and not sessions.is_bound(request.session, user):  # type: ignore[arg-type]
+            end_unbound_session(request=request, user=user)  # type: ignore[arg-type]
+            if request.path_info.startswith("/api/"):
+                return self.get_response(request)  # logged out: the API answers 401
+            messages.error(
+                request, _("This session has no record of a login and was ended. Please log in.")
+            )
+            return redirect(settings.LOGIN_URL)
         return self.get_response(request)
 
 

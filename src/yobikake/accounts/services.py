@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from yobikake.accounts import authz
+from yobikake.accounts import authz, sessions
 from yobikake.accounts.errors import AccountError, NotPermitted
 from yobikake.accounts.models import ApiToken, Organization, RoleAssignment, User, digest_token
 from yobikake.accounts.permissions import (
@@ -432,10 +432,11 @@ def enroll_authenticator(*, actor: User, device: TOTPDevice) -> None:
 
 @transaction.atomic
 def complete_login(*, request: HttpRequest, user: User, device: TOTPDevice) -> None:
-    """Log in after both the password and the TOTP step."""
+    """Log in after both the password and the TOTP step; the login's event names the
+    session it made, and the custodian is told of it (accounts/sessions.py)."""
     auth_login(request, user, backend=PASSWORD_BACKEND)
     otp_login(request, device)
-    append_event(tag=AuditTag.LOGIN_SUCCESS, actor=user, details={"device_id": device.pk})
+    sessions.record_login(session=request.session, user=user, details={"device_id": device.pk})
 
 
 @transaction.atomic
@@ -453,6 +454,17 @@ def record_login_failure(*, user: User | None, stage: str, locked: bool) -> None
 @transaction.atomic
 def log_out(*, request: HttpRequest) -> None:
     append_event(tag=AuditTag.LOGOUT, actor=request.user)
+    if request.user.is_authenticated:
+        sessions.record_logout(session=request.session, user=request.user)
+    auth_logout(request)
+
+
+@transaction.atomic
+def end_unbound_session(*, request: HttpRequest, user: User) -> None:
+    """A session without the login that should have made it (written into the session
+    store, not logged in): end it, on the record. The custodian has alerted already
+    (accounts/sessions.py)."""
+    append_event(tag=AuditTag.SESSION_UNBOUND, actor=None, subject=user, denied="session_unbound")
     auth_logout(request)
 
 

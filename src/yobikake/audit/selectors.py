@@ -1,6 +1,7 @@
 """Reads of the audit log for the security officer's screens and the API."""
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db.models import Q, QuerySet
@@ -9,6 +10,10 @@ from yobikake.accounts.models import User
 from yobikake.audit import chain
 from yobikake.audit.keys import audit_keys
 from yobikake.audit.models import Alert, Checkpoint, Event
+from yobikake.custody.protocol import CustodyAlert, CustodyRefused, CustodyUnavailable
+from yobikake.vault.custodian import custodian
+
+log = logging.getLogger(__name__)
 
 
 def search_events(
@@ -46,6 +51,28 @@ def alert_queue(closed_shown: int = 50) -> list[Alert]:
     ordered = sorted(live, key=lambda a: a.state != Alert.State.OPEN)
     closed = Alert.objects.filter(state=Alert.State.CLOSED).order_by("-closed_at")
     return ordered + list(closed[:closed_shown])
+
+
+@dataclass(frozen=True)
+class CustodyQueue:
+    """Custody's own alerts, newest first, as the custodian keeps them: nothing in the
+    application's tables can hide one. `reachable` False: the custodian did not answer,
+    and the page says so."""
+
+    reachable: bool
+    alerts: list[tuple[datetime, CustodyAlert]] = field(default_factory=list)
+
+
+def custody_alerts() -> CustodyQueue:
+    try:
+        alerts = custodian().alerts()
+    except (CustodyUnavailable, CustodyRefused) as exc:
+        log.warning("custody alerts not fetched: %s", exc)
+        return CustodyQueue(reachable=False)
+    return CustodyQueue(
+        reachable=True,
+        alerts=[(datetime.fromisoformat(alert.at), alert) for alert in reversed(alerts)],
+    )
 
 
 @dataclass(frozen=True)

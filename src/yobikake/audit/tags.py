@@ -9,6 +9,7 @@ class AuditTag(StrEnum):
     LOGIN_FAILURE = "auth:login:failure"
     LOGIN_LOCKOUT = "auth:login:lockout"
     LOGOUT = "auth:session:logout"
+    SESSION_UNBOUND = "auth:session:unbound"  # a session no login made, ended
     ACCOUNT_EXPIRED = "auth:account:expired"
     MFA_ENROLL = "auth:mfa:enroll"
     PERMISSION_DENY = "auth:permission:deny"

@@ -37,7 +37,12 @@ def alert_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "audit/alert_list.html",
-        {"alerts": selectors.alert_queue(), "labels": RULE_LABELS, "close_form": CloseAlertForm()},
+        {
+            "alerts": selectors.alert_queue(),
+            "custody": selectors.custody_alerts(),
+            "labels": RULE_LABELS,
+            "close_form": CloseAlertForm(),
+        },
     )
 
 

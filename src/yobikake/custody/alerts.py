@@ -1,26 +1,30 @@
 """The custody alert channel: custody's own, so that no one in the application domain
 can silence it. Every alert is a ledger entry (with a row in the ledger's alerts table),
 a JSON line appended to `alerts.log` in the custody home, and, when custody.json names
-an SMTP server, a mail to the security officer. A mail that cannot be sent is itself an
-alert, in the ledger and the log.
+them, a mail to the security officer (SMTP) and a POST to a webhook (JSON, signed with
+HMAC-SHA256 when the webhook has a secret). A mail or webhook call that fails is itself
+an alert, in the ledger and the log (and on the other channel).
 
 Alerts are recorded inside the transaction of what raised them (`record`) and sent once
-it commits (`publish`). Mail goes out from a background thread: an open that raises an
+it commits (`publish`). Mail and the webhook go out from a background thread: an open that raises an
 alert (a canary) answers as fast as any other, so the insider is not tipped off.
 """
 
+import hashlib
+import hmac
 import json
 import os
 import queue
 import smtplib
 import ssl
 import threading
+import urllib.request
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from enum import StrEnum
 
-from yobikake.custody.config import Config, Smtp
+from yobikake.custody.config import Config, Smtp, Webhook
 from yobikake.custody.ledger import AlertRow, Kind, Ledger, Writer
 
 
@@ -47,6 +51,14 @@ class AlertKind(StrEnum):
     REPORT_BROKEN = "report_broken"
     # An export file asked for an age key the security officer has not confirmed.
     RECIPIENT = "recipient"
+    WEBHOOK_FAILED = "webhook_failed"
+    # The custodian's own start and stop (server.py), and what it watches (watch.py).
+    CUSTODIAN_STARTED = "custodian_started"
+    CUSTODIAN_STOPPED = "custodian_stopped"
+    APPLICATION_SILENT = "application_silent"
+    CHECK_MISSED = "check_missed"
+    SESSION_UNBOUND = "session_unbound"
+    LOGIN_UNREPORTED = "login_unreported"
 
 
 # What the security officer reads in the mail's subject and `yobikake custodian alerts`.
@@ -66,13 +78,27 @@ LABELS = {
     AlertKind.REPORT_MISSING: "アプリケーションから監査ログの報告が届いていません",
     AlertKind.REPORT_BROKEN: "報告された監査ログが前回の報告と続いていません（削除・改ざんの疑い）",
     AlertKind.RECIPIENT: "確認されていない鍵あてのエクスポートが求められました（持ち出しの疑い）",
+    AlertKind.WEBHOOK_FAILED: "アラートをWebhookに送れませんでした",
+    AlertKind.CUSTODIAN_STARTED: "鍵保管庫（カストディアン）が起動しました",
+    AlertKind.CUSTODIAN_STOPPED: "鍵保管庫（カストディアン）が停止しました",
+    AlertKind.APPLICATION_SILENT: "アプリケーションからの死活通知が途絶えました",
+    AlertKind.CHECK_MISSED: "定期点検が予定どおりに実行されていません",
+    AlertKind.SESSION_UNBOUND: (
+        "ログインの記録がないセッションが使われました（セッション偽造の疑い）"
+    ),
+    AlertKind.LOGIN_UNREPORTED: (
+        "鍵保管庫に届いていないログインが監査ログにあります（ログイン偽造の疑い）"
+    ),
 }
+# An alert about a channel's failure is not sent again on that channel.
+_NOT_ON = {AlertKind.MAIL_FAILED: "mail", AlertKind.WEBHOOK_FAILED: "webhook"}
 
 
 class AlertChannel:
     def __init__(self, config: Config, ledger: Ledger, clock: Callable[[], datetime]) -> None:
         self._log_path = config.alerts_log
         self._smtp = config.smtp
+        self._webhook = config.webhook
         self._ledger = ledger
         self._clock = clock
         self._log_lock = threading.Lock()
@@ -117,29 +143,18 @@ class AlertChannel:
         )
 
     def publish(self, alerts: Iterable[AlertRow | None]) -> None:
-        """Log, and queue for mail, alerts whose transaction has committed."""
+        """Log, and queue for mail and the webhook, alerts whose transaction has
+        committed."""
         for alert in alerts:
             if alert is None:
                 continue
             self._log(alert)
-            if self._smtp is not None and alert.kind != AlertKind.MAIL_FAILED:
+            if self._smtp is not None or self._webhook is not None:
                 self._start_mailer()
                 self._mail.put(alert)
 
     def _log(self, alert: AlertRow) -> None:
-        self._write_line(
-            {
-                "id": alert.id,
-                "at": alert.at,
-                "severity": alert.severity,
-                "kind": alert.kind,
-                "label": LABELS.get(AlertKind(alert.kind), alert.kind),
-                "summary": alert.summary,
-                "holder_user_id": alert.holder_user_id,
-                "list_id": alert.list_id,
-                "ledger_seq": alert.ledger_seq,
-            }
-        )
+        self._write_line(as_record(alert))
 
     def _write_line(self, record: dict[str, object]) -> None:
         line = json.dumps(record, ensure_ascii=False) + "\n"
@@ -156,25 +171,39 @@ class AlertChannel:
             self._mailer.start()
 
     def _mail_loop(self) -> None:
-        smtp = self._smtp
         while (alert := self._mail.get()) is not None:
             try:
-                if smtp is not None:
-                    _deliver(smtp, _message(smtp, alert))
-            except Exception as exc:  # any failure to mail is itself an alert
-                self._mail_failed(alert, exc)
+                self._send(alert)
             finally:
                 self._mail.task_done()
         self._mail.task_done()
 
-    def _mail_failed(self, alert: AlertRow, exc: Exception) -> None:
-        summary = f"alert #{alert.id} not mailed: {type(exc).__name__}: {str(exc)[:200]}"
+    def _send(self, alert: AlertRow) -> None:
+        skip = _NOT_ON.get(AlertKind(alert.kind))
+        smtp, webhook = self._smtp, self._webhook
+        if smtp is not None and skip != "mail":
+            try:
+                _deliver(smtp, _message(smtp, alert))
+            except Exception as exc:  # any failure to mail is itself an alert
+                self._failed(AlertKind.MAIL_FAILED, alert, "not mailed", exc)
+        if webhook is not None and skip != "webhook":
+            try:
+                _post(webhook, alert)
+            except Exception as exc:  # and so is any failure of the webhook
+                self._failed(AlertKind.WEBHOOK_FAILED, alert, "not posted", exc)
+
+    def _failed(self, kind: AlertKind, alert: AlertRow, what: str, exc: Exception) -> None:
+        summary = f"alert #{alert.id} {what}: {type(exc).__name__}: {str(exc)[:200]}"
+        if alert.kind in _NOT_ON:
+            # Both channels failing: the log says so, without alerts about alerts.
+            self._write_line({"kind": kind, "summary": summary})
+            return
         try:
             with self._ledger.writing() as writer:
-                failed = self.record(writer, self._clock(), AlertKind.MAIL_FAILED, summary)
+                failed = self.record(writer, self._clock(), kind, summary)
             self.publish([failed])
         except Exception:  # the ledger itself failing: the log is all that is left
-            self._write_line({"kind": AlertKind.MAIL_FAILED, "summary": summary})
+            self._write_line({"kind": kind, "summary": summary})
 
     def flush(self) -> None:
         """Wait until every queued mail is sent or recorded as failed."""
@@ -186,6 +215,49 @@ class AlertChannel:
             self._mail.put(None)
             self._mailer.join(timeout=30)
         self._mailer = None
+
+
+# The custody alerts the application's alert queue shows (`GET /v1/alerts`).
+ALERTS_SHOWN = 200
+
+
+def latest(ledger: Ledger) -> list[dict[str, object]]:
+    """The latest `ALERTS_SHOWN` alerts, newest last, as `as_record` has them."""
+    last = ledger.query("SELECT max(id) FROM alerts")[0][0] or 0
+    return [as_record(alert) for alert in ledger.alerts(after=max(0, last - ALERTS_SHOWN))]
+
+
+def as_record(alert: AlertRow) -> dict[str, object]:
+    """An alert as JSON-ready data: a line of alerts.log, the webhook's body, and what
+    the application's alert queue is sent (`GET /v1/alerts`)."""
+    return {
+        "id": alert.id,
+        "at": alert.at,
+        "severity": alert.severity,
+        "kind": alert.kind,
+        "label": LABELS.get(AlertKind(alert.kind), alert.kind),
+        "summary": alert.summary,
+        "holder_user_id": alert.holder_user_id,
+        "list_id": alert.list_id,
+        "ledger_seq": alert.ledger_seq,
+    }
+
+
+def _post(webhook: Webhook, alert: AlertRow) -> None:
+    """POST the alert as JSON; with a secret, `X-Yobikake-Signature: sha256=<hex>` is the
+    HMAC-SHA256 of the body, so the receiver can tell custody's alerts from forgeries."""
+    body = json.dumps(as_record(alert), ensure_ascii=False).encode()
+    headers = {"Content-Type": "application/json", "User-Agent": "yobikake-custodian"}
+    secret = webhook.secret()
+    if secret:
+        digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        headers["X-Yobikake-Signature"] = f"sha256={digest}"
+    request = urllib.request.Request(webhook.url, data=body, headers=headers, method="POST")  # noqa: S310 - the URL is custody's setting
+    # No proxy from the environment: only the address custody.json names.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(request, timeout=10) as response:
+        if not 200 <= response.status < 300:
+            raise OSError(f"the webhook answered {response.status}")
 
 
 def _message(smtp: Smtp, alert: AlertRow) -> EmailMessage:

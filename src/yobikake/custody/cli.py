@@ -20,6 +20,7 @@ import errno
 import json
 import os
 import socket
+import sqlite3
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -140,6 +141,7 @@ def status(home: Path, console: Console) -> None:
     book = ledger(home)
     try:
         head, keys, alerts = book.head(), book.list_keys(), book.alerts()
+        beats = _last_beats(book)
     finally:
         book.close()
     files = pki.ServerFiles.of(home)
@@ -156,6 +158,11 @@ def status(home: Path, console: Console) -> None:
     table.add_row("calling hours", "{}:00–{}:00 Asia/Tokyo, Mon–Sat".format(*config.calling_hours))
     table.add_row("refusals before an alert", str(config.refusal_alert_threshold))
     table.add_row("alert mail", ", ".join(config.smtp.to) if config.smtp else "none (log only)")
+    table.add_row("alert webhook", config.webhook.url if config.webhook else "none")
+    for source, seconds in config.heartbeats.items():
+        table.add_row(
+            f"heartbeat {source}", f"last {beats.get(source, 'never')[:19]}, every ≤ {seconds} s"
+        )
     active = sum(1 for key in keys if key.active)
     table.add_row("lists", f"{active} with a key, {len(keys) - active} shredded")
     table.add_row("ledger", f"{head.seq} entries, head {head.hash[:16]}…")
@@ -167,6 +174,15 @@ def status(home: Path, console: Console) -> None:
             pki.expiry(path).date().isoformat() if path.exists() else "missing: run init",
         )
     console.print(table)
+
+
+def _last_beats(book: Ledger) -> dict[str, str]:
+    """When each source last beat (watch.py), in UTC; none before a server made the
+    table."""
+    try:
+        return dict(book.query("SELECT source, at FROM heartbeats"))
+    except sqlite3.OperationalError:
+        return {}
 
 
 def _keyring(settings: KeyringSettings) -> str:

@@ -72,6 +72,19 @@ DEFAULTS: dict[str, Any] = {
     # {"host", "port", "starttls", "user", "password_file", "from", "to": [...]}; None:
     # alerts go to the ledger and alerts.log only.
     "smtp": None,
+    # {"url", "secret_file"}: every alert POSTed as JSON to `url` (https://, or http://
+    # to loopback), signed with the secret (HMAC-SHA256) when there is one; None: no
+    # webhook.
+    "webhook": None,
+    # The most seconds between two heartbeats of each (watch.py): the application (its
+    # web server and task worker beat every minute), and the scheduled checks — `audit
+    # sweep`, reconciliation's report (`report_audit`) and `retention enforce`. One
+    # missed is a critical alert; `custodian serve` looks every `heartbeat_check_seconds`.
+    "heartbeats": {"application": 300, "audit_sweep": 1800, "reconcile": 600, "retention": 90000},
+    "heartbeat_check_seconds": 30,
+    # A session older than this since its login is not honoured (watch.py): a working
+    # day, so that a session key taken from the application's database ages out.
+    "session_max_hours": 12,
 }
 
 
@@ -94,6 +107,15 @@ class Smtp:
 
 
 @dataclass(frozen=True)
+class Webhook:
+    url: str
+    secret_file: Path | None = None
+
+    def secret(self) -> str | None:
+        return read_secret(self.secret_file) if self.secret_file else None
+
+
+@dataclass(frozen=True)
 class Config:
     home: Path
     holder_hourly: dict[str, int]
@@ -112,6 +134,10 @@ class Config:
     reconcile_grace: float = 120.0
     report_deadline: float = 600.0
     reconcile_every: float = 60.0
+    webhook: Webhook | None = None
+    heartbeats: dict[str, int] = field(default_factory=lambda: dict(DEFAULTS["heartbeats"]))
+    heartbeat_check: float = 30.0
+    session_max_hours: int = 12
 
     @property
     def keys_dir(self) -> Path:
@@ -214,6 +240,13 @@ class Config:
             reconcile_grace=_positive(values["reconcile_grace_seconds"], "reconcile_grace_seconds"),
             report_deadline=_positive(values["report_deadline_seconds"], "report_deadline_seconds"),
             reconcile_every=_positive(values["reconcile_every_seconds"], "reconcile_every_seconds"),
+            webhook=_webhook(home, values["webhook"]),
+            heartbeats={
+                str(source): _positive(seconds, f"heartbeats.{source}")
+                for source, seconds in {**DEFAULTS["heartbeats"], **values["heartbeats"]}.items()
+            },
+            heartbeat_check=_positive(values["heartbeat_check_seconds"], "heartbeat_check_seconds"),
+            session_max_hours=_positive(values["session_max_hours"], "session_max_hours"),
         )
 
 
@@ -266,10 +299,11 @@ def _keyring(home: Path, raw: dict[str, Any]) -> KeyringSettings:
     return settings
 
 
-def _check_tls(addr: str) -> None:
-    """OpenBao answers a decrypt with the batch key in the clear: over the network that
-    takes TLS (https://, verified against `ca_file` or the system's authorities). Plain
-    http:// only to this host's loopback, where a development server listens."""
+def _check_tls(addr: str, what: str = "keyring.addr", who: str = "OpenBao") -> None:
+    """OpenBao answers a decrypt with the batch key in the clear, and an alert must not
+    be read or stopped on the way: over the network that takes TLS (https://, verified
+    against `ca_file` or the system's authorities). Plain http:// only to this host's
+    loopback, where a development server (or a test's receiver) listens."""
     url = urlsplit(addr)
     if url.scheme == "https":
         return
@@ -279,7 +313,7 @@ def _check_tls(addr: str) -> None:
     except ValueError:
         loopback = False
     if url.scheme != "http" or not loopback:
-        raise ValueError(f"keyring.addr {addr!r}: OpenBao must be reached over https://")
+        raise ValueError(f"{what} {addr!r}: {who} must be reached over https://")
 
 
 def _smtp(home: Path, raw: dict[str, Any] | None) -> Smtp | None:
@@ -295,3 +329,11 @@ def _smtp(home: Path, raw: dict[str, Any] | None) -> Smtp | None:
         user=raw.get("user"),
         password_file=_path(home, raw.get("password_file")),
     )
+
+
+def _webhook(home: Path, raw: dict[str, Any] | None) -> Webhook | None:
+    if raw is None:
+        return None
+    url = str(raw["url"])
+    _check_tls(url, "webhook.url", "the webhook")
+    return Webhook(url=url, secret_file=_path(home, raw.get("secret_file")))

@@ -50,6 +50,7 @@ class Kind(StrEnum):
     ALERT = "alert"
     REPORT = "report"  # the application's audit events received (reconcile.py)
     RECIPIENT = "recipient"  # an insurer's age key, confirmed by the security officer
+    LOGIN = "login"  # a login the application reported as it happened (watch.py)
 
 
 SCHEMA = """

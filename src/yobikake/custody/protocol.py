@@ -208,6 +208,31 @@ class ReportCursor:
 
 
 @dataclass(frozen=True)
+class CustodyAlert:
+    """An alert on custody's own channel, as the application's alert queue shows it
+    (custody/alerts.py `as_record`): `label` is its Japanese title."""
+
+    id: int
+    at: str  # ISO 8601, UTC
+    severity: str  # "info" or "critical"
+    kind: str
+    label: str
+    summary: str
+    holder_user_id: int | None
+    list_id: int | None
+    ledger_seq: int
+
+
+# The sources of the heartbeats the custodian watches (custody/watch.py; custody.json's
+# `heartbeats` gives each its interval).
+class Heartbeat(StrEnum):
+    APPLICATION = "application"
+    AUDIT_SWEEP = "audit_sweep"
+    RECONCILE = "reconcile"
+    RETENTION = "retention"
+
+
+@dataclass(frozen=True)
 class SealedCell:
     """A cell of an export file the custodian fills: `field` of the request's row
     `row_id`, opened and written by the formatter `format` (custody/files.py FORMATS,

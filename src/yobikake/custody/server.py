@@ -11,7 +11,12 @@ encoding) in front of one `core.Custodian`, served by gunicorn with mutual TLS.
     POST /v1/lists/<id>/shred                                -> DeletionCertificate
     GET  /v1/audit-events/cursor                             -> ReportCursor
     POST /v1/audit-events             {events}               -> ReportCursor
-        GET  /v1/health                                          -> {status, key_pool}
+    GET  /v1/health                                          -> {status, key_pool}
+    GET  /v1/alerts                                          -> {alerts} (newest last)
+    POST /v1/heartbeats               {source}               -> {}
+    POST /v1/logins                   {user_id, event_seq, session} -> {}
+    POST /v1/logouts                  {user_id, session}     -> {}
+    POST /v1/sessions/check           {user_id, event_seq, session} -> {known}
 
 Integer keys (batch ids, list ids, row ids) travel as decimal strings, as JSON has it.
 A refusal is 403 with its `code` (a `protocol.Refusal`); a request the custodian cannot
@@ -37,6 +42,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
+from yobikake.custody.alerts import AlertKind, Severity, latest
 from yobikake.custody.core import UNAVAILABLE, Custodian
 from yobikake.custody.pki import ServerFiles
 from yobikake.custody.protocol import (
@@ -55,6 +61,7 @@ from yobikake.custody.protocol import (
     to_json,
 )
 from yobikake.custody.reconcile import Reconciler
+from yobikake.custody.watch import Watch
 
 DEFAULT_BIND = "127.0.0.1:8101"
 THREADS = 8
@@ -264,6 +271,33 @@ def _health(custodian: Custodian, _body: dict[str, Any], _: int) -> Any:
     return {"status": "ok"} if pool is None else {"status": "ok", "key_pool": pool}
 
 
+def _alerts(custodian: Custodian, _body: dict[str, Any], _: int) -> Any:
+    return {"alerts": latest(custodian.ledger)}
+
+
+def _heartbeat(custodian: Custodian, body: dict[str, Any], _: int) -> Any:
+    Watch.of(custodian).beat(body.get("source"))
+    return {}
+
+
+def _login(custodian: Custodian, body: dict[str, Any], _: int) -> Any:
+    Watch.of(custodian).record_login(
+        body.get("user_id"), body.get("event_seq"), body.get("session")
+    )
+    return {}
+
+
+def _logout(custodian: Custodian, body: dict[str, Any], _: int) -> Any:
+    Watch.of(custodian).record_logout(body.get("user_id"), body.get("session"))
+    return {}
+
+
+def _session(custodian: Custodian, body: dict[str, Any], _: int) -> Any:
+    watch = Watch.of(custodian)
+    known = watch.check_session(body.get("user_id"), body.get("session"), body.get("event_seq"))
+    return {"known": known}
+
+
 # (method, path, handler, largest body); a path's one group is the list id.
 ROUTES: list[tuple[str, re.Pattern[str], Handler, int]] = [
     ("POST", re.compile(r"/v1/lists"), _create_list, MAX_BODY),
@@ -277,7 +311,26 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler, int]] = [
     ("GET", re.compile(r"/v1/health"), _health, MAX_BODY),
     ("GET", re.compile(r"/v1/audit-events/cursor"), _report_cursor, MAX_BODY),
     ("POST", re.compile(r"/v1/audit-events"), _report, MAX_BODY),
+    ("GET", re.compile(r"/v1/alerts"), _alerts, MAX_BODY),
+    ("POST", re.compile(r"/v1/heartbeats"), _heartbeat, MAX_BODY),
+    ("POST", re.compile(r"/v1/logins"), _login, MAX_BODY),
+    ("POST", re.compile(r"/v1/logouts"), _logout, MAX_BODY),
+    ("POST", re.compile(r"/v1/sessions/check"), _session, MAX_BODY),
 ]
+
+
+def _unclean(custodian: Custodian) -> str:
+    """What the start alert adds when the last run ended without its stop alert."""
+    rows = custodian.ledger.query(
+        "SELECT kind, at FROM alerts WHERE kind IN (?, ?) ORDER BY id DESC LIMIT 1",
+        (AlertKind.CUSTODIAN_STARTED, AlertKind.CUSTODIAN_STOPPED),
+    )
+    if rows and rows[0][0] == AlertKind.CUSTODIAN_STARTED:
+        return (
+            f"; the run started {rows[0][1][:19]} UTC ended without stopping "
+            "(killed, crashed or its host lost)"
+        )
+    return ""
 
 
 class App:
@@ -388,18 +441,38 @@ class Server(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> App:
         # In the worker, after the fork: the custodian's state is the worker's.
-        self.custodian = Custodian(self.home)
-        reconciler = Reconciler.of(self.custodian)
-        threading.Thread(
-            target=reconciler.every,
-            args=(self.custodian.config.reconcile_every, self._reconciling),
-            name="custody-reconcile",
-            daemon=True,
-        ).start()
-        self.custodian.start_key_pool()
-        return App(self.custodian)
+        self.custodian = custodian = Custodian(self.home)
+        reconciler, watch = Reconciler.of(custodian), Watch.of(custodian)
+        config = custodian.config
+        for name, loop, seconds in (
+            ("custody-reconcile", reconciler.every, config.reconcile_every),
+            ("custody-heartbeats", watch.every, config.heartbeat_check),
+        ):
+            threading.Thread(
+                target=loop, args=(seconds, self._reconciling), name=name, daemon=True
+            ).start()
+        custodian.start_key_pool()
+        self._said(
+            AlertKind.CUSTODIAN_STARTED, f"serving {self.options['bind'][0]}{_unclean(custodian)}"
+        )
+        return App(custodian)
+
+    def _said(self, kind: AlertKind, summary: str) -> None:
+        """The custodian's own start or stop, on its channel: a custody host stopped
+        (or restarted with other settings) is the security officer's to know."""
+        if self.custodian is None:
+            return
+        channel = self.custodian.channel
+        with self.custodian.ledger.writing() as writer:
+            alert = channel.record(
+                writer, self.custodian._clock(), kind, summary, severity=Severity.CRITICAL
+            )
+        channel.publish([alert])
 
     def _worker_exit(self, _arbiter: Any, _worker: Any) -> None:
         self._reconciling.set()
         if self.custodian is not None:
-            self.custodian.close()
+            try:
+                self._said(AlertKind.CUSTODIAN_STOPPED, "stopped")
+            finally:
+                self.custodian.close()

@@ -26,11 +26,13 @@ from yobikake.accounts.selectors import has_permission, require
 from yobikake.audit.models import Event
 from yobikake.audit.services import append_event, audited, get_or_record_denial
 from yobikake.audit.tags import AuditTag
+from yobikake.custody.protocol import Heartbeat
 from yobikake.exports import approvals, certificates, selectors, services
 from yobikake.exports.models import Approval, DeletionCertificate
 from yobikake.intake.models import TargetList
 from yobikake.tenancy import deadlines
 from yobikake.tenancy.models import Contract
+from yobikake.vault.heartbeat import beat
 from yobikake.vault.services import shred_expired_list, shred_list
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -214,6 +216,9 @@ def enforce_retention(*, dry_run: bool = False) -> Enforcement:
             else:
                 result.shredded.append(certificate)
     result.flagged = flag_overdue_lists()
+    if not dry_run:
+        # The schedule ran: the custodian alerts one that stops (custody/watch.py).
+        beat(Heartbeat.RETENTION)
     return result
 
 

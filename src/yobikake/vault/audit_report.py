@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from yobikake.audit import chain
 from yobikake.audit.models import Event
-from yobikake.custody.protocol import AuditEvent, ReportCursor
+from yobikake.custody.protocol import AuditEvent, Heartbeat, ReportCursor
 from yobikake.custody.reconcile import REPORT_LIMIT
 from yobikake.vault.custodian import CustodianPort, custodian
 
@@ -69,6 +69,9 @@ def report(port: CustodianPort | None = None, limit: int = REPORT_LIMIT) -> Repo
         cursor = port.report_events(events)
         sent += max(0, len(events) - repeated)
         if len(events) < limit:
+            # Reconciliation's scheduled report ran: the custodian watches this beat as
+            # well as the report (custody/watch.py).
+            port.heartbeat(Heartbeat.RECONCILE)
             return Reported(sent, cursor)
 
 

@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from yobikake.custody.alerts import latest
 from yobikake.custody.config import Config
 from yobikake.custody.core import Custodian
 from yobikake.custody.pki import ClientFiles
@@ -36,6 +37,7 @@ from yobikake.custody.protocol import (
     AuditEvent,
     BulkOpened,
     BulkRequest,
+    CustodyAlert,
     CustodyRefused,
     CustodyUnavailable,
     DeletionCertificate,
@@ -49,6 +51,7 @@ from yobikake.custody.protocol import (
     to_json,
 )
 from yobikake.custody.reconcile import Reconciler
+from yobikake.custody.watch import Watch
 
 # (connect, read) seconds: a reveal waits on an operator's screen, and a custodian that
 # does not answer is treated as absent, not waited for.
@@ -92,6 +95,23 @@ class CustodianPort(Protocol):
 
     def report_events(self, events: list[AuditEvent]) -> ReportCursor:
         """Report the audit events that follow the cursor (none: a sign of life)."""
+
+    def alerts(self) -> list[CustodyAlert]:
+        """The latest alerts on custody's own channel, newest last."""
+
+    def heartbeat(self, source: str) -> None:
+        """Say that `source` (`protocol.Heartbeat`) is alive, or has just run."""
+
+    def record_login(self, user_id: int, event_seq: int, session: str) -> None:
+        """Tell custody of a login as it happens: the account, its audit event and the
+        digest of the new session's key (`sha256:` and 56 hex digits)."""
+
+    def record_logout(self, user_id: int, session: str) -> None:
+        """Tell custody the session was logged out of: it is not honoured again."""
+
+    def check_session(self, user_id: int, event_seq: int | None, session: str) -> bool:
+        """Whether custody was told of the login that made this session (when not, it
+        raises its own critical alert)."""
 
     def close(self) -> None:
         """Let go of what the adapter holds open (connections, the ledger)."""
@@ -265,6 +285,27 @@ class HttpCustodian:
     def report_events(self, events: list[AuditEvent]) -> ReportCursor:
         return self._cursor(self._call("POST", "/v1/audit-events", {"events": events}))
 
+    def alerts(self) -> list[CustodyAlert]:
+        rows = self._call("GET", "/v1/alerts").get("alerts")
+        try:
+            return [CustodyAlert(**row) for row in rows]  # type: ignore[union-attr]
+        except (TypeError, AttributeError):
+            raise CustodyUnavailable(f"the custodian at {self.url} sent no alerts") from None
+
+    def heartbeat(self, source: str) -> None:
+        self._call("POST", "/v1/heartbeats", {"source": source})
+
+    def record_login(self, user_id: int, event_seq: int, session: str) -> None:
+        body = {"user_id": user_id, "event_seq": event_seq, "session": session}
+        self._call("POST", "/v1/logins", body)
+
+    def record_logout(self, user_id: int, session: str) -> None:
+        self._call("POST", "/v1/logouts", {"user_id": user_id, "session": session})
+
+    def check_session(self, user_id: int, event_seq: int | None, session: str) -> bool:
+        body = {"user_id": user_id, "event_seq": event_seq, "session": session}
+        return self._call("POST", "/v1/sessions/check", body).get("known") is True
+
     def _cursor(self, answer: dict[str, Any]) -> ReportCursor:
         try:
             return ReportCursor(int(answer["through_seq"]), str(answer["hash"]))
@@ -362,6 +403,21 @@ class InProcess:
 
     def report_events(self, events: list[AuditEvent]) -> ReportCursor:
         return Reconciler.of(self.custodian).receive(events)
+
+    def alerts(self) -> list[CustodyAlert]:
+        return [CustodyAlert(**row) for row in latest(self.custodian.ledger)]  # type: ignore[arg-type]
+
+    def heartbeat(self, source: str) -> None:
+        Watch.of(self.custodian).beat(source)
+
+    def record_login(self, user_id: int, event_seq: int, session: str) -> None:
+        Watch.of(self.custodian).record_login(user_id, event_seq, session)
+
+    def record_logout(self, user_id: int, session: str) -> None:
+        Watch.of(self.custodian).record_logout(user_id, session)
+
+    def check_session(self, user_id: int, event_seq: int | None, session: str) -> bool:
+        return Watch.of(self.custodian).check_session(user_id, session, event_seq)
 
     def close(self) -> None:
         self.custodian.close()

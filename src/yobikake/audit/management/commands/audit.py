@@ -23,6 +23,8 @@ from yobikake.audit.startup import (
 from yobikake.audit.tags import AuditTag
 from yobikake.audit.verify import Problem, verify_log
 from yobikake.audit.witness import Witness, read_witness, write_witness
+from yobikake.custody.protocol import Heartbeat
+from yobikake.vault.heartbeat import beat
 
 
 class Command(BaseCommand):
@@ -161,7 +163,12 @@ class Command(BaseCommand):
 
     def _sweep(self, **_: Any) -> None:
         self._checkpoint()
-        self._verify(from_seq=1)
+        try:
+            self._verify(from_seq=1)
+        finally:
+            # It ran (what it found is alerted on its own): the custodian alerts a
+            # sweep that stops running (custody/watch.py).
+            beat(Heartbeat.AUDIT_SWEEP)
 
     def _guards(self, install: bool, **_: Any) -> None:
         missing = guards.missing(connection)

@@ -16,8 +16,10 @@ from django_tasks_db.management.commands import db_worker
 from django_tasks_db.models import DBTaskResult
 
 from yobikake.audit.startup import StartRefused, check_at_start
+from yobikake.custody.protocol import Heartbeat
 from yobikake.incidents.services import fail_interrupted_scopings
 from yobikake.intake import services, uploads
+from yobikake.vault.heartbeat import beat_in_background
 
 log = logging.getLogger("yobikake.worker")
 
@@ -27,7 +29,8 @@ class Command(db_worker.Command):
         "Run background tasks (list imports, leak scoping). On starting, refuse without "
         "every append-only guard of the audit log (with a critical alert) and record the "
         "settings and code it runs; mark failed the imports and scopings whose process is "
-        "gone, with an alert; clear the upload store of what no task will read."
+        "gone, with an alert; clear the upload store of what no task will read; beat "
+        "to the custodian every minute while it runs."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -37,6 +40,7 @@ class Command(db_worker.Command):
             except StartRefused as refused:
                 raise CommandError(f"refused to start: {refused}") from None
             _clear_up()
+            beat_in_background(Heartbeat.APPLICATION)
         super().handle(*args, **options)
 
 
