@@ -47,6 +47,8 @@ class AlertKind(StrEnum):
     REPORT_BROKEN = "report_broken"
     # An export file asked for an age key the security officer has not confirmed.
     RECIPIENT = "recipient"
+    # The audit log's new head does not extend the last one custody countersigned.
+    WITNESS_INCONSISTENT = "witness_inconsistent"
 
 
 # What the security officer reads in the mail's subject and `yobikake custodian alerts`.
@@ -66,6 +68,7 @@ LABELS = {
     AlertKind.REPORT_MISSING: "アプリケーションから監査ログの報告が届いていません",
     AlertKind.REPORT_BROKEN: "報告された監査ログが前回の報告と続いていません（削除・改ざんの疑い）",
     AlertKind.RECIPIENT: "確認されていない鍵あてのエクスポートが求められました（持ち出しの疑い）",
+    AlertKind.WITNESS_INCONSISTENT: "監査ログが副署した先頭と整合しません（書き換えの疑い）",
 }
 
 

@@ -50,6 +50,7 @@ class Kind(StrEnum):
     ALERT = "alert"
     REPORT = "report"  # the application's audit events received (reconcile.py)
     RECIPIENT = "recipient"  # an insurer's age key, confirmed by the security officer
+    WITNESS = "witness"  # a head of the application's audit log countersigned (witness.py)
 
 
 SCHEMA = """

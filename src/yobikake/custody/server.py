@@ -11,7 +11,10 @@ encoding) in front of one `core.Custodian`, served by gunicorn with mutual TLS.
     POST /v1/lists/<id>/shred                                -> DeletionCertificate
     GET  /v1/audit-events/cursor                             -> ReportCursor
     POST /v1/audit-events             {events}               -> ReportCursor
-        GET  /v1/health                                          -> {status, key_pool}
+    GET  /v1/audit-heads/latest                              -> AuditHead
+    GET  /v1/audit-heads/after/<size>                        -> {heads}
+    POST /v1/audit-heads              HeadSubmission         -> AuditHead
+    GET  /v1/health                                          -> {status, key_pool}
 
 Integer keys (batch ids, list ids, row ids) travel as decimal strings, as JSON has it.
 A refusal is 403 with its `code` (a `protocol.Refusal`); a request the custodian cannot
@@ -38,6 +41,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
 from yobikake.custody.core import UNAVAILABLE, Custodian
+from yobikake.custody.countersign import Countersigner
 from yobikake.custody.pki import ServerFiles
 from yobikake.custody.protocol import (
     AuditEvent,
@@ -45,6 +49,7 @@ from yobikake.custody.protocol import (
     CustodyRefused,
     CustodyUnavailable,
     FileRequest,
+    HeadSubmission,
     Holder,
     Justification,
     OpenRequest,
@@ -259,6 +264,25 @@ def _report(custodian: Custodian, body: dict[str, Any], _: int) -> Any:
     return Reconciler.of(custodian).receive(parsed)
 
 
+def _latest_head(custodian: Custodian, _body: dict[str, Any], _: int) -> Any:
+    return Countersigner.of(custodian).latest()
+
+
+def _heads(custodian: Custodian, _body: dict[str, Any], after_size: int) -> Any:
+    return {"heads": Countersigner.of(custodian).heads(after_size)}
+
+
+def _countersign(custodian: Custodian, body: dict[str, Any], _: int) -> Any:
+    """A new head of the application's audit log, with its consistency proof
+    (countersign.py); countersign.check_submission judges the values."""
+    try:
+        names = HeadSubmission.__dataclass_fields__
+        submission = HeadSubmission(**{name: body[name] for name in names})
+    except KeyError as exc:
+        raise BadRequest(f"not an audit log head (missing {exc})") from None
+    return Countersigner.of(custodian).countersign(submission)
+
+
 def _health(custodian: Custodian, _body: dict[str, Any], _: int) -> Any:
     pool = custodian.key_pool()
     return {"status": "ok"} if pool is None else {"status": "ok", "key_pool": pool}
@@ -277,6 +301,9 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler, int]] = [
     ("GET", re.compile(r"/v1/health"), _health, MAX_BODY),
     ("GET", re.compile(r"/v1/audit-events/cursor"), _report_cursor, MAX_BODY),
     ("POST", re.compile(r"/v1/audit-events"), _report, MAX_BODY),
+    ("GET", re.compile(r"/v1/audit-heads/latest"), _latest_head, MAX_BODY),
+    ("GET", re.compile(r"/v1/audit-heads/after/(\d+)"), _heads, MAX_BODY),
+    ("POST", re.compile(r"/v1/audit-heads"), _countersign, MAX_BODY),
 ]
 
 
