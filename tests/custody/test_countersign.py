@@ -76,6 +76,7 @@ def test_heads_are_countersigned_only_while_the_log_extends_the_last(witness):
     # offered beside the rewritten root.
     for bad in (
         submission(REWRITTEN, 40, 40),
+        HeadSubmission(30, merkle.InMemory(LEAVES).mth(0, 30).hex(), 40, []),  # cut short
         HeadSubmission(50, merkle.InMemory(REWRITTEN).mth(0, 50).hex(), 40,
                        submission(LEAVES, 50, 40).proof),
     ):  # fmt: skip
@@ -93,7 +94,7 @@ def test_heads_are_countersigned_only_while_the_log_extends_the_last(witness):
     "bad",
     [
         HeadSubmission(5, "zz" * 32, 0, []),
-        HeadSubmission(5, "00" * 32, 7, []),
+        HeadSubmission(-1, "00" * 32, 0, []),
         HeadSubmission(5, "00" * 32, 0, ["00" * 32] * (merkle.MAX_PROOF + 1)),
         HeadSubmission(5, "00" * 32, 0, ["not hex"]),
     ],

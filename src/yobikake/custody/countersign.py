@@ -66,7 +66,8 @@ def check_submission(submission: object) -> None:
         isinstance(submission, HeadSubmission)
         and type(submission.size) is int
         and type(submission.old_size) is int
-        and 0 <= submission.old_size <= submission.size
+        and submission.old_size >= 0
+        and submission.size >= 0
         and isinstance(submission.root, str)
         and _HASH.match(submission.root) is not None
         and isinstance(submission.proof, list)
@@ -124,14 +125,14 @@ class Countersigner:
         (the same head again: that head). Refused as `WITNESS_MOVED` when it was proved
         from another head than the last (a submitter that lost a race asks again);
         refused as `WITNESS_INCONSISTENT`, with a critical alert, when it does not
-        extend it."""
+        extend it (a smaller tree included: the log was cut)."""
         check_submission(submission)
         now = self._clock()
         with self.ledger.writing() as writer:
             last = _head(writer.execute(_LAST).fetchone())
             if (submission.size, submission.root) == (last.size, last.root):
                 return last
-            if submission.old_size != last.size or submission.size < last.size:
+            if submission.old_size != last.size:
                 raise CustodyRefused(
                     Refusal.WITNESS_MOVED,
                     f"the last countersigned head has {last.size} events, not "

@@ -1,3 +1,4 @@
+import contextlib
 import json
 import sys
 from datetime import datetime
@@ -22,7 +23,8 @@ from yobikake.audit.startup import (
 )
 from yobikake.audit.tags import AuditTag
 from yobikake.audit.verify import Problem, verify_log
-from yobikake.audit.witness import Witness, read_witness, write_witness
+from yobikake.audit.witness import countersigned_heads, submit_head
+from yobikake.custody.protocol import CustodyRefused, CustodyUnavailable
 
 
 class Command(BaseCommand):
@@ -108,8 +110,22 @@ class Command(BaseCommand):
         self.stdout.write(self._intact)
 
     def _verify_chain(self, from_seq: int) -> Problem | None:
+        """The log against its chain, MACs and checkpoints and, from the first event,
+        against every head custody countersigned; once it holds, the current head is
+        submitted to custody for countersigning."""
         try:
-            report = verify_log(from_seq, witness=read_witness())
+            heads = countersigned_heads() if from_seq == 1 else []
+            report = verify_log(from_seq, heads=heads)
+        except CustodyUnavailable as exc:
+            raise_alert_or_log(
+                "audit_verify_failed",
+                Alert.Severity.WARNING,
+                None,
+                f"the custodian's countersigned heads could not be fetched: {exc}",
+            )
+            raise CommandError(
+                f"the audit log could not be checked against custody's heads: {exc}"
+            ) from exc
         except Exception as exc:
             # A log that crashes the verifier is a log that does not verify.
             raise_alert_or_log(
@@ -120,19 +136,36 @@ class Command(BaseCommand):
             )
             raise CommandError(f"the audit log could not be verified: {exc}") from exc
         if report.intact:
-            if from_seq == 1 and report.last_seq:
-                last = Event.objects.get(seq=report.last_seq)
-                write_witness(Witness(last.seq, last.hash))
             self._intact = (
                 f"intact: {report.checked} events ({from_seq}–{report.last_seq}), "
-                f"{report.checkpoints} checkpoints"
+                f"{report.checkpoints} checkpoints, {report.heads} heads countersigned by "
+                "custody"
             )
-            return None
+            return self._countersign() if from_seq == 1 else None
         for problem in sorted(report.problems, key=lambda p: p.seq):
             self.stderr.write(str(problem))
         first = report.first
         raise_alert_or_log("audit_verify_failed", Alert.Severity.CRITICAL, None, str(first))
+        if first is not None and first.kind == "rewritten":
+            # Custody judges the rewritten head too, and alerts on its own channel.
+            with contextlib.suppress(CustodyRefused, CustodyUnavailable):
+                submit_head()
         return first
+
+    def _countersign(self) -> Problem | None:
+        """Have the verified log's head countersigned; custody refuses (and alerts) a
+        log that no longer extends its last head, which verify then reports too."""
+        try:
+            head = submit_head()
+        except CustodyUnavailable as exc:
+            raise CommandError(f"custody could not countersign the head: {exc}") from exc
+        except CustodyRefused as refused:
+            problem = Problem(0, "refused by custody", str(refused))
+            self.stderr.write(str(problem))
+            raise_alert_or_log("audit_verify_failed", Alert.Severity.CRITICAL, None, str(problem))
+            return problem
+        self._intact += f"; head of {head.size} events countersigned at {head.at}"
+        return None
 
     def _export(self, since: str, **_: Any) -> None:
         events = Event.objects.order_by("seq")
