@@ -15,7 +15,7 @@ from django.db import transaction
 
 from yobikake.audit.alerts import raise_alert_or_log
 from yobikake.audit.models import Alert
-from yobikake.audit.tree import LogTree, log_size
+from yobikake.audit.tree import LogTree, MissingEvents, log_size
 from yobikake.custody.protocol import (
     AuditHead,
     CustodyRefused,
@@ -64,7 +64,7 @@ def submit_head_after_commit() -> None:
 def _submit_quietly() -> None:
     try:
         submit_head()
-    except (CustodyRefused, CustodyUnavailable, ValueError) as exc:
+    except (CustodyRefused, CustodyUnavailable, MissingEvents, ValueError) as exc:
         logger.warning("audit head not countersigned: %s", exc)
         raise_alert_or_log(
             "audit_head_not_countersigned",
