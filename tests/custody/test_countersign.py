@@ -4,6 +4,7 @@ past with a critical alert — through the real process over mutual TLS and the 
 
 import json
 import sqlite3
+import subprocess
 
 import pytest
 
@@ -118,3 +119,17 @@ def test_every_countersigned_head_is_in_the_ledger_and_cannot_be_taken_back(loca
             db.execute(statement)
     db.close()
     assert [h.size for h in witness.heads(0, limit=2)] == [8, 16]
+
+
+def test_the_security_officer_prints_the_custody_public_key_for_insurers(tmp_path):
+    from yobikake.custody.keyring import SigningKey
+
+    home, _ = server_fixture.init(tmp_path)
+    done = subprocess.run(
+        [server_fixture.YOBIKAKE, "custodian", "public-key", "--home", str(home)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout == SigningKey.load(Config.load(home).signing_key_path).public_pem()
+    assert "PRIVATE" not in done.stdout
