@@ -15,7 +15,7 @@ from tests.audit.helpers import fill_log
 from tests.audit.test_tamper import sql
 from yobikake.audit import chain, guards
 from yobikake.audit.keys import audit_keys
-from yobikake.audit.models import ChainHead, Checkpoint, Event, TreeNode
+from yobikake.audit.models import Alert, ChainHead, Checkpoint, Event, TreeNode
 from yobikake.audit.services import _HEAD_ATTR
 from yobikake.audit.tree import LogTree
 from yobikake.audit.verify import verify_log
@@ -106,3 +106,16 @@ def custody_process_public_key(server) -> str:
     from yobikake.custody.keyring import SigningKey
 
     return SigningKey.load(Config.load(server.home).signing_key_path).public_pem()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_next_head_after_a_rewrite_is_refused_and_alerted_on_both_sides(custody, settings):
+    settings.YOBIKAKE_AUDIT_CHECKPOINT_EVERY = 5
+    fill_log(5)
+    assert [h.size for h in countersigned_heads()] == [5]
+    rewrite_as_insider(3)
+    fill_log(5)  # the 10th event commits: its head is submitted, and refused
+    assert [h.size for h in countersigned_heads()] == [5]
+    [alert] = Alert.objects.filter(rule="audit_head_not_countersigned")
+    assert alert.severity == Alert.Severity.CRITICAL
+    assert [a.kind for a in custody.custodian.alerts()] == ["witness_inconsistent"]
