@@ -96,6 +96,7 @@ def test_heads_are_countersigned_only_while_the_log_extends_the_last(witness):
     [
         HeadSubmission(5, "zz" * 32, 0, []),
         HeadSubmission(-1, "00" * 32, 0, []),
+        HeadSubmission(1 << 63, "00" * 32, 0, []),
         HeadSubmission(5, "00" * 32, 0, ["00" * 32] * (merkle.MAX_PROOF + 1)),
         HeadSubmission(5, "00" * 32, 0, ["not hex"]),
     ],

@@ -42,6 +42,8 @@ GUARDS = [
     "BEGIN SELECT RAISE(ABORT, 'custody witness: audit heads are append-only'); END"
     for verb in ("update", "delete")
 ]
+# Larger than any log, within SQLite's integers.
+MAX_SIZE = 1 << 62
 # Heads one listing returns; the application pages through the rest.
 PAGE = 1000
 _HASH = re.compile(r"^[0-9a-f]{64}$")
@@ -66,8 +68,8 @@ def check_submission(submission: object) -> None:
         isinstance(submission, HeadSubmission)
         and type(submission.size) is int
         and type(submission.old_size) is int
-        and submission.old_size >= 0
-        and submission.size >= 0
+        and 0 <= submission.old_size < MAX_SIZE
+        and 0 <= submission.size < MAX_SIZE
         and isinstance(submission.root, str)
         and _HASH.match(submission.root) is not None
         and isinstance(submission.proof, list)
