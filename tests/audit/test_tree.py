@@ -88,3 +88,13 @@ def test_verify_checks_every_head_whatever_the_segments(workers):
     beyond = AuditHead(EVENTS + 5, "00" * 32, "t", b"")
     report = verify_log(workers=workers, heads=[*heads_of(leaves, 10), beyond])
     assert (report.first.seq, report.first.kind) == (EVENTS + 1, "deleted")
+
+
+def test_heads_before_a_broken_event_are_still_checked_those_after_are_not():
+    leaves = bulk_log(EVENTS)
+    guards.remove(connection)
+    Event.objects.filter(seq=1500).update(reason="edited")
+    guards.install(connection)
+    report = verify_log(heads=heads_of(leaves, 700, 1200, 1499, 2000))
+    assert (report.first.seq, report.first.kind) == (1500, "edited")
+    assert report.heads == 3 and len(report.problems) == 1

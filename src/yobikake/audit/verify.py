@@ -11,6 +11,7 @@ from the events as they are read, and its root at each countersigned size must b
 one custody signed.
 """
 
+import bisect
 import hashlib
 import multiprocessing
 import os
@@ -143,6 +144,56 @@ class _Segment:
     partial: dict[int, list[bytes]] = field(default_factory=dict)
 
 
+def _tile_levels(hashes: list[str]) -> list[list[bytes]]:
+    """One tile's tree, leaves first: level L holds its whole subtrees of 2**L leaves.
+    Hashed level by level in list comprehensions: a million leaves cost about a second."""
+    sha256 = hashlib.sha256
+    level = [sha256(b"\x00" + bytes.fromhex(h)).digest() for h in hashes]
+    levels = [level]
+    while len(level) > 1:
+        level = [
+            sha256(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
+        ]
+        levels.append(level)
+    return levels
+
+
+class _Tiles:
+    """Builds a segment's part of the Merkle tree from the hashes it checked, a tile at
+    a time (the segment starts at a tile)."""
+
+    def __init__(self, first_seq: int, head_sizes: frozenset[int], segment: _Segment) -> None:
+        self.start = first_seq - 1  # leaves before the tile being filled
+        self.sizes = sorted(head_sizes)
+        self.segment = segment
+        self.hashes: list[str] = []
+
+    def close(self) -> None:
+        if not self.hashes:
+            return
+        levels, count = _tile_levels(self.hashes), len(self.hashes)
+        first = bisect.bisect_right(self.sizes, self.start)
+        last = bisect.bisect_right(self.sizes, self.start + count)
+        for size in self.sizes[first:last]:
+            if size % TILE:
+                self.segment.partial[size] = _whole_subtrees(levels, size - self.start)
+        if count == TILE:
+            self.segment.tiles.append(levels[TILE_LEVEL][0])
+        self.start += count
+        self.hashes.clear()
+
+
+def _whole_subtrees(levels: list[list[bytes]], count: int) -> list[bytes]:
+    """The roots of the whole subtrees of a tile's first `count` leaves, largest first:
+    one per bit of `count`, each aligned, so each a node of the tile's tree."""
+    roots, start = [], 0
+    for level in range(count.bit_length() - 1, -1, -1):
+        if count >> level & 1:
+            roots.append(levels[level][start >> level])
+            start += 1 << level
+    return roots
+
+
 def _verify_segment(
     first: int, last: int, checkpoint_seqs: frozenset[int], head_sizes: frozenset[int]
 ) -> _Segment:
@@ -151,7 +202,9 @@ def _verify_segment(
     so they can be checked apart and in parallel. Each also builds its part of the
     Merkle tree, from the hashes it checked."""
     segment = _Segment(0, None, {})
-    segment.checked, segment.problem = _walk(first, last, checkpoint_seqs, head_sizes, segment)
+    tiles = _Tiles(first, head_sizes, segment)
+    segment.checked, segment.problem = _walk(first, last, checkpoint_seqs, tiles)
+    tiles.close()  # the last tile, whole or not (up to a problem, if one was found)
     return segment
 
 
@@ -159,13 +212,10 @@ def _walk(
     first: int,
     last: int,
     checkpoint_seqs: frozenset[int],
-    head_sizes: frozenset[int],
-    segment: "_Segment",
+    tiles: _Tiles,
 ) -> tuple[int, Problem | None]:
     mac_key = audit_keys().mac_key()
-    seen, tiles, partial = segment.seen, segment.tiles, segment.partial
-    frontier = merkle.Frontier()
-    leaf_hash = merkle.leaf_hash
+    seen, keep = tiles.segment.seen, tiles.hashes.append
     prev = chain.GENESIS_HASH
     if first > 1:
         before = Event.objects.filter(seq=first - 1).values_list("hash", flat=True).first()
@@ -191,12 +241,9 @@ def _walk(
             return expected - first, Problem(seq, "forged", detail)
         if seq in checkpoint_seqs:
             seen[seq] = stored_hash
-        frontier.append(leaf_hash(bytes.fromhex(stored_hash)))
+        keep(stored_hash)
         if not seq % TILE:
-            tiles.append(frontier.subtrees[0])
-            frontier = merkle.Frontier()
-        elif seq in head_sizes:
-            partial[seq] = list(frontier.subtrees)
+            tiles.close()
         prev = stored_hash
         expected += 1
     if expected <= last:
