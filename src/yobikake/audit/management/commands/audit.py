@@ -22,6 +22,7 @@ from yobikake.audit.startup import (
     refusal,
 )
 from yobikake.audit.tags import AuditTag
+from yobikake.audit.tree import MissingEvents
 from yobikake.audit.verify import Problem, verify_log
 from yobikake.audit.witness import countersigned_heads, submit_head
 from yobikake.custody.protocol import AuditHead, CustodyRefused, CustodyUnavailable
@@ -142,7 +143,7 @@ class Command(BaseCommand):
         raise_alert_or_log("audit_verify_failed", Alert.Severity.CRITICAL, None, str(first))
         if first is not None and first.kind == "rewritten":
             # Custody judges the rewritten head too, and alerts on its own channel.
-            with contextlib.suppress(CustodyRefused, CustodyUnavailable):
+            with contextlib.suppress(CustodyRefused, CustodyUnavailable, MissingEvents):
                 submit_head()
         return first
 
