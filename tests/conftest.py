@@ -94,12 +94,6 @@ def openbao():
 
 
 @pytest.fixture(autouse=True)
-def _own_audit_witness(settings, tmp_path):
-    # Each test's database is new; so is what `audit verify` last saw.
-    settings.YOBIKAKE_AUDIT_WITNESS = tmp_path / "audit-witness.json"
-
-
-@pytest.fixture(autouse=True)
 def _tasks_run_at_once(settings):
     # Background tasks run inside the request that enqueues them; the real-browser test
     # of the upload runs a real worker instead.

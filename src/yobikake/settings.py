@@ -290,12 +290,8 @@ YOBIKAKE_APPROVAL_HOURS = envint("YOBIKAKE_APPROVAL_HOURS", 24)
 # which leak scoping finds in a leaked copy to name the export it came from.
 YOBIKAKE_EXPORT_WATERMARK_ROWS = envint("YOBIKAKE_EXPORT_WATERMARK_ROWS", 3)
 
-# The last verified head of the audit log, outside the database (see audit/witness.py).
-YOBIKAKE_AUDIT_WITNESS = Path(
-    os.environ.get("YOBIKAKE_AUDIT_WITNESS") or YOBIKAKE_KEYS_DIR / "audit-witness.json"
-)
-
-# Audit log: sign a checkpoint every N events or T minutes, whichever comes first.
+# Audit log: sign a checkpoint every N events or T minutes, whichever comes first; and
+# have custody countersign the log's head every N events (audit/witness.py).
 YOBIKAKE_AUDIT_CHECKPOINT_EVERY = envint("YOBIKAKE_AUDIT_CHECKPOINT_EVERY", 1000)
 YOBIKAKE_AUDIT_CHECKPOINT_MINUTES = envint("YOBIKAKE_AUDIT_CHECKPOINT_MINUTES", 60)
 

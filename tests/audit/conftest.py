@@ -46,3 +46,16 @@ def installed_copy(fresh_home: FreshHome, tmp_path) -> Path:
     shutil.copytree(package, site / "yobikake", ignore=shutil.ignore_patterns("__pycache__"))
     fresh_home.env["PYTHONPATH"] = str(site)
     return site / "yobikake"
+
+
+@pytest.fixture
+def fresh_custody(fresh_home: FreshHome, tmp_path):
+    """A custodian process of the home's own, which its `audit verify` reaches for the
+    heads it countersigned."""
+    from tests.custody import server_fixture
+
+    server = server_fixture.start(tmp_path / "custody-process")
+    fresh_home.env["YOBIKAKE_CUSTODIAN_URL"] = server.url
+    fresh_home.env["YOBIKAKE_CUSTODIAN_CLIENT_DIR"] = str(server.client_dir)
+    yield server
+    server.stop()

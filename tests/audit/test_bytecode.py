@@ -76,6 +76,7 @@ def test_a_crafted_pyc_with_the_sources_date_and_size_is_refused_before_it_runs(
     assert not marker.exists()
 
 
+@pytest.mark.usefixtures("fresh_custody")
 def test_a_pyc_without_a_source_or_code_python_would_load_in_its_place_is_refused(
     fresh_home: FreshHome, installed_copy: Path
 ):

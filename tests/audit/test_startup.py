@@ -66,6 +66,7 @@ def guard_alerts(home: FreshHome) -> list[tuple]:
     )
 
 
+@pytest.mark.usefixtures("fresh_custody")
 def test_every_process_refuses_to_start_without_a_guard_and_raises_a_critical_alert(
     fresh_home: FreshHome,
 ):
@@ -122,6 +123,7 @@ def changes(home: FreshHome) -> list[dict]:
     return [json.loads(details) for (details,) in rows]
 
 
+@pytest.mark.usefixtures("fresh_custody")
 def test_a_raised_reveal_budget_and_a_new_secret_are_recorded_and_alerted_at_the_next_start(
     fresh_home: FreshHome, installed_copy: Path
 ):
@@ -166,6 +168,7 @@ def test_a_raised_reveal_budget_and_a_new_secret_are_recorded_and_alerted_at_the
     assert "reveal_budget_operator 152 → 60" in control_alerts(fresh_home)[1][1]
 
 
+@pytest.mark.usefixtures("fresh_custody")
 def test_edited_code_is_noticed_at_the_next_start(fresh_home: FreshHome, installed_copy: Path):
     fresh_home.migrate()
     first = fresh_home.run("audit", "verify")

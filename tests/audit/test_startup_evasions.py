@@ -117,6 +117,7 @@ def swallow_alerts(home: FreshHome) -> str:
     return "audit_alert_swallowed"
 
 
+@pytest.mark.usefixtures("fresh_custody")
 def test_a_trigger_that_swallows_alerts_is_found_and_verify_reports_it_without_crashing(
     fresh_home: FreshHome,
 ):
@@ -165,6 +166,7 @@ def forge_start(home: FreshHome, **env: str) -> None:
     assert forged.returncode == 0, forged.stderr
 
 
+@pytest.mark.usefixtures("fresh_custody")
 def test_a_forged_start_that_moves_the_baseline_is_found_by_verify(fresh_home: FreshHome):
     fresh_home.migrate()
     assert fresh_home.run("audit", "verify").returncode == 0
@@ -192,6 +194,7 @@ def starts(home: FreshHome) -> list[dict]:
     return [json.loads(details) for (details,) in rows]
 
 
+@pytest.mark.usefixtures("fresh_custody")
 def test_a_shell_or_any_other_command_started_through_yobikake_records_its_start(
     fresh_home: FreshHome,
 ):
@@ -227,6 +230,7 @@ def site(installed_copy: Path) -> Path:
     return installed_copy.parent
 
 
+@pytest.mark.usefixtures("fresh_custody")
 def test_a_data_file_a_sitecustomize_or_another_python_path_is_noticed_at_the_next_start(
     fresh_home: FreshHome, installed_copy: Path, site: Path, tmp_path: Path
 ):

@@ -32,6 +32,7 @@ RULE_LABELS = {
     "bulk_opening": _("Stored people opened in bulk"),
     "canary_touched": _("Canary resident touched"),
     "audit_verify_failed": _("Audit log verification failed"),
+    "audit_head_not_countersigned": _("Custody did not countersign the audit log's head"),
     "forged_authorization": _("Role assignment written outside Yobikake"),
     "vault_tampered": _("Vault keys tampered with in the database"),
     "export_tampered": _("An approved export's people changed in the database"),

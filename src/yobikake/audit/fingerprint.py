@@ -122,7 +122,6 @@ CONTROLS = (
     Control("keys_dir", _setting("YOBIKAKE_KEYS_DIR")),
     Control("master_key_file", _setting("YOBIKAKE_MASTER_KEY_FILE")),
     Control("data_key_ttl_seconds", _setting("YOBIKAKE_DATA_KEY_TTL_SECONDS")),
-    Control("audit_witness", _setting("YOBIKAKE_AUDIT_WITNESS")),
     Control("audit_checkpoint_every", _setting("YOBIKAKE_AUDIT_CHECKPOINT_EVERY")),
     Control("audit_checkpoint_minutes", _setting("YOBIKAKE_AUDIT_CHECKPOINT_MINUTES")),
     # Logging in and staying logged in.

@@ -113,3 +113,22 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule} ({self.state})"
+
+
+class TreeNode(models.Model):
+    """The hash of one whole 2**level-leaf subtree of the log's Merkle tree (audit/tree.py),
+    level 10 (1,024 events) and up, kept so that a head and its proofs read a few rows
+    instead of every event. A cache, not evidence: `audit verify` recomputes the tree from
+    the events, and a wrong node yields a proof that custody and insurers refuse."""
+
+    level = models.PositiveSmallIntegerField()
+    index = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["level", "index"], name="audit_tree_node_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"node {self.level}/{self.index}"

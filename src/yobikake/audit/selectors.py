@@ -7,9 +7,13 @@ from datetime import datetime
 from django.db.models import Q, QuerySet
 
 from yobikake.accounts.models import User
+from yobikake.accounts.permissions import Permission
+from yobikake.accounts.selectors import has_permission
 from yobikake.audit import chain
 from yobikake.audit.keys import audit_keys
 from yobikake.audit.models import Alert, Checkpoint, Event
+from yobikake.audit.services import get_or_record_denial
+from yobikake.audit.tags import AuditTag
 from yobikake.custody.protocol import CustodyAlert, CustodyRefused, CustodyUnavailable
 from yobikake.vault.custodian import custodian
 
@@ -103,3 +107,22 @@ def checkpoint_history() -> list[CheckpointStatus]:
             )
         )
     return result
+
+
+def visible_events(actor: User) -> QuerySet[Event]:
+    """Events whose inclusion proof the actor may fetch: every one for the security
+    officer; one's own insurer's for its staff; none for anyone else."""
+    if has_permission(actor, Permission.AUDIT_LOG_VIEW):
+        return Event.objects.all()
+    insurer_id = actor.organization.insurer_id if actor.organization_id else None
+    if has_permission(actor, Permission.PROGRESS_OWN_VIEW) and insurer_id:
+        return Event.objects.filter(insurer_id=insurer_id)
+    return Event.objects.none()
+
+
+def access_event(actor: User, seq: int) -> Event:
+    """The event, or `Event.DoesNotExist` alike for "missing" and "not yours"; the
+    refusal is on the record."""
+    return get_or_record_denial(
+        visible_events(actor), seq, actor=actor, tag=AuditTag.PROOF_DENY, ref="details:seq"
+    )

@@ -27,6 +27,7 @@ from yobikake.audit.context import client_ip
 from yobikake.audit.keys import audit_keys
 from yobikake.audit.models import Alert, ChainHead, Checkpoint, Event
 from yobikake.audit.tags import AuditTag
+from yobikake.audit.witness import submit_head_after_commit
 
 Detail = int | bool | str | None
 # Details carry ids and short codes only; free text (and with it names and addresses)
@@ -153,6 +154,8 @@ def _append_locked(cursor: Any, base: dict[str, object]) -> Event:
         row = cursor.fetchone()
     seq, prev_hash, checkpoint_at = row
     event, values = _build(base, seq, prev_hash)
+    if event.seq % settings.YOBIKAKE_AUDIT_CHECKPOINT_EVERY == 0:
+        submit_head_after_commit()
     if _checkpoint_due(checkpoint_at, event):
         _sign_checkpoint(event)
         checkpoint_at = values[1]

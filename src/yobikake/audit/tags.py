@@ -83,6 +83,7 @@ class AuditTag(StrEnum):
     CHECKPOINT_SIGN = "audit:checkpoint:sign"
     VERIFY_FAILURE = "audit:verify:failure"
     GUARDS_INSTALL = "audit:guards:install"  # the append-only triggers put back
+    PROOF_DENY = "audit:proof:deny"  # an inclusion proof of another insurer's event asked for
     PROCESS_START = "audit:process:start"  # the settings and code a process started with
     SETTINGS_CHANGE = "audit:settings:change"  # one of them, changed since the last start
     ALERT_RAISE = "alert:record:raise"

@@ -59,6 +59,8 @@ class AlertKind(StrEnum):
     CHECK_MISSED = "check_missed"
     SESSION_UNBOUND = "session_unbound"
     LOGIN_UNREPORTED = "login_unreported"
+    # The audit log's new head does not extend the last one custody countersigned.
+    WITNESS_INCONSISTENT = "witness_inconsistent"
 
 
 # What the security officer reads in the mail's subject and `yobikake custodian alerts`.
@@ -89,6 +91,7 @@ LABELS = {
     AlertKind.LOGIN_UNREPORTED: (
         "鍵保管庫に届いていないログインが監査ログにあります（ログイン偽造の疑い）"
     ),
+    AlertKind.WITNESS_INCONSISTENT: "監査ログが副署した先頭と整合しません（書き換えの疑い）",
 }
 # An alert about a channel's failure is not sent again on that channel.
 _NOT_ON = {AlertKind.MAIL_FAILED: "mail", AlertKind.WEBHOOK_FAILED: "webhook"}

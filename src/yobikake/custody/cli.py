@@ -13,6 +13,7 @@ YOBIKAKE_HOME.
         --app-token-out FILE [--admin-token-file FILE] [--bind-cidr CIDR …]
     yobikake custodian reconcile [--home DIR]
     yobikake custodian recipient [--home DIR] INSURER_ID AGE_KEY
+    yobikake custodian public-key [--home DIR]
 """
 
 import argparse
@@ -376,6 +377,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     recipient_parser.add_argument("insurer_id", type=int, help="The insurer's id.")
     recipient_parser.add_argument("age_key", help="The insurer's age public key (age1…).")
+    command(
+        "public-key",
+        "Print the custody key's public half (PEM): insurers pin it to check the audit "
+        "log's countersigned heads and the deletion certificates.",
+    )
     return parser
 
 
@@ -424,6 +430,8 @@ def main(argv: Sequence[str]) -> None:
             seq = confirm_recipient(home, args.insurer_id, args.age_key)
             console.print(f"Insurer {args.insurer_id}: export files go to {args.age_key}")
             console.print(f"  ledger entry {seq}" if seq else "  already confirmed: nothing to do")
+        elif args.command == "public-key":
+            print(SigningKey.load(Config.load(home).signing_key_path).public_pem(), end="")
         elif args.command == "reconcile":
             summary = reconcile(home)
             print(json.dumps(summary, ensure_ascii=False, indent=2))

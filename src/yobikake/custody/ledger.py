@@ -51,6 +51,7 @@ class Kind(StrEnum):
     REPORT = "report"  # the application's audit events received (reconcile.py)
     RECIPIENT = "recipient"  # an insurer's age key, confirmed by the security officer
     LOGIN = "login"  # a login the application reported as it happened (watch.py)
+    WITNESS = "witness"  # a head of the application's audit log countersigned (witness.py)
 
 
 SCHEMA = """

@@ -84,6 +84,10 @@ class Refusal(StrEnum):
     NOT_SYNTHETIC = "custody_not_synthetic"  # synthetic bulk on a custodian of real data
     RECIPIENT = "custody_recipient"  # a file for a key custody has not confirmed
     REPORT_BROKEN = "custody_report_broken"  # audit events that do not continue the last report
+    # An audit log head not consistent with the last one custody countersigned.
+    WITNESS_INCONSISTENT = "custody_witness_inconsistent"
+    # A head proved from another head than custody's last (another submitter was first).
+    WITNESS_MOVED = "custody_witness_moved"
 
 
 def field_aad_prefix(table: str, column: str, list_id: int, insurer_id: int) -> bytes:
@@ -196,6 +200,29 @@ class AuditEvent:
     details: str  # the event's canonical JSON of ids and codes ("" for none)
     prev_hash: str
     hash: str
+
+
+@dataclass(frozen=True)
+class AuditHead:
+    """A head of the application's audit log (its Merkle tree's size and root, hex) as
+    the custodian countersigned it with the custody key (`merkle.head_message`); size 0
+    and no signature before the first."""
+
+    size: int
+    root: str
+    at: str  # ISO 8601, UTC, as signed
+    signature: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class HeadSubmission:
+    """A new head for the custodian to countersign, with the RFC 6962 consistency proof
+    (hex hashes) from the last head it countersigned, of `old_size` leaves."""
+
+    size: int
+    root: str
+    old_size: int
+    proof: list[str]
 
 
 @dataclass(frozen=True)

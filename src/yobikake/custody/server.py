@@ -17,6 +17,10 @@ encoding) in front of one `core.Custodian`, served by gunicorn with mutual TLS.
     POST /v1/logins                   {user_id, event_seq, session} -> {}
     POST /v1/logouts                  {user_id, session}     -> {}
     POST /v1/sessions/check           {user_id, event_seq, session} -> {known}
+    GET  /v1/audit-heads/latest                              -> AuditHead
+    GET  /v1/audit-heads/after/<size>                        -> {heads}
+    POST /v1/audit-heads              HeadSubmission         -> AuditHead
+    GET  /v1/health                                          -> {status, key_pool}
 
 Integer keys (batch ids, list ids, row ids) travel as decimal strings, as JSON has it.
 A refusal is 403 with its `code` (a `protocol.Refusal`); a request the custodian cannot
@@ -44,6 +48,7 @@ from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
 from yobikake.custody.alerts import AlertKind, Severity, latest
 from yobikake.custody.core import UNAVAILABLE, Custodian
+from yobikake.custody.countersign import Countersigner
 from yobikake.custody.pki import ServerFiles
 from yobikake.custody.protocol import (
     AuditEvent,
@@ -51,6 +56,7 @@ from yobikake.custody.protocol import (
     CustodyRefused,
     CustodyUnavailable,
     FileRequest,
+    HeadSubmission,
     Holder,
     Justification,
     OpenRequest,
@@ -266,6 +272,25 @@ def _report(custodian: Custodian, body: dict[str, Any], _: int) -> Any:
     return Reconciler.of(custodian).receive(parsed)
 
 
+def _latest_head(custodian: Custodian, _body: dict[str, Any], _: int) -> Any:
+    return Countersigner.of(custodian).latest()
+
+
+def _heads(custodian: Custodian, _body: dict[str, Any], after_size: int) -> Any:
+    return {"heads": Countersigner.of(custodian).heads(after_size)}
+
+
+def _countersign(custodian: Custodian, body: dict[str, Any], _: int) -> Any:
+    """A new head of the application's audit log, with its consistency proof
+    (countersign.py); countersign.check_submission judges the values."""
+    try:
+        names = HeadSubmission.__dataclass_fields__
+        submission = HeadSubmission(**{name: body[name] for name in names})
+    except KeyError as exc:
+        raise BadRequest(f"not an audit log head (missing {exc})") from None
+    return Countersigner.of(custodian).countersign(submission)
+
+
 def _health(custodian: Custodian, _body: dict[str, Any], _: int) -> Any:
     pool = custodian.key_pool()
     return {"status": "ok"} if pool is None else {"status": "ok", "key_pool": pool}
@@ -316,6 +341,9 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler, int]] = [
     ("POST", re.compile(r"/v1/logins"), _login, MAX_BODY),
     ("POST", re.compile(r"/v1/logouts"), _logout, MAX_BODY),
     ("POST", re.compile(r"/v1/sessions/check"), _session, MAX_BODY),
+    ("GET", re.compile(r"/v1/audit-heads/latest"), _latest_head, MAX_BODY),
+    ("GET", re.compile(r"/v1/audit-heads/after/(\d+)"), _heads, MAX_BODY),
+    ("POST", re.compile(r"/v1/audit-heads"), _countersign, MAX_BODY),
 ]
 
 

@@ -1,7 +1,7 @@
 """The custodian port: how the application asks the custody domain for what only it can
 do — a list's key pair, opening one person, producing an approved export's file
 (encrypted to the insurer, in custody), opening synthetic organisations in bulk, the
-canaries a campaign leaves out, shredding a list.
+canaries a campaign leaves out, shredding a list, countersigning the audit log's heads.
 
 Adapters: `HttpCustodian`, the custodian process over HTTP with mutual TLS (the
 application shows the client certificate the custody authority gave it, and trusts only
@@ -32,9 +32,11 @@ from django.conf import settings
 from yobikake.custody.alerts import latest
 from yobikake.custody.config import Config
 from yobikake.custody.core import Custodian
+from yobikake.custody.countersign import Countersigner
 from yobikake.custody.pki import ClientFiles
 from yobikake.custody.protocol import (
     AuditEvent,
+    AuditHead,
     BulkOpened,
     BulkRequest,
     CustodyAlert,
@@ -42,6 +44,7 @@ from yobikake.custody.protocol import (
     CustodyUnavailable,
     DeletionCertificate,
     FileRequest,
+    HeadSubmission,
     Opened,
     OpenRequest,
     ProducedFile,
@@ -112,6 +115,17 @@ class CustodianPort(Protocol):
     def check_session(self, user_id: int, event_seq: int | None, session: str) -> bool:
         """Whether custody was told of the login that made this session (when not, it
         raises its own critical alert)."""
+
+    def latest_head(self) -> AuditHead:
+        """The audit log's last head the custodian countersigned (size 0: none yet)."""
+
+    def audit_heads(self, after_size: int) -> list[AuditHead]:
+        """Countersigned heads larger than `after_size`, smallest first, a page of them."""
+
+    def countersign(self, submission: HeadSubmission) -> AuditHead:
+        """Have a new head countersigned, or `CustodyRefused` (`WITNESS_MOVED`: proved
+        from another head than the last; `WITNESS_INCONSISTENT`: the past was rewritten,
+        and custody has raised its alert)."""
 
     def close(self) -> None:
         """Let go of what the adapter holds open (connections, the ledger)."""
@@ -306,6 +320,28 @@ class HttpCustodian:
         body = {"user_id": user_id, "event_seq": event_seq, "session": session}
         return self._call("POST", "/v1/sessions/check", body).get("known") is True
 
+    def latest_head(self) -> AuditHead:
+        return self._audit_head(self._call("GET", "/v1/audit-heads/latest"))
+
+    def audit_heads(self, after_size: int) -> list[AuditHead]:
+        heads = self._call("GET", f"/v1/audit-heads/after/{int(after_size)}").get("heads")
+        if not isinstance(heads, list):
+            raise CustodyUnavailable(f"the custodian at {self.url} sent no heads")
+        return [self._audit_head(head) for head in heads]
+
+    def countersign(self, submission: HeadSubmission) -> AuditHead:
+        return self._audit_head(self._call("POST", "/v1/audit-heads", submission))
+
+    def _audit_head(self, answer: Any) -> AuditHead:
+        try:
+            head = from_json(answer)
+            signature = head["signature"]
+            if not isinstance(signature, bytes):
+                signature = b""  # the empty head before the first: nothing signed
+            return AuditHead(int(head["size"]), str(head["root"]), str(head["at"]), signature)
+        except (KeyError, TypeError, ValueError):
+            raise CustodyUnavailable(f"the custodian at {self.url} sent no audit head") from None
+
     def _cursor(self, answer: dict[str, Any]) -> ReportCursor:
         try:
             return ReportCursor(int(answer["through_seq"]), str(answer["hash"]))
@@ -418,6 +454,15 @@ class InProcess:
 
     def check_session(self, user_id: int, event_seq: int | None, session: str) -> bool:
         return Watch.of(self.custodian).check_session(user_id, session, event_seq)
+
+    def latest_head(self) -> AuditHead:
+        return Countersigner.of(self.custodian).latest()
+
+    def audit_heads(self, after_size: int) -> list[AuditHead]:
+        return Countersigner.of(self.custodian).heads(after_size)
+
+    def countersign(self, submission: HeadSubmission) -> AuditHead:
+        return Countersigner.of(self.custodian).countersign(submission)
 
     def close(self) -> None:
         self.custodian.close()

@@ -1,3 +1,4 @@
+import contextlib
 import json
 import sys
 from datetime import datetime
@@ -21,9 +22,10 @@ from yobikake.audit.startup import (
     refusal,
 )
 from yobikake.audit.tags import AuditTag
+from yobikake.audit.tree import MissingEvents
 from yobikake.audit.verify import Problem, verify_log
-from yobikake.audit.witness import Witness, read_witness, write_witness
-from yobikake.custody.protocol import Heartbeat
+from yobikake.audit.witness import countersigned_heads, submit_head
+from yobikake.custody.protocol import AuditHead, CustodyRefused, CustodyUnavailable, Heartbeat
 from yobikake.vault.heartbeat import beat
 
 
@@ -62,6 +64,7 @@ class Command(BaseCommand):
         record; whatever is wrong is on stderr, in a critical alert, and makes the
         command fail. The start is recorded either way."""
         checked: bytecode.Result | None = None
+        self._unwitnessed = ""
         tampering: list[Tampering] = []
         unrecorded: list[str] = []
         try:
@@ -86,6 +89,9 @@ class Command(BaseCommand):
             self.stderr.write(f"compiled code: {finding}")
         if findings:
             failures.append(bytecode_refusal(findings))
+        if self._unwitnessed:
+            self.stderr.write(self._unwitnessed)
+            failures.append(self._unwitnessed)
         if chain_problem is not None:
             failures.append(
                 f"the audit log is not intact: first bad event {chain_problem.seq} "
@@ -110,8 +116,12 @@ class Command(BaseCommand):
         self.stdout.write(self._intact)
 
     def _verify_chain(self, from_seq: int) -> Problem | None:
+        """The log against its chain, MACs and checkpoints and, from the first event,
+        against every head custody countersigned; once it holds, the current head is
+        submitted to custody for countersigning."""
         try:
-            report = verify_log(from_seq, witness=read_witness())
+            heads = self._heads() if from_seq == 1 else []
+            report = verify_log(from_seq, heads=heads)
         except Exception as exc:
             # A log that crashes the verifier is a log that does not verify.
             raise_alert_or_log(
@@ -122,19 +132,52 @@ class Command(BaseCommand):
             )
             raise CommandError(f"the audit log could not be verified: {exc}") from exc
         if report.intact:
-            if from_seq == 1 and report.last_seq:
-                last = Event.objects.get(seq=report.last_seq)
-                write_witness(Witness(last.seq, last.hash))
             self._intact = (
                 f"intact: {report.checked} events ({from_seq}–{report.last_seq}), "
-                f"{report.checkpoints} checkpoints"
+                f"{report.checkpoints} checkpoints, {report.heads} heads countersigned by "
+                "custody"
             )
-            return None
+            return self._countersign() if from_seq == 1 else None
         for problem in sorted(report.problems, key=lambda p: p.seq):
             self.stderr.write(str(problem))
         first = report.first
         raise_alert_or_log("audit_verify_failed", Alert.Severity.CRITICAL, None, str(first))
+        if first is not None and first.kind == "rewritten":
+            # Custody judges the rewritten head too, and alerts on its own channel.
+            with contextlib.suppress(CustodyRefused, CustodyUnavailable, MissingEvents):
+                submit_head()
         return first
+
+    def _heads(self) -> list[AuditHead]:
+        try:
+            return countersigned_heads()
+        except CustodyUnavailable as exc:
+            self._custody_unreachable(exc)
+            return []
+
+    def _custody_unreachable(self, exc: Exception) -> None:
+        """Without custody's heads the log is checked by the application's keys alone:
+        what an insider holding them rewrote would pass. Said, alerted, and a failure."""
+        self._unwitnessed = f"the log was not checked against custody's heads: {exc}"
+        raise_alert_or_log("audit_verify_failed", Alert.Severity.WARNING, None, self._unwitnessed)
+
+    def _countersign(self) -> Problem | None:
+        """Have the verified log's head countersigned; custody refuses (and alerts) a
+        log that no longer extends its last head, which verify then reports too."""
+        if self._unwitnessed:
+            return None
+        try:
+            head = submit_head()
+        except CustodyUnavailable as exc:
+            self._custody_unreachable(exc)
+            return None
+        except CustodyRefused as refused:
+            problem = Problem(0, "refused by custody", str(refused))
+            self.stderr.write(str(problem))
+            raise_alert_or_log("audit_verify_failed", Alert.Severity.CRITICAL, None, str(problem))
+            return problem
+        self._intact += f"; head of {head.size} events countersigned at {head.at}"
+        return None
 
     def _export(self, since: str, **_: Any) -> None:
         events = Event.objects.order_by("seq")
