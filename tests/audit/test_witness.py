@@ -4,7 +4,6 @@ checkpoint recomputed and the tree's cache rebuilt. Everything the application d
 checks holds; the heads custody countersigned do not. Against a real custodian process
 (mutual TLS), on SQLite and PostgreSQL."""
 
-import json
 from io import StringIO
 
 import pytest
@@ -13,6 +12,7 @@ from django.db import connection, transaction
 
 from tests.audit.helpers import fill_log
 from tests.audit.test_tamper import sql
+from tests.custody.test_countersign import custody_alerts
 from yobikake.audit import chain, guards
 from yobikake.audit.keys import audit_keys
 from yobikake.audit.models import Alert, ChainHead, Checkpoint, Event, TreeNode
@@ -24,11 +24,6 @@ from yobikake.custody import merkle
 from yobikake.custody.config import Config
 
 pytestmark = pytest.mark.django_db
-
-
-def custody_alerts(home) -> list[dict]:
-    log = Config.load(home).alerts_log
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
 def rewrite_as_insider(seq: int) -> None:
