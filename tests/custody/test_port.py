@@ -41,7 +41,7 @@ _ids = itertools.count(1)
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    running = server_fixture.start(tmp_path_factory.mktemp("custodian"))
+    running = server_fixture.start(tmp_path_factory.mktemp("custodian"), staff=(INSURER,))
     yield running
     running.stop()
 
@@ -49,6 +49,7 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def in_process():
     fake = InProcess()
+    server_fixture.register_staff(fake.home, (INSURER,))
     yield fake
     fake.close()
 
@@ -313,7 +314,7 @@ def test_a_shredded_list_opens_nothing_and_its_certificate_names_it(port):
 
 
 def test_a_stopped_custodian_is_unavailable_and_nothing_opens(tmp_path):
-    running = server_fixture.start(tmp_path)
+    running = server_fixture.start(tmp_path, staff=(INSURER,))
     client = running.client()
     list_id = next(_ids)
     public_pem = client.create_list(list_id, INSURER)

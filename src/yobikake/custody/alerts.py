@@ -47,6 +47,10 @@ class AlertKind(StrEnum):
     REPORT_BROKEN = "report_broken"
     # An export file asked for an age key the security officer has not confirmed.
     RECIPIENT = "recipient"
+    # An open for a holder whose role custody has not confirmed (holders.py).
+    HOLDER_UNKNOWN = "holder_unknown"
+    # A confirmation tried with a passkey custody does not know, or on a spent link.
+    APPROVAL_REFUSED = "approval_refused"
 
 
 # What the security officer reads in the mail's subject and `yobikake custodian alerts`.
@@ -66,6 +70,10 @@ LABELS = {
     AlertKind.REPORT_MISSING: "アプリケーションから監査ログの報告が届いていません",
     AlertKind.REPORT_BROKEN: "報告された監査ログが前回の報告と続いていません（削除・改ざんの疑い）",
     AlertKind.RECIPIENT: "確認されていない鍵あてのエクスポートが求められました（持ち出しの疑い）",
+    AlertKind.HOLDER_UNKNOWN: (
+        "鍵保管サービスが確認していない利用者のための開封が求められました（なりすましの疑い）"
+    ),
+    AlertKind.APPROVAL_REFUSED: "鍵保管サービスでの承認の確認が拒否されました",
 }
 
 

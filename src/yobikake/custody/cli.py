@@ -13,6 +13,9 @@ YOBIKAKE_HOME.
         --app-token-out FILE [--admin-token-file FILE] [--bind-cidr CIDR …]
     yobikake custodian reconcile [--home DIR]
     yobikake custodian recipient [--home DIR] INSURER_ID AGE_KEY
+    yobikake custodian holder confirm [--home DIR] USER_ID ROLE [--insurer ID] [--days N]
+    yobikake custodian holder list [--home DIR]
+    yobikake custodian approver add [--home DIR] NAME --user-id ID
 """
 
 import argparse
@@ -21,8 +24,8 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import hvac
@@ -256,6 +259,63 @@ def confirm_recipient(home: Path, insurer_id: int, recipient: str) -> int | None
         custodian.close()
 
 
+# How long an approver's enrolment link can be used.
+ENROL_HOURS = 24
+
+
+def _with_custodian[T](home: Path, act: "Callable[[Custodian], T]") -> T:
+    try:
+        custodian = Custodian(home)
+    except CustodyFileError as exc:
+        raise Refused(str(exc)) from None
+    try:
+        return act(custodian)
+    except ValueError as exc:
+        raise Refused(str(exc)) from None
+    finally:
+        custodian.close()
+
+
+def confirm_holder(home: Path, user_id: int, role: str, insurer_id: int | None, days: int) -> int:
+    """The security officer confirms a role in custody's registry of holders, on the
+    custody host (a first approver; the demo's seeded roles); the ledger entry's seq."""
+    until = datetime.now(UTC) + timedelta(days=days)
+    return _with_custodian(
+        home, lambda c: c.confirm_holder(user_id, role, insurer_id, until, by="security-officer")
+    )
+
+
+def show_holders(home: Path, console: Console) -> None:
+    rows = _with_custodian(home, lambda c: c.registry.holders())
+    table = Table(title="Holders confirmed in custody")
+    for column in ("user", "role", "insurer", "until", "confirmed by", "revoked"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row.user_id),
+            row.role,
+            "" if row.insurer_id is None else str(row.insurer_id),
+            row.until[:16],
+            row.confirmed_by,
+            (row.revoked_at or "")[:16],
+        )
+    console.print(table)
+
+
+def add_approver(home: Path, name: str, user_id: int) -> str:
+    """An approver to enrol a passkey on the custodian's page; the one-time link, for the
+    security officer to hand to that person (not through the application)."""
+
+    def add(custodian: Custodian) -> str:
+        now = datetime.now(UTC)
+        token = custodian.registry.add_approver(
+            name, user_id, now + timedelta(hours=ENROL_HOURS), now
+        )
+        return f"{custodian.config.approver_origin}/enrol/{token}"
+
+    return _with_custodian(home, add)
+
+
 def _check_free(bind: str) -> None:
     """Refuse at once when another process listens there (gunicorn would retry for
     seconds, while whoever started this one might take the other for it)."""
@@ -360,6 +420,32 @@ def _parser() -> argparse.ArgumentParser:
     )
     recipient_parser.add_argument("insurer_id", type=int, help="The insurer's id.")
     recipient_parser.add_argument("age_key", help="The insurer's age public key (age1…).")
+    holder_parser = commands.add_parser("holder", help="Custody's registry of holders.")
+    holder_commands = holder_parser.add_subparsers(dest="holder_command", required=True)
+    confirm_parser = holder_commands.add_parser(
+        "confirm",
+        help="Confirm a role in custody for an application account (the security officer's "
+        "own confirmation: a first approver, the demo's seeded roles).",
+    )
+    confirm_parser.add_argument("--home", type=Path, default=None)
+    confirm_parser.add_argument("user_id", type=int, help="The application's account id.")
+    confirm_parser.add_argument("role", help="The role (operator, researcher, insurer_staff, …).")
+    confirm_parser.add_argument("--insurer", type=int, default=None, help="For an insurer's role.")
+    confirm_parser.add_argument("--days", type=int, default=90, help="How long it lasts.")
+    list_parser = holder_commands.add_parser("list", help="Every role confirmed in custody.")
+    list_parser.add_argument("--home", type=Path, default=None)
+    approver_parser = commands.add_parser("approver", help="Approvers and their passkeys.")
+    approver_commands = approver_parser.add_subparsers(dest="approver_command", required=True)
+    add_parser = approver_commands.add_parser(
+        "add",
+        help="Add an approver (or renew a lost passkey): prints a one-time link to enrol "
+        "a passkey on the custodian's page, for the security officer to hand over.",
+    )
+    add_parser.add_argument("--home", type=Path, default=None)
+    add_parser.add_argument("name", help="The approver's name in custody (a-z, 0-9, -, _).")
+    add_parser.add_argument(
+        "--user-id", type=int, required=True, help="The approver's application account id."
+    )
     return parser
 
 
@@ -408,6 +494,15 @@ def main(argv: Sequence[str]) -> None:
             seq = confirm_recipient(home, args.insurer_id, args.age_key)
             console.print(f"Insurer {args.insurer_id}: export files go to {args.age_key}")
             console.print(f"  ledger entry {seq}" if seq else "  already confirmed: nothing to do")
+        elif args.command == "holder" and args.holder_command == "confirm":
+            seq = confirm_holder(home, args.user_id, args.role, args.insurer, args.days)
+            console.print(f"Holder {args.user_id}: {args.role} confirmed in custody (entry {seq})")
+        elif args.command == "holder":
+            show_holders(home, console)
+        elif args.command == "approver":
+            link = add_approver(home, args.name, args.user_id)
+            console.print(f"Approver {args.name}: enrol a passkey within {ENROL_HOURS} h at")
+            print(link)
         elif args.command == "reconcile":
             summary = reconcile(home)
             print(json.dumps(summary, ensure_ascii=False, indent=2))

@@ -72,6 +72,14 @@ DEFAULTS: dict[str, Any] = {
     # {"host", "port", "starttls", "user", "password_file", "from", "to": [...]}; None:
     # alerts go to the ledger and alerts.log only.
     "smtp": None,
+    # The approvers' page (approver_page.py), served by the custodian process on a port
+    # of its own: where it listens, the origin approvers' browsers see (the passkeys'
+    # relying party is its host name), and whether it speaks TLS with the custodian's
+    # server certificate (false only on loopback: a browser treats http://localhost as
+    # secure).
+    "approver_page": {"bind": "127.0.0.1:8102", "origin": "https://localhost:8102", "tls": True},
+    # The longest a role confirmed in custody lasts before it is approved again.
+    "holder_max_days": 366,
 }
 
 
@@ -112,6 +120,10 @@ class Config:
     reconcile_grace: float = 120.0
     report_deadline: float = 600.0
     reconcile_every: float = 60.0
+    approver_bind: str = "127.0.0.1:8102"
+    approver_origin: str = "https://localhost:8102"
+    approver_tls: bool = True
+    holder_max_days: int = 366
 
     @property
     def keys_dir(self) -> Path:
@@ -214,6 +226,8 @@ class Config:
             reconcile_grace=_positive(values["reconcile_grace_seconds"], "reconcile_grace_seconds"),
             report_deadline=_positive(values["report_deadline_seconds"], "report_deadline_seconds"),
             reconcile_every=_positive(values["reconcile_every_seconds"], "reconcile_every_seconds"),
+            **_approver_page(values["approver_page"]),
+            holder_max_days=_positive(values["holder_max_days"], "holder_max_days"),
         )
 
 
@@ -280,6 +294,19 @@ def _check_tls(addr: str) -> None:
         loopback = False
     if url.scheme != "http" or not loopback:
         raise ValueError(f"keyring.addr {addr!r}: OpenBao must be reached over https://")
+
+
+def _approver_page(raw: dict[str, Any]) -> dict[str, Any]:
+    """The approvers' page's settings: plain HTTP only on loopback, for a loopback origin."""
+    bind, origin = str(raw["bind"]), str(raw["origin"]).rstrip("/")
+    tls = _boolean(raw.get("tls", True), "approver_page.tls")
+    url = urlsplit(origin)
+    if url.scheme != ("https" if tls else "http") or not url.hostname:
+        raise ValueError(f"approver_page.origin {origin!r} must be {'https' if tls else 'http'}://")
+    host = bind.rpartition(":")[0].strip("[]")
+    if not tls and (url.hostname != "localhost" or host not in ("127.0.0.1", "::1", "localhost")):
+        raise ValueError("approver_page: without TLS only on loopback, for http://localhost")
+    return {"approver_bind": bind, "approver_origin": origin, "approver_tls": tls}
 
 
 def _smtp(home: Path, raw: dict[str, Any] | None) -> Smtp | None:

@@ -50,6 +50,10 @@ class Kind(StrEnum):
     ALERT = "alert"
     REPORT = "report"  # the application's audit events received (reconcile.py)
     RECIPIENT = "recipient"  # an insurer's age key, confirmed by the security officer
+    # The registry of holders and its approvals (holders.py)
+    HOLDER = "holder"  # a role confirmed in custody, or revoked
+    APPROVAL = "approval"  # an approval filed by the application, or confirmed
+    APPROVER = "approver"  # an approver added by the security officer, or enrolled
 
 
 SCHEMA = """
@@ -324,6 +328,9 @@ class Writer:
                 (kind, timestamp(since)),
             ).fetchone()[0]
         )
+
+    def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> sqlite3.Cursor:
+        return self._db.executemany(sql, (tuple(row) for row in rows))
 
     def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
         """Any statement in this transaction: for custody's other tables kept in the

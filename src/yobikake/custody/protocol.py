@@ -84,6 +84,7 @@ class Refusal(StrEnum):
     NOT_SYNTHETIC = "custody_not_synthetic"  # synthetic bulk on a custodian of real data
     RECIPIENT = "custody_recipient"  # a file for a key custody has not confirmed
     REPORT_BROKEN = "custody_report_broken"  # audit events that do not continue the last report
+    HOLDER_UNKNOWN = "custody_holder_unknown"  # no role confirmed in custody for the holder
 
 
 def field_aad_prefix(table: str, column: str, list_id: int, insurer_id: int) -> bytes:
@@ -245,6 +246,41 @@ class ProducedFile:
     name: str
     data: bytes  # age-encrypted: only the recipient's private key opens it
     ledger_seq: int  # the custodian's one ledger entry for the file's bulk open
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """What the application's approver approved, filed with the custodian to be
+    confirmed there (custody/holders.py): of `kind` ("role", …), for the account
+    `holder_user_id` (named `holder_name` on the confirmation page), the role (or what
+    else is approved) `role`, for `insurer_id` when it is an insurer's, until `until`
+    (ISO 8601); `app_ref` is the application's row (the assignment, the approval)."""
+
+    kind: str
+    holder_user_id: int
+    holder_name: str
+    role: str
+    insurer_id: int | None
+    until: str
+    summary: str
+    app_ref: int | None = None
+    approved_by_user_id: int | None = None
+
+
+@dataclass(frozen=True)
+class FiledApproval:
+    """A pending approval: the approver confirms it at `url`, on the custodian's page."""
+
+    approval_id: int
+    url: str
+
+
+@dataclass(frozen=True)
+class ApprovalState:
+    approval_id: int
+    state: str  # "pending" or "confirmed"
+    confirmed_at: str | None
+    confirmed_by: str | None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,14 @@ encoding) in front of one `core.Custodian`, served by gunicorn with mutual TLS.
     POST /v1/lists/<id>/shred                                -> DeletionCertificate
     GET  /v1/audit-events/cursor                             -> ReportCursor
     POST /v1/audit-events             {events}               -> ReportCursor
-        GET  /v1/health                                          -> {status, key_pool}
+    POST /v1/approvals                ApprovalRequest        -> FiledApproval
+    GET  /v1/approvals/<id>                                  -> ApprovalState
+    POST /v1/holders/<id>/revoke      {role}                 -> {revoked}
+    GET  /v1/health                                          -> {status, key_pool}
+
+The approvers' page (approver_page.py) is served by the same worker on a port of its
+own, without client certificates: approvers' browsers reach it, the application does not
+need to.
 
 Integer keys (batch ids, list ids, row ids) travel as decimal strings, as JSON has it.
 A refusal is 403 with its `code` (a `protocol.Refusal`); a request the custodian cannot
@@ -37,9 +44,11 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
+from yobikake.custody import approver_page
 from yobikake.custody.core import UNAVAILABLE, Custodian
 from yobikake.custody.pki import ServerFiles
 from yobikake.custody.protocol import (
+    ApprovalRequest,
     AuditEvent,
     BulkRequest,
     CustodyRefused,
@@ -259,6 +268,26 @@ def _report(custodian: Custodian, body: dict[str, Any], _: int) -> Any:
     return Reconciler.of(custodian).receive(parsed)
 
 
+def _file_approval(custodian: Custodian, body: dict[str, Any], _: int) -> Any:
+    names = ApprovalRequest.__dataclass_fields__
+    try:
+        request = ApprovalRequest(**{name: body[name] for name in names if name in body})
+    except TypeError as exc:
+        raise BadRequest(f"not an approval ({exc})") from None
+    return custodian.file_approval(request)
+
+
+def _approval_state(custodian: Custodian, _body: dict[str, Any], approval_id: int) -> Any:
+    return custodian.approval_state(approval_id)
+
+
+def _revoke_holder(custodian: Custodian, body: dict[str, Any], user_id: int) -> Any:
+    role = body.get("role")
+    if not isinstance(role, str):
+        raise BadRequest("role must be a string")
+    return {"revoked": custodian.revoke_holder(user_id, role)}
+
+
 def _health(custodian: Custodian, _body: dict[str, Any], _: int) -> Any:
     pool = custodian.key_pool()
     return {"status": "ok"} if pool is None else {"status": "ok", "key_pool": pool}
@@ -277,6 +306,9 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler, int]] = [
     ("GET", re.compile(r"/v1/health"), _health, MAX_BODY),
     ("GET", re.compile(r"/v1/audit-events/cursor"), _report_cursor, MAX_BODY),
     ("POST", re.compile(r"/v1/audit-events"), _report, MAX_BODY),
+    ("POST", re.compile(r"/v1/approvals"), _file_approval, MAX_BODY),
+    ("GET", re.compile(r"/v1/approvals/(\d+)"), _approval_state, MAX_BODY),
+    ("POST", re.compile(r"/v1/holders/(\d+)/revoke"), _revoke_holder, MAX_BODY),
 ]
 
 
@@ -379,7 +411,7 @@ class Server(BaseApplication):  # type: ignore[misc]
             "worker_exit": self._worker_exit,
         }
         self.custodian: Custodian | None = None
-        self._reconciling = threading.Event()
+        self._stopping = threading.Event()
         super().__init__()
 
     def load_config(self) -> None:
@@ -392,14 +424,20 @@ class Server(BaseApplication):  # type: ignore[misc]
         reconciler = Reconciler.of(self.custodian)
         threading.Thread(
             target=reconciler.every,
-            args=(self.custodian.config.reconcile_every, self._reconciling),
+            args=(self.custodian.config.reconcile_every, self._stopping),
             name="custody-reconcile",
+            daemon=True,
+        ).start()
+        threading.Thread(
+            target=approver_page.serve,
+            args=(self.custodian, self._stopping),
+            name="custody-approver-page",
             daemon=True,
         ).start()
         self.custodian.start_key_pool()
         return App(self.custodian)
 
     def _worker_exit(self, _arbiter: Any, _worker: Any) -> None:
-        self._reconciling.set()
+        self._stopping.set()
         if self.custodian is not None:
             self.custodian.close()
