@@ -200,6 +200,7 @@ class ApproverPage:
         rows = [
             ("承認する内容", KIND_LABELS.get(approval.kind, approval.kind)),
             ("役割・対象", approval.role),
+            # The name is the application's word; the id is what custody will open for.
             ("対象の利用者", f"{approval.holder_name}（利用者番号 {approval.holder_user_id}）"),
             ("保険者", "—" if approval.insurer_id is None else f"保険者番号 {approval.insurer_id}"),
             ("有効期限", _when(approval.until)),

@@ -5,6 +5,7 @@ $YOBIKAKE_HOME (default `var`), computed here as the application's settings comp
 YOBIKAKE_HOME.
 
     yobikake custodian init [--home DIR] [--client-dir DIR] [--server-name NAME …] [--synthetic]
+        [--approver-origin URL]
     yobikake custodian serve [--home DIR] [--bind HOST:PORT] [--threads N]
     yobikake custodian status [--home DIR]
     yobikake custodian ledger verify [--home DIR]
@@ -67,12 +68,18 @@ class Refused(Exception):
 
 
 def init(
-    home: Path, client_dir: Path, server_names: Sequence[str], *, synthetic: bool = False
+    home: Path,
+    client_dir: Path,
+    server_names: Sequence[str],
+    *,
+    synthetic: bool = False,
+    approver_origin: str | None = None,
 ) -> list[Path]:
     """The custody home (settings, signing key) and the TLS files of both sides; what
-    exists is kept. `synthetic`: a new home for synthetic organisations only."""
+    exists is kept. `synthetic`: a new home for synthetic organisations only;
+    `approver_origin`: where a new home's approvers' page is reached."""
     try:
-        Config.init(home, synthetic=synthetic)
+        Config.init(home, synthetic=synthetic, approver_origin=approver_origin)
         return pki.issue(home, client_dir, server_names=server_names)
     except (ConfigError, pki.PkiError) as exc:
         raise Refused(str(exc)) from None
@@ -276,9 +283,12 @@ def _with_custodian[T](home: Path, act: "Callable[[Custodian], T]") -> T:
         custodian.close()
 
 
-def confirm_holder(home: Path, user_id: int, role: str, insurer_id: int | None, days: int) -> int:
+def confirm_holder(
+    home: Path, user_id: int, role: str, insurer_id: int | None, days: int
+) -> int | None:
     """The security officer confirms a role in custody's registry of holders, on the
-    custody host (a first approver; the demo's seeded roles); the ledger entry's seq."""
+    custody host (a first approver; the demo's seeded roles); the ledger entry's seq
+    (None: held already)."""
     until = datetime.now(UTC) + timedelta(days=days)
     return _with_custodian(
         home, lambda c: c.confirm_holder(user_id, role, insurer_id, until, by="security-officer")
@@ -367,6 +377,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="A new home for synthetic organisations only (the demo, drills, benchmarks): "
         "it may open everything in bulk. Refused for a home that exists and is not.",
+    )
+    init_parser.add_argument(
+        "--approver-origin",
+        default=None,
+        help="Where a new home's approvers' page is reached, e.g. https://custody.example:8102 "
+        "(http://localhost:PORT serves it on loopback without TLS).",
     )
     serve_parser = command("serve", "Serve the custodian (HTTPS, mutual TLS).")
     serve_parser.add_argument("--bind", default=DEFAULT_BIND, help="HOST:PORT to listen on.")
@@ -460,6 +476,7 @@ def main(argv: Sequence[str]) -> None:
                 (args.client_dir or default_client_dir()).resolve(),
                 args.server_names or pki.DEFAULT_SERVER_NAMES,
                 synthetic=args.synthetic,
+                approver_origin=args.approver_origin,
             )
             console.print(f"Custody home: {home}")
             for path in written:
@@ -496,7 +513,8 @@ def main(argv: Sequence[str]) -> None:
             console.print(f"  ledger entry {seq}" if seq else "  already confirmed: nothing to do")
         elif args.command == "holder" and args.holder_command == "confirm":
             seq = confirm_holder(home, args.user_id, args.role, args.insurer, args.days)
-            console.print(f"Holder {args.user_id}: {args.role} confirmed in custody (entry {seq})")
+            said = f"(entry {seq})" if seq else "already: nothing to do"
+            console.print(f"Holder {args.user_id}: {args.role} confirmed in custody {said}")
         elif args.command == "holder":
             show_holders(home, console)
         elif args.command == "approver":

@@ -145,14 +145,19 @@ class Config:
         return self.holder_hourly.get(role, self.holder_hourly["default"])
 
     @classmethod
-    def init(cls, home: Path, *, synthetic: bool = False) -> "Config":
+    def init(
+        cls, home: Path, *, synthetic: bool = False, approver_origin: str | None = None
+    ) -> "Config":
         """Make the custody home (0700) with its keys directory, custody.json with the
         defaults if there is none, and the custody signing key if there is none; then
         load it. Safe to run again: nothing present is overwritten.
 
         `synthetic`: a home for synthetic organisations only, which may open everything
         in bulk. An existing home is not turned synthetic (it may hold real lists): that
-        is refused, and left to the security officer's edit of custody.json."""
+        is refused, and left to the security officer's edit of custody.json.
+
+        `approver_origin`: where a new home's approvers' page is reached (an
+        http://localhost:PORT origin serves it without TLS on loopback, as the demo does)."""
         home = Path(home)
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         home.chmod(0o700)
@@ -162,6 +167,8 @@ class Config:
         path = home / CONFIG_FILE
         if not path.exists():
             settings = {**DEFAULTS, "synthetic": synthetic}
+            if approver_origin is not None:
+                settings["approver_page"] = approver_page_for(approver_origin)
             write_private(path, (json.dumps(settings, indent=2) + "\n").encode(), exclusive=True)
         keyring.SigningKey.create(keys / SIGNING_KEY_FILE)
         config = cls.load(home)
@@ -294,6 +301,14 @@ def _check_tls(addr: str) -> None:
         loopback = False
     if url.scheme != "http" or not loopback:
         raise ValueError(f"keyring.addr {addr!r}: OpenBao must be reached over https://")
+
+
+def approver_page_for(origin: str) -> dict[str, Any]:
+    """The approvers' page's settings for an origin: on loopback at its port, TLS for
+    https://."""
+    url = urlsplit(origin)
+    bind = f"127.0.0.1:{url.port or 443}"
+    return {"bind": bind, "origin": origin.rstrip("/"), "tls": url.scheme == "https"}
 
 
 def _approver_page(raw: dict[str, Any]) -> dict[str, Any]:

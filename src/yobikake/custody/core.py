@@ -714,11 +714,15 @@ class Custodian:
 
     def confirm_holder(
         self, user_id: int, role: str, insurer_id: int | None, until: datetime, by: str
-    ) -> int:
+    ) -> int | None:
         """The security officer confirms a role on the custody host (the demo's seeded
-        roles; a first approver's own); its ledger entry's seq."""
+        roles; a first approver's own); its ledger entry's seq, or None when custody
+        holds it already until then (give or take a day)."""
         now = self._clock()
         until = min(until, now + timedelta(days=self.config.holder_max_days))
+        held = self.registry.holds(user_id, frozenset({role}), insurer_id or 0, until - DAY)
+        if held and policy.is_id(user_id):
+            return None
         with self.ledger.writing() as writer:
             return self.registry.add_holder(
                 writer,

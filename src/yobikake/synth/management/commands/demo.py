@@ -77,6 +77,7 @@ class Command(BaseCommand):
                     "or demo installation."
                 ) from None
             self._confirm_recipients()
+            self._confirm_holders()
             if not options["no_lists"]:
                 rows = load_demo_lists()
                 if rows:
@@ -134,6 +135,8 @@ class Command(BaseCommand):
                 home,
                 "--client-dir",
                 client_dir,
+                "--approver-origin",
+                self._approver_origin(),
             ],
             capture_output=True,
             text=True,
@@ -173,6 +176,34 @@ class Command(BaseCommand):
             client.close()
         self.stdout.write(f"Custodian serving on {url.netloc} (home {home}).")
         return process
+
+    @staticmethod
+    def _approver_origin() -> str:
+        """The approvers' page of the demo's custodian: on loopback, the port after the
+        custodian's, without TLS (a browser takes http://localhost as secure)."""
+        url = urlsplit(settings.YOBIKAKE_CUSTODIAN_URL)
+        return f"http://localhost:{(url.port or 443) + 1}"
+
+    @staticmethod
+    def _confirm_holders() -> None:
+        """The demo plays the security officer, who confirms in custody the seeded
+        accounts' roles that see personal data (the custodian opens for no other); a
+        role approved later in the demo is confirmed on the custodian's page."""
+        from yobikake.accounts.permissions import sees_personal_data
+
+        yobikake = str(Path(sys.executable).with_name("yobikake"))
+        home = str(settings.YOBIKAKE_HOME / "custody")
+        users = User.objects.select_related("organization")
+        for user in users.filter(username__in=[demo.username for demo in DEMO_USERS]):
+            for role in filter(sees_personal_data, active_roles(user)):
+                command = ["custodian", "holder", "confirm", "--home", home, str(user.pk), role]
+                if user.organization.insurer_id is not None:
+                    command += ["--insurer", str(user.organization.insurer_id)]
+                done = subprocess.run(  # noqa: S603 - our own command
+                    [yobikake, *command], capture_output=True, text=True
+                )
+                if done.returncode:
+                    raise CommandError(f"the custodian refused a demo role: {done.stderr}")
 
     def _report(self) -> None:
         """Report the audit log to the custodian (as it starts, and once loading is done:
