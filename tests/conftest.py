@@ -157,7 +157,7 @@ def custody(request, tmp_path_factory, monkeypatch):
     # two test runs on one machine do not meet.
     url = f"https://127.0.0.1:{free_port()}"
     custody_registry.CONFIRMED.clear()
-    custody_registry.CONFIRMERS.clear()
+    custody_registry.CUSTODIANS.clear()
     monkeypatch.setenv("YOBIKAKE_CUSTODIAN_URL", url)
     request.getfixturevalue("settings").YOBIKAKE_CUSTODIAN_URL = url
     if "custody" in request.path.parts:  # the custodian's own tests make their own
@@ -171,7 +171,7 @@ def custody(request, tmp_path_factory, monkeypatch):
     monkeypatch.setattr(keyring.rsa, "generate_private_key", _pooled_rsa_key)
     fake = port.InProcess(home)
     monkeypatch.setattr(port, "_build", lambda *args: fake)
-    custody_registry.CONFIRMERS.append(custody_registry.confirmer(fake.custodian))
+    custody_registry.adopt(fake.custodian)
     yield fake
     fake.close()
 
@@ -197,10 +197,7 @@ def custody_process(tmp_path, monkeypatch):
     # The roles confirmed so far, and those confirmed later, in the process's registry
     # too (through its ledger, as `yobikake custodian holder confirm` does).
     registrar = Custodian(home)
-    confirm = custody_registry.confirmer(registrar)
-    for holder in custody_registry.CONFIRMED:
-        confirm(*holder)
-    custody_registry.CONFIRMERS.append(confirm)
+    custody_registry.adopt(registrar)
     monkeypatch.setenv("YOBIKAKE_CUSTODIAN_URL", server.url)
     monkeypatch.setenv("YOBIKAKE_CUSTODIAN_CLIENT_DIR", str(client_dir))
     client = server.client()

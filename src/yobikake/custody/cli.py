@@ -14,7 +14,7 @@ YOBIKAKE_HOME.
         --app-token-out FILE [--admin-token-file FILE] [--bind-cidr CIDR …]
     yobikake custodian reconcile [--home DIR]
     yobikake custodian recipient [--home DIR] INSURER_ID AGE_KEY
-    yobikake custodian holder confirm [--home DIR] USER_ID ROLE [--insurer ID] [--days N]
+    yobikake custodian holder confirm [--home DIR] USER_ID:ROLE[:INSURER_ID] … [--days N]
     yobikake custodian holder list [--home DIR]
     yobikake custodian approver add [--home DIR] NAME --user-id ID
 """
@@ -283,15 +283,24 @@ def _with_custodian[T](home: Path, act: "Callable[[Custodian], T]") -> T:
         custodian.close()
 
 
-def confirm_holder(
-    home: Path, user_id: int, role: str, insurer_id: int | None, days: int
-) -> int | None:
-    """The security officer confirms a role in custody's registry of holders, on the
-    custody host (a first approver; the demo's seeded roles); the ledger entry's seq
-    (None: held already)."""
+def confirm_holders(home: Path, holders: Sequence[str], days: int) -> list[int | None]:
+    """The security officer confirms roles in custody's registry of holders, on the
+    custody host (a first approver; the demo's seeded roles), each `USER_ID:ROLE` or
+    `USER_ID:ROLE:INSURER_ID`; each one's ledger entry (None: held already)."""
+    parsed = []
+    for holder in holders:
+        user_id, _, rest = holder.partition(":")
+        role, _, insurer_id = rest.partition(":")
+        if not (user_id.isdecimal() and role and (not insurer_id or insurer_id.isdecimal())):
+            raise Refused(f"{holder!r} is not USER_ID:ROLE or USER_ID:ROLE:INSURER_ID")
+        parsed.append((int(user_id), role, int(insurer_id) if insurer_id else None))
     until = datetime.now(UTC) + timedelta(days=days)
     return _with_custodian(
-        home, lambda c: c.confirm_holder(user_id, role, insurer_id, until, by="security-officer")
+        home,
+        lambda c: [
+            c.confirm_holder(user_id, role, insurer, until, by="security-officer")
+            for user_id, role, insurer in parsed
+        ],
     )
 
 
@@ -444,9 +453,12 @@ def _parser() -> argparse.ArgumentParser:
         "own confirmation: a first approver, the demo's seeded roles).",
     )
     confirm_parser.add_argument("--home", type=Path, default=None)
-    confirm_parser.add_argument("user_id", type=int, help="The application's account id.")
-    confirm_parser.add_argument("role", help="The role (operator, researcher, insurer_staff, …).")
-    confirm_parser.add_argument("--insurer", type=int, default=None, help="For an insurer's role.")
+    confirm_parser.add_argument(
+        "holders",
+        nargs="+",
+        help="USER_ID:ROLE (operator, researcher, …) or USER_ID:ROLE:INSURER_ID for an "
+        "insurer's role (insurer_staff): the application's account ids.",
+    )
     confirm_parser.add_argument("--days", type=int, default=90, help="How long it lasts.")
     list_parser = holder_commands.add_parser("list", help="Every role confirmed in custody.")
     list_parser.add_argument("--home", type=Path, default=None)
@@ -512,9 +524,10 @@ def main(argv: Sequence[str]) -> None:
             console.print(f"Insurer {args.insurer_id}: export files go to {args.age_key}")
             console.print(f"  ledger entry {seq}" if seq else "  already confirmed: nothing to do")
         elif args.command == "holder" and args.holder_command == "confirm":
-            seq = confirm_holder(home, args.user_id, args.role, args.insurer, args.days)
-            said = f"(entry {seq})" if seq else "already: nothing to do"
-            console.print(f"Holder {args.user_id}: {args.role} confirmed in custody {said}")
+            entries = confirm_holders(home, args.holders, args.days)
+            for holder, seq in zip(args.holders, entries, strict=True):
+                said = f"(entry {seq})" if seq else "already: nothing to do"
+                console.print(f"Holder {holder}: confirmed in custody {said}")
         elif args.command == "holder":
             show_holders(home, console)
         elif args.command == "approver":

@@ -22,6 +22,7 @@ from yobikake.synth.demo import (
     DEMO_USERS,
     NotADemoInstallation,
     current_totp,
+    demo_holders,
     load_demo,
     load_demo_campaign,
     load_demo_export,
@@ -189,21 +190,14 @@ class Command(BaseCommand):
         """The demo plays the security officer, who confirms in custody the seeded
         accounts' roles that see personal data (the custodian opens for no other); a
         role approved later in the demo is confirmed on the custodian's page."""
-        from yobikake.accounts.permissions import sees_personal_data
-
         yobikake = str(Path(sys.executable).with_name("yobikake"))
         home = str(settings.YOBIKAKE_HOME / "custody")
-        users = User.objects.select_related("organization")
-        for user in users.filter(username__in=[demo.username for demo in DEMO_USERS]):
-            for role in filter(sees_personal_data, active_roles(user)):
-                command = ["custodian", "holder", "confirm", "--home", home, str(user.pk), role]
-                if user.organization.insurer_id is not None:
-                    command += ["--insurer", str(user.organization.insurer_id)]
-                done = subprocess.run(  # noqa: S603 - our own command
-                    [yobikake, *command], capture_output=True, text=True
-                )
-                if done.returncode:
-                    raise CommandError(f"the custodian refused a demo role: {done.stderr}")
+        command = ["custodian", "holder", "confirm", "--home", home, *demo_holders()]
+        done = subprocess.run(  # noqa: S603 - our own command
+            [yobikake, *command], capture_output=True, text=True
+        )
+        if done.returncode:
+            raise CommandError(f"the custodian refused the demo's roles: {done.stderr}")
 
     def _report(self) -> None:
         """Report the audit log to the custodian (as it starts, and once loading is done:
