@@ -72,14 +72,16 @@ def init(root: Path) -> tuple[Path, Path]:
     return home, client_dir
 
 
-# The accounts custody's own tests open for, with every role that opens confirmed
-# (their registry is tested in test_holders.py with an account outside them).
+# The accounts custody's own tests open for, with every role that opens confirmed, and
+# the export approvals they name, confirmed (their registry is tested in
+# test_holders.py with an account and an approval outside them).
 STAFF = range(0, 4000)
 
 
 def register_staff(home: Path, insurers: tuple[int, ...]) -> None:
     """STAFF as operators, researchers and staff of `insurers`, in the home's registry
-    of holders, written straight into its table (quicker than an entry each)."""
+    of holders, and as the ids of export approvals of `insurers` confirmed in custody;
+    written straight into its tables (quicker than an entry each)."""
     config = Config.load(home)
     ledger = Ledger(config.ledger_path, SigningKey.load(config.signing_key_path))
     holders.Registry(ledger)  # its tables
@@ -91,12 +93,30 @@ def register_staff(home: Path, insurers: tuple[int, ...]) -> None:
         for user_id in STAFF
         for role, insurer in roles
     ]
+    approvals = [
+        (
+            user_id,
+            insurer,
+            timestamp(now + timedelta(days=3650)),
+            timestamp(now),
+            f"t{user_id}:{insurer}",
+        )
+        for user_id in STAFF
+        for insurer in insurers
+    ]
     try:
         with ledger.writing() as writer:
             writer.executemany(
                 "INSERT INTO holders (user_id, role, insurer_id, until, confirmed_at, "
                 "confirmed_by) VALUES (?, ?, ?, ?, ?, 'tests')",
                 rows,
+            )
+            writer.executemany(
+                "INSERT INTO approvals (kind, holder_user_id, holder_name, role, insurer_id, "
+                "until, summary, app_ref, filed_at, token_hash, state, confirmed_by) "
+                "VALUES ('export', 1, 'tests', 'results', ?2, ?3, '', ?1, ?4, ?5, "
+                "'confirmed', 'tests')",
+                approvals,
             )
     finally:
         ledger.close()

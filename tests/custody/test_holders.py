@@ -176,3 +176,33 @@ def test_the_registry_survives_neither_deletion_nor_un_revoking(local_custodian)
     with pytest.raises(sqlite3.DatabaseError, match="never deleted"):
         db.execute("DELETE FROM holders")
     db.close()
+
+
+def test_an_export_file_needs_its_approval_confirmed_in_custody(
+    local_custodian, insurer_key_confirmed
+):
+    unknown_approval = 50_000  # outside the approvals the tests' registries hold
+    request = export_of([new_batch(local_custodian)], range(1, 3), approval=unknown_approval)
+    # Never filed with custody (written in the application's database alone): a critical
+    # alert.
+    assert refused_code(export, local_custodian, request) == Refusal.APPROVAL_UNKNOWN
+    [alert] = critical(local_custodian, AlertKind.APPROVAL_UNKNOWN)
+    assert str(unknown_approval) in alert.summary
+    # Filed, not yet confirmed: refused, and no alert (the approver has not confirmed yet).
+    filed = local_custodian.file_approval(
+        role_request(
+            kind="export",
+            role="results",
+            insurer_id=INSURER_ID,
+            app_ref=unknown_approval,
+            holder_user_id=7,
+        )
+    )
+    assert refused_code(export, local_custodian, request) == Refusal.APPROVAL_PENDING
+    assert len(critical(local_custodian, AlertKind.APPROVAL_UNKNOWN)) == 1
+    pending = local_custodian.registry.approval(filed.approval_id)
+    local_custodian.confirm_approval(pending, approver(local_custodian))
+    assert len(export(local_custodian, request).values) == 2
+    # An export approval names the application's approval and its insurer.
+    bad = role_request(kind="export", role="results", insurer_id=INSURER_ID, app_ref=None)
+    assert refused_code(local_custodian.file_approval, bad) == Refusal.BAD_REQUEST

@@ -51,6 +51,8 @@ class AlertKind(StrEnum):
     HOLDER_UNKNOWN = "holder_unknown"
     # A confirmation tried with a passkey custody does not know, or on a spent link.
     APPROVAL_REFUSED = "approval_refused"
+    # An export file asked for under an approval custody never had filed.
+    APPROVAL_UNKNOWN = "approval_unknown"
 
 
 # What the security officer reads in the mail's subject and `yobikake custodian alerts`.
@@ -74,6 +76,9 @@ LABELS = {
         "鍵保管サービスが確認していない利用者のための開封が求められました（なりすましの疑い）"
     ),
     AlertKind.APPROVAL_REFUSED: "鍵保管サービスでの承認の確認が拒否されました",
+    AlertKind.APPROVAL_UNKNOWN: (
+        "鍵保管サービスにない承認でのエクスポートが求められました（偽装の疑い）"
+    ),
 }
 
 

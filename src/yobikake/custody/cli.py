@@ -16,7 +16,7 @@ YOBIKAKE_HOME.
     yobikake custodian recipient [--home DIR] INSURER_ID AGE_KEY
     yobikake custodian holder confirm [--home DIR] USER_ID:ROLE[:INSURER_ID] … [--days N]
     yobikake custodian holder list [--home DIR]
-    yobikake custodian approver add [--home DIR] NAME --user-id ID
+    yobikake custodian approver add [--home DIR] NAME --user-id ID [--keep]
 """
 
 import argparse
@@ -321,16 +321,17 @@ def show_holders(home: Path, console: Console) -> None:
     console.print(table)
 
 
-def add_approver(home: Path, name: str, user_id: int) -> str:
+def add_approver(home: Path, name: str, user_id: int, *, keep: bool = False) -> str | None:
     """An approver to enrol a passkey on the custodian's page; the one-time link, for the
-    security officer to hand to that person (not through the application)."""
+    security officer to hand to that person (not through the application). `keep`: an
+    approver of that name is left as it is (None)."""
 
-    def add(custodian: Custodian) -> str:
+    def add(custodian: Custodian) -> str | None:
         now = datetime.now(UTC)
         token = custodian.registry.add_approver(
-            name, user_id, now + timedelta(hours=ENROL_HOURS), now
+            name, user_id, now + timedelta(hours=ENROL_HOURS), now, keep=keep
         )
-        return f"{custodian.config.approver_origin}/enrol/{token}"
+        return f"{custodian.config.approver_origin}/enrol/{token}" if token else None
 
     return _with_custodian(home, add)
 
@@ -474,6 +475,9 @@ def _parser() -> argparse.ArgumentParser:
     add_parser.add_argument(
         "--user-id", type=int, required=True, help="The approver's application account id."
     )
+    add_parser.add_argument(
+        "--keep", action="store_true", help="Leave an approver of that name as it is."
+    )
     return parser
 
 
@@ -531,9 +535,12 @@ def main(argv: Sequence[str]) -> None:
         elif args.command == "holder":
             show_holders(home, console)
         elif args.command == "approver":
-            link = add_approver(home, args.name, args.user_id)
-            console.print(f"Approver {args.name}: enrol a passkey within {ENROL_HOURS} h at")
-            print(link)
+            link = add_approver(home, args.name, args.user_id, keep=args.keep)
+            if link is None:
+                console.print(f"Approver {args.name}: there already; nothing to do")
+            else:
+                console.print(f"Approver {args.name}: enrol a passkey within {ENROL_HOURS} h at")
+                print(link)
         elif args.command == "reconcile":
             summary = reconcile(home)
             print(json.dumps(summary, ensure_ascii=False, indent=2))

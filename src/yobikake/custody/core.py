@@ -526,6 +526,7 @@ class Custodian:
             if code is None:
                 self._refuse_unconfirmed(bulk.insurer_id, request.recipient, now, context)
                 self._check_holder(bulk.holder, bulk.purpose, bulk.insurer_id, now, context)
+                self._check_approval("export", bulk.approval_id, bulk.insurer_id, now, context)
             return code
 
         written, seq = self._open_bulk(bulk, now, context, write, refused)
@@ -712,6 +713,24 @@ class Custodian:
             Refusal.HOLDER_UNKNOWN, now, context, alert=(AlertKind.HOLDER_UNKNOWN, summary)
         )
 
+    def _check_approval(
+        self, kind: str, app_ref: int, insurer_id: int, now: datetime, context: dict[str, Any]
+    ) -> None:
+        """Refused unless the application's approval `app_ref` is confirmed in custody: a
+        pending one is refused quietly (the approver has not confirmed yet), one custody
+        never had filed is a critical alert (made in the application domain alone)."""
+        state = self.registry.state_of(kind, app_ref, insurer_id, now)
+        if state == "pending":
+            self._refuse(Refusal.APPROVAL_PENDING, now, context)
+        if state != "confirmed":
+            summary = (
+                f"an {kind} of insurer {insurer_id} asked under approval {app_ref}, which "
+                "custody holds no confirmation of"
+            )
+            self._refuse(
+                Refusal.APPROVAL_UNKNOWN, now, context, alert=(AlertKind.APPROVAL_UNKNOWN, summary)
+            )
+
     def confirm_holder(
         self, user_id: int, role: str, insurer_id: int | None, until: datetime, by: str
     ) -> int | None:
@@ -759,6 +778,10 @@ class Custodian:
             or not policy.is_name(request.role)
             or not (insurer is None or policy.is_id(insurer))
             or (request.role in holders.INSURER_ROLES and insurer is None)
+            or (
+                request.kind in holders.ROW_KINDS
+                and (insurer is None or not policy.is_id(request.app_ref))
+            )
             or not isinstance(request.holder_name, str)
             or not isinstance(request.summary, str)
         ):

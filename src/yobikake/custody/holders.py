@@ -37,9 +37,11 @@ PURPOSE_ROLES: dict[str, frozenset[str]] = {
     Purpose.EXPORT: frozenset({"insurer_staff"}),
 }
 INSURER_ROLES = frozenset({"insurer_staff"})
-# What an approval may be about: a role (the registry), and the other approvals that let
-# someone see or move personal data, confirmed the same way.
-KINDS = frozenset({"role", "export", "early_deletion", "consent"})
+# What an approval may be about: a role (the registry), and an export (an insurer's file
+# is produced only under one confirmed here: Custodian.produce_file).
+KINDS = frozenset({"role", "export"})
+# Kinds that name the application's row they approve, and the insurer.
+ROW_KINDS = frozenset({"export"})
 # How long a filed approval waits for its confirmation.
 PENDING_DAYS = 7
 
@@ -270,6 +272,17 @@ class Registry:
         )
         return approval_id, token
 
+    def state_of(self, kind: str, app_ref: int, insurer_id: int, now: datetime) -> str:
+        """ "confirmed" (and not past its end), "pending" or "unknown": what custody holds
+        of the application's approval `app_ref` of `kind` for `insurer_id`."""
+        rows = self.ledger.query(
+            "SELECT state, until FROM approvals WHERE kind = ? AND app_ref = ? AND insurer_id = ?",
+            (kind, app_ref, insurer_id),
+        )
+        if any(state == "confirmed" and until > timestamp(now) for state, until in rows):
+            return "confirmed"
+        return "pending" if any(state == "pending" for state, _ in rows) else "unknown"
+
     def approval(self, approval_id: int) -> ApprovalRow | None:
         rows = self.ledger.query(f"SELECT {_APPROVAL} FROM approvals WHERE id = ?", (approval_id,))  # noqa: S608
         return ApprovalRow(*rows[0]) if rows else None
@@ -298,12 +311,17 @@ class Registry:
 
     # -- approvers -----------------------------------------------------------------------
 
-    def add_approver(self, name: str, user_id: int, enrol_until: datetime, now: datetime) -> str:
+    def add_approver(
+        self, name: str, user_id: int, enrol_until: datetime, now: datetime, *, keep: bool = False
+    ) -> str | None:
         """An approver (the application's account `user_id`), to enrol a passkey with the
         one-time token returned; a name enrolled before is given a new token (a lost
-        authenticator), and its old passkey stops confirming."""
+        authenticator), and its old passkey stops confirming — unless `keep`, when an
+        approver of that name is left as it is (None)."""
         if not (policy.is_name(name) and policy.is_id(user_id)):
             raise ValueError("an approver is a name (a-z, 0-9, -, _) and a user id")
+        if keep and self.ledger.query("SELECT 1 FROM approvers WHERE name = ?", (name,)):
+            return None
         token = new_token()
         with self.ledger.writing() as writer:
             writer.execute(

@@ -85,6 +85,8 @@ class Refusal(StrEnum):
     RECIPIENT = "custody_recipient"  # a file for a key custody has not confirmed
     REPORT_BROKEN = "custody_report_broken"  # audit events that do not continue the last report
     HOLDER_UNKNOWN = "custody_holder_unknown"  # no role confirmed in custody for the holder
+    APPROVAL_PENDING = "custody_approval_pending"  # filed, not yet confirmed in custody
+    APPROVAL_UNKNOWN = "custody_approval_unknown"  # never filed with custody
 
 
 def field_aad_prefix(table: str, column: str, list_id: int, insurer_id: int) -> bytes:

@@ -35,6 +35,8 @@ from yobikake.synth.demo import (
 from yobikake.vault.audit_report import report
 from yobikake.vault.custodian import HttpCustodian
 
+# The demo's approvers, who confirm approvals on the custodian's page with a passkey.
+APPROVERS = ("fed-admin", "security")
 # Seconds between the audit log's reports to the custodian: well within its deadline.
 REPORT_EVERY = 60
 
@@ -79,6 +81,7 @@ class Command(BaseCommand):
                 ) from None
             self._confirm_recipients()
             self._confirm_holders()
+            self._add_approvers()
             if not options["no_lists"]:
                 rows = load_demo_lists()
                 if rows:
@@ -198,6 +201,25 @@ class Command(BaseCommand):
         )
         if done.returncode:
             raise CommandError(f"the custodian refused the demo's roles: {done.stderr}")
+
+    def _add_approvers(self) -> None:
+        """The demo's approvers (fed-admin, security) added in custody once, each with a
+        one-time link to enrol a passkey on the custodian's page: the approvals made in
+        the demo are confirmed there."""
+        yobikake = str(Path(sys.executable).with_name("yobikake"))
+        home = str(settings.YOBIKAKE_HOME / "custody")
+        for user in User.objects.filter(username__in=APPROVERS).order_by("username"):
+            command = ["custodian", "approver", "add", "--home", home, user.username]
+            done = subprocess.run(  # noqa: S603 - our own command
+                [yobikake, *command, "--user-id", str(user.pk), "--keep"],
+                capture_output=True,
+                text=True,
+            )
+            if done.returncode:
+                raise CommandError(f"the custodian refused the demo's approver: {done.stderr}")
+            link = done.stdout.strip().splitlines()[-1]
+            if "/enrol/" in link:
+                self.stdout.write(f"Approver {user.username}: enrol a passkey at {link}")
 
     def _report(self) -> None:
         """Report the audit log to the custodian (as it starts, and once loading is done:
