@@ -47,6 +47,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from common import (
     PG_BASE,
     BenchCustodian,
+    confirm_holders,
     custodian_process,
     family_cpu_s,
     machine,
@@ -136,6 +137,7 @@ def setup(operators: int, targets: int) -> tuple[int, list[str]]:
             assignment=accounts.request_role(actor=sysadmin, user=user, role=Role.OPERATOR),
         )
         users.append(user)
+    confirm_holders([(user.pk, Role.OPERATOR.value, None) for user in users])
     # Read again: the approval reset each account's password, which sessions are bound to.
     users = list(User.objects.filter(pk__in=[u.pk for u in users]).order_by("username"))
     calling.assign_operators(actor=supervisor, campaign=campaign, operators=users)

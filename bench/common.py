@@ -131,7 +131,11 @@ def custodian_process(key_pool: int | None = None) -> Iterator[BenchCustodian]:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        env = {"YOBIKAKE_CUSTODIAN_URL": url, "YOBIKAKE_CUSTODIAN_CLIENT_DIR": str(client_dir)}
+        env = {
+            "YOBIKAKE_CUSTODIAN_URL": url,
+            "YOBIKAKE_CUSTODIAN_CLIENT_DIR": str(client_dir),
+            "YOBIKAKE_CUSTODY_HOME": str(home),
+        }
         before = {name: os.environ.get(name) for name in env}
         try:
             client = HttpCustodian(url, client_dir)
@@ -203,6 +207,23 @@ def custodian_waits() -> Iterator[dict[str, dict[str, float]]]:
             setattr(HttpCustodian, name, call)
         for wait in waits.values():
             wait["s"] = round(wait["s"], 2)
+
+
+def confirm_holders(holders: list[tuple[int, str, int | None]]) -> None:
+    """The benchmark plays the security officer: each (account id, role, insurer id)
+    confirmed in its custodian's registry of holders, through the custody home as
+    `yobikake custodian holder confirm` does (the custodian opens for no other)."""
+    from datetime import UTC, datetime, timedelta
+
+    from yobikake.custody.core import Custodian
+
+    custodian = Custodian(Path(os.environ["YOBIKAKE_CUSTODY_HOME"]))
+    try:
+        until = datetime.now(UTC) + timedelta(days=2)
+        for user_id, role, insurer_id in holders:
+            custodian.confirm_holder(user_id, role, insurer_id, until, by="bench")
+    finally:
+        custodian.close()
 
 
 def run_child(

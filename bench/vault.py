@@ -44,7 +44,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
-from common import machine, run_child
+from common import confirm_holders, machine, run_child
 
 TRANSIT_BATCH = 200
 # The figures' associated data names a list and an insurer, as a stored row's does.
@@ -199,6 +199,7 @@ def child(reveals: int) -> dict[str, float]:
     )
     authz.seal_user(operator)
     authz.seal(RoleAssignment.objects.create(user=operator, role="operator", status="active"))
+    confirm_holders([(operator.pk, "operator", None), (staff.pk, "insurer_staff", insurer.pk)])
 
     # Enough people for `reveals` of them in the first batches (warm) and one in each of
     # `reveals` batches after those (cold).

@@ -10,6 +10,7 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from tests import custody_registry
 from tests.pii import LOADED_PEOPLE
 from yobikake.accounts import authz
 from yobikake.accounts.models import Organization, RoleAssignment, User
@@ -149,6 +150,8 @@ def custody(request, tmp_path_factory, monkeypatch):
     # A port of the test's own: a `demo` the test runs starts its custodian there, and
     # two test runs on one machine do not meet.
     url = f"https://127.0.0.1:{free_port()}"
+    custody_registry.CONFIRMED.clear()
+    custody_registry.CUSTODIANS.clear()
     monkeypatch.setenv("YOBIKAKE_CUSTODIAN_URL", url)
     request.getfixturevalue("settings").YOBIKAKE_CUSTODIAN_URL = url
     if "custody" in request.path.parts:  # the custodian's own tests make their own
@@ -162,6 +165,7 @@ def custody(request, tmp_path_factory, monkeypatch):
     monkeypatch.setattr(keyring.rsa, "generate_private_key", _pooled_rsa_key)
     fake = port.InProcess(home)
     monkeypatch.setattr(port, "_build", lambda *args: fake)
+    custody_registry.adopt(fake.custodian)
     yield fake
     fake.close()
 
@@ -175,6 +179,7 @@ def custody_process(tmp_path, monkeypatch):
 
     from tests.custody import server_fixture
     from yobikake.custody.config import CONFIG_FILE
+    from yobikake.custody.core import Custodian
     from yobikake.vault import custodian as port
 
     root = tmp_path / "custody-process"
@@ -183,12 +188,17 @@ def custody_process(tmp_path, monkeypatch):
     settings = {**json.loads(config.read_text()), **TEST_CUSTODY, "synthetic": True}
     config.write_text(json.dumps(settings))
     server = server_fixture.start(root)
+    # The roles confirmed so far, and those confirmed later, in the process's registry
+    # too (through its ledger, as `yobikake custodian holder confirm` does).
+    registrar = Custodian(home)
+    custody_registry.adopt(registrar)
     monkeypatch.setenv("YOBIKAKE_CUSTODIAN_URL", server.url)
     monkeypatch.setenv("YOBIKAKE_CUSTODIAN_CLIENT_DIR", str(client_dir))
     client = server.client()
     monkeypatch.setattr(port, "_build", lambda *args: client)
     yield server
     client.close()
+    registrar.close()
     server.stop()
 
 
@@ -255,6 +265,7 @@ def make_user(username: str, org: Organization, role: Role | None, **extra) -> U
         authz.seal(
             RoleAssignment.objects.create(user=user, role=role, status=RoleAssignment.Status.ACTIVE)
         )
+        custody_registry.confirm_in_custody(user, role)
     return user
 
 

@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 from tests.browser.conftest import watched_page
 from tests.browser.test_login_and_menus import log_in
 from tests.calling.conftest import running_campaign
+from tests.custody_registry import confirm_filed_approvals
 from tests.exports import conftest as exports
 from tests.exports.conftest import decrypt_csv
 from yobikake.exports.models import Approval
@@ -39,6 +40,9 @@ def test_the_insurer_requests_the_federation_approves_and_the_insurer_downloads(
     admin.goto(f"{base}/exports/approvals/")
     admin.get_by_test_id(f"approval-{approval.pk}").get_by_test_id("approve").click()
     expect(admin.get_by_test_id(f"approval-{approval.pk}")).to_have_count(0)
+    expect(admin.get_by_text("鍵保管サービスでパスキーにより確認してください")).to_be_visible()
+    # The approver's passkey on the custodian's page (tests/browser/test_custody_approval.py).
+    confirm_filed_approvals()
 
     staff.goto(f"{base}/exports/")
     row = staff.get_by_test_id(f"export-{approval.pk}")

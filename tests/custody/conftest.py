@@ -13,6 +13,7 @@ import pyrage
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from tests.custody.server_fixture import register_staff
 from tests.pii import SYNTHETIC_PERSONAL_DATA
 from yobikake.custody import sealing
 from yobikake.custody.config import Config
@@ -132,9 +133,16 @@ def clock():
     return Clock()
 
 
+# Holders outside the tests' registries (tests/custody/test_holders.py); every other
+# account that asks has its roles confirmed (server_fixture.register_staff).
+UNKNOWN_HOLDER = 5000
+
+
 @pytest.fixture
 def home(tmp_path):
-    return Config.init(tmp_path / "custody").home
+    home = Config.init(tmp_path / "custody").home
+    register_staff(home, insurers=(INSURER_ID, INSURER_ID + 1))
+    return home
 
 
 # The insurer's key pair, as it would make with age-keygen; custody has the public half.

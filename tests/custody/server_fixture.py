@@ -6,9 +6,13 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from yobikake.custody.config import CONFIG_FILE
+from yobikake.custody import holders
+from yobikake.custody.config import CONFIG_FILE, Config
+from yobikake.custody.keyring import SigningKey
+from yobikake.custody.ledger import Ledger, timestamp
 from yobikake.custody.protocol import CustodyUnavailable
 from yobikake.vault.custodian import HttpCustodian
 from yobikake.vault.devserver import free_port
@@ -23,6 +27,11 @@ class RunningCustodian:
     home: Path
     client_dir: Path
     log: Path
+
+    @property
+    def approver_origin(self) -> str:
+        """Where the custodian serves the approvers' page."""
+        return Config.load(self.home).approver_origin
 
     def client(self) -> HttpCustodian:
         return HttpCustodian(self.url, self.client_dir)
@@ -50,12 +59,74 @@ def init(root: Path) -> tuple[Path, Path]:
         capture_output=True,
     )
     config = home / CONFIG_FILE
-    config.write_text(json.dumps({**json.loads(config.read_text()), "key_pool": KEY_POOL}))
+    settings = {
+        **json.loads(config.read_text()),
+        "key_pool": KEY_POOL,
+        "approver_page": {
+            "bind": f"127.0.0.1:{(port := free_port())}",
+            "origin": f"http://localhost:{port}",
+            "tls": False,
+        },
+    }
+    config.write_text(json.dumps(settings))
     return home, client_dir
 
 
-def start(root: Path, timeout: float = 30) -> RunningCustodian:
+# The accounts custody's own tests open for, with every role that opens confirmed, and
+# the export approvals they name, confirmed (their registry is tested in
+# test_holders.py with an account and an approval outside them).
+STAFF = range(0, 4000)
+
+
+def register_staff(home: Path, insurers: tuple[int, ...]) -> None:
+    """STAFF as operators, researchers and staff of `insurers`, in the home's registry
+    of holders, and as the ids of export approvals of `insurers` confirmed in custody;
+    written straight into its tables (quicker than an entry each)."""
+    config = Config.load(home)
+    ledger = Ledger(config.ledger_path, SigningKey.load(config.signing_key_path))
+    holders.Registry(ledger)  # its tables
+    now = datetime.now(UTC) - timedelta(days=1)
+    roles = [("operator", None), ("researcher", None)]
+    roles += [("insurer_staff", insurer) for insurer in insurers]
+    rows = [
+        (user_id, role, insurer, timestamp(now + timedelta(days=3650)), timestamp(now))
+        for user_id in STAFF
+        for role, insurer in roles
+    ]
+    approvals = [
+        (
+            user_id,
+            insurer,
+            timestamp(now + timedelta(days=3650)),
+            timestamp(now),
+            f"t{user_id}:{insurer}",
+        )
+        for user_id in STAFF
+        for insurer in insurers
+    ]
+    try:
+        with ledger.writing() as writer:
+            writer.executemany(
+                "INSERT INTO holders (user_id, role, insurer_id, until, confirmed_at, "
+                "confirmed_by) VALUES (?, ?, ?, ?, ?, 'tests')",
+                rows,
+            )
+            writer.executemany(
+                "INSERT INTO approvals (kind, holder_user_id, holder_name, role, insurer_id, "
+                "until, summary, app_ref, filed_at, token_hash, state, confirmed_by) "
+                "VALUES ('export', 1, 'tests', 'results', ?2, ?3, '', ?1, ?4, ?5, "
+                "'confirmed', 'tests')",
+                approvals,
+            )
+    finally:
+        ledger.close()
+
+
+def start(root: Path, timeout: float = 30, *, staff: tuple[int, ...] = ()) -> RunningCustodian:
+    """`staff`: insurers whose STAFF the registry holds (register_staff)."""
     home, client_dir = init(root)
+    if staff:
+        register_staff(home, staff)
     port = free_port()
     log = root / "custodian.log"
     with log.open("wb") as out:

@@ -19,6 +19,7 @@ from tests.custody.conftest import (
     configure,
     new_batch,
 )
+from tests.custody.server_fixture import register_staff
 from yobikake.custody.config import Config
 from yobikake.custody.core import Custodian
 from yobikake.custody.ledger import Kind
@@ -279,6 +280,7 @@ def test_a_synthetic_custodian_opens_everything_in_bulk_on_the_ledger_without_al
     tmp_path, clock
 ):
     home = Config.init(tmp_path / "synthetic", synthetic=True).home
+    register_staff(home, (INSURER_ID,))
     configure(home, bulk_max_rows=2, bulk_per_day=1)
     custodian = Custodian(home, clock=clock)
     custodian.confirm_recipient(INSURER_ID, str(INSURER_KEY.to_public()))

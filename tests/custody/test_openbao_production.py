@@ -17,6 +17,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from tests.custody.conftest import CALL_FIELDS, PERSON, Batch, Clock
+from tests.custody.server_fixture import register_staff
 from yobikake.custody import cli, openbao, pki, sealing
 from yobikake.custody.config import Config, ConfigError
 from yobikake.custody.core import Custodian
@@ -125,6 +126,7 @@ def production(tmp_path_factory):
         bao.initialise()
         bao.unseal()
         home = Config.init(root / "custody").home
+        register_staff(home, (INSURER_ID,))
         write_private(root / "admin-token", bao.root_token.encode())
         # As the security officer runs it on the custody host.
         cli.main(

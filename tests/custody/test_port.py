@@ -6,6 +6,7 @@ import itertools
 import os
 import signal
 import subprocess
+from dataclasses import replace
 
 import pyrage
 import pytest
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from tests.custody import server_fixture
 from tests.processes import children_of
 from yobikake.custody.protocol import (
+    ApprovalRequest,
     BulkRequest,
     CustodyRefused,
     CustodyUnavailable,
@@ -41,7 +43,7 @@ _ids = itertools.count(1)
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    running = server_fixture.start(tmp_path_factory.mktemp("custodian"))
+    running = server_fixture.start(tmp_path_factory.mktemp("custodian"), staff=(INSURER,))
     yield running
     running.stop()
 
@@ -49,6 +51,7 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def in_process():
     fake = InProcess()
+    server_fixture.register_staff(fake.home, (INSURER,))
     yield fake
     fake.close()
 
@@ -333,7 +336,7 @@ def test_heartbeats_are_taken_from_known_sources_only(port):
 
 
 def test_a_stopped_custodian_is_unavailable_and_nothing_opens(tmp_path):
-    running = server_fixture.start(tmp_path)
+    running = server_fixture.start(tmp_path, staff=(INSURER,))
     client = running.client()
     list_id = next(_ids)
     public_pem = client.create_list(list_id, INSURER)
@@ -373,3 +376,50 @@ def test_the_configured_custodian_is_one_per_process(server, settings):
     assert configured is vault_custodian.custodian()
     assert configured.url == server.url
     assert configured.health()["status"] == "ok"
+
+
+def test_an_approval_filed_through_either_adapter_waits_for_custody_and_a_revocation_ends_a_role(
+    port, shared_list
+):
+    list_id, public_pem = public_key_of(port, shared_list)
+    newcomer = 10_000 + next(_ids)  # outside the staff the registries hold
+    filed = port.file_approval(
+        ApprovalRequest(
+            kind="role",
+            holder_user_id=newcomer,
+            holder_name="newcomer",
+            role="researcher",
+            insurer_id=None,
+            until="2099-01-01T00:00:00+00:00",
+            summary="Researcher — CC",
+        )
+    )
+    assert "/approve/" in filed.url
+    assert port.approval_state(filed.approval_id).state == "pending"
+    request = sealed_request(public_pem, list_id, {"name_kana": "シンジン"})
+    request = replace(
+        request,
+        justification=replace(
+            request.justification, holder=Holder(user_id=newcomer, role="researcher")
+        ),
+    )
+    with pytest.raises(CustodyRefused) as refused:
+        port.open(request)
+    assert refused.value.code == Refusal.HOLDER_UNKNOWN
+    with pytest.raises(CustodyRefused) as refused:
+        port.approval_state(10**9)
+    assert refused.value.code == Refusal.BAD_REQUEST
+
+
+def test_a_revocation_through_either_adapter_ends_the_role_in_custody(port, shared_list):
+    list_id, public_pem = public_key_of(port, shared_list)
+    request = sealed_request(public_pem, list_id, {"name_kana": "トリケシ"})
+    assert port.open(request).values == {"name_kana": "トリケシ"}
+    assert port.revoke_holder(request.justification.holder.user_id, "researcher") == 1
+    again = sealed_request(public_pem, list_id, {"name_kana": "トリケシ"})
+    again = replace(
+        again, justification=replace(again.justification, holder=request.justification.holder)
+    )
+    with pytest.raises(CustodyRefused) as refused:
+        port.open(again)
+    assert refused.value.code == Refusal.HOLDER_UNKNOWN

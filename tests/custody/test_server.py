@@ -19,7 +19,7 @@ from yobikake.vault.custodian import HttpCustodian
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    running = server_fixture.start(tmp_path_factory.mktemp("custodian"))
+    running = server_fixture.start(tmp_path_factory.mktemp("custodian"), staff=(1,))
     yield running
     running.stop()
 

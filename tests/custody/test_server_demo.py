@@ -38,14 +38,21 @@ def test_the_demo_starts_its_custodian_and_stops_it(tmp_path):
     config = Config.load(home)
     ledger = Ledger(config.ledger_path, SigningKey.load(config.signing_key_path))
     try:
-        # Its start; the demo's security officer confirming 岐阜市's key (a command of
-        # its own: its start, the key); the audit log reported before the demo stopped.
-        # The served custodian's own start and stop are alerts on its channel.
+        # Its start; the demo's role approvals filed (approve_role); the demo's security
+        # officer confirming 岐阜市's key and the seeded roles that see personal data
+        # (a command each: its start, then the key or the holder); the audit log
+        # reported before the demo stopped. The served custodian's own start and stop
+        # are alerts on its channel.
         entries = [e for e in ledger.entries() if e.kind != Kind.ALERT]
-        kinds = [Kind.START, Kind.START, Kind.RECIPIENT, Kind.REPORT]
-        assert [e.kind for e in entries] == kinds
-        assert entries[2].reason.startswith("age1") and entries[2].insurer_id
-        assert entries[3].reason.startswith("audit events 1-")
+        assert (entries[0].kind, entries[-1].kind) == (Kind.START, Kind.REPORT)
+        filed = [e.holder_role for e in entries if e.kind == Kind.APPROVAL]
+        assert "operator" in filed and "insurer_staff" in filed
+        [recipient] = [e for e in entries if e.kind == Kind.RECIPIENT]
+        assert recipient.reason.startswith("age1") and recipient.insurer_id
+        holders = sorted(e.holder_role for e in entries if e.kind == Kind.HOLDER)
+        operators = ["operator"] * 3
+        assert holders == ["inquiry_desk", *["insurer_staff"] * 2, *operators, "researcher"]
+        assert entries[-1].reason.startswith("audit events 1-")
         alerts = [alert.kind for alert in ledger.alerts()]
         assert alerts == [AlertKind.CUSTODIAN_STARTED, AlertKind.CUSTODIAN_STOPPED]
     finally:

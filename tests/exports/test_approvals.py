@@ -12,6 +12,7 @@ import time_machine
 from django.utils import timezone
 
 from tests.conftest import make_insurer, make_user
+from tests.custody_registry import approve_confirmed
 from tests.incidents.leaks import scoped_leak
 from yobikake.accounts import authz
 from yobikake.accounts.errors import AccountError
@@ -54,7 +55,7 @@ def test_a_request_is_approved_by_a_second_person_with_one_event_each(world, req
         "target_count": len(ids),
     }
 
-    approved = services.approve(actor=world.fed_admin, approval=approval)
+    approved = approve_confirmed(actor=world.fed_admin, approval=approval)
     assert approved.state == Approval.State.APPROVED
     assert approved.decided_by == world.fed_admin
     remaining = approved.expires_at - timezone.now()
@@ -80,7 +81,7 @@ def test_the_requester_cannot_approve_their_own_request_whatever_roles_they_hold
         actor=both, incident=leak.incident, insurer=world.insurer_a
     )
     with pytest.raises(AccountError) as refused:
-        services.approve(actor=both, approval=approval)
+        approve_confirmed(actor=both, approval=approval)
     assert refused.value.code == "own_request"
     approval.refresh_from_db()
     assert approval.state == Approval.State.REQUESTED
@@ -104,7 +105,7 @@ def test_only_holders_of_the_approve_permission_decide(world, requested, role):
 def test_a_request_not_decided_in_time_expires(world, requested):
     later = timezone.now() + timedelta(hours=24, minutes=1)
     with time_machine.travel(later), pytest.raises(AccountError) as refused:
-        services.approve(actor=world.fed_admin, approval=requested.approval)
+        approve_confirmed(actor=world.fed_admin, approval=requested.approval)
     assert refused.value.code == "expired"
     requested.approval.refresh_from_db()
     assert requested.approval.state == Approval.State.EXPIRED
@@ -121,7 +122,7 @@ def test_a_refused_request_can_be_asked_again_an_open_one_cannot(world, requeste
     assert refused.state == Approval.State.REFUSED
     assert only_event(AuditTag.APPROVAL_REFUSE).actor_user_id == world.fed_admin.pk
     with pytest.raises(AccountError) as decided:
-        services.approve(actor=world.fed_admin, approval=refused)
+        approve_confirmed(actor=world.fed_admin, approval=refused)
     assert decided.value.code == "already_decided"
     again = request_notification_list(
         actor=world.security, incident=incident, insurer=world.insurer_a
@@ -158,7 +159,7 @@ def test_a_request_whose_row_was_edited_in_the_database_is_refused_and_alerted(w
         expires_at=timezone.now() + timedelta(days=365)
     )
     with pytest.raises(AccountError) as refused:
-        services.approve(actor=world.fed_admin, approval=requested.approval)
+        approve_confirmed(actor=world.fed_admin, approval=requested.approval)
     assert refused.value.code == "forged_authorization"
     assert Alert.objects.filter(rule="forged_authorization").exists()
 

@@ -9,6 +9,7 @@ import pyrage
 import pytest
 from django.utils import translation
 
+from tests.custody_registry import approve_confirmed
 from tests.exports.conftest import decrypt_csv
 from yobikake.accounts.errors import AccountError
 from yobikake.audit.models import Alert, Event
@@ -24,7 +25,7 @@ from yobikake.vault.exports import REFUSALS
 
 @pytest.fixture
 def approved(world, requested):
-    services.approve(actor=world.fed_admin, approval=requested.approval)
+    approve_confirmed(actor=world.fed_admin, approval=requested.approval)
     return requested
 
 

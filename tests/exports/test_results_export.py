@@ -18,6 +18,7 @@ from django.urls import reverse
 
 from tests.calling.conftest import running_campaign, within_contract
 from tests.conftest import make_user
+from tests.custody_registry import approve_confirmed, confirm_filed_approvals
 from tests.exports.conftest import decrypt_csv
 from tests.incidents.test_scoping import opened, retyped, scope, write_csv
 from yobikake.accounts.errors import AccountError
@@ -60,7 +61,7 @@ def requested(world, campaign):
 
 @pytest.fixture
 def approved(world, requested):
-    return services.approve(actor=world.fed_admin, approval=requested)
+    return approve_confirmed(actor=world.fed_admin, approval=requested)
 
 
 def denials(tag, **filters):
@@ -156,7 +157,7 @@ def test_the_file_opens_only_with_the_insurers_key_and_holds_its_people_and_k_wa
     planted = canaries.of_list(target_list)
     assert len(planted) == 3
     approval = request_results(actor=world.staff_a, campaign=campaign)
-    services.approve(actor=world.fed_admin, approval=approval)
+    approve_confirmed(actor=world.fed_admin, approval=approval)
 
     released = services.release_export(actor=world.staff_a, approval=approval)
 
@@ -251,7 +252,7 @@ def test_an_export_without_a_second_approver_is_refused_on_the_record(world, req
     assert denial.reason == "not_approved" and denial.actor_user_id == world.staff_a.pk
 
     with pytest.raises(AccountError) as own:
-        services.approve(actor=world.staff_a, approval=requested)
+        approve_confirmed(actor=world.staff_a, approval=requested)
     assert own.value.code == "own_request"
     [denial] = denials(AuditTag.APPROVAL_APPROVE)
     assert json.loads(denial.details) == {"approval_id": requested.pk}
@@ -271,7 +272,7 @@ def test_an_expired_approval_is_refused_on_the_record(world, approved):
 def test_a_request_expired_before_its_approval_is_refused_on_the_record(world, requested):
     late = time_machine.travel(requested.expires_at + timedelta(minutes=1))
     with late, pytest.raises(AccountError) as refused:
-        services.approve(actor=world.fed_admin, approval=requested)
+        approve_confirmed(actor=world.fed_admin, approval=requested)
     assert refused.value.code == "expired"
     [denial] = denials(AuditTag.APPROVAL_APPROVE)
     assert denial.reason == "expired"
@@ -290,7 +291,7 @@ def test_an_approver_of_the_same_organisation_is_refused_on_the_record(
     )
     colleague = make_user("staff-a2", world.insurer_a.organization, Role.INSURER_STAFF)
     with pytest.raises(AccountError) as refused:
-        services.approve(actor=colleague, approval=requested)
+        approve_confirmed(actor=colleague, approval=requested)
     assert refused.value.code == "same_organization"
     [denial] = denials(AuditTag.APPROVAL_APPROVE)
     assert denial.actor_user_id == colleague.pk and denial.reason == "same_organization"
@@ -300,7 +301,7 @@ def test_an_approver_of_the_same_organisation_is_refused_on_the_record(
 
 def test_an_approver_without_the_approval_permission_is_refused(world, requested):
     with pytest.raises(AccountError) as refused:
-        services.approve(actor=world.supervisor, approval=requested)
+        approve_confirmed(actor=world.supervisor, approval=requested)
     assert refused.value.code == f"missing:{Permission.EXPORT_ANY_APPROVE}"
 
 
@@ -363,6 +364,10 @@ def test_staff_request_the_approver_approves_and_staff_download_through_the_page
     as_user(world.fed_admin).post(
         reverse("exports:decide", args=[approval.pk]), {"decision": "approve"}
     )
+    # Filed with custody, it releases nothing until the approver confirms it there.
+    refused = staff.post(reverse("exports:download", args=[approval.pk]), follow=True)
+    assert "鍵保管サービスでまだ確認されていません" in refused.text
+    confirm_filed_approvals()
     response = staff.post(reverse("exports:download", args=[approval.pk]))
     assert response.status_code == 200 and response["Cache-Control"] == "no-store"
     rows = decrypt_csv(response.content, identities[world.insurer_a.pk])[1:]
@@ -507,7 +512,7 @@ def test_a_list_that_gave_only_ages_leaves_every_birth_date_empty_watermarks_inc
     )
     campaign = start_campaign_over(world, target_list)
     approval = request_results(actor=world.staff_a, campaign=campaign)
-    services.approve(actor=world.fed_admin, approval=approval)
+    approve_confirmed(actor=world.fed_admin, approval=approval)
 
     rows = named_rows(
         services.release_export(actor=world.staff_a, approval=approval),
@@ -553,7 +558,7 @@ def test_no_watermark_row_carries_the_insured_number_of_anyone_the_insurer_sent(
     )
     campaign = start_campaign_over(world, target_list)
     approval = request_results(actor=world.staff_a, campaign=campaign)
-    services.approve(actor=world.fed_admin, approval=approval)
+    approve_confirmed(actor=world.fed_admin, approval=approval)
 
     rows = named_rows(
         services.release_export(actor=world.staff_a, approval=approval),
@@ -587,3 +592,24 @@ def test_the_watermark_rows_are_as_many_as_the_approval_said_whatever_the_settin
     )
     assert len(rows) == len(campaign.people) + K
     assert WatermarkRow.objects.filter(approval=approved).count() == K
+
+
+def test_an_approval_written_with_the_application_s_keys_releases_nothing_and_alerts_custody(
+    world, requested
+):
+    from django.utils import timezone
+
+    from yobikake.exports import approvals
+    from yobikake.vault.reveal import RevealRefused
+
+    # The insider approves in the database, with a MAC the application accepts.
+    Approval.objects.filter(pk=requested.pk).update(
+        state=Approval.State.APPROVED, decided_by=world.fed_admin, decided_at=timezone.now()
+    )
+    forged = Approval.objects.get(pk=requested.pk)
+    approvals.seal(forged)
+    with pytest.raises(RevealRefused) as refused:
+        services.release_export(actor=world.staff_a, approval=forged)
+    assert refused.value.code == "approval_unknown"
+    alerts = custodian().custodian.alerts()
+    assert [a.severity for a in alerts if a.kind == AlertKind.APPROVAL_UNKNOWN] == ["critical"]

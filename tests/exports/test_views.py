@@ -10,11 +10,11 @@ import pytest
 import time_machine
 from django.utils import timezone, translation
 
+from tests.custody_registry import approve_confirmed, confirm_filed_approvals
 from tests.exports.conftest import decrypt_csv
 from tests.incidents.leaks import scoped_leak
 from yobikake.audit.models import Event
 from yobikake.audit.tags import AuditTag
-from yobikake.exports import services
 from yobikake.exports.models import Approval
 from yobikake.incidents import notification
 from yobikake.tenancy.fiscal import FiscalYear
@@ -41,9 +41,14 @@ def test_the_list_is_released_only_after_a_second_persons_approval(world, as_use
     page = approver.get("/exports/approvals/")
     assert f'data-testid="approval-{approval.pk}"' in page.text
     assert leak.incident.title in page.text and approval.recipient.short in page.text
-    approver.post(f"/exports/approvals/{approval.pk}/decide/", {"decision": "approve"})
+    decided = approver.post(
+        f"/exports/approvals/{approval.pk}/decide/", {"decision": "approve"}, follow=True
+    )
     approval.refresh_from_db()
     assert approval.state == Approval.State.APPROVED
+    # Filed with custody: the approver is shown where to confirm it with their passkey.
+    assert "/approve/" in decided.text
+    confirm_filed_approvals()
     # The insurer's page offers it; the download is encrypted and opens with A's key.
     assert 'data-testid="download"' in staff.get("/exports/").text
     response = download(staff, approval)
@@ -57,7 +62,7 @@ def test_the_file_opens_only_with_the_insurers_key_and_holds_exactly_its_persons
     world, as_user, requested, identities
 ):
     leak, approval = requested.leak, requested.approval
-    services.approve(actor=world.fed_admin, approval=approval)
+    approve_confirmed(actor=world.fed_admin, approval=approval)
     data = download(as_user(world.staff_a), approval).content
     with pytest.raises(pyrage.DecryptError):
         pyrage.decrypt(data, [identities[world.insurer_b.pk]])
@@ -95,7 +100,7 @@ def test_canaries_are_never_on_the_list(world, as_user, identities, tmp_path, ca
     approval = notification.request_notification_list(
         actor=world.security, incident=leak.incident, insurer=world.insurer_b
     )
-    services.approve(actor=world.fed_admin, approval=approval)
+    approve_confirmed(actor=world.fed_admin, approval=approval)
     _, *rows = decrypt_csv(
         download(as_user(world.staff_b), approval).content, identities[world.insurer_b.pk]
     )
@@ -103,7 +108,7 @@ def test_canaries_are_never_on_the_list(world, as_user, identities, tmp_path, ca
 
 
 def test_a_file_is_downloaded_once(world, as_user, requested):
-    services.approve(actor=world.fed_admin, approval=requested.approval)
+    approve_confirmed(actor=world.fed_admin, approval=requested.approval)
     staff = as_user(world.staff_a)
     assert download(staff, requested.approval).status_code == 200
     again = download(staff, requested.approval)
@@ -116,7 +121,7 @@ def test_a_file_is_downloaded_once(world, as_user, requested):
 
 
 def test_an_approval_not_used_in_time_releases_nothing(world, as_user, requested):
-    services.approve(actor=world.fed_admin, approval=requested.approval)
+    approve_confirmed(actor=world.fed_admin, approval=requested.approval)
     with time_machine.travel(timezone.now() + timedelta(hours=24, minutes=1)):
         response = download(as_user(world.staff_a), requested.approval)
     assert response.status_code == 302
@@ -124,7 +129,7 @@ def test_an_approval_not_used_in_time_releases_nothing(world, as_user, requested
 
 
 def test_another_insurers_staff_get_404_and_the_refusal_is_recorded(world, as_user, requested):
-    services.approve(actor=world.fed_admin, approval=requested.approval)
+    approve_confirmed(actor=world.fed_admin, approval=requested.approval)
     other = as_user(world.staff_b)
     assert download(other, requested.approval).status_code == 404
     assert other.post("/exports/99999/download/").status_code == 404
@@ -210,7 +215,7 @@ def test_the_list_carries_its_own_watermark_which_scoping_traces_back_to_it(
     approval = notification.request_notification_list(
         actor=world.security, incident=leak.incident, insurer=world.insurer_a
     )
-    services.approve(actor=world.fed_admin, approval=approval)
+    approve_confirmed(actor=world.fed_admin, approval=approval)
     header, *rows = decrypt_csv(
         download(as_user(world.staff_a), approval).content, identities[world.insurer_a.pk]
     )

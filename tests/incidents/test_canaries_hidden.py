@@ -13,13 +13,13 @@ from django.utils.translation import gettext
 
 from tests.calling import conftest as calling_fixtures
 from tests.calling.conftest import running_campaign
+from tests.custody_registry import approve_confirmed
 from tests.exports import conftest as export_fixtures
 from tests.exports.conftest import decrypt_csv
 from tests.incidents.leaks import scoped_leak
 from tests.incidents.test_scoping import opened
 from tests.intake.files import csv_bytes, people, row_of, write
 from tests.intake.test_import import run
-from yobikake.exports import services as exports
 from yobikake.incidents import notification, selectors
 from yobikake.intake.models import Target
 
@@ -104,7 +104,7 @@ def test_a_canary_in_a_leaked_file_is_not_on_the_insurers_notification_list(
         actor=world.security, incident=leak.incident, insurer=world.insurer_b
     )
     assert approval.subject["target_count"] == len(leak.leaked_b)  # what the approver sees
-    exports.approve(actor=world.fed_admin, approval=approval)
+    approve_confirmed(actor=world.fed_admin, approval=approval)
     data = as_user(world.staff_b).post(f"/exports/{approval.pk}/download/").content
     _, *rows = decrypt_csv(data, identities[world.insurer_b.pk])
     names = [r[0] for r in rows]

@@ -10,10 +10,12 @@ from django.core.management import CommandError, call_command
 from tests.conftest import TEST_CUSTODY, load_people
 from tests.custody import server_fixture
 from tests.custody.conftest import configure, openbao_settings
+from yobikake.custody import cli
 from yobikake.custody.config import Config
 from yobikake.custody.openbao import APP_POLICY, policy
 from yobikake.incidents import insider
 from yobikake.intake.models import Target
+from yobikake.synth.demo import demo_holders
 from yobikake.vault import custodian as port
 
 # Small budgets, so that the loop meets them in a few seconds: the burst limit below the
@@ -55,6 +57,9 @@ def test_the_insider_is_stopped_by_the_custodians_budgets_and_opens_no_one_when_
     configure(home, **TEST_CUSTODY, synthetic=True)
     server, client = _serve(root, monkeypatch)
     call_command("demo", "--no-serve", stdout=StringIO())
+    # The demo's roles confirmed in this custodian too, as the demo confirms them in its
+    # own (its security officer's `custodian holder confirm`).
+    cli.confirm_holders(home, demo_holders(), days=1)
     client.close()
     server.stop()
     configure(home, **DRILL_CUSTODY)

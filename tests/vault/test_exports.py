@@ -10,13 +10,13 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.custody_registry import approve_confirmed
 from tests.exports import conftest as exports
 from tests.incidents.leaks import scoped_leak
 from yobikake.audit.models import Alert, Event
 from yobikake.audit.tags import AuditTag
 from yobikake.custody.ledger import Kind
 from yobikake.custody.protocol import SealedCell, to_json
-from yobikake.exports import services
 from yobikake.exports.models import Approval
 from yobikake.exports.selectors import current_key
 from yobikake.incidents import selectors
@@ -97,12 +97,12 @@ def approved_with_a_match_slipped_in(world, leak, target, insurer_id):
     approval = request_notification_list(
         actor=world.security, incident=leak.incident, insurer=world.insurer_a
     )
-    return services.approve(actor=world.fed_admin, approval=approval)
+    return approve_confirmed(actor=world.fed_admin, approval=approval)
 
 
 def test_an_approved_export_opens_its_people_once_with_one_event(world, identities, requested):
     leak = requested.leak
-    approval = services.approve(actor=world.fed_admin, approval=requested.approval)
+    approval = approve_confirmed(actor=world.fed_admin, approval=requested.approval)
     ids = target_ids(leak, world.insurer_a)
     opened = open_as(world.staff_a, approval, world.insurer_a, ids, identities[world.insurer_a.pk])
     assert set(opened.values) == set(ids)
@@ -118,7 +118,7 @@ def test_nothing_opens_before_approval_or_for_another_insurer(world, requested):
     ids = target_ids(requested.leak, world.insurer_a)
     approval = requested.approval
     assert refusal(world.staff_a, approval, world.insurer_a, ids) == "not_approved"
-    services.approve(actor=world.fed_admin, approval=approval)
+    approve_confirmed(actor=world.fed_admin, approval=approval)
     # Insurer B's staff, for A's approval, whichever insurer they name.
     assert refusal(world.staff_b, approval, world.insurer_a, ids) == "not_yours"
     assert refusal(world.staff_b, approval, world.insurer_b, ids) == "not_yours"
@@ -132,7 +132,7 @@ def test_nothing_opens_before_approval_or_for_another_insurer(world, requested):
 
 
 def test_only_the_people_the_request_bound_are_opened(world, identities, requested):
-    approval = services.approve(actor=world.fed_admin, approval=requested.approval)
+    approval = approve_confirmed(actor=world.fed_admin, approval=requested.approval)
     ids = target_ids(requested.leak, world.insurer_a)
     not_leaked = Target.objects.filter(insurer=world.insurer_a).exclude(pk__in=ids).first()
     alerts = Alert.objects.filter(rule="export_tampered", severity=Alert.Severity.CRITICAL)
@@ -168,7 +168,7 @@ def test_an_approval_written_into_the_database_opens_nothing_and_alerts(world, r
 
 
 def test_a_used_approval_put_back_in_the_database_stays_used(world, requested):
-    approval = services.approve(actor=world.fed_admin, approval=requested.approval)
+    approval = approve_confirmed(actor=world.fed_admin, approval=requested.approval)
     genuine = Approval.objects.filter(pk=approval.pk).values("state", "mac").get()
     ids = target_ids(requested.leak, world.insurer_a)
     open_as(world.staff_a, approval, world.insurer_a, ids)
@@ -212,7 +212,7 @@ def test_the_application_sends_and_receives_no_value_of_the_people(
 ):
     """What crosses the port: a template of sealed cells and the application's own text
     out, age ciphertext back; the custodian's plaintext road is never taken."""
-    approval = services.approve(actor=world.fed_admin, approval=requested.approval)
+    approval = approve_confirmed(actor=world.fed_admin, approval=requested.approval)
     ids = target_ids(requested.leak, world.insurer_a)
     port = custodian()
     crossed = []
@@ -241,7 +241,7 @@ def test_the_application_sends_and_receives_no_value_of_the_people(
 
 
 def test_the_custodian_s_ledger_records_the_file_under_the_approval(world, identities, requested):
-    approval = services.approve(actor=world.fed_admin, approval=requested.approval)
+    approval = approve_confirmed(actor=world.fed_admin, approval=requested.approval)
     ids = target_ids(requested.leak, world.insurer_a)
     opened = open_as(world.staff_a, approval, world.insurer_a, ids)
     [entry] = [e for e in custodian().custodian.entries() if e.kind == Kind.OPEN_BULK]

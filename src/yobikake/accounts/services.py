@@ -33,7 +33,9 @@ from yobikake.accounts.selectors import forget_permissions, has_permission, requ
 from yobikake.audit.models import Event
 from yobikake.audit.services import Detail, append_event, audited
 from yobikake.audit.tags import AuditTag
+from yobikake.custody.protocol import ApprovalRequest, CustodyRefused, CustodyUnavailable
 from yobikake.tenancy.models import Insurer
+from yobikake.vault.custodian import custodian
 
 USERNAME = re.compile(r"^[A-Za-z0-9._-]{1,150}$")
 API_TOKEN_PREFIX = "ybk_"  # noqa: S105 - a public prefix
@@ -303,6 +305,55 @@ class Approval:
     # The account's new password, for the approver to hand to the person (see
     # `approve_role`); None for roles that are granted without a second person.
     handover_password: str | None
+    # Where the approver confirms the approval in custody, with their passkey: until
+    # then the custodian opens nothing for the role.
+    custody_url: str = ""
+
+
+# The longest a role approved here lasts in custody's registry before it is approved
+# again (custody caps it with its own `holder_max_days`).
+CUSTODY_ROLE_DAYS = 366
+
+
+def _file_with_custody(actor: User, assignment: RoleAssignment) -> str:
+    """File the approval with the custodian, which keeps the registry of holders; the
+    address of its confirmation page. Refused here when custody cannot take it: an
+    approval custody never heard of would look done and open nothing."""
+    user = assignment.user
+    until = timezone.now() + timedelta(days=CUSTODY_ROLE_DAYS)
+    if user.expires_at is not None:
+        until = min(until, user.expires_at)
+    request = ApprovalRequest(
+        kind="role",
+        holder_user_id=user.pk,
+        holder_name=user.username,
+        role=assignment.role,
+        insurer_id=user.organization.insurer_id,
+        until=until.isoformat(),
+        summary=f"{Role(assignment.role).label} — {user.organization.name}",
+        app_ref=assignment.pk,
+        approved_by_user_id=actor.pk,
+    )
+    try:
+        return custodian().file_approval(request).url
+    except (CustodyRefused, CustodyUnavailable):
+        raise AccountError(
+            _("The custodian cannot take the approval now; nothing was approved. Try again later."),
+            code="custodian_unavailable",
+        ) from None
+
+
+def _report_revocation(assignment: RoleAssignment) -> None:
+    """Tell custody that a role is taken away, before it is taken away here: should
+    custody be unreachable, nothing changes anywhere and the approver tries again (the
+    other order could leave custody opening for a role the application shows revoked)."""
+    try:
+        custodian().revoke_holder(assignment.user_id, assignment.role)
+    except (CustodyRefused, CustodyUnavailable):
+        raise AccountError(
+            _("The custodian cannot be told of the revocation now; try again."),
+            code="custodian_unavailable",
+        ) from None
 
 
 def generate_initial_password() -> str:
@@ -334,8 +385,9 @@ def approve_role(*, actor: User, assignment: RoleAssignment) -> Approval:
     """
     assignment = _decide(actor, assignment, RoleAssignment.Status.ACTIVE)
     password = _reset_credentials(assignment.user)
+    url = _file_with_custody(actor, assignment)
     _role_event(AuditTag.ROLE_APPROVE, actor, assignment, credentials_reset=True)
-    return Approval(assignment, password)
+    return Approval(assignment, password, url)
 
 
 @audited(AuditTag.ROLE_REFUSE)
@@ -363,6 +415,7 @@ def revoke_role(*, actor: User, assignment: RoleAssignment) -> RoleAssignment:
     assignment = _lock_genuine(assignment)
     if assignment.status not in (RoleAssignment.Status.PENDING, RoleAssignment.Status.ACTIVE):
         raise AccountError(_("This role is not held."))
+    _report_revocation(assignment)
     assignment.status = RoleAssignment.Status.REVOKED
     assignment.revoked_by = actor
     assignment.revoked_at = timezone.now()

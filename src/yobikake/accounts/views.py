@@ -268,7 +268,11 @@ def decide_role_request(request: HttpRequest, assignment_id: int) -> HttpRespons
     return render(
         request,
         "accounts/role_approved.html",
-        {"assignment": assignment, "handover_password": approval.handover_password},
+        {
+            "assignment": assignment,
+            "handover_password": approval.handover_password,
+            "custody_url": approval.custody_url,
+        },
     )
 
 

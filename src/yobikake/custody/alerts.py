@@ -61,6 +61,12 @@ class AlertKind(StrEnum):
     LOGIN_UNREPORTED = "login_unreported"
     # The audit log's new head does not extend the last one custody countersigned.
     WITNESS_INCONSISTENT = "witness_inconsistent"
+    # An open for a holder whose role custody has not confirmed (holders.py).
+    HOLDER_UNKNOWN = "holder_unknown"
+    # A confirmation tried with a passkey custody does not know, or on a spent link.
+    APPROVAL_REFUSED = "approval_refused"
+    # An export file asked for under an approval custody never had filed.
+    APPROVAL_UNKNOWN = "approval_unknown"
 
 
 # What the security officer reads in the mail's subject and `yobikake custodian alerts`.
@@ -92,6 +98,13 @@ LABELS = {
         "鍵保管庫に届いていないログインが監査ログにあります（ログイン偽造の疑い）"
     ),
     AlertKind.WITNESS_INCONSISTENT: "監査ログが副署した先頭と整合しません（書き換えの疑い）",
+    AlertKind.HOLDER_UNKNOWN: (
+        "鍵保管サービスが確認していない利用者のための開封が求められました（なりすましの疑い）"
+    ),
+    AlertKind.APPROVAL_REFUSED: "鍵保管サービスでの承認の確認が拒否されました",
+    AlertKind.APPROVAL_UNKNOWN: (
+        "鍵保管サービスにない承認でのエクスポートが求められました（偽装の疑い）"
+    ),
 }
 # An alert about a channel's failure is not sent again on that channel.
 _NOT_ON = {AlertKind.MAIL_FAILED: "mail", AlertKind.WEBHOOK_FAILED: "webhook"}

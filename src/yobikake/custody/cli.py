@@ -5,6 +5,7 @@ $YOBIKAKE_HOME (default `var`), computed here as the application's settings comp
 YOBIKAKE_HOME.
 
     yobikake custodian init [--home DIR] [--client-dir DIR] [--server-name NAME …] [--synthetic]
+        [--approver-origin URL]
     yobikake custodian serve [--home DIR] [--bind HOST:PORT] [--threads N]
     yobikake custodian status [--home DIR]
     yobikake custodian ledger verify [--home DIR]
@@ -14,6 +15,9 @@ YOBIKAKE_HOME.
     yobikake custodian reconcile [--home DIR]
     yobikake custodian recipient [--home DIR] INSURER_ID AGE_KEY
     yobikake custodian public-key [--home DIR]
+    yobikake custodian holder confirm [--home DIR] USER_ID:ROLE[:INSURER_ID] … [--days N]
+    yobikake custodian holder list [--home DIR]
+    yobikake custodian approver add [--home DIR] NAME --user-id ID [--keep]
 """
 
 import argparse
@@ -23,8 +27,8 @@ import os
 import socket
 import sqlite3
 import sys
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import hvac
@@ -66,12 +70,18 @@ class Refused(Exception):
 
 
 def init(
-    home: Path, client_dir: Path, server_names: Sequence[str], *, synthetic: bool = False
+    home: Path,
+    client_dir: Path,
+    server_names: Sequence[str],
+    *,
+    synthetic: bool = False,
+    approver_origin: str | None = None,
 ) -> list[Path]:
     """The custody home (settings, signing key) and the TLS files of both sides; what
-    exists is kept. `synthetic`: a new home for synthetic organisations only."""
+    exists is kept. `synthetic`: a new home for synthetic organisations only;
+    `approver_origin`: where a new home's approvers' page is reached."""
     try:
-        Config.init(home, synthetic=synthetic)
+        Config.init(home, synthetic=synthetic, approver_origin=approver_origin)
         return pki.issue(home, client_dir, server_names=server_names)
     except (ConfigError, pki.PkiError) as exc:
         raise Refused(str(exc)) from None
@@ -273,6 +283,76 @@ def confirm_recipient(home: Path, insurer_id: int, recipient: str) -> int | None
         custodian.close()
 
 
+# How long an approver's enrolment link can be used.
+ENROL_HOURS = 24
+
+
+def _with_custodian[T](home: Path, act: "Callable[[Custodian], T]") -> T:
+    try:
+        custodian = Custodian(home)
+    except CustodyFileError as exc:
+        raise Refused(str(exc)) from None
+    try:
+        return act(custodian)
+    except ValueError as exc:
+        raise Refused(str(exc)) from None
+    finally:
+        custodian.close()
+
+
+def confirm_holders(home: Path, holders: Sequence[str], days: int) -> list[int | None]:
+    """The security officer confirms roles in custody's registry of holders, on the
+    custody host (a first approver; the demo's seeded roles), each `USER_ID:ROLE` or
+    `USER_ID:ROLE:INSURER_ID`; each one's ledger entry (None: held already)."""
+    parsed = []
+    for holder in holders:
+        user_id, _, rest = holder.partition(":")
+        role, _, insurer_id = rest.partition(":")
+        if not (user_id.isdecimal() and role and (not insurer_id or insurer_id.isdecimal())):
+            raise Refused(f"{holder!r} is not USER_ID:ROLE or USER_ID:ROLE:INSURER_ID")
+        parsed.append((int(user_id), role, int(insurer_id) if insurer_id else None))
+    until = datetime.now(UTC) + timedelta(days=days)
+    return _with_custodian(
+        home,
+        lambda c: [
+            c.confirm_holder(user_id, role, insurer, until, by="security-officer")
+            for user_id, role, insurer in parsed
+        ],
+    )
+
+
+def show_holders(home: Path, console: Console) -> None:
+    rows = _with_custodian(home, lambda c: c.registry.holders())
+    table = Table(title="Holders confirmed in custody")
+    for column in ("user", "role", "insurer", "until", "confirmed by", "revoked"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row.user_id),
+            row.role,
+            "" if row.insurer_id is None else str(row.insurer_id),
+            row.until[:16],
+            row.confirmed_by,
+            (row.revoked_at or "")[:16],
+        )
+    console.print(table)
+
+
+def add_approver(home: Path, name: str, user_id: int, *, keep: bool = False) -> str | None:
+    """An approver to enrol a passkey on the custodian's page; the one-time link, for the
+    security officer to hand to that person (not through the application). `keep`: an
+    approver of that name is left as it is (None)."""
+
+    def add(custodian: Custodian) -> str | None:
+        now = datetime.now(UTC)
+        token = custodian.registry.add_approver(
+            name, user_id, now + timedelta(hours=ENROL_HOURS), now, keep=keep
+        )
+        return f"{custodian.config.approver_origin}/enrol/{token}" if token else None
+
+    return _with_custodian(home, add)
+
+
 def _check_free(bind: str) -> None:
     """Refuse at once when another process listens there (gunicorn would retry for
     seconds, while whoever started this one might take the other for it)."""
@@ -324,6 +404,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="A new home for synthetic organisations only (the demo, drills, benchmarks): "
         "it may open everything in bulk. Refused for a home that exists and is not.",
+    )
+    init_parser.add_argument(
+        "--approver-origin",
+        default=None,
+        help="Where a new home's approvers' page is reached, e.g. https://custody.example:8102 "
+        "(http://localhost:PORT serves it on loopback without TLS).",
     )
     serve_parser = command("serve", "Serve the custodian (HTTPS, mutual TLS).")
     serve_parser.add_argument("--bind", default=DEFAULT_BIND, help="HOST:PORT to listen on.")
@@ -382,6 +468,38 @@ def _parser() -> argparse.ArgumentParser:
         "Print the custody key's public half (PEM): insurers pin it to check the audit "
         "log's countersigned heads and the deletion certificates.",
     )
+    holder_parser = commands.add_parser("holder", help="Custody's registry of holders.")
+    holder_commands = holder_parser.add_subparsers(dest="holder_command", required=True)
+    confirm_parser = holder_commands.add_parser(
+        "confirm",
+        help="Confirm a role in custody for an application account (the security officer's "
+        "own confirmation: a first approver, the demo's seeded roles).",
+    )
+    confirm_parser.add_argument("--home", type=Path, default=None)
+    confirm_parser.add_argument(
+        "holders",
+        nargs="+",
+        help="USER_ID:ROLE (operator, researcher, …) or USER_ID:ROLE:INSURER_ID for an "
+        "insurer's role (insurer_staff): the application's account ids.",
+    )
+    confirm_parser.add_argument("--days", type=int, default=90, help="How long it lasts.")
+    list_parser = holder_commands.add_parser("list", help="Every role confirmed in custody.")
+    list_parser.add_argument("--home", type=Path, default=None)
+    approver_parser = commands.add_parser("approver", help="Approvers and their passkeys.")
+    approver_commands = approver_parser.add_subparsers(dest="approver_command", required=True)
+    add_parser = approver_commands.add_parser(
+        "add",
+        help="Add an approver (or renew a lost passkey): prints a one-time link to enrol "
+        "a passkey on the custodian's page, for the security officer to hand over.",
+    )
+    add_parser.add_argument("--home", type=Path, default=None)
+    add_parser.add_argument("name", help="The approver's name in custody (a-z, 0-9, -, _).")
+    add_parser.add_argument(
+        "--user-id", type=int, required=True, help="The approver's application account id."
+    )
+    add_parser.add_argument(
+        "--keep", action="store_true", help="Leave an approver of that name as it is."
+    )
     return parser
 
 
@@ -396,6 +514,7 @@ def main(argv: Sequence[str]) -> None:
                 (args.client_dir or default_client_dir()).resolve(),
                 args.server_names or pki.DEFAULT_SERVER_NAMES,
                 synthetic=args.synthetic,
+                approver_origin=args.approver_origin,
             )
             console.print(f"Custody home: {home}")
             for path in written:
@@ -432,6 +551,20 @@ def main(argv: Sequence[str]) -> None:
             console.print(f"  ledger entry {seq}" if seq else "  already confirmed: nothing to do")
         elif args.command == "public-key":
             print(SigningKey.load(Config.load(home).signing_key_path).public_pem(), end="")
+        elif args.command == "holder" and args.holder_command == "confirm":
+            entries = confirm_holders(home, args.holders, args.days)
+            for holder, seq in zip(args.holders, entries, strict=True):
+                said = f"(entry {seq})" if seq else "already: nothing to do"
+                console.print(f"Holder {holder}: confirmed in custody {said}")
+        elif args.command == "holder":
+            show_holders(home, console)
+        elif args.command == "approver":
+            link = add_approver(home, args.name, args.user_id, keep=args.keep)
+            if link is None:
+                console.print(f"Approver {args.name}: there already; nothing to do")
+            else:
+                console.print(f"Approver {args.name}: enrol a passkey within {ENROL_HOURS} h at")
+                print(link)
         elif args.command == "reconcile":
             summary = reconcile(home)
             print(json.dumps(summary, ensure_ascii=False, indent=2))

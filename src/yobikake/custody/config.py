@@ -85,6 +85,14 @@ DEFAULTS: dict[str, Any] = {
     # A session older than this since its login is not honoured (watch.py): a working
     # day, so that a session key taken from the application's database ages out.
     "session_max_hours": 12,
+    # The approvers' page (approver_page.py), served by the custodian process on a port
+    # of its own: where it listens, the origin approvers' browsers see (the passkeys'
+    # relying party is its host name), and whether it speaks TLS with the custodian's
+    # server certificate (false only on loopback: a browser treats http://localhost as
+    # secure).
+    "approver_page": {"bind": "127.0.0.1:8102", "origin": "https://localhost:8102", "tls": True},
+    # The longest a role confirmed in custody lasts before it is approved again.
+    "holder_max_days": 366,
 }
 
 
@@ -138,6 +146,10 @@ class Config:
     heartbeats: dict[str, int] = field(default_factory=lambda: dict(DEFAULTS["heartbeats"]))
     heartbeat_check: float = 30.0
     session_max_hours: int = 12
+    approver_bind: str = "127.0.0.1:8102"
+    approver_origin: str = "https://localhost:8102"
+    approver_tls: bool = True
+    holder_max_days: int = 366
 
     @property
     def keys_dir(self) -> Path:
@@ -159,14 +171,19 @@ class Config:
         return self.holder_hourly.get(role, self.holder_hourly["default"])
 
     @classmethod
-    def init(cls, home: Path, *, synthetic: bool = False) -> "Config":
+    def init(
+        cls, home: Path, *, synthetic: bool = False, approver_origin: str | None = None
+    ) -> "Config":
         """Make the custody home (0700) with its keys directory, custody.json with the
         defaults if there is none, and the custody signing key if there is none; then
         load it. Safe to run again: nothing present is overwritten.
 
         `synthetic`: a home for synthetic organisations only, which may open everything
         in bulk. An existing home is not turned synthetic (it may hold real lists): that
-        is refused, and left to the security officer's edit of custody.json."""
+        is refused, and left to the security officer's edit of custody.json.
+
+        `approver_origin`: where a new home's approvers' page is reached (an
+        http://localhost:PORT origin serves it without TLS on loopback, as the demo does)."""
         home = Path(home)
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
         home.chmod(0o700)
@@ -176,6 +193,8 @@ class Config:
         path = home / CONFIG_FILE
         if not path.exists():
             settings = {**DEFAULTS, "synthetic": synthetic}
+            if approver_origin is not None:
+                settings["approver_page"] = approver_page_for(approver_origin)
             write_private(path, (json.dumps(settings, indent=2) + "\n").encode(), exclusive=True)
         keyring.SigningKey.create(keys / SIGNING_KEY_FILE)
         config = cls.load(home)
@@ -247,6 +266,8 @@ class Config:
             },
             heartbeat_check=_positive(values["heartbeat_check_seconds"], "heartbeat_check_seconds"),
             session_max_hours=_positive(values["session_max_hours"], "session_max_hours"),
+            **_approver_page(values["approver_page"]),
+            holder_max_days=_positive(values["holder_max_days"], "holder_max_days"),
         )
 
 
@@ -314,6 +335,27 @@ def _check_tls(addr: str, what: str = "keyring.addr", who: str = "OpenBao") -> N
         loopback = False
     if url.scheme != "http" or not loopback:
         raise ValueError(f"{what} {addr!r}: {who} must be reached over https://")
+
+
+def approver_page_for(origin: str) -> dict[str, Any]:
+    """The approvers' page's settings for an origin: on loopback at its port, TLS for
+    https://."""
+    url = urlsplit(origin)
+    bind = f"127.0.0.1:{url.port or 443}"
+    return {"bind": bind, "origin": origin.rstrip("/"), "tls": url.scheme == "https"}
+
+
+def _approver_page(raw: dict[str, Any]) -> dict[str, Any]:
+    """The approvers' page's settings: plain HTTP only on loopback, for a loopback origin."""
+    bind, origin = str(raw["bind"]), str(raw["origin"]).rstrip("/")
+    tls = _boolean(raw.get("tls", True), "approver_page.tls")
+    url = urlsplit(origin)
+    if url.scheme != ("https" if tls else "http") or not url.hostname:
+        raise ValueError(f"approver_page.origin {origin!r} must be {'https' if tls else 'http'}://")
+    host = bind.rpartition(":")[0].strip("[]")
+    if not tls and (url.hostname != "localhost" or host not in ("127.0.0.1", "::1", "localhost")):
+        raise ValueError("approver_page: without TLS only on loopback, for http://localhost")
+    return {"approver_bind": bind, "approver_origin": origin, "approver_tls": tls}
 
 
 def _smtp(home: Path, raw: dict[str, Any] | None) -> Smtp | None:

@@ -37,7 +37,7 @@ from typing import Any, NoReturn
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from yobikake.custody import files, policy
+from yobikake.custody import files, holders, policy
 from yobikake.custody.alerts import AlertChannel, AlertKind, Severity
 from yobikake.custody.config import Config
 from yobikake.custody.keyring import (
@@ -55,12 +55,16 @@ from yobikake.custody.keyring import (
 from yobikake.custody.ledger import AlertRow, Entry, Head, Kind, Ledger, ListKey, Verification
 from yobikake.custody.ledger import Writer as LedgerWriter
 from yobikake.custody.protocol import (
+    ApprovalRequest,
+    ApprovalState,
     BulkOpened,
     BulkRequest,
     CustodyRefused,
     CustodyUnavailable,
     DeletionCertificate,
+    FiledApproval,
     FileRequest,
+    Holder,
     Opened,
     OpenRequest,
     ProducedFile,
@@ -169,6 +173,7 @@ class Custodian:
         self.signing_key = SigningKey.load(self.config.signing_key_path)
         self.keyring = open_keyring(self.config.keyring, self.config.keys_dir)
         self.ledger = Ledger(self.config.ledger_path, self.signing_key)
+        self.registry = holders.Registry(self.ledger)
         self.channel = AlertChannel(self.config, self.ledger, self._clock)
         self._keys = BatchKeys(self.keyring, self.config.key_cache_ttl, monotonic)
         self.pool: KeyPool | None = None
@@ -357,6 +362,7 @@ class Custodian:
         key = self._active_list(j.list_id, now, context)
         if key.insurer_id != j.insurer_id:
             self._refuse(Refusal.BAD_REQUEST, now, context)
+        self._check_holder(j.holder, j.purpose, j.insurer_id, now, context)
         values = self._open_values(request, key, now, context)
         alerts: list[AlertRow | None] = []
         refusal: Refusal | None = None
@@ -519,6 +525,8 @@ class Custodian:
             code = files.refusal(request)
             if code is None:
                 self._refuse_unconfirmed(bulk.insurer_id, request.recipient, now, context)
+                self._check_holder(bulk.holder, bulk.purpose, bulk.insurer_id, now, context)
+                self._check_approval("export", bulk.approval_id, bulk.insurer_id, now, context)
             return code
 
         written, seq = self._open_bulk(bulk, now, context, write, refused)
@@ -684,6 +692,176 @@ class Custodian:
                 )
             )
         return alerts
+
+    # -- the registry of holders (holders.py) ---------------------------------------------
+
+    def _check_holder(
+        self, holder: Holder, purpose: str, insurer_id: int, now: datetime, context: dict[str, Any]
+    ) -> None:
+        """Refused, with a critical alert, unless custody's own registry holds a role for
+        the holder that opens for `purpose` (of `insurer_id`, for an insurer's role): a
+        role, account or grant the application made alone opens nothing."""
+        roles = holders.PURPOSE_ROLES.get(purpose, frozenset())
+        if self.registry.holds(holder.user_id, roles, insurer_id, now):
+            return
+        summary = (
+            f"holder {holder.user_id} (said to be {context.get('holder_role')}) asked to "
+            f"open for {purpose} of insurer {insurer_id}, but custody holds no confirmed "
+            f"role of theirs for it ({', '.join(sorted(roles)) or 'none opens for it'})"
+        )
+        self._refuse(
+            Refusal.HOLDER_UNKNOWN, now, context, alert=(AlertKind.HOLDER_UNKNOWN, summary)
+        )
+
+    def _check_approval(
+        self, kind: str, app_ref: int, insurer_id: int, now: datetime, context: dict[str, Any]
+    ) -> None:
+        """Refused unless the application's approval `app_ref` is confirmed in custody: a
+        pending one is refused quietly (the approver has not confirmed yet), one custody
+        never had filed is a critical alert (made in the application domain alone)."""
+        state = self.registry.state_of(kind, app_ref, insurer_id, now)
+        if state == "pending":
+            self._refuse(Refusal.APPROVAL_PENDING, now, context)
+        if state != "confirmed":
+            summary = (
+                f"an {kind} of insurer {insurer_id} asked under approval {app_ref}, which "
+                "custody holds no confirmation of"
+            )
+            self._refuse(
+                Refusal.APPROVAL_UNKNOWN, now, context, alert=(AlertKind.APPROVAL_UNKNOWN, summary)
+            )
+
+    def confirm_holder(
+        self, user_id: int, role: str, insurer_id: int | None, until: datetime, by: str
+    ) -> int | None:
+        """The security officer confirms a role on the custody host (the demo's seeded
+        roles; a first approver's own); its ledger entry's seq, or None when custody
+        holds it already until then (give or take a day)."""
+        now = self._clock()
+        until = min(until, now + timedelta(days=self.config.holder_max_days))
+        held = self.registry.holds(user_id, frozenset({role}), insurer_id or 0, until - DAY)
+        if held and policy.is_id(user_id):
+            return None
+        with self.ledger.writing() as writer:
+            return self.registry.add_holder(
+                writer,
+                user_id=user_id,
+                role=role,
+                insurer_id=insurer_id,
+                until=until,
+                now=now,
+                by=by,
+            )
+
+    def revoke_holder(self, user_id: int, role: str) -> int:
+        """The application took the role away: revoked in custody at once (no second
+        factor: taking away needs none). How many confirmed rows it ended."""
+        if not (policy.is_id(user_id) and policy.is_name(role)):
+            self._refuse(Refusal.BAD_REQUEST, self._clock(), {})
+        return self.registry.revoke(user_id, role, self._clock())
+
+    def file_approval(self, request: ApprovalRequest) -> FiledApproval:
+        """What the application's approver approved, pending until confirmed on the
+        custodian's page with a passkey enrolled in custody; the page's address."""
+        now = self._clock()
+        try:
+            until = datetime.fromisoformat(request.until)
+        except (TypeError, ValueError):
+            until = None
+        insurer = request.insurer_id
+        if (
+            until is None
+            or until.tzinfo is None
+            or until <= now
+            or request.kind not in holders.KINDS
+            or not policy.is_id(request.holder_user_id)
+            or not policy.is_name(request.role)
+            or not (insurer is None or policy.is_id(insurer))
+            or (request.role in holders.INSURER_ROLES and insurer is None)
+            or (
+                request.kind in holders.ROW_KINDS
+                and (insurer is None or not policy.is_id(request.app_ref))
+            )
+            or not isinstance(request.holder_name, str)
+            or not isinstance(request.summary, str)
+        ):
+            self._refuse(Refusal.BAD_REQUEST, now, {"holder_user_id": request.holder_user_id})
+        values = {
+            "kind": request.kind,
+            "holder_user_id": request.holder_user_id,
+            "holder_name": request.holder_name[:150],
+            "role": request.role,
+            "insurer_id": insurer,
+            "until": min(until, now + timedelta(days=self.config.holder_max_days)),
+            "summary": request.summary[:500],
+            "app_ref": request.app_ref if policy.is_id(request.app_ref) else None,
+            "approved_by_user_id": request.approved_by_user_id
+            if policy.is_id(request.approved_by_user_id)
+            else None,
+        }
+        with self.ledger.writing() as writer:
+            approval_id, token = self.registry.file(writer, values, now)
+        return FiledApproval(approval_id, f"{self.config.approver_origin}/approve/{token}")
+
+    def approval_state(self, approval_id: int) -> ApprovalState:
+        row = self.registry.approval(approval_id) if policy.is_id(approval_id) else None
+        if row is None:
+            raise CustodyRefused(Refusal.BAD_REQUEST, "no such approval")
+        return ApprovalState(row.id, row.state, row.confirmed_at, row.confirmed_by)
+
+    def confirm_approval(self, approval: holders.ApprovalRow, approver: holders.ApproverRow) -> int:
+        """The approver, whose passkey the page verified, confirms a pending approval;
+        a role's goes into the registry. Its ledger entry's seq; `CustodyRefused` (and a
+        critical alert) for a spent or stale approval, or an approver confirming their
+        own."""
+        now = self._clock()
+        context: dict[str, Any] = {"holder_user_id": approval.holder_user_id}
+        approval = self.registry.approval(approval.id) or approval
+        filed = datetime.fromisoformat(approval.filed_at)
+        problem = ""
+        if approver.user_id == approval.holder_user_id:
+            problem = f"approver {approver.name} confirming a role of their own"
+        elif approval.state != "pending":
+            problem = f"approval {approval.id} confirmed again"
+        elif now - filed > timedelta(days=holders.PENDING_DAYS):
+            problem = f"approval {approval.id} confirmed after {holders.PENDING_DAYS} days"
+        if problem:
+            self.refuse_confirmation(problem, context)
+        until = datetime.fromisoformat(approval.until)
+        with self.ledger.writing() as writer:
+            if not self.registry.mark_confirmed(writer, approval.id, approver.name, now):
+                raise CustodyRefused(Refusal.BAD_REQUEST, "already confirmed")
+            if approval.kind == "role":
+                self.registry.add_holder(
+                    writer,
+                    user_id=approval.holder_user_id,
+                    role=approval.role,
+                    insurer_id=approval.insurer_id,
+                    until=until,
+                    now=now,
+                    by=approver.name,
+                    approval_id=approval.id,
+                )
+            return writer.append(
+                Kind.APPROVAL,
+                now,
+                outcome="confirmed",
+                reason=f"{approval.kind} {approval.role} by {approver.name}",
+                holder_user_id=approval.holder_user_id,
+                holder_role=approval.role,
+                insurer_id=approval.insurer_id,
+                grant_id=approval.id,
+            )
+
+    def refuse_confirmation(self, problem: str, context: dict[str, Any]) -> NoReturn:
+        """A confirmation refused on the approvers' page: on the ledger, and a critical
+        alert (someone holds a link, or tries a passkey, that does not confirm)."""
+        self._refuse(
+            Refusal.BAD_REQUEST,
+            self._clock(),
+            context,
+            alert=(AlertKind.APPROVAL_REFUSED, problem),
+        )
 
     # -- refusing ------------------------------------------------------------------------
 

@@ -52,6 +52,10 @@ class Kind(StrEnum):
     RECIPIENT = "recipient"  # an insurer's age key, confirmed by the security officer
     LOGIN = "login"  # a login the application reported as it happened (watch.py)
     WITNESS = "witness"  # a head of the application's audit log countersigned (witness.py)
+    # The registry of holders and its approvals (holders.py)
+    HOLDER = "holder"  # a role confirmed in custody, or revoked
+    APPROVAL = "approval"  # an approval filed by the application, or confirmed
+    APPROVER = "approver"  # an approver added by the security officer, or enrolled
 
 
 SCHEMA = """
@@ -326,6 +330,9 @@ class Writer:
                 (kind, timestamp(since)),
             ).fetchone()[0]
         )
+
+    def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> sqlite3.Cursor:
+        return self._db.executemany(sql, (tuple(row) for row in rows))
 
     def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
         """Any statement in this transaction: for custody's other tables kept in the

@@ -46,6 +46,11 @@ def is_id(value: Any) -> bool:
     return type(value) is int and value >= 0
 
 
+def is_name(value: Any) -> bool:
+    """A short lower-case name: a role, a purpose, an approver."""
+    return _is_name(value)
+
+
 def _is_name(value: Any) -> bool:
     return isinstance(value, str) and _NAME.fullmatch(value) is not None
 

@@ -88,6 +88,9 @@ class Refusal(StrEnum):
     WITNESS_INCONSISTENT = "custody_witness_inconsistent"
     # A head proved from another head than custody's last (another submitter was first).
     WITNESS_MOVED = "custody_witness_moved"
+    HOLDER_UNKNOWN = "custody_holder_unknown"  # no role confirmed in custody for the holder
+    APPROVAL_PENDING = "custody_approval_pending"  # filed, not yet confirmed in custody
+    APPROVAL_UNKNOWN = "custody_approval_unknown"  # never filed with custody
 
 
 def field_aad_prefix(table: str, column: str, list_id: int, insurer_id: int) -> bytes:
@@ -297,6 +300,41 @@ class ProducedFile:
     name: str
     data: bytes  # age-encrypted: only the recipient's private key opens it
     ledger_seq: int  # the custodian's one ledger entry for the file's bulk open
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """What the application's approver approved, filed with the custodian to be
+    confirmed there (custody/holders.py): of `kind` ("role", …), for the account
+    `holder_user_id` (named `holder_name` on the confirmation page), the role (or what
+    else is approved) `role`, for `insurer_id` when it is an insurer's, until `until`
+    (ISO 8601); `app_ref` is the application's row (the assignment, the approval)."""
+
+    kind: str
+    holder_user_id: int
+    holder_name: str
+    role: str
+    insurer_id: int | None
+    until: str
+    summary: str
+    app_ref: int | None = None
+    approved_by_user_id: int | None = None
+
+
+@dataclass(frozen=True)
+class FiledApproval:
+    """A pending approval: the approver confirms it at `url`, on the custodian's page."""
+
+    approval_id: int
+    url: str
+
+
+@dataclass(frozen=True)
+class ApprovalState:
+    approval_id: int
+    state: str  # "pending" or "confirmed"
+    confirmed_at: str | None
+    confirmed_by: str | None
 
 
 @dataclass(frozen=True)

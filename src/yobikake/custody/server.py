@@ -20,7 +20,13 @@ encoding) in front of one `core.Custodian`, served by gunicorn with mutual TLS.
     GET  /v1/audit-heads/latest                              -> AuditHead
     GET  /v1/audit-heads/after/<size>                        -> {heads}
     POST /v1/audit-heads              HeadSubmission         -> AuditHead
-    GET  /v1/health                                          -> {status, key_pool}
+    POST /v1/approvals                ApprovalRequest        -> FiledApproval
+    GET  /v1/approvals/<id>                                  -> ApprovalState
+    POST /v1/holders/<id>/revoke      {role}                 -> {revoked}
+
+The approvers' page (approver_page.py) is served by the same worker on a port of its
+own, without client certificates: approvers' browsers reach it, the application does not
+need to.
 
 Integer keys (batch ids, list ids, row ids) travel as decimal strings, as JSON has it.
 A refusal is 403 with its `code` (a `protocol.Refusal`); a request the custodian cannot
@@ -46,11 +52,13 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
+from yobikake.custody import approver_page
 from yobikake.custody.alerts import AlertKind, Severity, latest
 from yobikake.custody.core import UNAVAILABLE, Custodian
 from yobikake.custody.countersign import Countersigner
 from yobikake.custody.pki import ServerFiles
 from yobikake.custody.protocol import (
+    ApprovalRequest,
     AuditEvent,
     BulkRequest,
     CustodyRefused,
@@ -291,6 +299,26 @@ def _countersign(custodian: Custodian, body: dict[str, Any], _: int) -> Any:
     return Countersigner.of(custodian).countersign(submission)
 
 
+def _file_approval(custodian: Custodian, body: dict[str, Any], _: int) -> Any:
+    names = ApprovalRequest.__dataclass_fields__
+    try:
+        request = ApprovalRequest(**{name: body[name] for name in names if name in body})
+    except TypeError as exc:
+        raise BadRequest(f"not an approval ({exc})") from None
+    return custodian.file_approval(request)
+
+
+def _approval_state(custodian: Custodian, _body: dict[str, Any], approval_id: int) -> Any:
+    return custodian.approval_state(approval_id)
+
+
+def _revoke_holder(custodian: Custodian, body: dict[str, Any], user_id: int) -> Any:
+    role = body.get("role")
+    if not isinstance(role, str):
+        raise BadRequest("role must be a string")
+    return {"revoked": custodian.revoke_holder(user_id, role)}
+
+
 def _health(custodian: Custodian, _body: dict[str, Any], _: int) -> Any:
     pool = custodian.key_pool()
     return {"status": "ok"} if pool is None else {"status": "ok", "key_pool": pool}
@@ -344,6 +372,9 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler, int]] = [
     ("GET", re.compile(r"/v1/audit-heads/latest"), _latest_head, MAX_BODY),
     ("GET", re.compile(r"/v1/audit-heads/after/(\d+)"), _heads, MAX_BODY),
     ("POST", re.compile(r"/v1/audit-heads"), _countersign, MAX_BODY),
+    ("POST", re.compile(r"/v1/approvals"), _file_approval, MAX_BODY),
+    ("GET", re.compile(r"/v1/approvals/(\d+)"), _approval_state, MAX_BODY),
+    ("POST", re.compile(r"/v1/holders/(\d+)/revoke"), _revoke_holder, MAX_BODY),
 ]
 
 
@@ -460,7 +491,7 @@ class Server(BaseApplication):  # type: ignore[misc]
             "worker_exit": self._worker_exit,
         }
         self.custodian: Custodian | None = None
-        self._reconciling = threading.Event()
+        self._stopping = threading.Event()
         super().__init__()
 
     def load_config(self) -> None:
@@ -472,13 +503,12 @@ class Server(BaseApplication):  # type: ignore[misc]
         self.custodian = custodian = Custodian(self.home)
         reconciler, watch = Reconciler.of(custodian), Watch.of(custodian)
         config = custodian.config
-        for name, loop, seconds in (
-            ("custody-reconcile", reconciler.every, config.reconcile_every),
-            ("custody-heartbeats", watch.every, config.heartbeat_check),
+        for name, loop, args in (
+            ("custody-reconcile", reconciler.every, (config.reconcile_every, self._stopping)),
+            ("custody-heartbeats", watch.every, (config.heartbeat_check, self._stopping)),
+            ("custody-approver-page", approver_page.serve, (custodian, self._stopping)),
         ):
-            threading.Thread(
-                target=loop, args=(seconds, self._reconciling), name=name, daemon=True
-            ).start()
+            threading.Thread(target=loop, args=args, name=name, daemon=True).start()
         custodian.start_key_pool()
         self._said(
             AlertKind.CUSTODIAN_STARTED, f"serving {self.options['bind'][0]}{_unclean(custodian)}"
@@ -498,7 +528,7 @@ class Server(BaseApplication):  # type: ignore[misc]
         channel.publish([alert])
 
     def _worker_exit(self, _arbiter: Any, _worker: Any) -> None:
-        self._reconciling.set()
+        self._stopping.set()
         if self.custodian is not None:
             try:
                 self._said(AlertKind.CUSTODIAN_STOPPED, "stopped")

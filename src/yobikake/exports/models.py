@@ -89,6 +89,9 @@ class Approval(models.Model):
         ordering = ["-requested_at", "-pk"]
         indexes = [models.Index(fields=["kind", "insurer", "state"], name="approval_lookup")]
 
+    # Set by the approval itself: where the approver confirms it in custody (not stored).
+    custody_url = ""
+
     def __str__(self) -> str:
         return f"approval #{self.pk} ({self.kind}, {self.state})"
 

@@ -26,9 +26,11 @@ from yobikake.accounts.permissions import Permission
 from yobikake.accounts.selectors import require
 from yobikake.audit.services import append_event, audited, record_denial
 from yobikake.audit.tags import AuditTag
+from yobikake.custody.protocol import ApprovalRequest, CustodyRefused, CustodyUnavailable
 from yobikake.exports import approvals, selectors
 from yobikake.exports.models import Approval, InsurerKey
 from yobikake.tenancy.models import Insurer
+from yobikake.vault.custodian import custodian
 from yobikake.vault.exports import Released
 
 PRODUCERS = {
@@ -184,6 +186,35 @@ def _mark_expired(approval_id: int) -> None:
         approvals.seal(approval)
 
 
+# The exports custody produces only under an approval confirmed there with the
+# approver's passkey (custody/holders.py): the application's word alone opens nothing.
+CUSTODY_CONFIRMED = frozenset({Approval.Kind.RESULTS, Approval.Kind.NOTIFICATION_LIST})
+
+
+def _file_with_custody(actor: Any, approval: Approval) -> str:
+    """File the approval with the custodian; the address of its confirmation page.
+    Refused here when custody cannot take it (nothing is approved then)."""
+    requester = approval.requested_by
+    request = ApprovalRequest(
+        kind="export",
+        holder_user_id=requester.pk,
+        holder_name=requester.username,
+        role=str(approval.kind),
+        insurer_id=approval.insurer_id,
+        until=approval.expires_at.isoformat(),
+        summary=f"{approval.get_kind_display()} — {approval.insurer.name}",
+        app_ref=approval.pk,
+        approved_by_user_id=actor.pk,
+    )
+    try:
+        return custodian().file_approval(request).url
+    except (CustodyRefused, CustodyUnavailable):
+        raise ExportError(
+            _("The custodian cannot take the approval now; nothing was approved. Try again later."),
+            code="custodian_unavailable",
+        ) from None
+
+
 def _decide(actor: Any, approval: Approval, state: Approval.State, tag: AuditTag) -> Approval:
     approval = (
         Approval.objects.select_for_update().select_related("requested_by").get(pk=approval.pk)
@@ -204,6 +235,8 @@ def _decide(actor: Any, approval: Approval, state: Approval.State, tag: AuditTag
         fields.append("expires_at")
     approval.save(update_fields=fields)
     approvals.seal(approval)
+    if state == Approval.State.APPROVED and approval.kind in CUSTODY_CONFIRMED:
+        approval.custody_url = _file_with_custody(actor, approval)
     append_event(
         tag=tag,
         actor=actor,

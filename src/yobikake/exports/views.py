@@ -129,9 +129,15 @@ def decide(request: HttpRequest, approval_id: int) -> HttpResponse:
         raise Http404 from None
     decision = services.approve if request.POST.get("decision") == "approve" else services.refuse
     try:
-        decision(actor=request.user, approval=approval)
+        decided = decision(actor=request.user, approval=approval)
     except AccountError as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, _("Approved.") if decision is services.approve else _("Refused."))
+        if decided.custody_url:
+            messages.info(
+                request,
+                _("Confirm it in custody with your passkey, or nothing is released: %(url)s")
+                % {"url": decided.custody_url},
+            )
     return redirect("exports:approval_list")

@@ -15,7 +15,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from yobikake.accounts import services as accounts
 from yobikake.accounts.models import Organization, RoleAssignment, User
-from yobikake.accounts.permissions import OrganizationKind, Role
+from yobikake.accounts.permissions import OrganizationKind, Role, sees_personal_data
+from yobikake.accounts.selectors import active_roles
 from yobikake.calling import services as calling
 from yobikake.calling.models import Campaign
 from yobikake.calling.simulate import simulate_day
@@ -158,6 +159,20 @@ def _other_users(orgs: dict[str, Organization], sysadmin: User, fed_admin: User)
             # The approval hands out a fresh password; the demo keeps its shared one.
             user.set_password(DEMO_PASSWORD)
             user.save(update_fields=["password"])
+
+
+def demo_holders() -> list[str]:
+    """The demo accounts' roles that see personal data, as `yobikake custodian holder
+    confirm` takes them (USER_ID:ROLE, with :INSURER_ID for an insurer's staff): what the
+    demo's security officer confirms in custody."""
+    users = User.objects.select_related("organization").filter(
+        username__in=[demo.username for demo in DEMO_USERS]
+    )
+    return [
+        f"{user.pk}:{role}" + (f":{insurer}" if (insurer := user.organization.insurer_id) else "")
+        for user in users
+        for role in sorted(filter(sees_personal_data, active_roles(user)))
+    ]
 
 
 DEMO_LIST_SCALE = 0.01  # 4,832 rows over the seed's 106 insurer × fiscal-year lists

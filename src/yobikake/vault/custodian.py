@@ -35,6 +35,8 @@ from yobikake.custody.core import Custodian
 from yobikake.custody.countersign import Countersigner
 from yobikake.custody.pki import ClientFiles
 from yobikake.custody.protocol import (
+    ApprovalRequest,
+    ApprovalState,
     AuditEvent,
     AuditHead,
     BulkOpened,
@@ -43,6 +45,7 @@ from yobikake.custody.protocol import (
     CustodyRefused,
     CustodyUnavailable,
     DeletionCertificate,
+    FiledApproval,
     FileRequest,
     HeadSubmission,
     Opened,
@@ -126,6 +129,16 @@ class CustodianPort(Protocol):
         """Have a new head countersigned, or `CustodyRefused` (`WITNESS_MOVED`: proved
         from another head than the last; `WITNESS_INCONSISTENT`: the past was rewritten,
         and custody has raised its alert)."""
+
+    def file_approval(self, request: ApprovalRequest) -> FiledApproval:
+        """File what an approver approved; it opens nothing until the approver confirms
+        it on the custodian's own page (`FiledApproval.url`) with their passkey."""
+
+    def approval_state(self, approval_id: int) -> ApprovalState:
+        """Whether a filed approval is confirmed in custody."""
+
+    def revoke_holder(self, user_id: int, role: str) -> int:
+        """The role is taken away: custody stops opening for it at once."""
 
     def close(self) -> None:
         """Let go of what the adapter holds open (connections, the ledger)."""
@@ -348,6 +361,22 @@ class HttpCustodian:
         except (KeyError, TypeError, ValueError):
             raise CustodyUnavailable(f"the custodian at {self.url} sent no cursor") from None
 
+    def file_approval(self, request: ApprovalRequest) -> FiledApproval:
+        answer = self._call("POST", "/v1/approvals", request)
+        return FiledApproval(int(answer["approval_id"]), str(answer["url"]))
+
+    def approval_state(self, approval_id: int) -> ApprovalState:
+        answer = self._call("GET", f"/v1/approvals/{approval_id}")
+        return ApprovalState(
+            int(answer["approval_id"]),
+            str(answer["state"]),
+            answer.get("confirmed_at"),
+            answer.get("confirmed_by"),
+        )
+
+    def revoke_holder(self, user_id: int, role: str) -> int:
+        return int(self._call("POST", f"/v1/holders/{user_id}/revoke", {"role": role})["revoked"])
+
     def close(self) -> None:
         self._connections.close()
 
@@ -463,6 +492,15 @@ class InProcess:
 
     def countersign(self, submission: HeadSubmission) -> AuditHead:
         return Countersigner.of(self.custodian).countersign(submission)
+
+    def file_approval(self, request: ApprovalRequest) -> FiledApproval:
+        return self.custodian.file_approval(request)
+
+    def approval_state(self, approval_id: int) -> ApprovalState:
+        return self.custodian.approval_state(approval_id)
+
+    def revoke_holder(self, user_id: int, role: str) -> int:
+        return self.custodian.revoke_holder(user_id, role)
 
     def close(self) -> None:
         self.custodian.close()

@@ -74,6 +74,19 @@ REFUSALS = {
     "custody_refused": gettext_lazy(
         "The custodian refused to open these records now; the security officer can see why."
     ),
+    "approval_pending": gettext_lazy(
+        "This approval has not been confirmed in custody yet: the approver confirms it on "
+        "the custodian's page with their passkey; then download again."
+    ),
+    "approval_unknown": gettext_lazy(
+        "The custodian holds no such approval, so nothing is released; the security "
+        "officer has been told of this attempt."
+    ),
+    "holder_unknown": gettext_lazy(
+        "Your role has not been confirmed in custody, so nothing can be shown to you. The "
+        "approver confirms it on the custodian's page with their passkey; the security "
+        "officer has been told of this attempt."
+    ),
     "key_not_confirmed": gettext_lazy(
         "The security officer has not yet confirmed this insurer's key in custody; "
         "ask them to confirm it, then download again."
@@ -84,6 +97,9 @@ _CUSTODY_CODES: dict[str, str] = {
     Refusal.SHREDDED: "cannot_open",
     Refusal.CANNOT_OPEN: "cannot_open",
     Refusal.RECIPIENT: "key_not_confirmed",
+    Refusal.HOLDER_UNKNOWN: "holder_unknown",
+    Refusal.APPROVAL_PENDING: "approval_pending",
+    Refusal.APPROVAL_UNKNOWN: "approval_unknown",
 }
 
 

@@ -77,6 +77,11 @@ REFUSALS = {
     "cannot_open": gettext_lazy(
         "This record cannot be opened; the security officer has been told."
     ),
+    "holder_unknown": gettext_lazy(
+        "Your role has not been confirmed in custody, so nothing can be shown to you. The "
+        "approver confirms it on the custodian's page with their passkey; the security "
+        "officer has been told of this attempt."
+    ),
     "custody_refused": gettext_lazy(
         "The custodian refused to open this record now; the security officer can see why."
     ),
@@ -86,6 +91,7 @@ _CUSTODY_CODES = {
     Refusal.HOLDER_BUDGET: "over_budget",
     Refusal.SHREDDED: "list_shredded",
     Refusal.CANNOT_OPEN: "cannot_open",
+    Refusal.HOLDER_UNKNOWN: "holder_unknown",
 }
 
 

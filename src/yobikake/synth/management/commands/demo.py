@@ -22,6 +22,7 @@ from yobikake.synth.demo import (
     DEMO_USERS,
     NotADemoInstallation,
     current_totp,
+    demo_holders,
     load_demo,
     load_demo_campaign,
     load_demo_export,
@@ -34,6 +35,8 @@ from yobikake.synth.demo import (
 from yobikake.vault.audit_report import report
 from yobikake.vault.custodian import HttpCustodian
 
+# The demo's approvers, who confirm approvals on the custodian's page with a passkey.
+APPROVERS = ("fed-admin", "security")
 # Seconds between the audit log's reports to the custodian: well within its deadline.
 REPORT_EVERY = 60
 
@@ -77,6 +80,8 @@ class Command(BaseCommand):
                     "or demo installation."
                 ) from None
             self._confirm_recipients()
+            self._confirm_holders()
+            self._add_approvers()
             if not options["no_lists"]:
                 rows = load_demo_lists()
                 if rows:
@@ -134,6 +139,8 @@ class Command(BaseCommand):
                 home,
                 "--client-dir",
                 client_dir,
+                "--approver-origin",
+                self._approver_origin(),
             ],
             capture_output=True,
             text=True,
@@ -173,6 +180,46 @@ class Command(BaseCommand):
             client.close()
         self.stdout.write(f"Custodian serving on {url.netloc} (home {home}).")
         return process
+
+    @staticmethod
+    def _approver_origin() -> str:
+        """The approvers' page of the demo's custodian: on loopback, the port after the
+        custodian's, without TLS (a browser takes http://localhost as secure)."""
+        url = urlsplit(settings.YOBIKAKE_CUSTODIAN_URL)
+        return f"http://localhost:{(url.port or 443) + 1}"
+
+    @staticmethod
+    def _confirm_holders() -> None:
+        """The demo plays the security officer, who confirms in custody the seeded
+        accounts' roles that see personal data (the custodian opens for no other); a
+        role approved later in the demo is confirmed on the custodian's page."""
+        yobikake = str(Path(sys.executable).with_name("yobikake"))
+        home = str(settings.YOBIKAKE_HOME / "custody")
+        command = ["custodian", "holder", "confirm", "--home", home, *demo_holders()]
+        done = subprocess.run(  # noqa: S603 - our own command
+            [yobikake, *command], capture_output=True, text=True
+        )
+        if done.returncode:
+            raise CommandError(f"the custodian refused the demo's roles: {done.stderr}")
+
+    def _add_approvers(self) -> None:
+        """The demo's approvers (fed-admin, security) added in custody once, each with a
+        one-time link to enrol a passkey on the custodian's page: the approvals made in
+        the demo are confirmed there."""
+        yobikake = str(Path(sys.executable).with_name("yobikake"))
+        home = str(settings.YOBIKAKE_HOME / "custody")
+        for user in User.objects.filter(username__in=APPROVERS).order_by("username"):
+            command = ["custodian", "approver", "add", "--home", home, user.username]
+            done = subprocess.run(  # noqa: S603 - our own command
+                [yobikake, *command, "--user-id", str(user.pk), "--keep"],
+                capture_output=True,
+                text=True,
+            )
+            if done.returncode:
+                raise CommandError(f"the custodian refused the demo's approver: {done.stderr}")
+            link = done.stdout.strip().splitlines()[-1]
+            if "/enrol/" in link:
+                self.stdout.write(f"Approver {user.username}: enrol a passkey at {link}")
 
     def _report(self) -> None:
         """Report the audit log to the custodian (as it starts, and once loading is done:
