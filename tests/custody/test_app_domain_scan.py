@@ -235,3 +235,44 @@ def test_after_the_demo_the_application_domain_holds_no_personal_value_and_no_ke
     assert left == [], "Ctrl-C left processes of the demo running"
     # The custodian runs in a session of its own (the demo stops it): none is left either.
     assert processes_naming(home) == [], "Ctrl-C left the demo's custodian running"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_the_demo_stopped_by_a_signal_to_it_alone_leaves_nothing_running(tmp_path, signum):
+    """A `kill` (or a service manager, or a closed terminal) reaches the demo's process
+    only: the demo still stops its custodian and its worker."""
+    home = tmp_path / "var"
+    port, custody_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "YOBIKAKE_HOME": str(home),
+        "YOBIKAKE_CUSTODIAN_URL": f"https://127.0.0.1:{custody_port}",
+    }
+    env.pop("YOBIKAKE_CUSTODIAN_CLIENT_DIR", None)
+    env.pop("DATABASE_URL", None)
+    log = tmp_path / "demo.log"
+    command = [sys.executable, "-m", "yobikake.cli", "demo", "--no-lists"]
+    with log.open("wb") as out:
+        demo = subprocess.Popen(
+            [*command, "--addr", f"127.0.0.1:{port}"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_until_serving(demo, f"http://127.0.0.1:{port}/", log)
+        assert processes_naming(home) != []  # its custodian runs
+        demo.send_signal(signum)
+        stopped = demo.wait(timeout=30)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
+    assert stopped == 128 + signum
+    deadline = time.monotonic() + 20
+    while (session_processes(demo.pid) or processes_naming(home)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in session_processes(demo.pid)]
+    assert left == [], "the signal left processes of the demo running"
+    assert processes_naming(home) == [], "the signal left the demo's custodian running"

@@ -1,4 +1,5 @@
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -65,6 +66,7 @@ class Command(BaseCommand):
             except LookupError:
                 raise CommandError(f"{options['totp']!r} is not a demo user.") from None
             return
+        _stop_on_termination()
         call_command("migrate", interactive=False, verbosity=0)
         try:
             check_at_start("demo")
@@ -273,3 +275,16 @@ class Command(BaseCommand):
             "TOTP codes change every 30 s: `.venv/bin/yobikake demo --totp USER` prints the "
             "current one (demo users only)."
         )
+
+
+def _stop_on_termination() -> None:
+    """SIGTERM and SIGHUP (a `kill`, a service manager, a closed terminal) stop the demo
+    as Ctrl-C does: the custodian and the worker run in processes of their own, and only
+    the demo's own clean-up stops them; by default these signals end the demo at once
+    and leave both running."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, stop)
