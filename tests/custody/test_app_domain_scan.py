@@ -175,9 +175,9 @@ def wait_until_serving(process: subprocess.Popen[bytes], url: str, log: Path) ->
     pytest.fail(f"the demo did not serve within {STARTUP} s:\n{log.read_text()[-3000:]}")
 
 
-def test_after_the_demo_the_application_domain_holds_no_personal_value_and_no_key_that_opens(
-    tmp_path, database
-):
+def start_demo(tmp_path: Path, *options: str, database: str | None = None, **popen):
+    """`yobikake demo OPTIONS` in a session of its own, in a fresh home under `tmp_path`,
+    on free ports, its output in `demo.log`: (the process, its home, its port, the log)."""
     home = tmp_path / "var"
     port, custody_port = free_port(), free_port()
     env = {
@@ -190,17 +190,40 @@ def test_after_the_demo_the_application_domain_holds_no_personal_value_and_no_ke
     if database:
         env["DATABASE_URL"] = database
     log = tmp_path / "demo.log"
+    command = [sys.executable, "-m", "yobikake.cli", "demo", *options, "--addr"]
     with log.open("wb") as out:
         demo = subprocess.Popen(
-            [sys.executable, "-m", "yobikake.cli", "demo", "--addr", f"127.0.0.1:{port}"],
+            [*command, f"127.0.0.1:{port}"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            # A terminal's Ctrl-C, even when the tests run in the background (where
-            # SIGINT is ignored, and a child would inherit that).
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            **popen,
         )
+    return demo, home, port, log
+
+
+def assert_nothing_left(demo: subprocess.Popen[bytes], home: Path, what: str) -> None:
+    """No process of the demo's session, and no custodian of its home, within 20 s."""
+    deadline = time.monotonic() + 20
+    while (session_processes(demo.pid) or processes_naming(home)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in session_processes(demo.pid)]
+    assert left == [], f"{what} left processes of the demo running"
+    # The custodian runs in a session of its own (the demo stops it): none is left either.
+    assert processes_naming(home) == [], f"{what} left the demo's custodian running"
+
+
+def test_after_the_demo_the_application_domain_holds_no_personal_value_and_no_key_that_opens(
+    tmp_path, database
+):
+    demo, home, port, log = start_demo(
+        tmp_path,
+        database=database,
+        # A terminal's Ctrl-C, even when the tests run in the background (where
+        # SIGINT is ignored, and a child would inherit that).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         wait_until_serving(demo, f"http://127.0.0.1:{port}/", log)
         environments = application_environments(demo.pid)
@@ -228,38 +251,14 @@ def test_after_the_demo_the_application_domain_holds_no_personal_value_and_no_ke
             demo.wait()
             stopped = None
     assert stopped is not None, "Ctrl-C did not stop the demo within 30 s"
-    deadline = time.monotonic() + 20
-    while (session_processes(demo.pid) or processes_naming(home)) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    left = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in session_processes(demo.pid)]
-    assert left == [], "Ctrl-C left processes of the demo running"
-    # The custodian runs in a session of its own (the demo stops it): none is left either.
-    assert processes_naming(home) == [], "Ctrl-C left the demo's custodian running"
+    assert_nothing_left(demo, home, "Ctrl-C")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_the_demo_stopped_by_a_signal_to_it_alone_leaves_nothing_running(tmp_path, signum):
     """A `kill` (or a service manager, or a closed terminal) reaches the demo's process
     only: the demo still stops its custodian and its worker."""
-    home = tmp_path / "var"
-    port, custody_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "YOBIKAKE_HOME": str(home),
-        "YOBIKAKE_CUSTODIAN_URL": f"https://127.0.0.1:{custody_port}",
-    }
-    env.pop("YOBIKAKE_CUSTODIAN_CLIENT_DIR", None)
-    env.pop("DATABASE_URL", None)
-    log = tmp_path / "demo.log"
-    command = [sys.executable, "-m", "yobikake.cli", "demo", "--no-lists"]
-    with log.open("wb") as out:
-        demo = subprocess.Popen(
-            [*command, "--addr", f"127.0.0.1:{port}"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    demo, home, port, log = start_demo(tmp_path, "--no-lists")
     try:
         wait_until_serving(demo, f"http://127.0.0.1:{port}/", log)
         assert processes_naming(home) != []  # its custodian runs
@@ -270,9 +269,4 @@ def test_the_demo_stopped_by_a_signal_to_it_alone_leaves_nothing_running(tmp_pat
             os.killpg(demo.pid, signal.SIGKILL)
             demo.wait()
     assert stopped == 128 + signum
-    deadline = time.monotonic() + 20
-    while (session_processes(demo.pid) or processes_naming(home)) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    left = [Path(f"/proc/{pid}/cmdline").read_bytes() for pid in session_processes(demo.pid)]
-    assert left == [], "the signal left processes of the demo running"
-    assert processes_naming(home) == [], "the signal left the demo's custodian running"
+    assert_nothing_left(demo, home, "the signal")
